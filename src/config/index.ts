@@ -1,0 +1,31 @@
+/**
+ * Configuration: the command-line layer every CLI uses (flags, environment, JSON file,
+ * validated with TypeBox) and the settings schema of `bun run serve`.
+ */
+export {
+  defineCommand,
+  runCommand,
+  FlagError,
+  describeAccepts,
+  flagSchema,
+  kebabCase,
+  snakeUpper,
+  type Command,
+  type CommandSpec,
+  type FlagSpec,
+  type FlagType,
+  type FlagValue,
+  type FlagValues,
+  type ParsedCommand,
+  type ParseOptions,
+  type PortRange,
+  type ValueSource,
+  type IntFlag,
+  type NumberFlag,
+  type DurationFlag,
+  type StringFlag,
+  type BoolFlag,
+  type EnumFlag,
+  type ListFlag,
+  type PortRangeFlag,
+} from "./flags.ts";
