@@ -1,0 +1,110 @@
+/**
+ * Byte helpers shared by the codecs (internal: not exported from index.ts).
+ *
+ * Bun's Buffer has native utf8Slice / utf8Write that work on any Uint8Array and need no
+ * subarray view, unlike TextDecoder.decode / TextEncoder.encodeInto; the short-ASCII paths
+ * below beat both for the few-byte strings (keys, commands, numbers) that dominate RESP.
+ */
+
+type NativeSlice = (this: Uint8Array, start: number, end: number) => string;
+type NativeWrite = (this: Uint8Array, s: string, offset: number, length?: number) => number;
+
+const utf8Slice = (Buffer.prototype as unknown as { utf8Slice: NativeSlice }).utf8Slice;
+const utf8Write = (Buffer.prototype as unknown as { utf8Write: NativeWrite }).utf8Write;
+
+export const CR = 13;
+export const LF = 10;
+
+/** Strings up to this many UTF-16 units are handled by JS loops rather than native calls. */
+const SHORT = 32;
+
+/** Bytes of s in UTF-8. Allocates nothing. */
+export function utf8Length(s: string): number {
+  const n = s.length;
+  if (n <= SHORT) {
+    for (let i = 0; i < n; i++) if (s.charCodeAt(i) >= 0x80) return Buffer.byteLength(s, "utf8");
+    return n;
+  }
+  return Buffer.byteLength(s, "utf8");
+}
+
+/**
+ * Writes s as UTF-8 into dst at pos; dst must have room for utf8Length(s) bytes.
+ * Returns bytes written.
+ */
+export function writeUtf8(s: string, dst: Uint8Array, pos: number): number {
+  const n = s.length;
+  if (n <= SHORT) {
+    let i = 0;
+    for (; i < n; i++) {
+      const c = s.charCodeAt(i);
+      if (c >= 0x80) break;
+      dst[pos + i] = c;
+    }
+    if (i === n) return n;
+  }
+  return utf8Write.call(dst, s, pos, dst.length - pos);
+}
+
+/** The UTF-8 text of buf[start, end) (invalid sequences become U+FFFD). */
+export function readUtf8(buf: Uint8Array, start: number, end: number): string {
+  const n = end - start;
+  if (n <= 16) {
+    // fromCharCode on a few ASCII bytes skips the native call's fixed cost.
+    let ascii = true;
+    for (let i = start; i < end; i++) {
+      if ((buf[i] as number) >= 0x80) {
+        ascii = false;
+        break;
+      }
+    }
+    if (ascii) {
+      switch (n) {
+        case 0:
+          return "";
+        case 1:
+          return String.fromCharCode(buf[start] as number);
+        case 2:
+          return String.fromCharCode(buf[start] as number, buf[start + 1] as number);
+        default: {
+          let s = "";
+          for (let i = start; i < end; i++) s += String.fromCharCode(buf[i] as number);
+          return s;
+        }
+      }
+    }
+  }
+  return utf8Slice.call(buf, start, end);
+}
+
+/** UTF-8 bytes of s in a new array. */
+export function utf8Bytes(s: string): Uint8Array {
+  const out = new Uint8Array(utf8Length(s));
+  writeUtf8(s, out, 0);
+  return out;
+}
+
+/** Decimal digits of a non-negative safe integer. */
+export function digitCount(n: number): number {
+  let d = 1;
+  while (n >= 10) {
+    n = Math.floor(n / 10);
+    d++;
+  }
+  return d;
+}
+
+/**
+ * Writes the non-negative safe integer n in decimal at dst[pos]. Returns bytes written.
+ * Allocates nothing.
+ */
+export function writeUint(n: number, dst: Uint8Array, pos: number): number {
+  const d = digitCount(n);
+  let p = pos + d - 1;
+  do {
+    const q = Math.floor(n / 10);
+    dst[p--] = 48 + (n - q * 10);
+    n = q;
+  } while (n > 0);
+  return d;
+}

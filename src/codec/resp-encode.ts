@@ -1,0 +1,168 @@
+import { CR, LF, digitCount, utf8Length, writeUint, writeUtf8 } from "./bytes.ts";
+
+/**
+ * RESP2 reply encoders for servers. Each returns the reply's bytes on the wire, ready for
+ * conn.write. The constant replies (ok, pong, ...) and small integers are shared arrays:
+ * never modify a returned array.
+ */
+
+function ascii(s: string): Uint8Array {
+  const out = new Uint8Array(s.length);
+  for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
+  return out;
+}
+
+/** "+<text>\r\n" or "-<text>\r\n"; "\r" and "\n" inside text become spaces, as redis does. */
+function line(type: number, text: string): Uint8Array {
+  const n = utf8Length(text);
+  const out = new Uint8Array(n + 3);
+  out[0] = type;
+  writeUtf8(text, out, 1);
+  for (let i = 1; i <= n; i++) {
+    const c = out[i];
+    if (c === CR || c === LF) out[i] = 32;
+  }
+  out[n + 1] = CR;
+  out[n + 2] = LF;
+  return out;
+}
+
+function encodeInteger(n: number): Uint8Array {
+  if (!Number.isSafeInteger(n)) {
+    throw new RangeError(`resp.integer(${n}): RESP integers are whole numbers; send ${n} with resp.bulk(String(n))`);
+  }
+  const neg = n < 0;
+  const abs = neg ? -n : n;
+  const d = digitCount(abs);
+  const out = new Uint8Array(d + (neg ? 4 : 3));
+  out[0] = 58;
+  let p = 1;
+  if (neg) out[p++] = 45;
+  p += writeUint(abs, out, p);
+  out[p] = CR;
+  out[p + 1] = LF;
+  return out;
+}
+
+const SMALL_INT_MIN = -1;
+const SMALL_INT_MAX = 1023;
+const smallInts: Uint8Array[] = [];
+for (let i = SMALL_INT_MIN; i <= SMALL_INT_MAX; i++) smallInts.push(encodeInteger(i));
+
+/** "$<len>\r\n<bytes>\r\n" for bytes or a string (sent as UTF-8). */
+function encodeBulk(value: Uint8Array | string): Uint8Array {
+  const isString = typeof value === "string";
+  const len = isString ? utf8Length(value) : value.length;
+  const d = digitCount(len);
+  const out = new Uint8Array(1 + d + 2 + len + 2);
+  out[0] = 36;
+  let p = 1 + writeUint(len, out, 1);
+  out[p++] = CR;
+  out[p++] = LF;
+  if (isString) writeUtf8(value, out, p);
+  else out.set(value, p);
+  p += len;
+  out[p] = CR;
+  out[p + 1] = LF;
+  return out;
+}
+
+/** "*<n>\r\n" then the items' bytes, each already an encoded reply. */
+function encodeArray(items: readonly Uint8Array[]): Uint8Array {
+  const n = items.length;
+  let size = 1 + digitCount(n) + 2;
+  for (let i = 0; i < n; i++) size += (items[i] as Uint8Array).length;
+  const out = new Uint8Array(size);
+  out[0] = 42;
+  let p = 1 + writeUint(n, out, 1);
+  out[p++] = CR;
+  out[p++] = LF;
+  for (let i = 0; i < n; i++) {
+    const item = items[i] as Uint8Array;
+    out.set(item, p);
+    p += item.length;
+  }
+  return out;
+}
+
+const nullBulk = ascii("$-1\r\n");
+
+/** RESP2 reply encoders for servers (see each member). */
+export const resp = {
+  /** "+OK\r\n" (shared: do not modify). */
+  ok: ascii("+OK\r\n"),
+  /** "+PONG\r\n" (shared: do not modify). */
+  pong: ascii("+PONG\r\n"),
+  /** "+QUEUED\r\n" (shared: do not modify). */
+  queued: ascii("+QUEUED\r\n"),
+  /** "$-1\r\n", the null bulk string (GET of a missing key). Shared: do not modify. */
+  nullBulk,
+  /** "*-1\r\n", the null array. Shared: do not modify. */
+  nullArray: ascii("*-1\r\n"),
+  /** "*0\r\n", the empty array. Shared: do not modify. */
+  emptyArray: ascii("*0\r\n"),
+  /** "$0\r\n\r\n", the empty bulk string. Shared: do not modify. */
+  emptyBulk: ascii("$0\r\n\r\n"),
+  /** A simple string "+<s>\r\n"; CR/LF inside s become spaces. */
+  simple(s: string): Uint8Array {
+    return line(43, s);
+  },
+  /**
+   * An error reply "-<msg>\r\n"; msg carries its own prefix ("ERR unknown command 'x'",
+   * "WRONGTYPE ..."); CR/LF inside msg become spaces.
+   */
+  error(msg: string): Uint8Array {
+    return line(45, msg);
+  },
+  /** An integer reply ":<n>\r\n" for a safe integer (throws RangeError otherwise). */
+  integer(n: number): Uint8Array {
+    if (n >= SMALL_INT_MIN && n <= SMALL_INT_MAX && (n | 0) === n) return smallInts[n - SMALL_INT_MIN] as Uint8Array;
+    return encodeInteger(n);
+  },
+  /** A bulk string "$<len>\r\n<b>\r\n"; a string is sent as UTF-8. */
+  bulk: encodeBulk,
+  /** A bulk string, or the null bulk for null/undefined (MGET, HGET of a missing field). */
+  bulkOrNull(b: Uint8Array | string | null | undefined): Uint8Array {
+    return b == null ? nullBulk : encodeBulk(b);
+  },
+  /** An array reply "*<n>\r\n" followed by items, each an already-encoded reply. */
+  array: encodeArray,
+  /** An array of bulk strings (null/undefined entries become null bulks), in one allocation. */
+  bulkArray(values: ReadonlyArray<Uint8Array | string | null | undefined>): Uint8Array {
+    const n = values.length;
+    let size = 1 + digitCount(n) + 2;
+    for (let i = 0; i < n; i++) {
+      const v = values[i];
+      if (v == null) size += 5;
+      else {
+        const len = typeof v === "string" ? utf8Length(v) : v.length;
+        size += 1 + digitCount(len) + 2 + len + 2;
+      }
+    }
+    const out = new Uint8Array(size);
+    out[0] = 42;
+    let p = 1 + writeUint(n, out, 1);
+    out[p++] = CR;
+    out[p++] = LF;
+    for (let i = 0; i < n; i++) {
+      const v = values[i];
+      if (v == null) {
+        out.set(nullBulk, p);
+        p += 5;
+        continue;
+      }
+      const isString = typeof v === "string";
+      const len = isString ? utf8Length(v) : v.length;
+      out[p++] = 36;
+      p += writeUint(len, out, p);
+      out[p++] = CR;
+      out[p++] = LF;
+      if (isString) writeUtf8(v, out, p);
+      else out.set(v, p);
+      p += len;
+      out[p++] = CR;
+      out[p++] = LF;
+    }
+    return out;
+  },
+} as const;
