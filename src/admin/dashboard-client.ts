@@ -1,0 +1,389 @@
+/**
+ * The dashboard's script, run in the browser (served as /assets/dashboard.js, types stripped
+ * at startup by Bun.Transpiler). It polls /stats once a second, keeps the last
+ * HISTORY_POINTS samples in rings, and redraws the big numbers and uPlot charts.
+ *
+ * Token: open the page as `/?token=<admin token>`; the token moves to sessionStorage (and
+ * out of the address bar and history) and is sent as `Authorization: Bearer` on each poll.
+ */
+import type uPlot from "uplot";
+import type { AdminStatsBody, PoolStats, ServerStats } from "./types.ts";
+
+const UPlot = (globalThis as unknown as { uPlot: typeof uPlot }).uPlot;
+
+const POLL_MS = 1000;
+const HISTORY_POINTS = 300; // 5 minutes at one poll a second
+const REASONS = ["peer", "idle", "handshake", "protocol", "writeStall", "shutdown", "server", "error"] as const;
+const PALETTE = ["#58a6ff", "#3fb950", "#f85149", "#d29922", "#bc8cff", "#39c5cf", "#ff7b72", "#e3b341", "#8b949e", "#f778ba"];
+
+// ---- token -------------------------------------------------------------------------------
+
+function takeToken(): string | null {
+  const url = new URL(location.href);
+  const fromUrl = url.searchParams.get("token");
+  if (fromUrl !== null) {
+    sessionStorage.setItem("myriad-admin-token", fromUrl);
+    url.searchParams.delete("token");
+    history.replaceState(null, "", url.pathname + url.search + url.hash);
+    return fromUrl;
+  }
+  return sessionStorage.getItem("myriad-admin-token");
+}
+const token = takeToken();
+
+// ---- formatting --------------------------------------------------------------------------
+
+function fmtCount(n: number): string {
+  return Math.round(n).toLocaleString("en-US");
+}
+function fmtSi(n: number, digits = 1): string {
+  const a = Math.abs(n);
+  if (a >= 1e9) return (n / 1e9).toFixed(digits) + "G";
+  if (a >= 1e6) return (n / 1e6).toFixed(digits) + "M";
+  if (a >= 1e4) return (n / 1e3).toFixed(digits) + "k";
+  return a >= 100 || n === Math.round(n) ? String(Math.round(n)) : n.toFixed(digits);
+}
+function fmtBytes(n: number): string {
+  const a = Math.abs(n);
+  if (a >= 1 << 30) return (n / (1 << 30)).toFixed(2) + " GiB";
+  if (a >= 1 << 20) return (n / (1 << 20)).toFixed(1) + " MiB";
+  if (a >= 1 << 10) return (n / (1 << 10)).toFixed(1) + " KiB";
+  return Math.round(n) + " B";
+}
+function fmtDuration(ms: number): string {
+  const s = Math.floor(ms / 1000);
+  const d = Math.floor(s / 86400), h = Math.floor((s % 86400) / 3600), m = Math.floor((s % 3600) / 60);
+  if (d > 0) return `${d}d ${h}h`;
+  if (h > 0) return `${h}h ${m}m`;
+  if (m > 0) return `${m}m ${s % 60}s`;
+  return `${s}s`;
+}
+
+function el(id: string): HTMLElement {
+  const e = document.getElementById(id);
+  if (!e) throw new Error(`dashboard: missing #${id}`);
+  return e;
+}
+function setText(id: string, text: string, raw?: number): void {
+  const e = el(id);
+  if (e.textContent !== text) e.textContent = text;
+  if (raw !== undefined) e.dataset.value = String(raw);
+}
+
+// ---- history -----------------------------------------------------------------------------
+
+/**
+ * The last HISTORY_POINTS samples of every series a chart has ever shown, by key, aligned
+ * with one time column (unix seconds, as uPlot wants). Series that appear later (a new pool,
+ * a first close for some reason) are back-filled with nulls, so a chart can change which
+ * series it shows without losing the others' history.
+ */
+class Store {
+  readonly time: number[] = [];
+  readonly cols = new Map<string, Array<number | null>>();
+  push(x: number, values: Record<string, number | null>): void {
+    for (const key of Object.keys(values)) {
+      if (!this.cols.has(key)) this.cols.set(key, new Array<number | null>(this.time.length).fill(null));
+    }
+    this.time.push(x);
+    for (const [key, col] of this.cols) col.push(values[key] ?? null);
+    if (this.time.length > HISTORY_POINTS) {
+      this.time.shift();
+      for (const col of this.cols.values()) col.shift();
+    }
+  }
+  data(keys: string[]): uPlot.AlignedData {
+    const empty = new Array<number | null>(this.time.length).fill(null);
+    return [this.time, ...keys.map((k) => this.cols.get(k) ?? empty)] as unknown as uPlot.AlignedData;
+  }
+}
+
+// ---- charts ------------------------------------------------------------------------------
+
+type SeriesSpec = { key: string; label: string; color: string; scale?: string; fmt: (v: number) => string; dash?: number[] };
+type AxisSpec = { scale: string; fmt: (v: number) => string; side?: 1 | 3 };
+
+interface Chart {
+  plot: uPlot | null;
+  store: Store;
+  keys: string[]; // the series shown, in order; a change rebuilds the plot
+  axes: AxisSpec[];
+}
+
+const charts = new Map<string, Chart>();
+
+function chartWidth(box: HTMLElement): number {
+  return Math.max(240, box.clientWidth - 2);
+}
+
+/** Every series here is non-negative: start the y axis at 0 so that levels compare honestly. */
+function zeroBased(_u: uPlot, _min: number | null, max: number | null): uPlot.Range.MinMax {
+  return [0, max !== null && max > 0 ? max * 1.1 : 1];
+}
+
+/** Returns an axis width that fits its widest tick label. */
+function axisSize(_u: uPlot, values: string[] | null): number {
+  let longest = 0;
+  for (const v of values ?? []) if (v && v.length > longest) longest = v.length;
+  return Math.max(36, Math.ceil(longest * 7.2) + 18);
+}
+
+function chart(boxId: string, axes: AxisSpec[]): Chart {
+  let c = charts.get(boxId);
+  if (!c) {
+    c = { plot: null, store: new Store(), keys: [], axes };
+    charts.set(boxId, c);
+  }
+  return c;
+}
+
+/** Shows `series` in the chart, rebuilding the plot only when the set of keys changed. */
+function showSeries(boxId: string, series: SeriesSpec[]): void {
+  const c = charts.get(boxId);
+  if (!c) return;
+  const keys = series.map((s) => s.key);
+  if (c.plot && keys.join("\u0000") === c.keys.join("\u0000")) return;
+  const box = el(boxId);
+  c.plot?.destroy();
+  c.keys = keys;
+  const axisStyle = { stroke: "#9da7b3", grid: { stroke: "#262c36", width: 1 }, ticks: { stroke: "#262c36", width: 1 } };
+  const opts: uPlot.Options = {
+    width: chartWidth(box),
+    height: 180,
+    cursor: { drag: { x: false, y: false } },
+    legend: { live: true },
+    scales: {
+      // At least a minute wide, so early ticks are not fractions of a second.
+      x: { time: true, range: (_u, min, max) => [Math.min(min, max - 60), max] },
+      ...Object.fromEntries(c.axes.map((a) => [a.scale, { range: zeroBased }])),
+    },
+    series: [
+      { value: (_u: uPlot, v: number | null) => (v === null ? "–" : new Date(v * 1000).toLocaleTimeString()) },
+      ...series.map((s) => ({
+        label: s.label,
+        stroke: s.color,
+        width: 1.5,
+        scale: s.scale ?? "y",
+        dash: s.dash,
+        points: { show: false },
+        value: (_u: uPlot, v: number | null) => (v === null ? "–" : s.fmt(v)),
+      })),
+    ],
+    axes: [
+      { ...axisStyle },
+      ...c.axes.map((a) => ({
+        ...axisStyle,
+        scale: a.scale,
+        side: a.side ?? 3,
+        size: axisSize,
+        grid: a.side === 1 ? { show: false } : axisStyle.grid,
+        values: (_u: uPlot, vals: number[]) => vals.map((v) => (v == null ? "" : a.fmt(v))),
+      })),
+    ],
+  };
+  c.plot = new UPlot(opts, c.store.data(keys), box);
+}
+
+/** Appends one sample to the chart's store and redraws; the legend shows the newest values
+ *  unless the pointer is over the plot. */
+function pushPoint(boxId: string, x: number, values: Record<string, number | null>): void {
+  const c = charts.get(boxId);
+  if (!c || !c.plot) return;
+  c.store.push(x, values);
+  c.plot.setData(c.store.data(c.keys));
+  if ((c.plot.cursor.left ?? -1) < 0) c.plot.setLegend({ idx: c.store.time.length - 1 });
+}
+
+const perSec = (v: number) => fmtSi(v) + "/s";
+const bytesPerSec = (v: number) => fmtBytes(v) + "/s";
+const color = (i: number) => PALETTE[i % PALETTE.length] as string;
+
+function buildFixedCharts(): void {
+  chart("chart-connections", [{ scale: "y", fmt: (v) => fmtSi(v, 0) }]);
+  showSeries("chart-connections", [
+    { key: "connections", label: "connections", color: color(0), fmt: fmtCount },
+    { key: "paused", label: "paused", color: color(3), fmt: fmtCount, dash: [4, 4] },
+  ]);
+  chart("chart-rates", [{ scale: "y", fmt: perSec }]);
+  showRates(new Set());
+  chart("chart-bytes", [{ scale: "y", fmt: bytesPerSec }]);
+  showSeries("chart-bytes", [
+    { key: "in", label: "in", color: color(0), fmt: bytesPerSec },
+    { key: "out", label: "out", color: color(1), fmt: bytesPerSec },
+  ]);
+  chart("chart-memory", [{ scale: "y", fmt: fmtBytes }, { scale: "rss", fmt: fmtBytes, side: 1 }]);
+  showSeries("chart-memory", [
+    { key: "rssPerConn", label: "rss / connection", color: color(4), fmt: fmtBytes },
+    { key: "rss", label: "rss (right axis)", color: color(8), fmt: fmtBytes, scale: "rss", dash: [4, 4] },
+  ]);
+  chart("chart-writeq", [{ scale: "y", fmt: fmtBytes }]);
+  showSeries("chart-writeq", [
+    { key: "writeQueue", label: "write queue", color: color(3), fmt: fmtBytes },
+  ]);
+  chart("chart-pools", [{ scale: "y", fmt: (v) => fmtSi(v, 0) }]);
+  showPools([]);
+}
+
+/** Accepts always; rejects and each close reason once it has happened at least once, so the
+ *  legend lists what is going on rather than eight flat zeros. */
+function showRates(seen: Set<string>): void {
+  const series: SeriesSpec[] = [{ key: "accepted", label: "accepted", color: color(1), fmt: perSec }];
+  if (seen.has("rejected")) series.push({ key: "rejected", label: "rejected", color: color(2), fmt: perSec });
+  REASONS.forEach((r, i) => {
+    if (seen.has(r)) series.push({ key: `closed:${r}`, label: `closed: ${r}`, color: color(i + 3), fmt: perSec, dash: [3, 3] });
+  });
+  showSeries("chart-rates", series);
+}
+
+function showPools(names: string[]): void {
+  const series: SeriesSpec[] = [];
+  names.forEach((n, i) => {
+    series.push({ key: `${n}\u0000borrowed`, label: `${n} borrowed`, color: color(i), fmt: fmtCount });
+    series.push({ key: `${n}\u0000waiting`, label: `${n} waiting`, color: color(i), fmt: fmtCount, dash: [3, 3] });
+  });
+  if (series.length === 0) series.push({ key: "none", label: "no pools registered", color: color(8), fmt: fmtCount });
+  showSeries("chart-pools", series);
+}
+
+// ---- tables ------------------------------------------------------------------------------
+
+function renderRows(tbodyId: string, rows: string[][]): void {
+  const tbody = el(tbodyId);
+  const doc = tbody.ownerDocument;
+  const frag = doc.createDocumentFragment();
+  for (const cells of rows) {
+    const tr = doc.createElement("tr");
+    for (const c of cells) {
+      const td = doc.createElement("td");
+      td.textContent = c; // text, never HTML: worker and pool names come from the server
+      tr.appendChild(td);
+    }
+    frag.appendChild(tr);
+  }
+  tbody.replaceChildren(frag);
+}
+
+// ---- polling -----------------------------------------------------------------------------
+
+let prev: AdminStatsBody | null = null;
+let seenRates = new Set<string>();
+let lastOk = 0;
+
+/** Returns (cur - old) per second, or null across a counter reset or a zero interval. */
+function rate(cur: number, old: number | undefined, dtS: number): number | null {
+  if (old === undefined || dtS <= 0 || cur < old) return null;
+  return (cur - old) / dtS;
+}
+
+function setStatus(kind: "ok" | "warn" | "err", text: string): void {
+  const s = el("status");
+  s.className = `status ${kind}`;
+  s.textContent = text;
+}
+
+function render(body: AdminStatsBody, ready: boolean): void {
+  const t: ServerStats = body.totals;
+  const p = prev?.totals;
+  const dtS = prev ? (body.timeMs - prev.timeMs) / 1000 : 0;
+  const x = body.timeMs / 1000;
+
+  const accepted = rate(t.accepted, p?.accepted, dtS);
+  const rejected = rate(t.rejected, p?.rejected, dtS);
+  const closedRates = REASONS.map((r) => rate(t.closed[r] ?? 0, p?.closed[r], dtS));
+  const closedSum = closedRates.every((v) => v === null) ? null : closedRates.reduce<number>((a, v) => a + (v ?? 0), 0);
+  const inRate = rate(t.bytesIn, p?.bytesIn, dtS);
+  const outRate = rate(t.bytesOut, p?.bytesOut, dtS);
+  const rssPerConn = t.connections > 0 ? t.rssBytes / t.connections : null;
+
+  setText("connections", fmtCount(t.connections), t.connections);
+  setText("peak", fmtCount(t.peakConnections), t.peakConnections);
+  setText("accept-rate", accepted === null ? "–" : fmtSi(accepted), accepted ?? 0);
+  setText("close-rate", closedSum === null ? "–" : fmtSi(closedSum), closedSum ?? 0);
+  setText("rss-per-conn", rssPerConn === null ? "–" : fmtBytes(rssPerConn), rssPerConn ?? 0);
+  setText("rss", fmtBytes(t.rssBytes), t.rssBytes);
+  setText("bytes-in-rate", inRate === null ? "–" : bytesPerSec(inRate), inRate ?? 0);
+  setText("bytes-out-rate", outRate === null ? "–" : bytesPerSec(outRate), outRate ?? 0);
+  setText("write-queue", fmtBytes(t.writeQueueBytes), t.writeQueueBytes);
+  setText("workers", String(body.workers.length), body.workers.length);
+  setText("uptime", fmtDuration(t.uptimeMs));
+  const lat = t.handlerLatency;
+  setText("handler-latency", lat.count > 0 ? `${((lat.sumMs / lat.count) * 1000).toFixed(0)} µs avg` : "–");
+
+  pushPoint("chart-connections", x, { connections: t.connections, paused: t.pausedConnections });
+
+  const seen = new Set<string>();
+  if (t.rejected > 0) seen.add("rejected");
+  for (const r of REASONS) if ((t.closed[r] ?? 0) > 0) seen.add(r);
+  for (const k of seenRates) seen.add(k); // never drop a series once shown
+  seenRates = seen;
+  showRates(seen);
+  const rates: Record<string, number | null> = { accepted, rejected };
+  REASONS.forEach((r, i) => (rates[`closed:${r}`] = closedRates[i] ?? null));
+  pushPoint("chart-rates", x, rates);
+
+  pushPoint("chart-bytes", x, { in: inRate, out: outRate });
+  pushPoint("chart-memory", x, { rssPerConn, rss: t.rssBytes });
+  pushPoint("chart-writeq", x, { writeQueue: t.writeQueueBytes });
+
+  showPools(body.pools.map((p) => p.name));
+  const pools: Record<string, number | null> = {};
+  for (const p of body.pools) {
+    pools[`${p.name}\u0000borrowed`] = p.stats.borrowed;
+    pools[`${p.name}\u0000waiting`] = p.stats.waiting;
+  }
+  pushPoint("chart-pools", x, pools);
+
+  renderRows("workers-body", body.workers.map((w) => [
+    w.worker,
+    String(w.pid),
+    fmtCount(w.stats.connections),
+    fmtCount(w.stats.peakConnections),
+    fmtCount(w.stats.accepted),
+    fmtBytes(w.stats.rssBytes),
+    w.stats.connections > 0 ? fmtBytes(w.stats.rssBytes / w.stats.connections) : "–",
+    fmtBytes(w.stats.writeQueueBytes),
+    fmtDuration(w.stats.uptimeMs),
+  ]));
+  renderRows("pools-body", body.pools.map((p) => {
+    const s: PoolStats = p.stats;
+    return [p.name, String(s.size), String(s.idle), String(s.borrowed), String(s.waiting), String(s.pending),
+      fmtCount(s.acquired), fmtCount(s.timeouts), `${s.acquireWaitMs.p99.toFixed(2)} ms`];
+  }));
+  el("pools-section").hidden = body.pools.length === 0;
+
+  setStatus(ready ? "ok" : "warn", ready ? "accepting" : "stopping");
+  setText("updated", new Date(body.timeMs).toLocaleTimeString());
+  prev = body;
+}
+
+async function poll(): Promise<void> {
+  const headers: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
+  try {
+    const [res, ready] = await Promise.all([
+      fetch("stats", { headers, cache: "no-store", signal: AbortSignal.timeout(5000) }),
+      fetch("readyz", { cache: "no-store", signal: AbortSignal.timeout(5000) }).then((r) => r.ok, () => false),
+    ]);
+    if (res.status === 401) {
+      setStatus("err", token ? "token rejected" : "token required: open this page as /?token=<admin token>");
+    } else if (!res.ok) {
+      setStatus("err", `stats: HTTP ${res.status}`);
+    } else {
+      render((await res.json()) as AdminStatsBody, ready);
+      lastOk = Date.now();
+    }
+  } catch {
+    setStatus("err", lastOk ? `unreachable for ${fmtDuration(Date.now() - lastOk)}` : "unreachable");
+  }
+  setTimeout(poll, POLL_MS);
+}
+
+let resizeTimer = 0;
+addEventListener("resize", () => {
+  clearTimeout(resizeTimer);
+  resizeTimer = setTimeout(() => {
+    for (const [id, c] of charts) c.plot?.setSize({ width: chartWidth(el(id)), height: 180 });
+  }, 100) as unknown as number;
+});
+
+buildFixedCharts();
+void poll();

@@ -1,0 +1,164 @@
+import { CLOSE_REASONS, type AdminSnapshot, type HistogramMs, type PoolStats, type ServerStats } from "./types.ts";
+
+/** The content type of Prometheus text exposition format 0.0.4. */
+export const PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
+
+/** Returns `v` escaped for a label value: backslash, double quote and line feed. */
+export function escapeLabelValue(v: string): string {
+  return v.replace(/[\\"\n]/g, (ch) => (ch === "\\" ? "\\\\" : ch === '"' ? '\\"' : "\\n"));
+}
+
+/** Returns `v` escaped for a # HELP docstring: backslash and line feed. */
+export function escapeHelp(v: string): string {
+  return v.replace(/[\\\n]/g, (ch) => (ch === "\\" ? "\\\\" : "\\n"));
+}
+
+/** Returns `n` as the exposition format writes a float: +Inf, -Inf, NaN, else JS notation
+ *  (which Go's ParseFloat, Prometheus's parser, accepts). */
+export function formatValue(n: number): string {
+  if (n === Infinity) return "+Inf";
+  if (n === -Infinity) return "-Inf";
+  if (Number.isNaN(n)) return "NaN";
+  return String(n);
+}
+
+type Kind = "counter" | "gauge" | "histogram";
+
+/** Returns names made unique in order: the second "a" becomes "a#2", and so on, so that two
+ *  workers or pools that share a name never produce duplicate series. */
+function uniqueNames(names: string[]): string[] {
+  const seen = new Map<string, number>();
+  return names.map((n) => {
+    const k = (seen.get(n) ?? 0) + 1;
+    seen.set(n, k);
+    return k === 1 ? n : `${n}#${k}`;
+  });
+}
+
+/**
+ * Writes families one at a time so that every family's # HELP and # TYPE come right before
+ * its samples and its samples stay together, as the format requires.
+ */
+class Writer {
+  readonly out: string[] = [];
+
+  family(name: string, kind: Kind, help: string, rows: number, sample: (i: number, w: Writer) => void): void {
+    if (rows === 0) return;
+    this.out.push(`# HELP ${name} ${escapeHelp(help)}\n# TYPE ${name} ${kind}\n`);
+    for (let i = 0; i < rows; i++) sample(i, this);
+  }
+
+  /** `labels` is already rendered: `a="x",b="y"` (empty for none). */
+  sample(name: string, labels: string, value: number): void {
+    this.out.push(labels === "" ? `${name} ${formatValue(value)}\n` : `${name}{${labels}} ${formatValue(value)}\n`);
+  }
+
+  /** Writes a histogram's _bucket (cumulative, le in seconds), _sum and _count samples.
+   *  `_count` is the +Inf bucket, so the two always agree even if the source's `count` was
+   *  read a moment apart from its buckets. */
+  histogramSeconds(name: string, labels: string, h: HistogramMs): void {
+    let cumulative = 0;
+    const sep = labels === "" ? "" : ",";
+    for (let i = 0; i < h.boundsMs.length; i++) {
+      cumulative += h.counts[i] ?? 0;
+      this.sample(`${name}_bucket`, `${labels}${sep}le="${formatValue((h.boundsMs[i] as number) / 1000)}"`, cumulative);
+    }
+    cumulative += h.counts[h.boundsMs.length] ?? 0;
+    this.sample(`${name}_bucket`, `${labels}${sep}le="+Inf"`, cumulative);
+    this.sample(`${name}_sum`, labels, h.sumMs / 1000);
+    this.sample(`${name}_count`, labels, cumulative);
+  }
+}
+
+type ServerGauge = { name: string; kind: Kind; help: string; get: (s: ServerStats) => number };
+
+const SERVER_SCALARS: ServerGauge[] = [
+  { name: "myriad_connections", kind: "gauge", help: "Open client connections.", get: (s) => s.connections },
+  { name: "myriad_connections_peak", kind: "gauge", help: "Most client connections open at once since start.", get: (s) => s.peakConnections },
+  { name: "myriad_connections_accepted_total", kind: "counter", help: "Client connections accepted.", get: (s) => s.accepted },
+  { name: "myriad_connections_rejected_total", kind: "counter", help: "Client connections closed at once for being over a limit (maxConnections, maxConnectionsPerIp).", get: (s) => s.rejected },
+];
+
+const SERVER_SCALARS_AFTER_CLOSED: ServerGauge[] = [
+  { name: "myriad_received_bytes_total", kind: "counter", help: "Bytes read from client connections.", get: (s) => s.bytesIn },
+  { name: "myriad_sent_bytes_total", kind: "counter", help: "Bytes written to client connections (accepted by the kernel).", get: (s) => s.bytesOut },
+  { name: "myriad_frames_received_total", kind: "counter", help: "Frames decoded from client connections.", get: (s) => s.framesIn },
+  { name: "myriad_frames_sent_total", kind: "counter", help: "Frames written to client connections.", get: (s) => s.framesOut },
+  { name: "myriad_write_queue_bytes", kind: "gauge", help: "Bytes queued in userland because the kernel send buffer was full.", get: (s) => s.writeQueueBytes },
+  { name: "myriad_paused_connections", kind: "gauge", help: "Connections whose reading is paused because their write queue is over the high-water mark.", get: (s) => s.pausedConnections },
+  { name: "myriad_resident_memory_bytes", kind: "gauge", help: "Resident set size of the worker process.", get: (s) => s.rssBytes },
+  { name: "myriad_heap_used_bytes", kind: "gauge", help: "JavaScript heap in use in the worker process.", get: (s) => s.heapUsedBytes },
+  { name: "myriad_uptime_seconds", kind: "gauge", help: "Seconds since the worker's server started.", get: (s) => s.uptimeMs / 1000 },
+];
+
+type PoolScalar = { name: string; kind: Kind; help: string; get: (s: PoolStats) => number };
+
+const POOL_SCALARS: PoolScalar[] = [
+  { name: "myriad_pool_size", kind: "gauge", help: "Upstream connections the pool holds (idle and borrowed).", get: (s) => s.size },
+  { name: "myriad_pool_idle", kind: "gauge", help: "Idle upstream connections in the pool.", get: (s) => s.idle },
+  { name: "myriad_pool_borrowed", kind: "gauge", help: "Upstream connections lent out by the pool.", get: (s) => s.borrowed },
+  { name: "myriad_pool_pending_creates", kind: "gauge", help: "Upstream connections being created.", get: (s) => s.pending },
+  { name: "myriad_pool_waiting", kind: "gauge", help: "acquire() calls waiting for a connection.", get: (s) => s.waiting },
+  { name: "myriad_pool_created_total", kind: "counter", help: "Upstream connections created.", get: (s) => s.created },
+  { name: "myriad_pool_destroyed_total", kind: "counter", help: "Upstream connections destroyed.", get: (s) => s.destroyed },
+  { name: "myriad_pool_acquired_total", kind: "counter", help: "Successful acquire() calls.", get: (s) => s.acquired },
+  { name: "myriad_pool_released_total", kind: "counter", help: "Connections released back to the pool.", get: (s) => s.released },
+  { name: "myriad_pool_acquire_timeouts_total", kind: "counter", help: "acquire() calls that timed out.", get: (s) => s.timeouts },
+  { name: "myriad_pool_create_errors_total", kind: "counter", help: "Failed attempts to create an upstream connection.", get: (s) => s.createErrors },
+  { name: "myriad_pool_rejected_total", kind: "counter", help: "acquire() calls rejected (pool draining or wait queue full).", get: (s) => s.rejected },
+];
+
+/**
+ * Returns the snapshot in Prometheus text exposition format 0.0.4: every server series has a
+ * `worker` label, every pool series a `pool` label; latencies are histograms in seconds.
+ * Families with no series (no pools registered) are left out. Ends with a newline.
+ */
+export function renderMetrics(snap: AdminSnapshot): string {
+  const w = new Writer();
+  const workers = snap.workers;
+  const wl = uniqueNames(workers.map((x) => x.worker)).map((n) => `worker="${escapeLabelValue(n)}"`);
+  const stats = (i: number) => (workers[i] as (typeof workers)[number]).stats;
+
+  w.family("myriad_workers", "gauge", "Worker processes reporting stats.", 1, (_, w) => w.sample("myriad_workers", "", workers.length));
+  w.family("myriad_worker_info", "gauge", "Always 1; the pid label identifies the worker's process.", workers.length, (i, w) =>
+    w.sample("myriad_worker_info", `${wl[i]},pid="${(workers[i] as (typeof workers)[number]).pid}"`, 1),
+  );
+  for (const m of SERVER_SCALARS) {
+    w.family(m.name, m.kind, m.help, workers.length, (i, w) => w.sample(m.name, wl[i] as string, m.get(stats(i))));
+  }
+  w.family(
+    "myriad_connections_closed_total",
+    "counter",
+    "Client connections closed, by reason (peer, idle, handshake, protocol, writeStall, shutdown, server, error).",
+    workers.length,
+    (i, w) => {
+      const closed = stats(i).closed;
+      for (const r of CLOSE_REASONS) w.sample("myriad_connections_closed_total", `${wl[i]},reason="${r}"`, closed[r] ?? 0);
+    },
+  );
+  for (const m of SERVER_SCALARS_AFTER_CLOSED) {
+    w.family(m.name, m.kind, m.help, workers.length, (i, w) => w.sample(m.name, wl[i] as string, m.get(stats(i))));
+  }
+  w.family(
+    "myriad_handler_latency_seconds",
+    "histogram",
+    "Time the handler took per data event (decoding and message callbacks), in seconds.",
+    workers.length,
+    (i, w) => w.histogramSeconds("myriad_handler_latency_seconds", wl[i] as string, stats(i).handlerLatency),
+  );
+
+  const pools = snap.pools;
+  const pl = uniqueNames(pools.map((p) => p.name)).map((n) => `pool="${escapeLabelValue(n)}"`);
+  const pstats = (i: number) => (pools[i] as (typeof pools)[number]).stats;
+  for (const m of POOL_SCALARS) {
+    w.family(m.name, m.kind, m.help, pools.length, (i, w) => w.sample(m.name, pl[i] as string, m.get(pstats(i))));
+  }
+  w.family(
+    "myriad_pool_acquire_wait_seconds",
+    "histogram",
+    "Time acquire() waited for a connection, in seconds.",
+    pools.length,
+    (i, w) => w.histogramSeconds("myriad_pool_acquire_wait_seconds", pl[i] as string, pstats(i).acquireWaitMs),
+  );
+  return w.out.join("");
+}
