@@ -1,0 +1,92 @@
+/**
+ * Errors of src/pool. Every class has a stable `code` (switch on it) and a message that says
+ * what happened and what to do about it.
+ */
+import { MyriadError } from "../errors.ts";
+
+/** A Pool or client option is unknown or out of range. Code `ERR_POOL_OPTION`. */
+export class PoolOptionError extends MyriadError {
+  /** Name of the offending option ("" when the options object itself is wrong). */
+  readonly option: string;
+  constructor(option: string, message: string) {
+    super("ERR_POOL_OPTION", message);
+    this.option = option;
+  }
+}
+
+/** push() / tryPush() on a closed Channel, or a pusher still waiting when it was closed. Code `ERR_CHANNEL_CLOSED`. */
+export class ChannelClosedError extends MyriadError {
+  constructor() {
+    super("ERR_CHANNEL_CLOSED", "push on a closed Channel: the value was not delivered; stop producing once close() is called");
+  }
+}
+
+/**
+ * acquire() waited acquireTimeoutMs without getting a connection.
+ * - `ERR_POOL_EXHAUSTED`: every connection stayed borrowed (the message carries the counts);
+ * - `ERR_POOL_UPSTREAM_FAILING`: connections could not be created; `cause` is the last create error.
+ */
+export class AcquireTimeoutError extends MyriadError {
+  /** How long the caller waited, in milliseconds. */
+  readonly waitedMs: number;
+  constructor(code: "ERR_POOL_EXHAUSTED" | "ERR_POOL_UPSTREAM_FAILING", message: string, waitedMs: number, cause?: unknown) {
+    super(code, message, cause === undefined ? undefined : { cause });
+    this.waitedMs = waitedMs;
+  }
+}
+
+/**
+ * acquire() refused at once, without waiting:
+ * - `ERR_POOL_CIRCUIT_OPEN`: creates keep failing and no connection is left; `cause` is the last create error;
+ * - `ERR_POOL_QUEUE_FULL`: maxWaiting callers are already queued;
+ * - `ERR_POOL_CLOSED`: the pool is draining or drained;
+ * - `ERR_POOL_ABORTED`: the caller's AbortSignal fired; `cause` is the signal's reason.
+ */
+export class AcquireRejectedError extends MyriadError {
+  constructor(
+    code: "ERR_POOL_CIRCUIT_OPEN" | "ERR_POOL_QUEUE_FULL" | "ERR_POOL_CLOSED" | "ERR_POOL_ABORTED",
+    message: string,
+    cause?: unknown,
+  ) {
+    super(code, message, cause === undefined ? undefined : { cause });
+  }
+}
+
+/**
+ * release() / destroy() misuse: `ERR_POOL_DOUBLE_RELEASE` (the connection is not borrowed any
+ * more) or `ERR_POOL_FOREIGN_RESOURCE` (it never came from this pool). The pool's counts are
+ * left untouched.
+ */
+export class PoolReleaseError extends MyriadError {
+  constructor(code: "ERR_POOL_DOUBLE_RELEASE" | "ERR_POOL_FOREIGN_RESOURCE", message: string) {
+    super(code, message);
+  }
+}
+
+/** create() did not settle within createTimeoutMs. Code `ERR_POOL_CREATE_TIMEOUT`. */
+export class CreateTimeoutError extends MyriadError {
+  constructor(poolName: string, timeoutMs: number) {
+    super(
+      "ERR_POOL_CREATE_TIMEOUT",
+      `pool "${poolName}": create() did not settle within createTimeoutMs=${timeoutMs} ms; check that the upstream is reachable or raise createTimeoutMs`,
+    );
+  }
+}
+
+/**
+ * A request sent through a pooled client failed without a reply:
+ * - `ERR_CONNECTION_CLOSED`: the connection dropped while the request was in flight (`cause`: the socket error, if any);
+ * - `ERR_REQUEST_TIMEOUT`: no reply within the request's timeout;
+ * - `ERR_CLIENT_CLOSED`: the client was closed before the request could be sent;
+ * - `ERR_PROTOCOL`: the peer sent bytes that are not a valid frame of the codec (the connection is closed);
+ * - `ERR_CONNECT`: the connection could not be opened.
+ */
+export class ClientRequestError extends MyriadError {
+  constructor(
+    code: "ERR_CONNECTION_CLOSED" | "ERR_REQUEST_TIMEOUT" | "ERR_CLIENT_CLOSED" | "ERR_PROTOCOL" | "ERR_CONNECT",
+    message: string,
+    cause?: unknown,
+  ) {
+    super(code, message, cause === undefined ? undefined : { cause });
+  }
+}

@@ -1,0 +1,17 @@
+/**
+ * src/pool public surface: Channel, Pool, the pooled pipelined TCP client and the RESP client.
+ */
+export { Channel } from "./channel.ts";
+export { Pool, type PoolStats, type AcquireOptions } from "./pool.ts";
+export { type PoolOptions, type CreateContext, PoolOptionsSchema } from "./options.ts";
+export { backoffCeilingMs, fullJitterDelayMs } from "./backoff.ts";
+export { Histogram, WAIT_BOUNDS_MS, type HistogramSnapshot } from "./histogram.ts";
+export {
+  PoolOptionError,
+  ChannelClosedError,
+  AcquireTimeoutError,
+  AcquireRejectedError,
+  PoolReleaseError,
+  CreateTimeoutError,
+  ClientRequestError,
+} from "./errors.ts";
