@@ -1,0 +1,48 @@
+import type { AdminSnapshot, AdminStatsSource, PoolStats, ServerStats } from "./types.ts";
+
+/** What serverSource needs of a src/reactor Server. */
+export interface StatsServer {
+  stats(): ServerStats;
+  readonly accepting: boolean;
+  stop(opts?: { graceful?: boolean; timeoutMs?: number }): Promise<unknown>;
+}
+
+/** Anything with PoolStats: a src/pool Pool, or a client that owns one. */
+export interface StatsPool {
+  stats(): PoolStats;
+}
+
+/** Options of serverSource. */
+export interface ServerSourceOptions {
+  /** The `worker` label of this process's stats. Default "0". */
+  worker?: string;
+  /** Pools to show, read at every snapshot (add to a Map later and they appear). */
+  pools?: Map<string, StatsPool> | Record<string, StatsPool>;
+  /** Passed to server.stop({ graceful: true, timeoutMs }) by POST /admin/stop. */
+  stopTimeoutMs?: number;
+  /** Called after the server stopped through POST /admin/stop (to exit the process, say). */
+  onStopped?: () => void | Promise<void>;
+}
+
+/**
+ * Returns an AdminStatsSource over one server in this process: one worker (this pid), the
+ * given pools, readiness from `server.accepting`, and a graceful `server.stop()`.
+ */
+export function serverSource(server: StatsServer, opts: ServerSourceOptions = {}): AdminStatsSource {
+  const worker = opts.worker ?? "0";
+  const pools = opts.pools;
+  return {
+    snapshot(): AdminSnapshot {
+      const entries: Array<[string, StatsPool]> = pools === undefined ? [] : pools instanceof Map ? [...pools] : Object.entries(pools);
+      return {
+        workers: [{ worker, pid: process.pid, stats: server.stats() }],
+        pools: entries.map(([name, pool]) => ({ name, stats: pool.stats() })),
+      };
+    },
+    isAccepting: () => server.accepting,
+    async stop() {
+      await server.stop({ graceful: true, timeoutMs: opts.stopTimeoutMs });
+      await opts.onStopped?.();
+    },
+  };
+}
