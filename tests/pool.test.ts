@@ -119,7 +119,7 @@ describe("options", () => {
     }
   });
   test("missing max is named", () => {
-    expect(() => new Pool({ create: () => new Conn() } as PoolOptions<Conn>)).toThrow(/option "max" is required/);
+    expect(() => new Pool({ create: () => new Conn() } as unknown as PoolOptions<Conn>)).toThrow(/option "max" is required/);
   });
   test("Infinity is accepted where documented", () => {
     const p = new Pool({ ...base, acquireTimeoutMs: Infinity, idleTimeoutMs: Infinity, maxLifetimeMs: Infinity, maxWaiting: Infinity });
