@@ -45,13 +45,14 @@ function repr(arg: Uint8Array): string {
 }
 
 describe("respCodec: arrays of bulk strings", () => {
-  test("decodes arguments as views into the buffer", () => {
-    const buf = bytes("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$5\r\nhello\r\n");
+  test("decodes arguments; large ones are views into the buffer, not copies", () => {
+    const big = "v".repeat(1000);
+    const buf = bytes(`*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1000\r\n${big}\r\n`);
     const n = respCodec.measure(buf, 0, buf.length, MiB);
     expect(n).toBe(buf.length);
     const args = respCodec.decode(buf, 0, n);
-    expect(args.map((a) => dec.decode(a))).toEqual(["SET", "k", "hello"]);
-    for (const a of args) expect(a.buffer).toBe(buf.buffer);
+    expect(args.map((a) => dec.decode(a))).toEqual(["SET", "k", big]);
+    expect(args[2]?.buffer).toBe(buf.buffer);
   });
 
   test("binary-safe: CR, LF and NUL inside a bulk", () => {
@@ -226,16 +227,27 @@ describe("respCodec: inline commands", () => {
     }
   });
 
-  test("a NUL byte ends the line's arguments, as in redis's C string handling", () => {
+  test("a NUL byte makes an inline line malformed, as soon as it is seen", () => {
     const buf = concat([bytes("SET k"), new Uint8Array([0]), bytes(" v\r\n")]);
-    expect(one(buf)).toEqual(["SET", "k"]);
+    expect(respCodec.measure(buf, 0, buf.length, MiB)).toBe(FRAME_MALFORMED);
+    expect(respCodec.measure(buf, 0, 6, MiB)).toBe(FRAME_MALFORMED);
+    expect(respCodec.measure(buf, 0, 5, MiB)).toBe(FRAME_INCOMPLETE);
+    // a NUL after the line's end belongs to the next request
+    const next = concat([bytes("PING\n"), new Uint8Array([0])]);
+    expect(respCodec.measure(next, 0, next.length, MiB)).toBe(5);
   });
 
-  test("unquoted words are views, quoted ones copies that survive buffer reuse", () => {
-    const buf = bytes('SET k "v v"\n');
+  test("empty quoted arguments are kept (redis 7)", () => {
+    expect(one('RPUSH k "" \'\' a\n')).toEqual(["RPUSH", "k", "", "", "a"]);
+  });
+
+  test("long unquoted words are views; quoted ones are copies that survive scratch reuse", () => {
+    const long = "k".repeat(100);
+    const buf = bytes(`SET ${long} "v v"\n`);
     const n = respCodec.measure(buf, 0, buf.length, MiB);
     const args = respCodec.decode(buf, 0, n);
     expect(args[1]?.buffer).toBe(buf.buffer);
+    expect(dec.decode(args[1])).toBe(long);
     const again = bytes('SET q "w w"\n');
     respCodec.decode(again, 0, respCodec.measure(again, 0, again.length, MiB));
     expect(dec.decode(args[2])).toBe("v v");

@@ -108,3 +108,20 @@ export function writeUint(n: number, dst: Uint8Array, pos: number): number {
   } while (n > 0);
   return d;
 }
+
+/** Up to this many bytes, a fresh copy is cheaper than a subarray view (see bytesAt). */
+export const COPY_MAX_BYTES = 32;
+
+/**
+ * buf[start, end) as a Uint8Array: a copy up to COPY_MAX_BYTES, a view beyond. In JSC a small
+ * typed array lives inline in the GC heap and a byte loop fills it in a few ns, while a view
+ * costs ~45 ns (it must pin the ArrayBuffer); measured on Bun 1.4: 3 bytes 11 vs 50 ns,
+ * 16 bytes 23 vs 46 ns, 64 bytes 65 vs 46 ns.
+ */
+export function bytesAt(buf: Uint8Array, start: number, end: number): Uint8Array {
+  const n = end - start;
+  if (n > COPY_MAX_BYTES) return buf.subarray(start, end);
+  const out = new Uint8Array(n);
+  for (let i = 0; i < n; i++) out[i] = buf[start + i] as number;
+  return out;
+}

@@ -1,3 +1,4 @@
+import { bytesAt } from "./bytes.ts";
 import { CodecEncodeError } from "./errors.ts";
 import { FRAME_INCOMPLETE, FRAME_TOO_LARGE, type Codec } from "./types.ts";
 
@@ -8,7 +9,8 @@ export const MAX_U32_PAYLOAD_BYTES = 0xffffffff;
 
 /**
  * A big-endian length header of headerBytes (2 or 4) then that many payload bytes.
- * measure counts header + payload; decode returns a view of the payload; maxFrameBytes
+ * measure counts header + payload; decode returns the payload (a view into buf, or a copy when small: see
+ * bytesAt); maxFrameBytes
  * bounds the payload. FRAME_TOO_LARGE is known from the header's first byte when it alone
  * announces more than maxFrameBytes, long before the payload arrives. Empty payloads are
  * valid frames. Every header is valid: there is no FRAME_MALFORMED.
@@ -29,7 +31,7 @@ function lengthPrefixed(name: string, headerBytes: 2 | 4): Codec<Uint8Array, Uin
       return have - headerBytes >= len ? headerBytes + len : FRAME_INCOMPLETE;
     },
     decode(buf: Uint8Array, start: number, length: number): Uint8Array {
-      return buf.subarray(start + headerBytes, start + length);
+      return bytesAt(buf, start + headerBytes, start + length);
     },
     encode(message: Uint8Array): Uint8Array {
       const n = message.length;

@@ -1,10 +1,10 @@
 import { CodecEncodeError } from "./errors.ts";
-import { CR, LF, utf8Length, writeUtf8 } from "./bytes.ts";
+import { CR, LF, bytesAt, utf8Length, writeUtf8 } from "./bytes.ts";
 import { FRAME_INCOMPLETE, FRAME_TOO_LARGE, type Codec } from "./types.ts";
 
 /**
  * Lines ended by "\n" or "\r\n". measure counts the terminator (it is consumed), decode
- * returns a view of the line without it, maxFrameBytes bounds the line without it (so at most
+ * returns the line without it (a view into buf, or a copy when small), maxFrameBytes bounds the line without it (so at most
  * maxFrameBytes + 2 bytes are ever buffered). A line longer than maxFrameBytes is reported
  * FRAME_TOO_LARGE as soon as more than maxFrameBytes (+1 for a pending "\r") bytes arrived
  * without a "\n". Every byte other than "\n" is content: there is no FRAME_MALFORMED.
@@ -32,7 +32,7 @@ export const linesCodec: Codec<Uint8Array, Uint8Array | string> = {
   decode(buf: Uint8Array, start: number, length: number): Uint8Array {
     let stop = start + length - 1; // the "\n"
     if (stop > start && buf[stop - 1] === CR) stop--;
-    return buf.subarray(start, stop);
+    return bytesAt(buf, start, stop);
   },
   encode(message: Uint8Array | string): Uint8Array {
     if (typeof message === "string") {

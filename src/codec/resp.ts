@@ -1,4 +1,4 @@
-import { CR, LF } from "./bytes.ts";
+import { CR, LF, bytesAt } from "./bytes.ts";
 import {
   NUM_INCOMPLETE,
   NUM_MALFORMED,
@@ -20,14 +20,15 @@ const MIN_BULK_BYTES = 6;
 /**
  * RESP2 requests, server side: what redis-cli, redis-benchmark and client libraries send.
  *
- * - Arrays of bulk strings, "*2\r\n$3\r\nGET\r\n$1\r\nk\r\n", decode to the arguments as
- *   views into buf (valid until the handler returns; copy to keep).
+ * - Arrays of bulk strings, "*2\r\n$3\r\nGET\r\n$1\r\nk\r\n", decode to the arguments:
+ *   views into buf, or copies for arguments of at most 32 bytes (cheaper than a view in
+ *   JSC). Treat them all as views: valid until the handler returns; copy to keep.
  * - Inline commands as telnet or `redis-cli` pipes send them: any line whose first byte is not
  *   "*", ended by "\n" or "\r\n", split as redis's sdssplitargs does: runs of spaces/tabs
  *   separate arguments; "double quotes" understand \n \r \t \b \a \\ \" and \xHH escapes;
  *   'single quotes' understand \' only; a closing quote must be followed by a space or the
- *   end of the line; a NUL byte ends the line. Unquoted arguments are views into buf, quoted
- *   ones are copies.
+ *   end of the line; empty arguments ("") are kept, as redis 7 does. A NUL byte in an inline
+ *   line is FRAME_MALFORMED (redis never finds the line's end past it). Arguments are views or copies as above.
  * - Empty requests: an empty or all-blank inline line, "*0\r\n" and "*-1\r\n" measure as
  *   frames (their bytes are consumed) and decode to an empty array; redis skips them without
  *   a reply, and so should the app: `if (args.length === 0) return;`.
@@ -38,7 +39,8 @@ const MIN_BULK_BYTES = 6;
  * FRAME_MALFORMED, after which the connection should be closed (redis answers
  * "-ERR Protocol error" and closes): a count that is not a number, is negative (other than
  * -1) or above RESP_MAX_ARGS; an element not starting with "$"; a negative or non-numeric
- * bulk length; a bulk not followed by "\r\n"; an inline line with unbalanced quotes.
+ * bulk length; a bulk not followed by "\r\n"; an inline line with unbalanced quotes, a
+ * closing quote followed by a non-space, or a NUL byte.
  *
  * encode(bytes) returns bytes unchanged: replies are built with the `resp` encoders.
  */
@@ -60,7 +62,7 @@ export const respCodec: Codec<Uint8Array[], Uint8Array> = {
     for (let i = 0; i < count; i++) {
       p = readTrustedNumber(buf, p + 1); // skips "$"
       const len = parsedValue;
-      args[i] = buf.subarray(p, p + len);
+      args[i] = bytesAt(buf, p, p + len);
       p += len + 2;
     }
     return args;
@@ -108,6 +110,10 @@ function numStatus(r: number): number {
 function measureInline(buf: Uint8Array, start: number, end: number, maxFrameBytes: number): number {
   const limit = Math.min(end, start + maxFrameBytes + 2);
   const nl = buf.indexOf(LF, start);
+  // redis looks for the "\n" with strchr: past a NUL it never finds it and the connection
+  // stalls until 64 KiB arrived. Refuse such a line as soon as the NUL is seen instead.
+  const zero = buf.indexOf(0, start);
+  if (zero >= 0 && zero < end && (nl < 0 || zero < nl)) return FRAME_MALFORMED;
   if (nl >= 0 && nl < limit) {
     const stop = nl > start && buf[nl - 1] === CR ? nl - 1 : nl;
     if (stop - start > maxFrameBytes) return FRAME_TOO_LARGE;
@@ -147,9 +153,6 @@ function hexValue(c: number): number {
  * unbalanced quotes / a closing quote followed by something other than a space.
  */
 function splitArgs(buf: Uint8Array, s: number, e: number, out: Uint8Array[] | null): number {
-  // A NUL byte ends the string for redis's C code.
-  const zero = buf.indexOf(0, s);
-  if (zero >= 0 && zero < e) e = zero;
   if (out !== null && scratch.length < e - s) scratch = new Uint8Array(Math.max(e - s, scratch.length * 2));
   let p = s;
   let argc = 0;
@@ -206,8 +209,7 @@ function splitArgs(buf: Uint8Array, s: number, e: number, out: Uint8Array[] | nu
         if (!quoted) {
           quoted = true;
           if (out !== null) {
-            scratch.set(buf.subarray(tokenStart, p), 0);
-            w = p - tokenStart;
+            for (let i = tokenStart; i < p; i++) scratch[w++] = buf[i] as number;
           }
         }
         if (c === 34) inDouble = true;
@@ -219,6 +221,6 @@ function splitArgs(buf: Uint8Array, s: number, e: number, out: Uint8Array[] | nu
       }
     }
     argc++;
-    if (out !== null) out.push(quoted ? scratch.slice(0, w) : buf.subarray(tokenStart, p));
+    if (out !== null) out.push(quoted ? scratch.slice(0, w) : bytesAt(buf, tokenStart, p));
   }
 }
