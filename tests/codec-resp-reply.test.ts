@@ -8,6 +8,7 @@ import {
   RespError,
   type RespValue,
   encodeRespCommand,
+  encodeRespCommands,
   resp,
   respCodec,
   respReplyBufferCodec,
@@ -215,6 +216,17 @@ describe("respReplyCodec.encode (commands)", () => {
     expect(s(["SET", "é", bytes("xy"), ""])).toBe("*4\r\n$3\r\nSET\r\n$2\r\né\r\n$2\r\nxy\r\n$0\r\n\r\n");
     const long = "x".repeat(100) + "€";
     expect(s(["ECHO", long])).toBe(`*2\r\n$4\r\nECHO\r\n$103\r\n${long}\r\n`);
+  });
+
+  test("property: encodeRespCommands is the concatenation of encodeRespCommand", () => {
+    const word = fc.oneof(fc.string({ maxLength: 40 }), fc.integer(), fc.uint8Array({ maxLength: 40 }));
+    const command = fc.array(word, { minLength: 1, maxLength: 8 });
+    fc.assert(
+      fc.property(fc.array(command, { maxLength: 12 }), (commands) => {
+        expect(encodeRespCommands(commands)).toEqual(concat(commands.map((c) => encodeRespCommand(c))));
+      }),
+    );
+    expect(() => encodeRespCommands([["PING"], []])).toThrow(CodecEncodeError);
   });
 
   test("an empty command or a word of another type throws CodecEncodeError", () => {

@@ -13,6 +13,8 @@ import {
   linesCodec,
   rawCodec,
   respCodec,
+  respReplyBufferCodec,
+  respReplyCodec,
   UnknownCodecError,
 } from "../src/codec/index.ts";
 import { MyriadError } from "../src/errors.ts";
@@ -228,6 +230,40 @@ describe("codecByName", () => {
       expect((err as UnknownCodecError).code).toBe("ERR_UNKNOWN_CODEC");
       for (const n of CODEC_NAMES) expect((err as Error).message).toContain(n);
     }
+  });
+});
+
+describe("every codec on arbitrary bytes", () => {
+  const codecs = [rawCodec, linesCodec, lengthU16Codec, lengthU32Codec, respCodec, respReplyCodec, respReplyBufferCodec];
+  // Bytes biased toward protocol characters, so that deep parses happen, not just early errors.
+  const protoByte = fc.oneof(
+    fc.integer({ min: 0, max: 255 }),
+    fc.constantFrom(13, 10, 42, 36, 43, 45, 58, 48, 49, 50, 51, 57, 34, 39, 92, 32, 0),
+  );
+  const stream = fc.array(protoByte, { maxLength: 300 }).map((a) => Uint8Array.from(a));
+
+  test("property: measure answers a frame within [start, end) or a FRAME_* code; decode never throws; buffering stays within maxFrameBytes + 4", () => {
+    fc.assert(
+      fc.property(fc.constantFrom(...codecs), stream, cutFractions, fc.integer({ min: 1, max: 120 }), (codec, data, cuts, max) => {
+        const r = reassemble(codec, splitAt(data, cutsOf(data.length, cuts)), max);
+        expect(r.maxPendingBytes).toBeLessThanOrEqual(max + 4);
+        if (r.error === null) expect(r.pendingBytes).toBeLessThanOrEqual(max + 4);
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  test("property: the verdict does not depend on how the bytes were split", () => {
+    fc.assert(
+      fc.property(fc.constantFrom(...codecs), stream, cutFractions, fc.integer({ min: 1, max: 120 }), (codec, data, cuts, max) => {
+        if (codec === rawCodec) return; // raw frames are the reads themselves
+        const whole = reassemble(codec, [data], max);
+        const split = reassemble(codec, splitAt(data, cutsOf(data.length, cuts)), max);
+        expect(split.frames).toEqual(whole.frames);
+        expect(split.error).toBe(whole.error);
+      }),
+      { numRuns: 500 },
+    );
   });
 });
 

@@ -27,6 +27,7 @@ export {
   respReplyCodec,
   respReplyBufferCodec,
   encodeRespCommand,
+  encodeRespCommands,
   type RespValue,
   type RespCommand,
 } from "./resp-reply.ts";

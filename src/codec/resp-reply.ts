@@ -195,19 +195,18 @@ function place(value: RespValue, base: number): void {
   openIndex[top] = i + 1;
 }
 
-// Word lengths of the command being encoded, so each is computed once.
+// Word lengths of the command(s) being encoded, so each is computed once.
 let wordBytes = new Int32Array(64);
 const ASTERISK = 42;
 const DOLLAR = 36;
 
 /**
- * The RESP array of bulk strings for command; throws CodecEncodeError for an empty command
- * (redis would never answer it) or a word of another type.
+ * Bytes of command on the wire; records each word's length in wordBytes from index `first`
+ * (which must have room). Throws CodecEncodeError for an empty command or a bad word.
  */
-function encodeCommand(command: RespCommand): Uint8Array {
+function sizeCommand(command: RespCommand, first: number): number {
   const n = command.length;
-  if (n === 0) throw new CodecEncodeError("RESP command is empty: give at least the command name, e.g. [\"PING\"]");
-  if (wordBytes.length < n) wordBytes = new Int32Array(Math.max(n, wordBytes.length * 2));
+  if (n === 0) throw new CodecEncodeError('RESP command is empty: give at least the command name, e.g. ["PING"]');
   let size = 1 + digitCount(n) + 2;
   for (let i = 0; i < n; i++) {
     const w = command[i];
@@ -216,17 +215,22 @@ function encodeCommand(command: RespCommand): Uint8Array {
     else if (typeof w === "number") len = numberBytes(w);
     else if (w instanceof Uint8Array) len = w.length;
     else throw badWord(w, i);
-    wordBytes[i] = len;
+    wordBytes[first + i] = len;
     size += 1 + digitCount(len) + 2 + len + 2;
   }
-  const out = new Uint8Array(size);
-  out[0] = ASTERISK;
-  let p = 1 + writeUint(n, out, 1);
+  return size;
+}
+
+/** Writes command at out[p] with the word lengths sizeCommand left at `first`; returns the end. */
+function writeCommand(command: RespCommand, first: number, out: Uint8Array, p: number): number {
+  const n = command.length;
+  out[p++] = ASTERISK;
+  p += writeUint(n, out, p);
   out[p++] = CR;
   out[p++] = LF;
   for (let i = 0; i < n; i++) {
     const w = command[i] as string | Uint8Array | number;
-    const len = wordBytes[i] as number;
+    const len = wordBytes[first + i] as number;
     out[p++] = DOLLAR;
     p += writeUint(len, out, p);
     out[p++] = CR;
@@ -237,6 +241,43 @@ function encodeCommand(command: RespCommand): Uint8Array {
     p += len;
     out[p++] = CR;
     out[p++] = LF;
+  }
+  return p;
+}
+
+/**
+ * The RESP array of bulk strings for command; throws CodecEncodeError for an empty command
+ * (redis would never answer it) or a word of another type.
+ */
+function encodeCommand(command: RespCommand): Uint8Array {
+  if (wordBytes.length < command.length) wordBytes = new Int32Array(Math.max(command.length, wordBytes.length * 2));
+  const out = new Uint8Array(sizeCommand(command, 0));
+  writeCommand(command, 0, out, 0);
+  return out;
+}
+
+/**
+ * Several commands back to back in one array, for one write of a pipelined batch. Throws
+ * CodecEncodeError (and encodes nothing) for an empty or badly typed command.
+ */
+export function encodeRespCommands(commands: ReadonlyArray<RespCommand>): Uint8Array {
+  let words = 0;
+  for (let c = 0; c < commands.length; c++) words += (commands[c] as RespCommand).length;
+  if (wordBytes.length < words) wordBytes = new Int32Array(Math.max(words, wordBytes.length * 2));
+  let size = 0;
+  let first = 0;
+  for (let c = 0; c < commands.length; c++) {
+    const command = commands[c] as RespCommand;
+    size += sizeCommand(command, first);
+    first += command.length;
+  }
+  const out = new Uint8Array(size);
+  let p = 0;
+  first = 0;
+  for (let c = 0; c < commands.length; c++) {
+    const command = commands[c] as RespCommand;
+    p = writeCommand(command, first, out, p);
+    first += command.length;
   }
   return out;
 }

@@ -20,6 +20,9 @@ export interface Codec<In = Uint8Array, Out = Uint8Array> {
    * buf[end - 1]. Returns FRAME_INCOMPLETE when the bytes so far are a valid but incomplete
    * prefix, FRAME_TOO_LARGE as soon as it is known that the frame exceeds maxFrameBytes
    * (before it is complete), FRAME_MALFORMED for bytes that can never form a frame.
+   * A length is in [1, end - start] and includes any header and terminator (consume that
+   * many bytes). Every codec here answers FRAME_TOO_LARGE before end - start exceeds
+   * maxFrameBytes + 4, so a caller that keeps incomplete frames holds at most that much.
    * Allocates nothing.
    */
   measure(buf: Uint8Array, start: number, end: number, maxFrameBytes: number): number;
