@@ -125,3 +125,18 @@ export function bytesAt(buf: Uint8Array, start: number, end: number): Uint8Array
   for (let i = 0; i < n; i++) out[i] = buf[start + i] as number;
   return out;
 }
+
+/**
+ * Index of the first `byte` in buf[from, to), or -1. Allocates nothing. Native indexOf
+ * (memchr) cannot be told where to stop: it is used only when the bytes it may scan past
+ * `to` are few compared with the span, otherwise a JS loop keeps a partial frame at the
+ * head of a large, mostly empty buffer from costing a scan of the whole buffer.
+ */
+export function indexOfByte(buf: Uint8Array, byte: number, from: number, to: number): number {
+  if (buf.length - to <= to - from + 256) {
+    const i = buf.indexOf(byte, from);
+    return i >= 0 && i < to ? i : -1;
+  }
+  for (let i = from; i < to; i++) if (buf[i] === byte) return i;
+  return -1;
+}

@@ -1,5 +1,5 @@
 import { CodecEncodeError } from "./errors.ts";
-import { CR, LF, bytesAt, utf8Length, writeUtf8 } from "./bytes.ts";
+import { CR, LF, bytesAt, indexOfByte, utf8Length, writeUtf8 } from "./bytes.ts";
 import { FRAME_INCOMPLETE, FRAME_TOO_LARGE, type Codec } from "./types.ts";
 
 /**
@@ -18,9 +18,8 @@ export const linesCodec: Codec<Uint8Array, Uint8Array | string> = {
   measure(buf: Uint8Array, start: number, end: number, maxFrameBytes: number): number {
     // A line of maxFrameBytes content may need "\r\n" after it: look no further.
     const limit = Math.min(end, start + maxFrameBytes + 2);
-    // indexOf is native memchr; it may scan past `limit`, so bound its answer.
-    const nl = buf.indexOf(LF, start);
-    if (nl >= 0 && nl < limit) {
+    const nl = indexOfByte(buf, LF, start, limit);
+    if (nl >= 0) {
       const content = nl > start && buf[nl - 1] === CR ? nl - 1 - start : nl - start;
       return content > maxFrameBytes ? FRAME_TOO_LARGE : nl + 1 - start;
     }

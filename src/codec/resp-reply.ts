@@ -1,4 +1,4 @@
-import { CR, LF, digitCount, readUtf8, utf8Length, writeUint, writeUtf8 } from "./bytes.ts";
+import { CR, LF, digitCount, indexOfByte, readUtf8, utf8Length, writeUint, writeUtf8 } from "./bytes.ts";
 import { CodecEncodeError, RespError } from "./errors.ts";
 import {
   NUM_INCOMPLETE,
@@ -46,8 +46,8 @@ function measureValues(buf: Uint8Array, start: number, end: number, maxFrameByte
       case 43: // + simple string
       case 45: {
         // - error
-        const cr = buf.indexOf(CR, p + 1);
-        if (cr < 0 || cr >= end) return FRAME_INCOMPLETE;
+        const cr = indexOfByte(buf, CR, p + 1, end);
+        if (cr < 0) return FRAME_INCOMPLETE;
         if (cr + 1 >= end) return FRAME_INCOMPLETE;
         if (buf[cr + 1] !== LF) return FRAME_MALFORMED;
         p = cr + 2;
@@ -134,7 +134,8 @@ function decodeReply(buf: Uint8Array, start: number, bulkAsBytes: boolean): Resp
       case 43:
       case 45: {
         const cr = buf.indexOf(CR, pos + 1);
-        const text = readUtf8(buf, pos + 1, cr);
+        // "+OK" answers most writes: skip building the same string again and again.
+        const text = cr === pos + 3 && buf[pos + 1] === 79 && buf[pos + 2] === 75 ? "OK" : readUtf8(buf, pos + 1, cr);
         value = type === 43 ? text : errorValue(text);
         pos = cr + 2;
         break;

@@ -1,4 +1,4 @@
-import { CR, LF, bytesAt } from "./bytes.ts";
+import { CR, LF, bytesAt, indexOfByte } from "./bytes.ts";
 import {
   NUM_INCOMPLETE,
   NUM_MALFORMED,
@@ -109,12 +109,11 @@ function numStatus(r: number): number {
 
 function measureInline(buf: Uint8Array, start: number, end: number, maxFrameBytes: number): number {
   const limit = Math.min(end, start + maxFrameBytes + 2);
-  const nl = buf.indexOf(LF, start);
+  const nl = indexOfByte(buf, LF, start, limit);
   // redis looks for the "\n" with strchr: past a NUL it never finds it and the connection
   // stalls until 64 KiB arrived. Refuse such a line as soon as the NUL is seen instead.
-  const zero = buf.indexOf(0, start);
-  if (zero >= 0 && zero < end && (nl < 0 || zero < nl)) return FRAME_MALFORMED;
-  if (nl >= 0 && nl < limit) {
+  if (indexOfByte(buf, 0, start, nl >= 0 ? nl : end) >= 0) return FRAME_MALFORMED;
+  if (nl >= 0) {
     const stop = nl > start && buf[nl - 1] === CR ? nl - 1 : nl;
     if (stop - start > maxFrameBytes) return FRAME_TOO_LARGE;
     return splitArgs(buf, start, stop, null) < 0 ? FRAME_MALFORMED : nl + 1 - start;

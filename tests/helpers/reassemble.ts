@@ -3,8 +3,8 @@
  * codec the way the reactor does. A chunk is parsed in place while nothing is pending; the
  * incomplete tail is copied into a pending buffer (like a pooled segment) and later chunks
  * are appended to it. Every buffer handed to measure/decode carries garbage bytes before
- * start and after end ("\n", "\r", "*", "$", digits), so a codec that reads outside
- * [start, end) is caught. Decoded values are deep-copied at once (decode may return views).
+ * start and after end ("\n", "\r", "*", "$", digits, NUL; sometimes kilobytes of them), so
+ * a codec that reads outside [start, end) is caught. Decoded values are deep-copied at once (decode may return views).
  */
 import { FRAME_INCOMPLETE, FRAME_MALFORMED, FRAME_TOO_LARGE, type Codec } from "../../src/codec/index.ts";
 
@@ -21,7 +21,7 @@ export interface ReassembleResult<T> {
   errorAtByte: number;
 }
 
-const GARBAGE = [10, 13, 42, 36, 10, 48, 49, 58, 43, 45];
+const GARBAGE = [10, 13, 42, 36, 10, 48, 49, 58, 43, 45, 0];
 
 function withGarbage(bytes: Uint8Array, from: number, to: number, seed: number, spareBytes: number) {
   const lead = (seed % 7) + 1;
@@ -30,6 +30,9 @@ function withGarbage(bytes: Uint8Array, from: number, to: number, seed: number, 
   buf.set(bytes.subarray(from, to), lead);
   return { buf, start: lead, end: lead + (to - from) };
 }
+
+/** Garbage after end: usually a few bytes, sometimes a large, mostly unused buffer. */
+const spare = (seed: number) => (seed % 3 === 0 ? 2048 : 9);
 
 /** Deep copy of a decoded value: Uint8Array views become owned copies. */
 export function deepCopy<T>(v: T): T {
@@ -52,12 +55,12 @@ export function reassemble<T>(codec: Codec<T, any>, chunks: readonly Uint8Array[
     let start: number;
     let end: number;
     if (pendingLen === 0) {
-      ({ buf, start, end } = withGarbage(chunk, 0, chunk.length, seed, 9));
+      ({ buf, start, end } = withGarbage(chunk, 0, chunk.length, seed, spare(seed)));
     } else {
       const merged = new Uint8Array(pendingLen + chunk.length);
       merged.set(pending.subarray(0, pendingLen), 0);
       merged.set(chunk, pendingLen);
-      ({ buf, start, end } = withGarbage(merged, 0, merged.length, seed, 9));
+      ({ buf, start, end } = withGarbage(merged, 0, merged.length, seed, spare(seed)));
     }
     fed += chunk.length;
     for (;;) {
