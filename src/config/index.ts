@@ -29,3 +29,4 @@ export {
   type ListFlag,
   type PortRangeFlag,
 } from "./flags.ts";
+export { serveCommand, serveFlags, type ServeConfig } from "./serve.ts";
