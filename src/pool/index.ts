@@ -15,3 +15,14 @@ export {
   CreateTimeoutError,
   ClientRequestError,
 } from "./errors.ts";
+export {
+  createTcpClient,
+  TcpClient,
+  PipelinedConnection,
+  TcpClientOptionsSchema,
+  type TcpClientOptions,
+  type ClientPoolOptions,
+  type SendOptions,
+  type TcpClientStats,
+} from "./tcp-client.ts";
+export { createRespClient, type RespClient, type RespClientOptions } from "./resp-client.ts";

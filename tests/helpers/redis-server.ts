@@ -1,0 +1,153 @@
+/**
+ * A real redis-server for tests and benchmarks: started on a free loopback port with no
+ * persistence, awaited until it answers PING, stopped or killed by pid, restartable on the
+ * same port. A missing redis-server is an error that says how to install it.
+ */
+import type { Subprocess } from "bun";
+
+const INSTALL_HINT =
+  "redis-server not found on PATH: install it (Debian/Ubuntu: apt-get install redis-server redis-tools; macOS: brew install redis) — the pool tests need a real redis-server";
+
+/** A free TCP port on 127.0.0.1, from the OS (bind port 0, read it, close). */
+export function freePort(): number {
+  const probe = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const port = probe.port;
+  probe.stop(true);
+  return port;
+}
+
+/** Sends one inline command over a fresh connection and resolves the raw reply text. */
+export async function rawCommand(port: number, command: string, timeoutMs = 1_000): Promise<string> {
+  let reply = "";
+  let settle!: (v: string) => void;
+  let fail!: (e: Error) => void;
+  const done = new Promise<string>((res, rej) => {
+    settle = res;
+    fail = rej;
+  });
+  done.catch(() => {}); // a connect failure surfaces through Bun.connect's own rejection
+  const timer = setTimeout(() => fail(new Error(`no reply to ${command} from 127.0.0.1:${port} within ${timeoutMs} ms`)), timeoutMs);
+  try {
+    const socket = await Bun.connect({
+      hostname: "127.0.0.1",
+      port,
+      socket: {
+        data(s, chunk) {
+          reply += chunk.toString();
+          if (reply.endsWith("\r\n")) {
+            settle(reply);
+            s.end();
+          }
+        },
+        close() {
+          fail(new Error(`connection to 127.0.0.1:${port} closed before a reply to ${command}`));
+        },
+        connectError(_s, err) {
+          fail(err);
+        },
+      },
+    });
+    socket.write(`${command}\r\n`);
+    return await done;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export class RedisServer {
+  private proc: Subprocess | null = null;
+  private constructor(readonly port: number) {}
+
+  /** Starts redis-server on a free port (or `port`) and waits until it answers PING. */
+  static async start(options: { port?: number } = {}): Promise<RedisServer> {
+    if (!Bun.which("redis-server")) throw new Error(INSTALL_HINT);
+    let lastErr: unknown;
+    // A port picked free may be taken before redis binds it: try another.
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const server = new RedisServer(options.port ?? freePort());
+      try {
+        await server.spawn();
+        return server;
+      } catch (err) {
+        lastErr = err;
+        server.kill();
+        if (options.port !== undefined) break;
+      }
+    }
+    throw lastErr;
+  }
+
+  /** The running process id, or -1. */
+  get pid(): number {
+    return this.proc?.pid ?? -1;
+  }
+  /** True while the process runs. */
+  get running(): boolean {
+    return this.proc !== null && this.proc.exitCode === null && this.proc.signalCode === null;
+  }
+
+  private async spawn(): Promise<void> {
+    this.proc = Bun.spawn(
+      [
+        "redis-server",
+        "--port", String(this.port),
+        "--bind", "127.0.0.1",
+        "--save", "",
+        "--appendonly", "no",
+        "--daemonize", "no",
+        "--loglevel", "warning",
+        "--maxclients", "10000",
+      ],
+      { stdout: "ignore", stderr: "pipe" },
+    );
+    const deadline = Date.now() + 5_000;
+    for (;;) {
+      if (!this.running) {
+        const err = this.proc.stderr instanceof ReadableStream ? await new Response(this.proc.stderr).text() : "";
+        throw new Error(`redis-server exited at start on port ${this.port}: ${err.trim()}`);
+      }
+      try {
+        if ((await rawCommand(this.port, "PING", 500)).startsWith("+PONG")) return;
+      } catch {
+        // not listening yet
+      }
+      if (Date.now() > deadline) throw new Error(`redis-server did not answer PING on 127.0.0.1:${this.port} within 5 s`);
+      await Bun.sleep(20);
+    }
+  }
+
+  /** Sends SIGKILL to the pid and waits for the process to exit. */
+  async kill(): Promise<void> {
+    const proc = this.proc;
+    if (proc === null) return;
+    if (proc.exitCode === null && proc.signalCode === null) process.kill(proc.pid, "SIGKILL");
+    await proc.exited;
+    this.proc = null;
+  }
+
+  /** SIGTERM by pid, SIGKILL if it has not exited within 2 s. */
+  async stop(): Promise<void> {
+    const proc = this.proc;
+    if (proc === null) return;
+    if (proc.exitCode === null && proc.signalCode === null) {
+      process.kill(proc.pid, "SIGTERM");
+      const timer = setTimeout(() => {
+        if (proc.exitCode === null && proc.signalCode === null) process.kill(proc.pid, "SIGKILL");
+      }, 2_000);
+      await proc.exited;
+      clearTimeout(timer);
+    }
+    this.proc = null;
+  }
+
+  /** Starts it again on the same port (after kill/stop) and waits until it answers. */
+  async restart(): Promise<void> {
+    if (this.running) await this.stop();
+    await this.spawn();
+  }
+
+  /** Sends one inline command (e.g. "CLIENT KILL TYPE normal") on its own connection; resolves the raw reply. */
+  command(command: string): Promise<string> {
+    return rawCommand(this.port, command);
+  }
+}

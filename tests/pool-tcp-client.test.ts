@@ -1,0 +1,258 @@
+/**
+ * The pooled pipelining TCP client with non-RESP codecs, against small real servers on
+ * loopback (Bun.listen) that misbehave on purpose: drop connections mid-pipeline, send
+ * garbage, stop reading, refuse connections.
+ */
+import { afterEach, describe, expect, test } from "bun:test";
+import type { Socket, TCPSocketListener } from "bun";
+import { linesCodec, respReplyCodec } from "../src/codec/index.ts";
+import { createTcpClient, PoolOptionError, type TcpClient } from "../src/pool/index.ts";
+import { freePort } from "./helpers/redis-server.ts";
+
+const text = (b: Uint8Array) => new TextDecoder().decode(b);
+
+type ServerState = { buf: string; seen: number };
+
+/** A line server: `reply(line, n, socket)` answers the n-th line of a connection (return undefined for no answer). */
+function lineServer(reply: (line: string, n: number, s: Socket<ServerState>) => string | undefined | null): TCPSocketListener<ServerState> {
+  return Bun.listen<ServerState>({
+    hostname: "127.0.0.1",
+    port: 0,
+    socket: {
+      open(s) {
+        s.data = { buf: "", seen: 0 };
+      },
+      data(s, chunk) {
+        s.data.buf += chunk.toString();
+        let nl: number;
+        let out = "";
+        while ((nl = s.data.buf.indexOf("\n")) >= 0) {
+          const line = s.data.buf.slice(0, nl);
+          s.data.buf = s.data.buf.slice(nl + 1);
+          const r = reply(line, ++s.data.seen, s);
+          if (r === null) {
+            if (out) s.write(out);
+            s.terminate();
+            return;
+          }
+          if (r !== undefined) out += `${r}\n`;
+        }
+        if (out) s.write(out);
+      },
+    },
+  });
+}
+
+const open: { close(): Promise<void> }[] = [];
+const servers: TCPSocketListener<any>[] = [];
+afterEach(async () => {
+  await Promise.all(open.splice(0).map((c) => c.close({ timeoutMs: 1_000 } as never)));
+  for (const s of servers.splice(0)) s.stop(true);
+});
+function track<T extends TcpClient<any, any>>(c: T): T {
+  open.push(c);
+  return c;
+}
+
+describe("pipelining with the lines codec", () => {
+  test("replies are matched to requests in order, many in flight per connection", async () => {
+    const server = lineServer((line) => `echo:${line}`);
+    servers.push(server);
+    const client = track(createTcpClient({ port: server.port, codec: linesCodec, pool: { max: 2 } }));
+    let peak = 0;
+    const replies = await Promise.all(
+      Array.from({ length: 2_000 }, async (_, i) => {
+        const r = await client.send(`m${i}`);
+        peak = Math.max(peak, client.inFlight);
+        return text(r);
+      }),
+    );
+    expect(replies).toEqual(Array.from({ length: 2_000 }, (_, i) => `echo:m${i}`));
+    expect(client.connections).toBeLessThanOrEqual(2);
+    expect(peak).toBeGreaterThan(2);
+    expect(client.stats()).toMatchObject({ requests: 2_000, replies: 2_000, inFlight: 0 });
+  });
+
+  test("a full pipeline spills onto the next connection, then callers queue in the pool", async () => {
+    const server = lineServer((line) => line);
+    servers.push(server);
+    const client = track(createTcpClient({ port: server.port, codec: linesCodec, pool: { max: 3 }, maxInFlightPerConnection: 4 }));
+    const all = Array.from({ length: 30 }, (_, i) => client.send(String(i)));
+    // 3 connections x depth 4 in flight; the other 18 wait for room.
+    await Bun.sleep(0);
+    expect(client.stats().pool.waiting).toBeGreaterThan(0);
+    const got = (await Promise.all(all)).map(text);
+    expect(got).toEqual(Array.from({ length: 30 }, (_, i) => String(i)));
+    expect(client.stats().pool.created).toBe(3);
+  });
+});
+
+describe("a connection that drops", () => {
+  test("fails exactly its unanswered requests; the pool replaces it", async () => {
+    // Answers 3 lines, then closes the connection when the 4th arrives.
+    const server = lineServer((line, n) => (n <= 3 ? `ok:${line}` : null));
+    servers.push(server);
+    const client = track(createTcpClient({ port: server.port, codec: linesCodec, pool: { max: 1 } }));
+    const results = await Promise.allSettled(Array.from({ length: 10 }, (_, i) => client.send(`r${i}`)));
+    const fulfilled = results.filter((r) => r.status === "fulfilled").map((r) => text((r as PromiseFulfilledResult<Uint8Array>).value));
+    const rejected = results.filter((r) => r.status === "rejected").map((r) => (r as PromiseRejectedResult).reason);
+    expect(fulfilled).toEqual(["ok:r0", "ok:r1", "ok:r2"]);
+    expect(rejected).toHaveLength(7);
+    for (const e of rejected) {
+      expect(e.code).toBe("ERR_CONNECTION_CLOSED");
+      expect(e.message).toMatch(/closed with 7 request\(s\) unanswered/);
+    }
+    expect(client.stats().connectionErrors).toBe(7);
+    // A fresh connection serves the next request.
+    expect(text(await client.send("again"))).toBe("ok:again");
+    expect(client.stats().pool).toMatchObject({ created: 2, destroyed: 1 });
+  });
+
+  test("garbage from the peer is a protocol error that closes only that connection", async () => {
+    let conns = 0;
+    const server = Bun.listen({
+      hostname: "127.0.0.1",
+      port: 0,
+      socket: {
+        open() {
+          conns++;
+        },
+        data(s, chunk) {
+          const cmd = chunk.toString();
+          s.write(cmd.includes("BAD") ? "?what\r\n" : "+OK\r\n");
+        },
+      },
+    });
+    servers.push(server);
+    const client = track(createTcpClient({ port: server.port, codec: respReplyCodec, pool: { max: 1 } }));
+    expect(await client.send(["PING"])).toBe("OK");
+    const err = await client.send(["BAD"]).catch((e) => e);
+    expect(err.code).toBe("ERR_PROTOCOL");
+    expect(err.message).toMatch(/not a valid resp-reply reply/);
+    expect(await client.send(["PING"])).toBe("OK");
+    expect(conns).toBe(2);
+  });
+
+  test("a reply larger than maxFrameBytes is refused", async () => {
+    const server = lineServer(() => "x".repeat(5_000));
+    servers.push(server);
+    const client = track(createTcpClient({ port: server.port, codec: linesCodec, maxFrameBytes: 1_000 }));
+    await expect(client.send("hi")).rejects.toMatchObject({ code: "ERR_PROTOCOL", message: expect.stringMatching(/exceeds maxFrameBytes=1000/) });
+  });
+});
+
+describe("backpressure and timeouts", () => {
+  test("a peer that stops reading: the connection stops taking requests until drain, nothing is lost", async () => {
+    let paused: Socket<ServerState> | undefined;
+    const server = Bun.listen<ServerState>({
+      hostname: "127.0.0.1",
+      port: 0,
+      socket: {
+        open(s) {
+          s.data = { buf: "", seen: 0 };
+          paused = s;
+          s.pause();
+        },
+        data(s, chunk) {
+          s.data.buf += chunk.toString();
+          let nl: number;
+          let out = "";
+          while ((nl = s.data.buf.indexOf("\n")) >= 0) {
+            out += `${s.data.buf.slice(0, 16)}\n`;
+            s.data.buf = s.data.buf.slice(nl + 1);
+          }
+          if (out) s.write(out);
+        },
+      },
+    });
+    servers.push(server);
+    const client = track(
+      createTcpClient({ port: server.port, codec: linesCodec, pool: { max: 1 }, maxWriteBufferBytes: 256 << 10, requestTimeoutMs: 20_000 }),
+    );
+    const payload = (i: number) => `${String(i).padStart(16, "0")}${"y".repeat(256 << 10)}`;
+    const all = Array.from({ length: 40 }, (_, i) => client.send(payload(i)));
+    // The kernel buffers fill, the write buffer passes its limit, the connection is held.
+    const t0 = performance.now();
+    const held = () => client.stats().pool.borrowed === 1 && client.stats().pool.waiting > 0;
+    while (!held() && performance.now() - t0 < 5_000) await Bun.sleep(5);
+    expect(client.stats().pool).toMatchObject({ size: 1, borrowed: 1 });
+    expect(client.stats().pool.waiting).toBeGreaterThan(0);
+    const stuck = client.inFlight;
+    await Bun.sleep(50);
+    expect(client.inFlight).toBe(stuck); // nothing more is piled onto the held connection
+    paused!.resume();
+    const got = (await Promise.all(all)).map(text);
+    expect(got).toEqual(Array.from({ length: 40 }, (_, i) => String(i).padStart(16, "0")));
+  });
+
+  test("no reply: the request times out, the silent connection is retired", async () => {
+    const server = lineServer((line) => (line === "silence" ? undefined : line));
+    servers.push(server);
+    const client = track(createTcpClient({ port: server.port, codec: linesCodec, pool: { max: 1 }, requestTimeoutMs: 150 }));
+    const t0 = performance.now();
+    const err = await client.send("silence").catch((e) => e);
+    expect(err.code).toBe("ERR_REQUEST_TIMEOUT");
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(145);
+    expect(text(await client.send("hello"))).toBe("hello");
+    expect(client.stats()).toMatchObject({ timeouts: 1, pool: { created: 2 } });
+  });
+});
+
+describe("connect failures and close", () => {
+  test("nothing listening: sends fail with the connect error within their timeout, then fail fast", async () => {
+    const port = freePort();
+    const client = track(createTcpClient({ port, codec: linesCodec, requestTimeoutMs: 300, pool: { createBackoffMaxMs: 50 } }));
+    const t0 = performance.now();
+    const err = await client.send("x").catch((e) => e);
+    const elapsed = performance.now() - t0;
+    expect(err.code).toBe("ERR_POOL_UPSTREAM_FAILING");
+    expect(err.cause.code).toBe("ERR_CONNECT");
+    expect(err.cause.message).toMatch(/cannot connect to 127\.0\.0\.1:\d+/);
+    expect(elapsed).toBeLessThan(300 + 200);
+    const t1 = performance.now();
+    const fast = await client.send("y").catch((e) => e);
+    expect(fast.code).toBe("ERR_POOL_CIRCUIT_OPEN");
+    expect(performance.now() - t1).toBeLessThan(50);
+  });
+
+  test("close(): in-flight requests get their replies, later sends are refused, sockets closed", async () => {
+    let closedOnServer = 0;
+    const server = Bun.listen<ServerState>({
+      hostname: "127.0.0.1",
+      port: 0,
+      socket: {
+        open(s) {
+          s.data = { buf: "", seen: 0 };
+        },
+        data(s, chunk) {
+          // Slow server: answer after 50 ms.
+          const lines = chunk.toString().split("\n").filter(Boolean);
+          setTimeout(() => s.write(lines.map((l) => `${l}\n`).join("")), 50);
+        },
+        close() {
+          closedOnServer++;
+        },
+      },
+    });
+    servers.push(server);
+    const client = createTcpClient({ port: server.port, codec: linesCodec, pool: { max: 2 }, maxInFlightPerConnection: 2 });
+    const inflight = [client.send("a"), client.send("b"), client.send("c"), client.send("d")];
+    const queued = client.send("e"); // both connections full: waits in the pool
+    await Bun.sleep(5);
+    const closing = client.close();
+    await expect(client.send("late")).rejects.toMatchObject({ code: "ERR_CLIENT_CLOSED" });
+    await expect(queued).rejects.toMatchObject({ code: "ERR_POOL_CLOSED" });
+    expect((await Promise.all(inflight)).map(text)).toEqual(["a", "b", "c", "d"]);
+    await closing;
+    expect(client.connections).toBe(0);
+    await Bun.sleep(20);
+    expect(closedOnServer).toBe(2);
+  });
+
+  test("options are validated", () => {
+    expect(() => createTcpClient({ port: 1, codec: linesCodec, maxInFlightPerConnection: 0 })).toThrow(PoolOptionError);
+    expect(() => createTcpClient({ port: 1, codec: {} as never })).toThrow(/codec=\{\} is invalid: expected a Codec from src\/codec/);
+    expect(() => createTcpClient({ port: 1, codec: linesCodec, requestTimeoutMs: -5 })).toThrow(/requestTimeoutMs=-5 is invalid/);
+    expect(() => createTcpClient({ port: 1, codec: linesCodec, pool: { maxx: 1 } as never })).toThrow(/unknown client pool option "maxx"/);
+  });
+});
