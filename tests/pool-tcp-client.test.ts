@@ -43,10 +43,10 @@ function lineServer(reply: (line: string, n: number, s: Socket<ServerState>) => 
   });
 }
 
-const open: { close(): Promise<void> }[] = [];
+const open: { close(options?: { timeoutMs?: number }): Promise<void> }[] = [];
 const servers: TCPSocketListener<any>[] = [];
 afterEach(async () => {
-  await Promise.all(open.splice(0).map((c) => c.close({ timeoutMs: 1_000 } as never)));
+  await Promise.all(open.splice(0).map((c) => c.close({ timeoutMs: 1_000 })));
   for (const s of servers.splice(0)) s.stop(true);
 });
 function track<T extends TcpClient<any, any>>(c: T): T {
