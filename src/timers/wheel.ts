@@ -112,8 +112,9 @@ function describe(value: unknown): string {
  *   call, so advance() always terminates.
  * - Every bad argument throws (TimerRangeError, TimerTypeError) before anything changes.
  *
- * Deadlines and times are exact for integer milliseconds (and any values doubles hold
- * exactly); fractional times such as performance.now() work, within one ulp.
+ * Times are exact for integer milliseconds (and any value a double holds exactly). With
+ * fractional times such as performance.now() "never early" still holds exactly (a timer is
+ * fired only if its stored deadline <= nowMs); "one tick late" may stretch by a rounding error.
  */
 export class TimingWheel {
   /** Largest capacity accepted: 2^24 ids. */
