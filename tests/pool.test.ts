@@ -197,6 +197,52 @@ describe("acquire and release", () => {
     expect(jest.getTimerCount()).toBe(0); // the served waiter's timer is gone
   });
 
+  test("waiters queued at different times expire at their own deadlines (shared timer), custom timeouts too", async () => {
+    jest.useFakeTimers();
+    const pool = makePool(new Upstream(), { max: 1, acquireTimeoutMs: 100 });
+    const held = await pool.acquire();
+    const a = settleState(pool.acquire()); // deadline 100
+    await tick(30, 10);
+    const custom = settleState(pool.acquire({ timeoutMs: 20 })); // deadline 50
+    const b = settleState(pool.acquire()); // deadline 130
+    await tick(30, 10);
+    const c = settleState(pool.acquire()); // deadline 160
+    await tick(19, 1); // t = 79
+    expect([a.state, custom.state, b.state, c.state]).toEqual(["pending", "rejected", "pending", "pending"]);
+    await tick(22, 1); // t = 101
+    expect([a.state, b.state, c.state]).toEqual(["rejected", "pending", "pending"]);
+    await tick(30, 1); // t = 131
+    expect([b.state, c.state]).toEqual(["rejected", "pending"]);
+    pool.release(held);
+    await flush();
+    expect(c.state).toBe("fulfilled");
+    expect(pool.stats()).toMatchObject({ timeouts: 3, waiting: 0 });
+    await tick(40, 10); // past c's old deadline: the shared timer fires once, finds nothing, stops
+    expect(jest.getTimerCount()).toBe(0);
+    expect(pool.stats().timeouts).toBe(3);
+    pool.release(c.value!);
+    await pool.drain();
+  });
+
+  test("the shared deadline timer does not keep the process alive once nobody waits", async () => {
+    const script = `
+      import { Pool } from ${JSON.stringify(`${import.meta.dir}/../src/pool/index.ts`)};
+      const pool = new Pool({ create: () => ({}), max: 1, acquireTimeoutMs: 20_000 });
+      const a = await pool.acquire();
+      const waiting = pool.acquire();
+      pool.release(a);
+      pool.release(await waiting);
+      console.log("done");
+    `;
+    const t0 = performance.now();
+    const proc = Bun.spawn([process.execPath, "-e", script], { stdout: "pipe", stderr: "pipe" });
+    const exited = await Promise.race([proc.exited, Bun.sleep(10_000).then(() => "hung")]);
+    if (exited === "hung") proc.kill("SIGKILL");
+    expect(exited).toBe(0);
+    expect(await new Response(proc.stdout).text()).toBe("done\n");
+    expect(performance.now() - t0).toBeLessThan(10_000);
+  });
+
   test("timeoutMs 0 never waits", async () => {
     const pool = makePool(new Upstream(), { max: 1 });
     const c = await pool.acquire();

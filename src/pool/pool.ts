@@ -93,26 +93,39 @@ class Entry<T> {
   ) {}
 }
 
+// new Promise(waiterExecutor) stores the resolvers on the waiter without a closure per call.
+let execWaiter: Waiter<any>;
+function waiterExecutor(resolve: (r: any) => void, reject: (e: Error) => void): void {
+  execWaiter.resolve = resolve;
+  execWaiter.reject = reject;
+}
+
 class Waiter<T> implements ListNode<Waiter<T>> {
   prev: Waiter<T> | null = null;
   next: Waiter<T> | null = null;
   queued = false;
   settled = false;
+  /**
+   * Waits with the pool's acquireTimeoutMs: queued waiters of this kind have deadlines in
+   * queue order, so one pool timer (armed for the oldest) expires them all. Others have
+   * their own timer.
+   */
+  uniform = false;
   timer: Timer | undefined = undefined;
   signal: AbortSignal | undefined = undefined;
   onAbort: (() => void) | undefined = undefined;
   resolve!: (resource: T) => void;
   reject!: (err: Error) => void;
   readonly promise: Promise<T>;
+  readonly deadlineMs: number;
   constructor(
     readonly startMs: number,
     readonly timeoutMs: number,
     readonly stack: string | undefined,
   ) {
-    this.promise = new Promise<T>((resolve, reject) => {
-      this.resolve = resolve;
-      this.reject = reject;
-    });
+    this.deadlineMs = startMs + timeoutMs;
+    execWaiter = this;
+    this.promise = new Promise<T>(waiterExecutor);
   }
 }
 
@@ -156,6 +169,10 @@ export class Pool<T> {
   private nextCreateAtMs = 0;
   private backoffTimer: Timer | undefined = undefined;
   private reapTimer: Timer | undefined = undefined;
+  /** The one timer of the uniform waiters; may be armed for a deadline already served. */
+  private deadlineTimer: Timer | undefined = undefined;
+  /** Uniform waiters in the queue; the deadline timer keeps the process alive only while > 0. */
+  private uniformQueued = 0;
   private pumping = false;
   private pumpAgain = false;
   private closing = false;
@@ -185,6 +202,10 @@ export class Pool<T> {
   /** True once drain() was called. */
   get closed(): boolean {
     return this.closing;
+  }
+  /** Callers queued in acquire() now (cheap; stats() has everything). */
+  get waiting(): number {
+    return this.waiters.size;
   }
 
   /**
@@ -216,7 +237,7 @@ export class Pool<T> {
           this.hist.recordZero();
           return Promise.resolve(e.resource);
         }
-        const w = this.newWaiter(timeoutMs, signal, stack);
+        const w = this.newWaiter(timeoutMs, signal, stack, false);
         this.startValidation(e, w);
         return w.promise;
       }
@@ -229,8 +250,8 @@ export class Pool<T> {
       this.nTimeouts++;
       return Promise.reject(this.timeoutError(0, 0));
     }
-    const w = this.newWaiter(timeoutMs, signal, stack);
-    this.waiters.push(w);
+    const w = this.newWaiter(timeoutMs, signal, stack, true);
+    this.enqueue(w);
     this.pump();
     return w.promise;
   }
@@ -343,7 +364,9 @@ export class Pool<T> {
     if (this.backoffTimer !== undefined) clearTimeout(this.backoffTimer);
     if (this.reapTimer !== undefined) clearTimeout(this.reapTimer);
     this.backoffTimer = this.reapTimer = undefined;
-    for (let w = this.waiters.shift(); w !== null; w = this.waiters.shift()) {
+    if (this.deadlineTimer !== undefined) clearTimeout(this.deadlineTimer);
+    this.deadlineTimer = undefined;
+    for (let w = this.dequeue(); w !== null; w = this.dequeue()) {
       this.settle(w);
       this.nRejected++;
       w.reject(this.closedError());
@@ -409,7 +432,7 @@ export class Pool<T> {
         this.destroyEntry(e);
         continue;
       }
-      const w = waiters.shift() as Waiter<T>;
+      const w = this.dequeue() as Waiter<T>;
       if (this.needsValidation(e)) this.startValidation(e, w);
       else this.serve(e, w);
     }
@@ -488,15 +511,72 @@ export class Pool<T> {
     w.resolve(e.resource);
   }
 
-  private newWaiter(timeoutMs: number, signal: AbortSignal | undefined, stack: string | undefined): Waiter<T> {
+  /**
+   * A waiter; `queued` ones with the pool's own timeout share the deadline timer, the others
+   * get a timer of their own.
+   */
+  private newWaiter(timeoutMs: number, signal: AbortSignal | undefined, stack: string | undefined, queued: boolean): Waiter<T> {
     const w = new Waiter<T>(performance.now(), timeoutMs, stack);
-    if (timeoutMs !== Infinity) w.timer = setTimeout(Pool.onWaiterTimeout, timeoutMs, this, w);
+    if (timeoutMs !== Infinity) {
+      if (queued && timeoutMs === this.o.acquireTimeoutMs) w.uniform = true;
+      else w.timer = setTimeout(Pool.onWaiterTimeout, timeoutMs, this, w);
+    }
     if (signal !== undefined) {
       w.signal = signal;
       w.onAbort = () => this.abortWaiter(w);
       signal.addEventListener("abort", w.onAbort, { once: true });
     }
     return w;
+  }
+
+  private enqueue(w: Waiter<T>): void {
+    this.waiters.push(w);
+    if (!w.uniform) return;
+    if (this.deadlineTimer === undefined) {
+      this.deadlineTimer = setTimeout(Pool.onDeadline, w.timeoutMs, this);
+      this.uniformQueued++;
+      return;
+    }
+    if (this.uniformQueued++ === 0) this.deadlineTimer.ref();
+  }
+
+  /** Takes the head waiter out of the queue (null when empty). */
+  private dequeue(): Waiter<T> | null {
+    const w = this.waiters.shift();
+    if (w !== null && w.uniform) this.uniformLeft();
+    return w;
+  }
+
+  /** Takes `w` out of the queue wherever it is; false when it was not queued. */
+  private unqueue(w: Waiter<T>): boolean {
+    if (!this.waiters.remove(w)) return false;
+    if (w.uniform) this.uniformLeft();
+    return true;
+  }
+
+  private uniformLeft(): void {
+    // The armed timer stays (clearing and re-arming per waiter costs more than one late
+    // wake-up); it just stops holding the process open.
+    if (--this.uniformQueued === 0 && this.deadlineTimer !== undefined) this.deadlineTimer.unref();
+  }
+
+  /** The deadline timer fired: expire the due uniform waiters, re-arm for the next one. */
+  private expireDue(): void {
+    this.deadlineTimer = undefined;
+    const now = performance.now();
+    let w = this.waiters.peek();
+    while (w !== null) {
+      const next = w.next;
+      if (w.uniform) {
+        if (w.deadlineMs > now) break;
+        this.expireWaiter(w);
+      }
+      w = next;
+    }
+    while (w !== null && !w.uniform) w = w.next;
+    if (w !== null) {
+      this.deadlineTimer = setTimeout(Pool.onDeadline, Math.max(0, w.deadlineMs - now), this);
+    }
   }
 
   /** Marks a waiter answered: its timer and abort listener go. */
@@ -514,7 +594,7 @@ export class Pool<T> {
 
   private abortWaiter(w: Waiter<T>): void {
     if (w.settled) return;
-    this.waiters.remove(w);
+    this.unqueue(w);
     const reason = w.signal?.reason;
     this.settle(w);
     this.nRejected++;
@@ -524,13 +604,18 @@ export class Pool<T> {
   private expireWaiter(w: Waiter<T>): void {
     w.timer = undefined;
     if (w.settled) return;
-    this.waiters.remove(w);
+    this.unqueue(w);
     this.settle(w);
     this.nTimeouts++;
     w.reject(this.timeoutError(performance.now() - w.startMs, w.timeoutMs));
   }
 
   private startValidation(e: Entry<T>, w: Waiter<T>): void {
+    if (w.uniform) {
+      // Out of the queue, the shared deadline timer cannot see it: its own timer from now on.
+      w.uniform = false;
+      w.timer = setTimeout(Pool.onWaiterTimeout, Math.max(0, w.deadlineMs - performance.now()), this, w);
+    }
     e.state = VALIDATING;
     e.validatingFor = w;
     this.validatingCount++;
@@ -819,6 +904,9 @@ export class Pool<T> {
 
   private static onWaiterTimeout<T>(pool: Pool<T>, w: Waiter<T>): void {
     pool.expireWaiter(w);
+  }
+  private static onDeadline<T>(pool: Pool<T>): void {
+    pool.expireDue();
   }
   private static onBackoff<T>(pool: Pool<T>): void {
     pool.backoffTimer = undefined;

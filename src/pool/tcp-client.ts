@@ -198,6 +198,7 @@ export class PipelinedConnection<In, Out> {
   private wstart = 0;
   private wlen = 0;
   private flushQueued = false;
+  private flushDeferred = false;
   private waitingDrain = false;
   private readonly flushFn = () => this.flush();
 
@@ -330,8 +331,19 @@ export class PipelinedConnection<In, Out> {
     }
   }
 
-  /** Writes what is buffered: one write() for every request of the burst. */
+  /**
+   * Writes what is buffered: one write() for every request of the burst. Runs as a
+   * microtask after the first request of a burst; when senders are queued in the pool they
+   * are handed connections one microtask after another, so then it waits for setImmediate
+   * (after the whole chain) to write them all at once.
+   */
   private flush(): void {
+    if (!this.flushDeferred && this.client.pool.waiting > 0 && this.hasRoom()) {
+      this.flushDeferred = true;
+      setImmediate(this.flushFn);
+      return;
+    }
+    this.flushDeferred = false;
     this.flushQueued = false;
     const socket = this.socket;
     if (socket === null || this.wlen === this.wstart) return;
