@@ -115,6 +115,17 @@ describe("Channel basics", () => {
     expect(ch.tryPop()).toBeUndefined();
   });
 
+  test("a timeout beyond a timer's 32-bit range waits forever instead of firing at once", async () => {
+    const ch = new Channel<number>(1);
+    const p = ch.pop(2 ** 31 + 5);
+    let settled = false;
+    p.then(() => (settled = true));
+    await Bun.sleep(30);
+    expect(settled).toBe(false);
+    ch.tryPush(1);
+    expect(await p).toBe(1);
+  });
+
   test("timeout 0 never waits", async () => {
     const ch = new Channel<number>(1);
     expect(await ch.pop(0)).toBeUndefined();

@@ -243,6 +243,22 @@ describe("acquire and release", () => {
     expect(performance.now() - t0).toBeLessThan(10_000);
   });
 
+  test("timeouts beyond a timer's 32-bit range wait instead of firing at once", async () => {
+    const pool = makePool(new Upstream(), { max: 1, acquireTimeoutMs: 2 ** 32 });
+    const held = await pool.acquire();
+    const a = settleState(pool.acquire());
+    const b = settleState(pool.acquire({ timeoutMs: 2 ** 40 }));
+    await Bun.sleep(30);
+    expect([a.state, b.state]).toEqual(["pending", "pending"]);
+    pool.release(held);
+    await flush();
+    expect(a.state).toBe("fulfilled");
+    pool.release(a.value!);
+    await flush();
+    pool.release(b.value!);
+    await pool.drain();
+  });
+
   test("timeoutMs 0 never waits", async () => {
     const pool = makePool(new Upstream(), { max: 1 });
     const c = await pool.acquire();

@@ -16,6 +16,7 @@
 import { ChannelClosedError } from "./errors.ts";
 import { type ListNode, WaiterList } from "./list.ts";
 import { Ring } from "./ring.ts";
+import { MAX_TIMER_MS } from "./time.ts";
 
 type Timer = ReturnType<typeof setTimeout>;
 
@@ -43,7 +44,10 @@ const RESOLVED_TRUE = Promise.resolve(true);
 const RESOLVED_FALSE = Promise.resolve(false);
 const RESOLVED_UNDEFINED = Promise.resolve(undefined);
 
-/** Checks an optional wait time: undefined or Infinity = wait forever; 0 = do not wait. */
+/**
+ * Checks an optional wait time: undefined or Infinity = wait forever (as does anything above
+ * MAX_TIMER_MS, ~24.8 days); 0 = do not wait.
+ */
 function checkTimeout(timeoutMs: number | undefined): void {
   if (timeoutMs !== undefined && !(timeoutMs >= 0)) {
     throw new RangeError(`Channel timeoutMs must be a number >= 0 (Infinity or omitted = wait forever), got ${timeoutMs}`);
@@ -118,7 +122,7 @@ export class Channel<T> {
     return new Promise<boolean>((resolve, reject) => {
       const node = new PushWaiter(value, resolve, reject);
       this.pushers.push(node);
-      if (timeoutMs !== undefined && timeoutMs !== Infinity) {
+      if (timeoutMs !== undefined && timeoutMs <= MAX_TIMER_MS) {
         node.timer = setTimeout(onPushTimeout, timeoutMs, this.pushers, node);
       }
     });
@@ -154,7 +158,7 @@ export class Channel<T> {
     return new Promise<T | undefined>((resolve) => {
       const node = new PopWaiter<T>(resolve);
       this.poppers.push(node);
-      if (timeoutMs !== undefined && timeoutMs !== Infinity) {
+      if (timeoutMs !== undefined && timeoutMs <= MAX_TIMER_MS) {
         node.timer = setTimeout(onPopTimeout, timeoutMs, this.poppers, node);
       }
     });

@@ -6,6 +6,7 @@
 import { type TObject, type TSchema, Type } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
 import { PoolOptionError } from "./errors.ts";
+import { MAX_TIMER_MS, waitMs } from "./time.ts";
 
 /** What create() receives. */
 export interface CreateContext {
@@ -106,7 +107,7 @@ export const PoolOptionsSchema = Type.Object(
     failFastAfterCreateErrors: Type.Optional(
       Type.Union([Type.Integer({ minimum: 1 }), Type.Literal(Infinity)], { description: "an integer >= 1, or Infinity to never fail fast" }),
     ),
-    reapIntervalMs: Type.Optional(Type.Number({ minimum: 1, description: "milliseconds >= 1" })),
+    reapIntervalMs: Type.Optional(Type.Number({ minimum: 1, maximum: MAX_TIMER_MS, description: "milliseconds in 1..2^31-1" })),
   },
   { additionalProperties: false },
 );
@@ -157,7 +158,7 @@ export function resolvePoolOptions<T>(opts: PoolOptions<T>): ResolvedPoolOptions
   if (min > opts.max) {
     throw new PoolOptionError("min", `Pool option min=${min} is invalid: expected an integer >= 0 and <= max (max=${opts.max})`);
   }
-  const createBackoffMaxMs = opts.createBackoffMaxMs ?? 1_000;
+  const createBackoffMaxMs = Math.min(opts.createBackoffMaxMs ?? 1_000, MAX_TIMER_MS);
   const createBackoffInitialMs = opts.createBackoffInitialMs ?? Math.min(50, createBackoffMaxMs);
   if (createBackoffInitialMs > createBackoffMaxMs) {
     throw new PoolOptionError(
@@ -177,13 +178,14 @@ export function resolvePoolOptions<T>(opts: PoolOptions<T>): ResolvedPoolOptions
     name: opts.name ?? "pool",
     min,
     max: opts.max,
-    acquireTimeoutMs: opts.acquireTimeoutMs ?? 10_000,
-    createTimeoutMs: opts.createTimeoutMs ?? 5_000,
+    // Beyond what a timer can wait (~24.8 days) is forever.
+    acquireTimeoutMs: waitMs(opts.acquireTimeoutMs ?? 10_000),
+    createTimeoutMs: waitMs(opts.createTimeoutMs ?? 5_000),
     idleTimeoutMs: opts.idleTimeoutMs ?? 30_000,
     maxLifetimeMs: opts.maxLifetimeMs ?? 1_800_000,
     validateAfterIdleMs: opts.validateAfterIdleMs ?? 500,
     maxWaiting: opts.maxWaiting ?? Infinity,
-    leakDetectionMs: opts.leakDetectionMs ?? 0,
+    leakDetectionMs: Math.min(opts.leakDetectionMs ?? 0, MAX_TIMER_MS),
     createBackoffInitialMs,
     createBackoffMaxMs,
     failFastAfterCreateErrors: opts.failFastAfterCreateErrors ?? 3,

@@ -33,6 +33,7 @@ import {
 import { Histogram, type HistogramSnapshot } from "./histogram.ts";
 import { type ListNode, WaiterList } from "./list.ts";
 import { type PoolOptions, type ResolvedPoolOptions, resolvePoolOptions } from "./options.ts";
+import { MAX_TIMER_MS, waitMs } from "./time.ts";
 
 type Timer = ReturnType<typeof setTimeout>;
 
@@ -223,7 +224,7 @@ export class Pool<T> {
         if (!(options.timeoutMs >= 0)) {
           throw new RangeError(`acquire timeoutMs must be milliseconds >= 0 (Infinity = wait forever), got ${options.timeoutMs}`);
         }
-        timeoutMs = options.timeoutMs;
+        timeoutMs = waitMs(options.timeoutMs);
       }
       signal = options.signal;
       if (signal?.aborted) return this.refuse("ERR_POOL_ABORTED", signal.reason);
@@ -358,7 +359,7 @@ export class Pool<T> {
    */
   drain(options?: { timeoutMs?: number }): Promise<void> {
     if (this.drainPromise !== undefined) return this.drainPromise;
-    const timeoutMs = options?.timeoutMs ?? 10_000;
+    const timeoutMs = Math.min(options?.timeoutMs ?? 10_000, MAX_TIMER_MS);
     if (!(timeoutMs >= 0)) throw new RangeError(`drain timeoutMs must be milliseconds >= 0, got ${timeoutMs}`);
     this.closing = true;
     if (this.backoffTimer !== undefined) clearTimeout(this.backoffTimer);

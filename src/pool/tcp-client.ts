@@ -603,7 +603,7 @@ export class TcpClient<In, Out> {
     this.isErrorReply = options.isErrorReply;
     this.onConnect = options.onConnect;
     const poolOpts = options.pool ?? {};
-    this.acquireCapMs = poolOpts.acquireTimeoutMs ?? Infinity;
+    this.acquireCapMs = Math.min(this.requestTimeoutMs, poolOpts.acquireTimeoutMs ?? Infinity);
     // Timeouts are checked by one sweep per client, not a timer per request.
     this.sweepEveryMs = Math.min(100, Math.max(5, Math.floor(Math.min(this.requestTimeoutMs, 60_000) / 20)));
     const ping = options.pingMessage;
@@ -624,6 +624,9 @@ export class TcpClient<In, Out> {
       name: poolOpts.name ?? this.address,
       max: poolOpts.max ?? 8,
       createTimeoutMs: poolOpts.createTimeoutMs ?? options.connectTimeoutMs ?? 5_000,
+      // A sender with the default timeout waits for a connection at most that long; the
+      // pool's shared deadline timer serves them all (per-call timeouts get their own).
+      acquireTimeoutMs: this.acquireCapMs,
       create: (ctx) => this.connect(ctx.signal),
       destroy: (conn) => conn.close(),
       isBroken: (conn) => conn.isBroken(),
@@ -655,13 +658,14 @@ export class TcpClient<In, Out> {
     if (this.closedFlag) {
       return Promise.reject(new ClientRequestError("ERR_CLIENT_CLOSED", `client for ${this.address} is closed; create a new one`));
     }
-    const timeoutMs = options?.timeoutMs ?? this.requestTimeoutMs;
+    const custom = options?.timeoutMs;
+    const timeoutMs = custom ?? this.requestTimeoutMs;
     this.nRequests++;
     const now = performance.now();
     const conn = this.pool.tryAcquire();
     if (conn !== undefined) return this.dispatch(conn, message, now + timeoutMs);
     return this.pool
-      .acquire({ timeoutMs: Math.min(timeoutMs, this.acquireCapMs) })
+      .acquire(custom === undefined ? undefined : { timeoutMs: Math.min(custom, this.acquireCapMs) })
       .then((c) => this.dispatch(c, message, now + timeoutMs));
   }
 
@@ -673,8 +677,9 @@ export class TcpClient<In, Out> {
       this.pool.release(conn);
       return Promise.reject(err);
     }
-    // Back to the pool at once while it has room: the next sender pipelines behind us.
-    if (conn.hasRoom()) this.pool.release(conn);
+    // Back to the pool at once while it has room: the next sender pipelines behind us. A
+    // broken one goes back too: the pool destroys it.
+    if (conn.hasRoom() || conn.isBroken()) this.pool.release(conn);
     else conn.held = true;
     return p;
   }
