@@ -208,11 +208,11 @@ describe("connect failures and close", () => {
     expect(err.code).toBe("ERR_POOL_UPSTREAM_FAILING");
     expect(err.cause.code).toBe("ERR_CONNECT");
     expect(err.cause.message).toMatch(/cannot connect to 127\.0\.0\.1:\d+/);
-    expect(elapsed).toBeLessThan(300 + 200);
+    expect(elapsed).toBeLessThan(300 + 400);
     const t1 = performance.now();
     const fast = await client.send("y").catch((e) => e);
     expect(fast.code).toBe("ERR_POOL_CIRCUIT_OPEN");
-    expect(performance.now() - t1).toBeLessThan(50);
+    expect(performance.now() - t1).toBeLessThan(150); // at once, not after the 300 ms timeout
   });
 
   test("close(): in-flight requests get their replies, later sends are refused, sockets closed", async () => {

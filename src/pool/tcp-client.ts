@@ -713,7 +713,12 @@ export class TcpClient<In, Out> {
     try {
       socket = await Bun.connect({ hostname: this.host, port: this.port, data: conn, socket: SOCKET_HANDLERS });
     } catch (err) {
-      throw new ClientRequestError("ERR_CONNECT", `cannot connect to ${this.address}: ${(err as Error)?.message ?? err}`, err);
+      const code = (err as { code?: string })?.code;
+      throw new ClientRequestError(
+        "ERR_CONNECT",
+        `cannot connect to ${this.address}: ${(err as Error)?.message ?? err}${code ? ` (${code})` : ""}; check that the server runs and listens there`,
+        err,
+      );
     }
     conn.attach(socket);
     if (signal.aborted || this.closedFlag) {
