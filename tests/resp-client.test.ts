@@ -25,7 +25,7 @@ function connectedClients(info: string): number {
 }
 
 async function infoClients(): Promise<number> {
-  // rawCommand reads until the first CRLF: use the client-free path of a one-off client instead.
+  // INFO's reply is a multi-line bulk string: read it with a one-off client (itself one of the counted).
   const c = createRespClient({ port: redis.port, pool: { max: 1 } });
   try {
     return connectedClients((await c.send(["INFO", "clients"])) as string) - 1;
