@@ -1,0 +1,174 @@
+/**
+ * RESP throughput, myriad's KV server vs redis-server, side by side in one run:
+ * `redis-benchmark -t ping,set,get -c 50 -n 200000 -P <p> --csv` against each, for every
+ * pipeline depth, and a table of requests/s with myriad's ratio to redis.
+ *
+ *   bun bench/resp.ts            # full: -n 200000, -P 1 and -P 16, best of 3 rounds
+ *   bun bench/resp.ts --quick    # a short end-to-end check (-n 20000, 1 round)
+ *
+ * Goals (issue 3): ratio >= 1.0 at -P 16 and >= 0.9 at -P 1. Each server runs in its own
+ * process (myriad: `bun src/cli/serve.ts --no-admin`; redis: --save "" --appendonly no); the
+ * rounds alternate which server goes first. --check exits 1 when a goal is missed.
+ */
+import { join } from "node:path";
+import { defineCommand, runCommand } from "../src/config/index.ts";
+
+const cmd = defineCommand({
+  name: "bench/resp.ts",
+  usage: "bun bench/resp.ts [flags]",
+  summary: "redis-benchmark against myriad's KV server and redis-server in the same run; prints rps and ratios.",
+  flags: {
+    quick: { type: "bool", help: "short run: -n 20000, one round", env: "BENCH_QUICK" },
+    requests: { type: "int", default: 200_000, min: 1000, short: "n", help: "requests per test (redis-benchmark -n); --quick: 20000" },
+    clients: { type: "int", default: 50, min: 1, max: 10_000, short: "c", help: "parallel connections (redis-benchmark -c)" },
+    pipelines: { type: "list", default: ["1", "16"], help: "pipeline depths to run (redis-benchmark -P)" },
+    tests: { type: "list", default: ["ping", "set", "get"], help: "redis-benchmark -t tests" },
+    rounds: { type: "int", default: 3, min: 1, max: 20, help: "rounds per depth; the best rps of each server is kept; --quick: 1" },
+    check: { type: "bool", help: "exit 1 when a ratio misses its goal" },
+  },
+  validate(v) {
+    for (const p of v.pipelines) if (!/^[1-9]\d*$/.test(p)) return `--pipelines must be a comma-separated list of positive integers, got "${v.pipelines.join(",")}"`;
+    return undefined;
+  },
+});
+
+const { values: opt } = runCommand(cmd);
+const requests = opt.quick ? Math.min(opt.requests, 20_000) : opt.requests;
+const rounds = opt.quick ? 1 : opt.rounds;
+
+function need(tool: string): string {
+  const p = Bun.which(tool);
+  if (!p) {
+    console.error(`bench/resp.ts: ${tool} not found: install redis (apt-get install redis-server redis-tools)`);
+    process.exit(1);
+  }
+  return p;
+}
+const redisServerBin = need("redis-server");
+const benchBin = need("redis-benchmark");
+
+async function freePort(): Promise<number> {
+  const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const port = s.port;
+  s.stop(true);
+  return port;
+}
+
+async function waitForPort(port: number, proc: Bun.Subprocess, name: string): Promise<void> {
+  const until = Date.now() + 15_000;
+  for (;;) {
+    if (proc.exitCode !== null) throw new Error(`${name} exited with ${proc.exitCode} before listening`);
+    try {
+      const s = await Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } });
+      s.end();
+      return;
+    } catch {
+      if (Date.now() > until) throw new Error(`${name} is not listening on ${port} after 15 s`);
+      await Bun.sleep(25);
+    }
+  }
+}
+
+interface Target {
+  name: "redis" | "myriad";
+  port: number;
+  proc: Bun.Subprocess;
+}
+
+async function startRedis(): Promise<Target> {
+  const port = await freePort();
+  const proc = Bun.spawn(
+    [redisServerBin, "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning"],
+    { stdout: "ignore", stderr: "inherit" },
+  );
+  await waitForPort(port, proc, "redis-server");
+  return { name: "redis", port, proc };
+}
+
+async function startMyriad(): Promise<Target> {
+  const port = await freePort();
+  const serve = join(import.meta.dir, "..", "src", "cli", "serve.ts");
+  const proc = Bun.spawn([process.execPath, serve, "--port", String(port), "--no-admin"], { stdout: "ignore", stderr: "inherit" });
+  await waitForPort(port, proc, "myriad serve");
+  return { name: "myriad", port, proc };
+}
+
+/** Runs redis-benchmark; returns test name -> rps. */
+async function runBenchmark(port: number, pipeline: string): Promise<Map<string, number>> {
+  const args = [benchBin, "-h", "127.0.0.1", "-p", String(port), "-t", opt.tests.join(","), "-c", String(opt.clients), "-n", String(requests), "-P", pipeline, "--csv"];
+  const proc = Bun.spawn(args, { stdout: "pipe", stderr: "pipe" });
+  const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  if (code !== 0) throw new Error(`redis-benchmark exited with ${code}: ${err.trim()}`);
+  return parseCsv(out);
+}
+
+/** Parses redis-benchmark --csv: a header line, then "TEST","rps",... per test. */
+function parseCsv(csv: string): Map<string, number> {
+  const rps = new Map<string, number>();
+  for (const line of csv.split("\n")) {
+    const cells = line.trim().match(/"([^"]*)"/g)?.map((c) => c.slice(1, -1));
+    if (!cells || cells.length < 2 || cells[0] === "test") continue;
+    const v = Number(cells[1]);
+    if (Number.isFinite(v)) rps.set(cells[0]!, v);
+  }
+  return rps;
+}
+
+const goalFor = (pipeline: string) => (Number(pipeline) >= 16 ? 1.0 : 0.9);
+
+const redis = await startRedis();
+const myriad = await startMyriad();
+const stopAll = () => {
+  for (const t of [redis, myriad]) if (t.proc.exitCode === null) process.kill(t.proc.pid, "SIGTERM");
+};
+process.on("SIGINT", () => {
+  stopAll();
+  process.exit(130);
+});
+
+console.log(
+  `bench/resp.ts: redis-benchmark -t ${opt.tests.join(",")} -c ${opt.clients} -n ${requests}, -P ${opt.pipelines.join(" / ")}, ` +
+    `best of ${rounds} round${rounds > 1 ? "s" : ""}; redis-server pid ${redis.proc.pid} :${redis.port}, myriad pid ${myriad.proc.pid} :${myriad.port}`,
+);
+
+interface Row {
+  test: string;
+  pipeline: string;
+  redis: number;
+  myriad: number;
+}
+const rows: Row[] = [];
+let failed = false;
+try {
+  for (const p of opt.pipelines) {
+    const best = { redis: new Map<string, number>(), myriad: new Map<string, number>() };
+    for (let r = 0; r < rounds; r++) {
+      const order = r % 2 === 0 ? [redis, myriad] : [myriad, redis];
+      for (const t of order) {
+        const res = await runBenchmark(t.port, p);
+        for (const [test, rps] of res) best[t.name].set(test, Math.max(best[t.name].get(test) ?? 0, rps));
+      }
+    }
+    for (const [test, rps] of best.redis) rows.push({ test, pipeline: p, redis: rps, myriad: best.myriad.get(test) ?? 0 });
+  }
+} finally {
+  stopAll();
+  await Promise.all([redis.proc.exited, myriad.proc.exited]);
+}
+
+const fmt = (n: number) => Math.round(n).toLocaleString("en-US");
+const header = ["test", "-P", "redis-server rps", "myriad rps", "ratio", "goal", ""];
+const table = rows.map((r) => {
+  const ratio = r.redis > 0 ? r.myriad / r.redis : 0;
+  const goal = goalFor(r.pipeline);
+  const ok = ratio >= goal;
+  if (!ok) failed = true;
+  return [r.test, r.pipeline, fmt(r.redis), fmt(r.myriad), ratio.toFixed(2) + "x", `>= ${goal.toFixed(2)}x`, ok ? "ok" : "MISS"];
+});
+const widths = header.map((h, i) => Math.max(h.length, ...table.map((row) => row[i]!.length)));
+const line = (cells: string[]) => cells.map((c, i) => (i >= 2 && i <= 5 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join("  ");
+console.log(line(header));
+console.log(widths.map((w) => "-".repeat(w)).join("  "));
+for (const row of table) console.log(line(row));
+if (opt.quick) console.log("(quick run: small -n, one round; figures are indicative only)");
+process.exit(opt.check && failed ? 1 : 0);

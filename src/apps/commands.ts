@@ -1,0 +1,78 @@
+/**
+ * Case-insensitive command-name lookup without allocating: the name's bytes are folded to
+ * lower case into a hash, the hash picks a candidate from a Map, and the candidate's bytes
+ * are compared. No string is made from the command name.
+ */
+
+/** A command known to a CommandTable. */
+export interface CommandSpec<R> {
+  /** Lower-case name, as redis prints it in errors ("get"). */
+  readonly name: string;
+  /** Redis arity: n > 0 exactly n arguments (name included); n < 0 at least -n. */
+  readonly arity: number;
+  readonly run: R;
+}
+
+interface Entry<R> extends CommandSpec<R> {
+  readonly lower: Uint8Array;
+  next: Entry<R> | undefined;
+}
+
+const MAX_NAME_BYTES = 32;
+
+function lowerByte(c: number): number {
+  return c >= 65 && c <= 90 ? c + 32 : c;
+}
+
+function hashName(b: Uint8Array): number {
+  let h = b.length;
+  for (let i = 0; i < b.length; i++) h = (Math.imul(h, 31) + lowerByte(b[i]!)) | 0;
+  return h;
+}
+
+export class CommandTable<R> {
+  private readonly byHash = new Map<number, Entry<R>>();
+  /** Every command, in the order added. */
+  readonly all: CommandSpec<R>[] = [];
+
+  /** Adds a command; the name is matched case-insensitively (ASCII). */
+  add(name: string, arity: number, run: R): this {
+    const lower = new Uint8Array(name.length);
+    for (let i = 0; i < name.length; i++) lower[i] = lowerByte(name.charCodeAt(i));
+    const h = hashName(lower);
+    const entry: Entry<R> = { name: name.toLowerCase(), arity, run, lower, next: this.byHash.get(h) };
+    this.byHash.set(h, entry);
+    this.all.push(entry);
+    return this;
+  }
+
+  /** The command named by b (any letter case), or undefined. Allocates nothing. */
+  lookup(b: Uint8Array): CommandSpec<R> | undefined {
+    const n = b.length;
+    if (n === 0 || n > MAX_NAME_BYTES) return undefined;
+    let e = this.byHash.get(hashName(b));
+    while (e !== undefined) {
+      const l = e.lower;
+      if (l.length === n) {
+        let i = 0;
+        while (i < n && lowerByte(b[i]!) === l[i]) i++;
+        if (i === n) return e;
+      }
+      e = e.next;
+    }
+    return undefined;
+  }
+}
+
+/** True when argc satisfies a redis arity. */
+export function arityOk(arity: number, argc: number): boolean {
+  return arity > 0 ? argc === arity : argc >= -arity;
+}
+
+/** True when b equals the lower-case ASCII word `lower`, ignoring case. */
+export function isWord(b: Uint8Array, lower: string): boolean {
+  const n = lower.length;
+  if (b.length !== n) return false;
+  for (let i = 0; i < n; i++) if (lowerByte(b[i]!) !== lower.charCodeAt(i)) return false;
+  return true;
+}

@@ -1,0 +1,175 @@
+// The KV app over real sockets through createServer: pipelining, binary safety, expiry on
+// the wheel, QUIT, concurrency, and real clients (ioredis, redis-benchmark).
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import Redis from "ioredis";
+import { createKvApp, type KvApp } from "../src/apps/index.ts";
+import { createServer, type Server } from "../src/reactor/index.ts";
+import { encodeCommand, latin1, text, Wire } from "./kv-helpers.ts";
+
+let app: KvApp;
+let server: Server;
+
+beforeAll(async () => {
+  app = createKvApp({ tickMs: 10 });
+  server = await createServer({ port: 0, hostname: "127.0.0.1", protocol: app.protocol, handler: app.handler, tickMs: 10 });
+});
+
+afterAll(async () => {
+  await server?.stop({ graceful: false });
+  app?.close();
+});
+
+describe("KV over real sockets", () => {
+  test("1000 pipelined commands in one write come back in order", async () => {
+    const w = await Wire.connect(server.port);
+    const parts: Uint8Array[] = [];
+    for (let i = 0; i < 500; i++) parts.push(encodeCommand(["SET", `p${i}`, `v${i}`]), encodeCommand(["GET", `p${i}`]));
+    const all = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+    let o = 0;
+    for (const p of parts) {
+      all.set(p, o);
+      o += p.length;
+    }
+    w.send(all);
+    for (let i = 0; i < 500; i++) {
+      expect(text(await w.reply())).toBe("+OK\r\n");
+      expect(text(await w.reply())).toBe(`$${`v${i}`.length}\r\nv${i}\r\n`);
+    }
+    w.close();
+  });
+
+  test("a command split across many writes is answered once complete", async () => {
+    const w = await Wire.connect(server.port);
+    const bytes = encodeCommand(["SET", "split", "abcdefghij"]);
+    for (const byte of bytes) {
+      w.send(Uint8Array.of(byte));
+      await Bun.sleep(1);
+    }
+    expect(text(await w.reply())).toBe("+OK\r\n");
+    expect(await w.call("GET", "split")).toBe("$10\r\nabcdefghij\r\n");
+    w.close();
+  });
+
+  test("keys and values are binary-safe (all 256 byte values, 512 KiB value)", async () => {
+    const w = await Wire.connect(server.port);
+    const every = new Uint8Array(256).map((_, i) => i);
+    expect(await w.call("SET", every, every)).toBe("+OK\r\n");
+    expect(await w.call("GET", every)).toBe(`$256\r\n${text(every)}\r\n`);
+    const big = new Uint8Array(512 * 1024).map((_, i) => (i * 7) & 0xff);
+    expect(await w.call("SET", "big", big)).toBe("+OK\r\n");
+    const reply = await w.call("GET", "big");
+    expect(reply.length).toBe(big.length + `$${big.length}\r\n\r\n`.length);
+    expect(reply.slice(`$${big.length}\r\n`.length, -2) === text(big)).toBe(true);
+    expect(await w.call("DEL", every, "big")).toBe(":2\r\n");
+    w.close();
+  });
+
+  test("expiry: lazy on access, and reaped by the wheel without access", async () => {
+    const w = await Wire.connect(server.port);
+    expect(await w.call("SET", "e1", "v", "PX", "40")).toBe("+OK\r\n");
+    expect(await w.call("SET", "e2", "v")).toBe("+OK\r\n");
+    expect(await w.call("PEXPIRE", "e2", "40")).toBe(":1\r\n");
+    const ttl = Number((await w.call("PTTL", "e1")).slice(1, -2));
+    expect(ttl).toBeGreaterThan(0);
+    expect(ttl).toBeLessThanOrEqual(40);
+    const before = app.store.expiredKeys;
+    // Nobody reads them: the wheel alone removes them, at most a tick or so after 40 ms.
+    const until = Date.now() + 3000;
+    while (app.store.expiredKeys - before < 2 && Date.now() < until) await Bun.sleep(10);
+    expect(app.store.expiredKeys - before).toBe(2);
+    expect(await w.call("EXISTS", "e1", "e2")).toBe(":0\r\n");
+    expect(await w.call("TTL", "e1")).toBe(":-2\r\n");
+    w.close();
+  });
+
+  test("QUIT answers +OK and the server closes the connection", async () => {
+    const w = await Wire.connect(server.port);
+    w.send(Uint8Array.from([...encodeCommand(["QUIT"]), ...encodeCommand(["SET", "after-quit", "x"])]));
+    expect(text(await w.reply())).toBe("+OK\r\n");
+    await w.closedByPeer();
+    const w2 = await Wire.connect(server.port);
+    expect(await w2.call("EXISTS", "after-quit")).toBe(":0\r\n");
+    w2.close();
+  });
+
+  test("50 clients x 100 INCR: every increment counted once", async () => {
+    const clients = await Promise.all(Array.from({ length: 50 }, () => Wire.connect(server.port)));
+    const incr = encodeCommand(["INCR", "counter"]);
+    await Promise.all(
+      clients.map(async (c) => {
+        const batch = new Uint8Array(incr.length * 100);
+        for (let i = 0; i < 100; i++) batch.set(incr, i * incr.length);
+        c.send(batch);
+        for (let i = 0; i < 100; i++) expect(text(await c.reply())).toMatch(/^:\d+\r\n$/);
+      }),
+    );
+    expect(await clients[0]!.call("GET", "counter")).toBe("$4\r\n5000\r\n");
+    for (const c of clients) c.close();
+  });
+
+  test("PUBLISH reaches every subscriber, once, with the exact bytes; closed subscribers are dropped", async () => {
+    const subs = await Promise.all([0, 1, 2].map(() => Wire.connect(server.port)));
+    for (const w of subs) expect(await w.call("SUBSCRIBE", "news")).toBe("*3\r\n$9\r\nsubscribe\r\n$4\r\nnews\r\n:1\r\n");
+    const pub = await Wire.connect(server.port);
+    const payload = "\u0000\u00ffhello\r\n";
+    expect(await pub.call("PUBLISH", "news", payload)).toBe(":3\r\n");
+    for (const w of subs) expect(text(await w.reply())).toBe(`*3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n$${payload.length}\r\n${payload}\r\n`);
+    expect(await pub.call("PUBLISH", "other", "x")).toBe(":0\r\n");
+    subs[0]!.close();
+    const until = Date.now() + 2000;
+    while (app.pubsub.subscribers > 2 && Date.now() < until) await Bun.sleep(10);
+    expect(await pub.call("PUBLISH", "news", "again")).toBe(":2\r\n");
+    for (const w of subs.slice(1)) {
+      expect(text(await w.reply())).toBe("*3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n$5\r\nagain\r\n");
+      w.close();
+    }
+    pub.close();
+  });
+
+  test("INFO counts connected clients", async () => {
+    const a = await Wire.connect(server.port);
+    const b = await Wire.connect(server.port);
+    const info = await a.call("INFO", "clients");
+    const n = Number(/connected_clients:(\d+)/.exec(info)?.[1]);
+    expect(n).toBe(server.connections);
+    expect(n).toBeGreaterThanOrEqual(2);
+    a.close();
+    b.close();
+  });
+
+  test("ioredis works against it", async () => {
+    const r = new Redis({ host: "127.0.0.1", port: server.port, lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null });
+    try {
+      await r.connect();
+      expect(await r.set("io", "hello", "EX", 100)).toBe("OK");
+      expect(await r.get("io")).toBe("hello");
+      expect(await r.ttl("io")).toBe(100);
+      expect(await r.incrby("io-n", 5)).toBe(5);
+      expect(await r.mget("io", "io-n", "none")).toEqual(["hello", "5", null]);
+      const pipe = r.pipeline();
+      for (let i = 0; i < 100; i++) pipe.set(`io${i}`, String(i));
+      pipe.get("io99");
+      const res = await pipe.exec();
+      expect(res?.at(-1)).toEqual([null, "99"]);
+      await expect(r.call("nosuch", "a")).rejects.toThrow("ERR unknown command 'nosuch', with args beginning with: 'a' ");
+    } finally {
+      r.disconnect();
+    }
+  });
+
+  test("redis-benchmark runs its ping/set/get tests to completion", async () => {
+    const bin = Bun.which("redis-benchmark");
+    if (!bin) throw new Error("redis-benchmark not found: install redis-tools (apt-get install redis-tools)");
+    const proc = Bun.spawn([bin, "-h", "127.0.0.1", "-p", String(server.port), "-t", "ping,set,get", "-c", "5", "-n", "2000", "-P", "4", "--csv"], {
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    const [out, , code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+    expect(code).toBe(0);
+    for (const t of ["PING_INLINE", "PING_MBULK", "SET", "GET"]) expect(out).toMatch(new RegExp(`^"${t}","\\d`, "m"));
+  });
+});
+
+test("latin1 helper sanity", () => {
+  expect(text(latin1("\u00ff\u0000a"))).toBe("\u00ff\u0000a");
+});
