@@ -1,0 +1,24 @@
+/**
+ * The reactor: createServer over Bun.listen — codecs, write queues and backpressure,
+ * timeouts on one process-wide timing wheel, connection limits, graceful stop, broadcast.
+ */
+export { createServer } from "./server.ts";
+export type {
+  ServerOptions,
+  Server,
+  Conn,
+  Handler,
+  CloseReason,
+  CountedCloseReason,
+  ServerStats,
+  ProtocolName,
+} from "./types.ts";
+export { ServerOptionError, ListenError, ProtocolError } from "./errors.ts";
+export { defaultMaxConnections, fdSoftLimit, fdMargin } from "./limits.ts";
+export { LATENCY_BOUNDS_MS } from "./stats.ts";
+export {
+  DEFAULT_MAX_FRAME_BYTES,
+  DEFAULT_MAX_WRITE_BUFFER_BYTES,
+  DEFAULT_WRITE_STALL_TIMEOUT_MS,
+  DEFAULT_TICK_MS,
+} from "./options.ts";

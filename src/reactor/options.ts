@@ -1,0 +1,180 @@
+import { codecByName, isCodecName, CODEC_NAMES, type Codec } from "../codec/index.ts";
+import { MAX_CAPACITY } from "../conn-table/index.ts";
+import { ServerOptionError } from "./errors.ts";
+import { defaultMaxConnections } from "./limits.ts";
+import type { Handler, ServerOptions } from "./types.ts";
+
+/** ServerOptions with every default filled in and every value checked. */
+export interface ResolvedOptions {
+  port: number;
+  hostname: string;
+  unix: string;
+  tls: ServerOptions["tls"];
+  reusePort: boolean;
+  codec: Codec<any, any>;
+  handler: Handler<any>;
+  maxConnections: number;
+  maxConnectionsPerIp: number;
+  idleTimeoutMs: number;
+  handshakeTimeoutMs: number;
+  maxFrameBytes: number;
+  maxWriteBufferBytes: number;
+  writeBufferHardLimitBytes: number;
+  writeStallTimeoutMs: number;
+  tickMs: number;
+  measureLatency: boolean;
+  segmentBytes: number;
+}
+
+export const DEFAULT_MAX_FRAME_BYTES = 1 << 20;
+export const DEFAULT_MAX_WRITE_BUFFER_BYTES = 4 << 20;
+export const DEFAULT_WRITE_STALL_TIMEOUT_MS = 30_000;
+export const DEFAULT_TICK_MS = 100;
+/** Largest queue or frame: offsets live in Int32Arrays. */
+const MAX_BYTES = 2 ** 30;
+/** Largest timeout: activity times are uint32 milliseconds, compared modulo 2^32. */
+const MAX_TIMEOUT_MS = 2 ** 31 - 1;
+
+const KNOWN = new Set([
+  "port",
+  "hostname",
+  "unix",
+  "tls",
+  "reusePort",
+  "protocol",
+  "codec",
+  "handler",
+  "maxConnections",
+  "maxConnectionsPerIp",
+  "idleTimeoutMs",
+  "handshakeTimeoutMs",
+  "maxFrameBytes",
+  "maxWriteBufferBytes",
+  "writeBufferHardLimitBytes",
+  "writeStallTimeoutMs",
+  "tickMs",
+  "measureLatency",
+  "segmentBytes",
+]);
+
+function int(opts: Record<string, unknown>, name: string, dflt: number, min: number, max: number, what: string): number {
+  const v = opts[name];
+  if (v === undefined) return dflt;
+  if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > max) {
+    throw new ServerOptionError(name, `expected ${what} (an integer ${min}..${max}), got ${show(v)}`);
+  }
+  return v;
+}
+
+function show(v: unknown): string {
+  if (typeof v === "string") return JSON.stringify(v);
+  if (typeof v === "function") return "a function";
+  try {
+    return String(JSON.stringify(v) ?? v);
+  } catch {
+    return String(v);
+  }
+}
+
+/** Checks opts and fills in defaults; throws ServerOptionError naming the first bad option. */
+export function resolveOptions(opts: ServerOptions): ResolvedOptions {
+  if (opts === null || typeof opts !== "object") {
+    throw new ServerOptionError("(options)", `expected an object, got ${show(opts)}`);
+  }
+  const o = opts as unknown as Record<string, unknown>;
+  for (const key of Object.keys(o)) {
+    if (!KNOWN.has(key)) {
+      throw new ServerOptionError(key, `unknown option; known options: ${[...KNOWN].join(", ")}`);
+    }
+  }
+  const handler = opts.handler;
+  if (handler === null || typeof handler !== "object" || typeof handler.message !== "function") {
+    throw new ServerOptionError("handler", "expected an object with a message(conn, frame) function");
+  }
+  for (const hook of ["open", "close", "drain", "error"] as const) {
+    if (handler[hook] !== undefined && typeof handler[hook] !== "function") {
+      throw new ServerOptionError(`handler.${hook}`, `expected a function, got ${show(handler[hook])}`);
+    }
+  }
+
+  let codec: Codec<any, any>;
+  if (opts.codec !== undefined && opts.protocol !== undefined) {
+    throw new ServerOptionError("codec", "give either protocol (a name) or codec (an instance), not both");
+  }
+  if (opts.codec !== undefined) {
+    const c = opts.codec as unknown as Record<string, unknown>;
+    if (c === null || typeof c !== "object" || typeof c.measure !== "function" || typeof c.decode !== "function" || typeof c.encode !== "function") {
+      throw new ServerOptionError("codec", "expected a Codec (measure, decode, encode; see src/codec/types.ts)");
+    }
+    codec = opts.codec;
+  } else if (opts.protocol !== undefined) {
+    if (typeof opts.protocol !== "string" || !isCodecName(opts.protocol)) {
+      throw new ServerOptionError("protocol", `expected one of ${CODEC_NAMES.join(", ")}, got ${show(opts.protocol)}`);
+    }
+    codec = codecByName(opts.protocol);
+  } else {
+    codec = codecByName("raw");
+  }
+
+  let unix = "";
+  if (opts.unix !== undefined) {
+    if (typeof opts.unix !== "string" || opts.unix === "") {
+      throw new ServerOptionError("unix", `expected a socket file path, got ${show(opts.unix)}`);
+    }
+    if (opts.port !== undefined || opts.hostname !== undefined || opts.reusePort !== undefined) {
+      throw new ServerOptionError("unix", "a unix socket takes no port, hostname or reusePort: drop them or drop unix");
+    }
+    unix = opts.unix;
+  }
+  const port = int(o, "port", 0, 0, 65535, "a TCP port, 0 for any free one");
+  let hostname = "127.0.0.1";
+  if (opts.hostname !== undefined) {
+    if (typeof opts.hostname !== "string" || opts.hostname === "") {
+      throw new ServerOptionError("hostname", `expected an address such as "127.0.0.1" or "::1", got ${show(opts.hostname)}`);
+    }
+    hostname = opts.hostname;
+  }
+  if (opts.tls !== undefined && (opts.tls === null || typeof opts.tls !== "object")) {
+    throw new ServerOptionError("tls", "expected Bun's TLS options object ({ cert, key, ... })");
+  }
+  for (const name of ["reusePort", "measureLatency"] as const) {
+    if (o[name] !== undefined && typeof o[name] !== "boolean") {
+      throw new ServerOptionError(name, `expected true or false, got ${show(o[name])}`);
+    }
+  }
+
+  const maxConnections =
+    opts.maxConnections === undefined
+      ? defaultMaxConnections()
+      : int(o, "maxConnections", 0, 1, MAX_CAPACITY, "the most simultaneous connections");
+  const maxFrameBytes = int(o, "maxFrameBytes", DEFAULT_MAX_FRAME_BYTES, 1, MAX_BYTES, "bytes");
+  const maxWriteBufferBytes = int(o, "maxWriteBufferBytes", DEFAULT_MAX_WRITE_BUFFER_BYTES, 1, MAX_BYTES / 2, "bytes");
+  const writeBufferHardLimitBytes = int(
+    o,
+    "writeBufferHardLimitBytes",
+    2 * maxWriteBufferBytes,
+    maxWriteBufferBytes,
+    MAX_BYTES,
+    "bytes, at least maxWriteBufferBytes",
+  );
+  return {
+    port,
+    hostname,
+    unix,
+    tls: opts.tls,
+    reusePort: opts.reusePort === true,
+    codec,
+    handler,
+    maxConnections,
+    maxConnectionsPerIp: int(o, "maxConnectionsPerIp", 0, 0, MAX_CAPACITY, "connections per IP, 0 for no limit"),
+    idleTimeoutMs: int(o, "idleTimeoutMs", 0, 0, MAX_TIMEOUT_MS, "milliseconds, 0 for none"),
+    handshakeTimeoutMs: int(o, "handshakeTimeoutMs", 0, 0, MAX_TIMEOUT_MS, "milliseconds, 0 for none"),
+    maxFrameBytes,
+    maxWriteBufferBytes,
+    writeBufferHardLimitBytes,
+    writeStallTimeoutMs: int(o, "writeStallTimeoutMs", DEFAULT_WRITE_STALL_TIMEOUT_MS, 0, MAX_TIMEOUT_MS, "milliseconds, 0 for never"),
+    tickMs: int(o, "tickMs", DEFAULT_TICK_MS, 1, 60_000, "milliseconds"),
+    measureLatency: opts.measureLatency !== false,
+    segmentBytes: int(o, "segmentBytes", 4096, 64, 1 << 20, "bytes"),
+  };
+}

@@ -1,0 +1,96 @@
+import type { CloseReason, CountedCloseReason } from "./types.ts";
+
+/** Close reasons by code; code 0 means "none recorded" and reads as "peer". */
+export const REASONS: readonly CloseReason[] = [
+  "peer",
+  "peer",
+  "idle",
+  "handshake",
+  "protocol",
+  "writeStall",
+  "shutdown",
+  "server",
+  "error",
+  "limit",
+];
+export const R_NONE = 0;
+export const R_PEER = 1;
+export const R_IDLE = 2;
+export const R_HANDSHAKE = 3;
+export const R_PROTOCOL = 4;
+export const R_WRITE_STALL = 5;
+export const R_SHUTDOWN = 6;
+export const R_SERVER = 7;
+export const R_ERROR = 8;
+export const R_LIMIT = 9;
+
+/** The code of a close reason given by the application; unknown strings count as "server". */
+export function reasonCode(reason: CloseReason | undefined): number {
+  switch (reason) {
+    case "peer":
+      return R_PEER;
+    case "idle":
+      return R_IDLE;
+    case "handshake":
+      return R_HANDSHAKE;
+    case "protocol":
+      return R_PROTOCOL;
+    case "writeStall":
+      return R_WRITE_STALL;
+    case "shutdown":
+      return R_SHUTDOWN;
+    case "error":
+      return R_ERROR;
+    case "limit":
+      return R_LIMIT;
+    default:
+      return R_SERVER;
+  }
+}
+
+/** closed-by-reason counters as ServerStats wants them (allocates the record). */
+export function closedRecord(counts: Float64Array): Record<CountedCloseReason, number> {
+  return {
+    peer: counts[R_PEER]!,
+    idle: counts[R_IDLE]!,
+    handshake: counts[R_HANDSHAKE]!,
+    protocol: counts[R_PROTOCOL]!,
+    writeStall: counts[R_WRITE_STALL]!,
+    shutdown: counts[R_SHUTDOWN]!,
+    server: counts[R_SERVER]!,
+    error: counts[R_ERROR]!,
+  };
+}
+
+/** Bucket upper bounds of the handler-latency histogram, in ms. */
+export const LATENCY_BOUNDS_MS: readonly number[] = [
+  0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 1000,
+];
+
+/**
+ * A fixed-bucket histogram (Prometheus-style bounds, non-cumulative counts; the last bucket
+ * is +Inf). record() is a short scan over 15 bounds and two additions: cheap enough for
+ * once per data event. Allocates nothing after construction.
+ */
+export class LatencyHistogram {
+  readonly bounds: Float64Array = new Float64Array(LATENCY_BOUNDS_MS);
+  readonly counts: Float64Array = new Float64Array(LATENCY_BOUNDS_MS.length + 1);
+  sumMs = 0;
+  count = 0;
+
+  /** Counts one observation of ms milliseconds. */
+  record(ms: number): void {
+    const bounds = this.bounds;
+    const n = bounds.length;
+    let i = 0;
+    while (i < n && ms > bounds[i]!) i++;
+    this.counts[i]!++;
+    this.sumMs += ms;
+    this.count++;
+  }
+
+  /** A copy for ServerStats.handlerLatency. */
+  snapshot(): { boundsMs: number[]; counts: number[]; sumMs: number; count: number } {
+    return { boundsMs: Array.from(this.bounds), counts: Array.from(this.counts), sumMs: this.sumMs, count: this.count };
+  }
+}

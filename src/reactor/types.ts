@@ -1,0 +1,214 @@
+import type { TLSOptions } from "bun";
+import type { Codec } from "../codec/index.ts";
+
+/** Protocols createServer knows by name (src/codec's codecByName). */
+export type ProtocolName = "raw" | "lines" | "length-u16" | "length-u32" | "resp";
+
+/**
+ * Why a connection closed.
+ * - "peer": the peer closed (FIN or reset);
+ * - "idle": no byte moved either way for idleTimeoutMs;
+ * - "handshake": no complete first frame within handshakeTimeoutMs;
+ * - "protocol": a frame over maxFrameBytes, or bytes the codec cannot parse;
+ * - "writeStall": the write queue stayed over maxWriteBufferBytes for writeStallTimeoutMs,
+ *   or a write would have taken it past writeBufferHardLimitBytes;
+ * - "shutdown": server.stop();
+ * - "server": the application called conn.close() without a reason;
+ * - "error": a handler threw, or the socket failed (TLS error, ...);
+ * - "limit": reserved for connections refused by a limit (they never reach the handler:
+ *   they are counted in ServerStats.rejected instead).
+ */
+export type CloseReason =
+  | "peer"
+  | "idle"
+  | "handshake"
+  | "protocol"
+  | "writeStall"
+  | "shutdown"
+  | "server"
+  | "error"
+  | "limit";
+
+/** The close reasons counted in ServerStats.closed. */
+export type CountedCloseReason = Exclude<CloseReason, "limit">;
+
+/**
+ * A connection as the handler sees it. The object handed to a callback is a flyweight: the
+ * server re-points it at each callback's connection, so it is valid only until that
+ * callback returns. To use a connection later (after an await, from a timer), keep
+ * `conn.id` and call `server.write(id, ...)` / `server.close(id)`, or keep `conn.ref()`:
+ * both are generation-checked, so once the connection is gone they answer false / do
+ * nothing instead of reaching whichever connection took its slot.
+ */
+export interface Conn {
+  /** The connection's handle: a non-negative integer, unique among live connections. */
+  readonly id: number;
+  /**
+   * Sends bytes (a string goes as UTF-8), in order after everything written before.
+   * Returns true while the connection's write queue is at or under maxWriteBufferBytes;
+   * false when the queue is over it (stop writing until handler.drain), when this write
+   * was refused (it would pass writeBufferHardLimitBytes: the connection is then closed with
+   * "writeStall"), or when the connection is closed or closing.
+   */
+  write(data: Uint8Array | string): boolean;
+  /** Encodes `message` with the server's codec and writes it; returns as write(). */
+  send(message: unknown): boolean;
+  /**
+   * Closes the connection after its queued output is flushed (reads stop at once); the
+   * handler's close gets `reason` (default "server"). A connection that cannot flush within
+   * writeStallTimeoutMs is then closed regardless. No-op on a closed connection.
+   */
+  close(reason?: CloseReason): void;
+  /** The peer's IP address ("" for unix sockets or a closed connection). */
+  readonly remoteAddress: string;
+  /** True while the connection is open and not closing. */
+  readonly isOpen: boolean;
+  /** A Conn bound to this connection for good (one small object): keep it beyond the callback. */
+  ref(): Conn;
+}
+
+/**
+ * The application. One handler object serves every connection of a server; per-connection
+ * state belongs in the application's own arrays indexed by conn.id (or a Map keyed by it).
+ */
+export interface Handler<In = any> {
+  /** A connection was accepted (under every limit). */
+  open?(conn: Conn): void;
+  /**
+   * One decoded frame. The frame may be (or hold) views into the read buffer: valid only
+   * until message returns; copy what you keep.
+   */
+  message(conn: Conn, frame: In): void;
+  /** The connection closed; called once per opened connection, conn.id still readable. */
+  close?(conn: Conn, reason: CloseReason): void;
+  /** A connection that was over its write high-water mark drained to half of it. */
+  drain?(conn: Conn): void;
+  /**
+   * A protocol error (ProtocolError), an exception thrown by open/message/drain, or a
+   * socket error. The connection is closed afterwards (reason "protocol" or "error").
+   * Without this hook, handler exceptions and socket errors are logged with console.error.
+   */
+  error?(conn: Conn, error: Error): void;
+}
+
+/** Options of createServer; every duration is in milliseconds, every size in bytes. */
+export interface ServerOptions<In = any> {
+  /** TCP port; 0 (default) lets the OS pick one (read it back from server.port). */
+  port?: number;
+  /** Address to listen on: "127.0.0.1" (default), "::1", "0.0.0.0", "::", a host name. */
+  hostname?: string;
+  /** Listen on this unix socket path instead of TCP (port/hostname must be unset). */
+  unix?: string;
+  /** TLS: Bun's TLSOptions ({ cert, key, ... }). */
+  tls?: TLSOptions;
+  /** SO_REUSEPORT (Linux): several processes may listen on one port; the kernel spreads connections. */
+  reusePort?: boolean;
+  /** Codec by name; default "raw". Give protocol or codec, not both. */
+  protocol?: ProtocolName;
+  /** A codec instance (see src/codec/types.ts). */
+  codec?: Codec<In, any>;
+  /** The application's callbacks. */
+  handler: Handler<In>;
+  /**
+   * Most simultaneous connections; more are closed at once when accepted and counted in
+   * stats.rejected. Default: the soft RLIMIT_NOFILE minus a margin for other descriptors
+   * (min(1024, max(32, limit/64))), capped at 2^20. It also sizes the connection table.
+   */
+  maxConnections?: number;
+  /** Most simultaneous connections from one remote IP; 0/undefined = no limit. */
+  maxConnectionsPerIp?: number;
+  /** Close a connection after this long without a byte read or written; 0 (default) = never. */
+  idleTimeoutMs?: number;
+  /** Close a connection that has not sent a complete frame this long after open; 0 (default) = never. */
+  handshakeTimeoutMs?: number;
+  /** Largest frame accepted; a bigger one closes its connection with "protocol". Default 1 MiB. */
+  maxFrameBytes?: number;
+  /**
+   * Write-queue high-water mark per connection, default 4 MiB: over it, conn.write returns
+   * false and the connection's reading is paused until the queue drains to half of it.
+   */
+  maxWriteBufferBytes?: number;
+  /**
+   * Hard cap of a connection's write queue, default 2 × maxWriteBufferBytes (at least it):
+   * a write that would queue past it is dropped and the connection closed with
+   * "writeStall", so that a peer that never reads cannot grow the server without bound.
+   */
+  writeBufferHardLimitBytes?: number;
+  /** Close with "writeStall" a connection paused over its high-water mark this long; 0 = never. Default 30 s. */
+  writeStallTimeoutMs?: number;
+  /**
+   * Resolution of the process-wide timing wheel that runs the timeouts, default 100 ms;
+   * timeouts fire at most one tick late. Servers in one process share the wheel, which
+   * runs at the finest tickMs any of them asked for.
+   */
+  tickMs?: number;
+  /** Measure the handler's time per data event into stats().handlerLatency. Default true. */
+  measureLatency?: boolean;
+  /** Bytes per pooled segment for partial input / pending output. Default 4096. */
+  segmentBytes?: number;
+}
+
+/** Counters of one server, all since it started. */
+export interface ServerStats {
+  connections: number;
+  peakConnections: number;
+  accepted: number;
+  /** Connections refused by maxConnections or maxConnectionsPerIp, or accepted while stopping. */
+  rejected: number;
+  closed: Record<CountedCloseReason, number>;
+  bytesIn: number;
+  bytesOut: number;
+  framesIn: number;
+  /** Calls of write/send, plus one per connection reached by broadcast. */
+  framesOut: number;
+  /** Bytes queued, not yet taken by the kernel, over all connections. */
+  writeQueueBytes: number;
+  /** Connections whose reading is paused by write backpressure. */
+  pausedConnections: number;
+  rssBytes: number;
+  heapUsedBytes: number;
+  uptimeMs: number;
+  /** Handler time per data event (all the frames of one read); counts per bucket, last = +Inf. */
+  handlerLatency: { boundsMs: number[]; counts: number[]; sumMs: number; count: number };
+}
+
+/** A listening server. */
+export interface Server {
+  /** The TCP port listened on (0 for a unix socket). */
+  readonly port: number;
+  /** The address listened on ("" for a unix socket). */
+  readonly hostname: string;
+  /** The unix socket path, or "" for TCP. */
+  readonly unix: string;
+  /** False once stop() began. */
+  readonly accepting: boolean;
+  /** Live connections. */
+  readonly connections: number;
+  /** A snapshot of the counters; allocates the returned object. */
+  stats(): ServerStats;
+  /**
+   * Writes one message to every open connection: the bytes are encoded once (a string as
+   * UTF-8) and the same array handed to each socket; only what a kernel does not take at
+   * once is copied, into that connection's queue. Returns the number of connections that
+   * took it or queued it.
+   */
+  broadcast(bytes: Uint8Array | string): number;
+  /** As conn.write for the connection with handle `id`; false for a stale or closed id. */
+  write(id: number, data: Uint8Array | string): boolean;
+  /** As conn.send for the connection with handle `id`. */
+  send(id: number, message: unknown): boolean;
+  /** As conn.close for the connection with handle `id`; no-op for a stale id. */
+  close(id: number, reason?: CloseReason): void;
+  /** True while the connection with handle `id` is open and not closing. */
+  isOpen(id: number): boolean;
+  /** The peer's IP address of a live connection, "" otherwise. */
+  remoteAddress(id: number): string;
+  /**
+   * Stops accepting at once; graceful (default): stops reading, flushes every write queue,
+   * then closes each connection ("shutdown"); whatever is still open after timeoutMs
+   * (default 10 s) is closed abortively. graceful: false closes everything at once.
+   * Resolves with the final stats once every connection is closed; calling it again
+   * returns the same promise.
+   */
+  stop(opts?: { graceful?: boolean; timeoutMs?: number }): Promise<ServerStats>;
+}
