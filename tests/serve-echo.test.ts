@@ -1,0 +1,108 @@
+// The echo app over real sockets, for every protocol: frames split byte by byte and many
+// frames coalesced in one write all come back framed the same way, in order.
+import { afterAll, describe, expect, test } from "bun:test";
+import { createEchoApp } from "../src/apps/index.ts";
+import { createServer, type ProtocolName, type Server } from "../src/reactor/index.ts";
+import { encodeCommand, latin1, text } from "./kv-helpers.ts";
+
+const servers: Server[] = [];
+afterAll(async () => {
+  for (const s of servers) await s.stop({ graceful: false });
+});
+
+async function echoServer(protocol: ProtocolName): Promise<Server> {
+  const app = createEchoApp({ protocol });
+  const s = await createServer({ port: 0, hostname: "127.0.0.1", protocol: app.protocol, handler: app.handler });
+  servers.push(s);
+  return s;
+}
+
+/** Connects, runs send(write), and resolves with everything received once `expected` bytes arrived. */
+async function roundTrip(port: number, send: (write: (b: Uint8Array) => void) => Promise<void>, expectedBytes: number): Promise<string> {
+  let got = "";
+  const sock = await Bun.connect({
+    hostname: "127.0.0.1",
+    port,
+    socket: {
+      data(_s, d) {
+        got += text(d);
+      },
+    },
+  });
+  await send((b) => sock.write(b));
+  const until = Date.now() + 5000;
+  while (got.length < expectedBytes && Date.now() < until) await Bun.sleep(5);
+  sock.end();
+  return got;
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+
+const be = (n: number, bytes: number) => Uint8Array.from({ length: bytes }, (_, i) => (n >>> (8 * (bytes - 1 - i))) & 0xff);
+const payloads = ["a", "hello world", "", "\u0000\u00ff\u0080binary", "x".repeat(3000)].map(latin1);
+
+const framings: { protocol: ProtocolName; frame: (p: Uint8Array) => Uint8Array; reply: (p: Uint8Array) => Uint8Array }[] = [
+  { protocol: "lines", frame: (p) => concat([p, latin1("\r\n")]), reply: (p) => concat([p, latin1("\n")]) },
+  { protocol: "length-u16", frame: (p) => concat([be(p.length, 2), p]), reply: (p) => concat([be(p.length, 2), p]) },
+  { protocol: "length-u32", frame: (p) => concat([be(p.length, 4), p]), reply: (p) => concat([be(p.length, 4), p]) },
+  {
+    protocol: "resp",
+    frame: (p) => encodeCommand(["ECHO", p]),
+    reply: (p) => concat([latin1(`*2\r\n$4\r\nECHO\r\n$${p.length}\r\n`), p, latin1("\r\n")]),
+  },
+];
+
+describe("echo app", () => {
+  for (const f of framings) {
+    const usable = payloads.filter((p) => !(f.protocol === "lines" && (p.includes(10) || p.includes(13))));
+    const expected = text(concat(usable.map(f.reply)));
+
+    test(`${f.protocol}: coalesced frames in one write`, async () => {
+      const s = await echoServer(f.protocol);
+      const got = await roundTrip(s.port, async (w) => w(concat(usable.map(f.frame))), expected.length);
+      expect(got === expected).toBe(true);
+    });
+
+    test(`${f.protocol}: frames split into 1-7 byte pieces`, async () => {
+      const s = await echoServer(f.protocol);
+      const all = concat(usable.map(f.frame));
+      const got = await roundTrip(
+        s.port,
+        async (w) => {
+          let i = 0;
+          let step = 1;
+          while (i < all.length) {
+            const n = Math.min(step, all.length - i, i > 200 ? 1000 : 7);
+            w(all.subarray(i, i + n));
+            i += n;
+            step = (step % 7) + 1;
+            if (i < 300) await Bun.sleep(0);
+          }
+        },
+        expected.length,
+      );
+      expect(got === expected).toBe(true);
+    });
+  }
+
+  test("raw: bytes come back as sent", async () => {
+    const s = await echoServer("raw");
+    const data = latin1("\u0000\u0001raw bytes \u00ff".repeat(100));
+    const got = await roundTrip(s.port, async (w) => w(data), data.length);
+    expect(got).toBe(text(data));
+  });
+
+  test("unknown protocol throws naming the choices", () => {
+    expect(() => createEchoApp({ protocol: "http" as ProtocolName })).toThrow(
+      "createEchoApp: protocol must be one of raw, lines, length-u16, length-u32, resp; got http",
+    );
+  });
+});
