@@ -1,7 +1,7 @@
 // `bun run serve` as a subprocess: redis-cli talks to it, the admin server answers, SIGTERM
 // stops it gracefully with final stats and exit 0; bad settings exit 2 with one line.
 import { afterAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort, waitForPort } from "./kv-helpers.ts";
@@ -153,6 +153,68 @@ describe("bun run serve: redis-cli session, admin, graceful stop", () => {
     expect(accepted).toBeGreaterThanOrEqual(14);
     expect(final).toMatch(/frames in \d+/);
     expect(err.split("\n").filter((l) => l && !l.startsWith("$ "))).toEqual([]);
+  });
+
+  test("an open connection at SIGTERM is closed as shutdown, after its pending reply", async () => {
+    const port = await freePort();
+    const proc = Bun.spawn([process.execPath, "src/cli/serve.ts", "--port", String(port), "--no-admin"], { cwd: root, stdout: "pipe", stderr: "pipe" });
+    started.push(proc);
+    const outP = new Response(proc.stdout).text();
+    await waitForPort(port);
+    const { Wire } = await import("./kv-helpers.ts");
+    const w = await Wire.connect(port);
+    expect(await w.call("SET", "k", "v")).toBe("+OK\r\n");
+    process.kill(proc.pid, "SIGTERM");
+    await w.closedByPeer();
+    expect(await proc.exited).toBe(0);
+    const out = await outP;
+    expect(out).toMatch(/closed (.*, )?shutdown 1/);
+  });
+
+  test("unix socket and TLS listeners (redis-cli -s, redis-cli --tls)", async () => {
+    const cli = redisCli();
+    const openssl = Bun.which("openssl");
+    if (!openssl) throw new Error("openssl not found: install openssl (apt-get install openssl) to run this test");
+    const dir = mkdtempSync(join(tmpdir(), "myriad-serve-tls-"));
+    try {
+      const gen = Bun.spawnSync([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem"), "-days", "1", "-subj", "/CN=localhost"], { stdout: "ignore", stderr: "pipe" });
+      expect(gen.exitCode).toBe(0);
+      const sockPath = join(dir, "kv.sock");
+      const unixProc = Bun.spawn([process.execPath, "src/cli/serve.ts", "--unix", sockPath, "--no-admin"], { cwd: root, stdout: "pipe", stderr: "pipe" });
+      started.push(unixProc);
+      const unixOut = new Response(unixProc.stdout).text();
+      const until = Date.now() + 10_000;
+      while (!existsSync(sockPath) && Date.now() < until) await Bun.sleep(20);
+      let r = await run([cli, "-s", sockPath, "SET", "u", "over unix"]);
+      expect(r.out.trim()).toBe("OK");
+      r = await run([cli, "-s", sockPath, "GET", "u"]);
+      expect(r.out.trim()).toBe("over unix");
+      process.kill(unixProc.pid, "SIGTERM");
+      expect(await unixProc.exited).toBe(0);
+      expect(await unixOut).toContain(`listening on unix:${sockPath}`);
+
+      const port = await freePort();
+      const tlsProc = Bun.spawn(
+        [process.execPath, "src/cli/serve.ts", "--port", String(port), "--no-admin", "--tls-cert", join(dir, "cert.pem"), "--tls-key", join(dir, "key.pem")],
+        { cwd: root, stdout: "pipe", stderr: "pipe" },
+      );
+      started.push(tlsProc);
+      const tlsOut = new Response(tlsProc.stdout).text();
+      await waitForPort(port);
+      r = await run([cli, "--tls", "--insecure", "-p", String(port), "SET", "t", "over tls"]);
+      expect(r.out.trim()).toBe("OK");
+      r = await run([cli, "--tls", "--insecure", "-p", String(port), "GET", "t"]);
+      expect(r.out.trim()).toBe("over tls");
+      process.kill(tlsProc.pid, "SIGTERM");
+      expect(await tlsProc.exited).toBe(0);
+      expect(await tlsOut).toContain("with TLS");
+
+      const missing = await run([process.execPath, "src/cli/serve.ts", "--tls-cert", join(dir, "nope.pem"), "--tls-key", join(dir, "key.pem")]);
+      expect(missing.code).toBe(2);
+      expect(missing.err).toBe(`serve: --tls-cert ${join(dir, "nope.pem")}: no such file (give a PEM file)\n`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test("--app echo --protocol lines echoes lines; SIGINT stops it", async () => {
