@@ -1,0 +1,240 @@
+/**
+ * Timeouts on the shared wheel (idle, handshake) measured against their deadline, connection
+ * limits (maxConnections, maxConnectionsPerIp) without spinning, and protocol errors that
+ * close only the offending connection.
+ */
+import { afterAll, expect, test } from "bun:test";
+import { lengthU16Codec } from "../src/codec/index.ts";
+import { createServer, type CloseReason, type Server } from "../src/reactor/index.ts";
+import { connect, until, type TestClient } from "./helpers/net.ts";
+
+const servers: Server[] = [];
+const clients: TestClient[] = [];
+afterAll(async () => {
+  for (const c of clients) if (!c.closed) c.close();
+  for (const s of servers) await s.stop({ graceful: false });
+});
+
+async function client(port: number, hostname = "127.0.0.1"): Promise<TestClient> {
+  const c = await connect({ port, hostname });
+  clients.push(c);
+  return c;
+}
+
+/** A lines server that records, per connection, when it last read and when/why it closed. */
+async function recordingServer(opts: Record<string, unknown>) {
+  const lastRead = new Map<number, number>();
+  const opened = new Map<number, number>();
+  const closed = new Map<number, { at: number; reason: CloseReason }>();
+  const server = await createServer({
+    protocol: "lines",
+    ...opts,
+    handler: {
+      open(conn) {
+        opened.set(conn.id, performance.now());
+        lastRead.set(conn.id, performance.now());
+      },
+      message(conn, line: Uint8Array) {
+        lastRead.set(conn.id, performance.now());
+        if (line.length > 0) conn.write(line.length + "\n");
+      },
+      close(conn, reason) {
+        closed.set(conn.id, { at: performance.now(), reason });
+      },
+    },
+  } as Parameters<typeof createServer>[0]);
+  servers.push(server);
+  return { server, lastRead, opened, closed };
+}
+
+test("idle timeout fires within one tick of the deadline", async () => {
+  const idleMs = 200;
+  const tickMs = 20;
+  const { server, lastRead, closed } = await recordingServer({ idleTimeoutMs: idleMs, tickMs });
+  const a = await client(server.port);
+  await a.send("hello\n");
+  await a.waitBytes(2);
+  await a.waitClosed(3000);
+  expect(closed.size).toBe(1);
+  const [id, c] = [...closed][0]!;
+  expect(c.reason).toBe("idle");
+  // The last byte moved with the reply write, right after the last read.
+  const late = c.at - lastRead.get(id)! - idleMs;
+  expect(late).toBeGreaterThanOrEqual(-1);
+  expect(late).toBeLessThan(tickMs + 60); // one tick, plus scheduling slack on a busy machine
+  console.log(`idle timeout: fired ${late.toFixed(1)} ms after the deadline (tick ${tickMs} ms)`);
+  expect(server.stats().closed.idle).toBe(1);
+});
+
+test("reads and writes both count as activity", async () => {
+  const idleMs = 250;
+  const { server, closed } = await recordingServer({ idleTimeoutMs: idleMs, tickMs: 10 });
+  const talker = await client(server.port);
+  const listener = await client(server.port);
+  await until(() => server.connections === 2, 2000, "two connections");
+  // The talker sends every 80 ms; the listener sends nothing and is sent nothing.
+  for (let i = 0; i < 10; i++) {
+    await talker.send("x\n");
+    server.broadcast(""); // zero bytes: not activity
+    await Bun.sleep(80);
+  }
+  // 800 ms > idleMs: the talker survived on reads; the silent one had no writes, so it closed.
+  expect(talker.closed).toBe(false);
+  expect(listener.closed).toBe(true);
+  expect([...closed.values()].map((c) => c.reason)).toEqual(["idle"]);
+  // Writes alone keep a connection: push to a silent client every 80 ms.
+  const pushed = await client(server.port);
+  await until(() => server.connections === 2, 2000, "the pushed-to connection");
+  for (let i = 0; i < 10; i++) {
+    server.broadcast("tick\n");
+    await Bun.sleep(80);
+  }
+  expect(pushed.closed).toBe(false);
+  expect(pushed.receivedBytes).toBe(50);
+  await pushed.waitClosed(2000); // and once the pushes stop, it goes idle
+  expect(server.stats().closed.idle).toBe(3); // listener, then talker and pushed once quiet
+});
+
+test("handshake timeout: open without a complete first frame", async () => {
+  const hsMs = 150;
+  const tickMs = 10;
+  const { server, opened, closed } = await recordingServer({ handshakeTimeoutMs: hsMs, tickMs });
+  const slow = await client(server.port);
+  const good = await client(server.port);
+  await slow.send("partial line without its end");
+  await good.send("complete\n");
+  await slow.waitClosed(3000);
+  await Bun.sleep(2 * hsMs);
+  expect(good.closed).toBe(false); // greeted in time: the handshake timeout no longer applies
+  expect(closed.size).toBe(1);
+  const [id, c] = [...closed][0]!;
+  expect(c.reason).toBe("handshake");
+  const late = c.at - opened.get(id)! - hsMs;
+  expect(late).toBeGreaterThanOrEqual(-1);
+  expect(late).toBeLessThan(tickMs + 60);
+  console.log(`handshake timeout: fired ${late.toFixed(1)} ms after the deadline (tick ${tickMs} ms)`);
+  expect(server.stats().closed.handshake).toBe(1);
+});
+
+test("maxConnections: extra connections are closed at once, counted, and nothing spins", async () => {
+  const { server } = await recordingServer({ maxConnections: 3 });
+  const cs: TestClient[] = [];
+  for (let i = 0; i < 7; i++) cs.push(await client(server.port));
+  await until(() => cs.filter((c) => c.closed).length === 4, 3000, "4 rejected connections to close");
+  let st = server.stats();
+  expect(st.connections).toBe(3);
+  expect(st.accepted).toBe(3);
+  expect(st.rejected).toBe(4);
+  // The survivors work.
+  const alive = cs.filter((c) => !c.closed);
+  expect(alive.length).toBe(3);
+  await alive[0]!.send("abc\n");
+  await alive[0]!.waitBytes(2);
+  expect(alive[0]!.text()).toBe("3\n");
+  // No busy loop while full: this process uses little CPU over an idle 300 ms.
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  await Bun.sleep(300);
+  const cpuMs = (process.cpuUsage(cpu0).user + process.cpuUsage(cpu0).system) / 1000;
+  expect(cpuMs).toBeLessThan((performance.now() - t0) * 0.5);
+  // A slot frees up: the next connection is accepted.
+  alive[1]!.close();
+  await until(() => server.connections === 2, 2000, "the close");
+  const late = await client(server.port);
+  await late.send("z\n");
+  await late.waitBytes(2);
+  st = server.stats();
+  expect(st.accepted).toBe(4);
+  expect(st.rejected).toBe(4);
+  expect(st.peakConnections).toBe(3);
+});
+
+test("maxConnectionsPerIp: counted per remote address", async () => {
+  // Listening on "::" (dual stack): 127.0.0.1 and ::1 are two different remote addresses.
+  const { server } = await recordingServer({ hostname: "::", maxConnectionsPerIp: 2 });
+  const v4 = [await client(server.port, "127.0.0.1"), await client(server.port, "127.0.0.1"), await client(server.port, "127.0.0.1")];
+  const v6 = [await client(server.port, "::1"), await client(server.port, "::1")];
+  await until(() => v4[2]!.closed, 2000, "the third connection from 127.0.0.1 to be refused");
+  await Bun.sleep(50);
+  expect(v4[0]!.closed || v4[1]!.closed).toBe(false);
+  expect(v6.some((c) => c.closed)).toBe(false);
+  expect(server.stats().rejected).toBe(1);
+  expect(server.connections).toBe(4);
+  // Closing one from 127.0.0.1 makes room for another from it.
+  v4[0]!.close();
+  await until(() => server.connections === 3, 2000, "the close");
+  const again = await client(server.port, "127.0.0.1");
+  await again.send("ok\n");
+  await again.waitBytes(2);
+  expect(server.stats().rejected).toBe(1);
+});
+
+test("an oversized frame closes that connection with reason protocol; others keep working", async () => {
+  const errors: string[] = [];
+  const reasons: CloseReason[] = [];
+  const server = await createServer({
+    codec: lengthU16Codec,
+    maxFrameBytes: 1000,
+    handler: {
+      message(conn, frame: Uint8Array) {
+        conn.write(lengthU16Codec.encode(frame));
+      },
+      error(_c, e) {
+        errors.push((e as { code?: string }).code ?? e.message);
+      },
+      close(_c, r) {
+        reasons.push(r);
+      },
+    },
+  });
+  servers.push(server);
+  const good = await client(server.port);
+  const bad = await client(server.port);
+  await good.send(lengthU16Codec.encode(new Uint8Array(1000).fill(1)));
+  await good.waitBytes(1002);
+  // Header says 5000 bytes: refused as soon as the header arrives, before any payload.
+  await bad.send(new Uint8Array([0x13, 0x88, 1, 2, 3]));
+  await bad.waitClosed(2000);
+  expect(errors).toEqual(["ERR_FRAME_TOO_LARGE"]);
+  expect(reasons).toEqual(["protocol"]);
+  await good.send(lengthU16Codec.encode(new Uint8Array([7, 8, 9])));
+  await good.waitBytes(1002 + 5);
+  expect([...good.received().subarray(1002)]).toEqual([0, 3, 7, 8, 9]);
+  expect(server.stats().closed.protocol).toBe(1);
+});
+
+test("garbage bytes: a malformed RESP request closes with protocol; a throwing handler closes with error", async () => {
+  const reasons: CloseReason[] = [];
+  const errors: string[] = [];
+  const server = await createServer({
+    protocol: "resp",
+    handler: {
+      message(conn, args: Uint8Array[]) {
+        if (new TextDecoder().decode(args[0]) === "THROW") throw new Error("handler bug");
+        conn.write("+OK\r\n");
+      },
+      error(_c, e) {
+        errors.push((e as { code?: string }).code ?? e.message);
+      },
+      close(_c, r) {
+        reasons.push(r);
+      },
+    },
+  });
+  servers.push(server);
+  const good = await client(server.port);
+  const garbage = await client(server.port);
+  const thrower = await client(server.port);
+  await garbage.send("*2\r\n$3\r\nGET\r\n$x\r\n");
+  await garbage.waitClosed(2000);
+  await thrower.send("*1\r\n$5\r\nTHROW\r\n");
+  await thrower.waitClosed(2000);
+  await good.send("*1\r\n$4\r\nPING\r\n");
+  await good.waitBytes(5);
+  expect(good.text()).toBe("+OK\r\n");
+  expect(reasons).toEqual(["protocol", "error"]);
+  expect(errors).toEqual(["ERR_FRAME_MALFORMED", "handler bug"]);
+  const st = server.stats();
+  expect(st.closed.protocol).toBe(1);
+  expect(st.closed.error).toBe(1);
+});
