@@ -1,0 +1,73 @@
+/**
+ * Entry of one load process (spawned by coordinator.ts with an IPC channel). Its settings
+ * come in MYRIAD_LOADGEN_CHILD (JSON EngineOptions plus progressIntervalMs and
+ * maxLifetimeMs). It imports only the engine and the codecs: a light baseline matters when a
+ * million connections need ~55 of these.
+ *
+ * IPC, parent → child: start | traffic | stop-connecting | progress | stop.
+ * child → parent: ready | progress (counters) | final (counters + histograms) | fatal.
+ * It exits by itself when the parent goes away (IPC disconnect) or after maxLifetimeMs.
+ */
+import { LoadEngine, type EngineOptions } from "./engine.ts";
+import type { ChildConfig, ChildToParent, ParentToChild } from "./protocol.ts";
+
+const raw = process.env.MYRIAD_LOADGEN_CHILD;
+if (raw === undefined || typeof process.send !== "function") {
+  console.error("src/loadgen/child-main.ts is started by the load generator (bun run load), not by hand");
+  process.exit(2);
+}
+const cfg = JSON.parse(raw) as ChildConfig;
+const send = (m: ChildToParent) => {
+  try {
+    process.send!(m);
+  } catch {
+    // the parent is gone: the disconnect handler exits
+  }
+};
+
+let engine: LoadEngine;
+try {
+  engine = new LoadEngine(cfg.engine as EngineOptions);
+} catch (e) {
+  send({ t: "fatal", message: (e as Error).message });
+  process.exit(1);
+}
+
+let stopping = false;
+const progress = setInterval(() => send({ t: "progress", counters: engine.counters() }), cfg.progressIntervalMs);
+const lifetime = setTimeout(() => void finish("lifetime"), cfg.maxLifetimeMs);
+
+async function finish(why: string): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  clearInterval(progress);
+  clearTimeout(lifetime);
+  await engine.stop();
+  send({ t: "final", report: engine.report(), why });
+  // Give the IPC message a moment to leave before the process ends.
+  setTimeout(() => process.exit(0), 50);
+}
+
+process.on("message", (m: ParentToChild) => {
+  switch (m.t) {
+    case "start":
+      void engine.start().then(() => send({ t: "progress", counters: engine.counters() }));
+      break;
+    case "traffic":
+      engine.startTraffic();
+      break;
+    case "stop-connecting":
+      engine.stopConnecting();
+      break;
+    case "progress":
+      send({ t: "progress", counters: engine.counters() });
+      break;
+    case "stop":
+      void finish("stop");
+      break;
+  }
+});
+process.on("disconnect", () => process.exit(0));
+// Ctrl-C reaches the whole process group: the parent decides when this process stops.
+process.on("SIGINT", () => {});
+send({ t: "ready", pid: process.pid });

@@ -1,0 +1,413 @@
+/**
+ * The parent of the load processes: splits the connections over P children (each under its
+ * `ulimit -n`), starts them together, merges their counters and histograms, and stops them
+ * — by IPC first, by pid (SIGKILL) when they do not answer. Everything it starts, it ends.
+ */
+import type { Subprocess } from "bun";
+import { join } from "node:path";
+import { MyriadError } from "../errors.ts";
+import { addCounters, emptyCounters, type EngineOptions, type EngineReport, type LoadCounters, type LoadMode, type LoadProtocol } from "./engine.ts";
+import { LogHistogram, type PercentileSummary } from "./histogram.ts";
+import type { ChildConfig, ChildToParent, ParentToChild } from "./protocol.ts";
+import { splitEvenly, type Target } from "./targets.ts";
+
+/** Settings of one load run. Totals (window, rates) are split evenly over the processes. */
+export interface LoadOptions {
+  connections: number;
+  processes: number;
+  targets: readonly Target[];
+  /** Source addresses to bind, [] for none (see targets.ts resolveSources). */
+  sources: readonly string[];
+  /** Connects in flight over all processes (default 512). */
+  connectWindow?: number;
+  /** New connections per second over all processes; 0 = unbounded (default). */
+  connectRatePerSec?: number;
+  connectTimeoutMs?: number;
+  retries?: number;
+  mode?: LoadMode;
+  protocol?: LoadProtocol;
+  payloadBytes?: number;
+  pingIntervalMs?: number;
+  /** rr: requests per second over all processes; 0 = closed loop. */
+  requestRatePerSec?: number;
+  getRatio?: number;
+  keyspace?: number;
+  /** The ramp stops adding connections after this long (default 120 s). */
+  rampTimeoutMs?: number;
+  /** How often children report (default 250 ms). */
+  progressIntervalMs?: number;
+  /** Children stop and exit by themselves after this long (default 1 h). */
+  maxLifetimeMs?: number;
+  /** Arguments for bun before the child script (e.g. ["--smol"]). */
+  bunArgs?: string[];
+  /** Called with the merged counters every progressIntervalMs. */
+  onProgress?: (counters: LoadCounters) => void;
+}
+
+/** The run's final figures. Durations in ms, latencies in µs. */
+export interface LoadReport {
+  config: {
+    connections: number;
+    processes: number;
+    targets: number;
+    sources: number;
+    mode: LoadMode;
+    protocol: LoadProtocol;
+    connectWindow: number;
+    connectRatePerSec: number;
+    requestRatePerSec: number;
+  };
+  connections: {
+    target: number;
+    /** Most open at once (summed over processes). */
+    reached: number;
+    /** Open just before stop. */
+    held: number;
+    /** Closed by the other side after opening, during the whole run / after the ramp. */
+    lost: number;
+    lostAfterRamp: number;
+    failed: number;
+    attempts: number;
+    errors: Record<string, number>;
+  };
+  ramp: { ms: number; connectionsPerSec: number; connectUs: PercentileSummary };
+  traffic: {
+    ms: number;
+    requests: number;
+    responses: number;
+    responsesPerSec: number;
+    bytesOut: number;
+    bytesIn: number;
+    skipped: number;
+    badReplies: number;
+    latencyUs: PercentileSummary;
+  };
+  memory: { rssBytes: number; maxProcessRssBytes: number; bytesPerConnection: number };
+  processes: { count: number; pids: number[]; died: Array<{ pid: number; exitCode: number | null; signal: string | null }> };
+  durationMs: number;
+}
+
+export class LoadError extends MyriadError {}
+
+interface Child {
+  index: number;
+  pid: number;
+  proc: Subprocess;
+  ready: boolean;
+  counters: LoadCounters;
+  final: EngineReport | undefined;
+  exited: boolean;
+  exitCode: number | null;
+  signal: string | null;
+  waiters: Array<() => void>;
+}
+
+const CHILD_ENTRY = join(import.meta.dir, "child-main.ts");
+
+/** A running load. */
+export class LoadRun {
+  private readonly children: Child[];
+  private readonly opts: LoadOptions;
+  private readonly startedAt = performance.now();
+  private rampEndedAt = 0;
+  private trafficStartedAt = 0;
+  private lostAtRamp = 0;
+  private progressTimer: ReturnType<typeof setInterval> | undefined;
+  private stopped: Promise<LoadReport> | undefined;
+
+  /** @internal use startLoad */
+  constructor(children: Child[], opts: LoadOptions) {
+    this.children = children;
+    this.opts = opts;
+    if (opts.onProgress) {
+      const cb = opts.onProgress;
+      this.progressTimer = setInterval(() => cb(this.counters()), opts.progressIntervalMs ?? 250);
+    }
+  }
+
+  /** Pids of every child (alive or not). */
+  get pids(): number[] {
+    return this.children.map((c) => c.pid);
+  }
+
+  /** Merged counters of the latest reports; a dead child's open connections count as lost. */
+  counters(): LoadCounters {
+    const sum = emptyCounters(0);
+    sum.rampDone = true;
+    for (const c of this.children) {
+      const k = c.final ?? c.counters;
+      if (c.exited && c.final === undefined) {
+        addCounters(sum, { ...k, open: 0, connecting: 0, lost: k.lost + k.open, rssBytes: 0, rampDone: true });
+      } else {
+        addCounters(sum, k);
+      }
+    }
+    return sum;
+  }
+
+  private broadcast(m: ParentToChild): void {
+    for (const c of this.children) {
+      if (c.exited) continue;
+      try {
+        c.proc.send(m);
+      } catch {
+        // exited meanwhile: onExit records it
+      }
+    }
+  }
+
+  /** Asks every child for fresh counters; resolves when all answered or after timeoutMs. */
+  async refresh(timeoutMs = 2000): Promise<LoadCounters> {
+    const live = this.children.filter((c) => !c.exited);
+    const answered = live.map(
+      (c) =>
+        new Promise<void>((resolve) => {
+          c.waiters.push(resolve);
+        }),
+    );
+    this.broadcast({ t: "progress" });
+    await Promise.race([Promise.all(answered), Bun.sleep(timeoutMs)]);
+    return this.counters();
+  }
+
+  /**
+   * Resolves with the merged counters once every child has opened or given up on all its
+   * connections; after rampTimeoutMs the children stop connecting and it resolves when their
+   * in-flight connects settle.
+   */
+  async ramped(): Promise<LoadCounters> {
+    const deadline = this.startedAt + (this.opts.rampTimeoutMs ?? 120_000);
+    let told = false;
+    for (;;) {
+      const k = this.counters();
+      if (k.rampDone) break;
+      const now = performance.now();
+      if (!told && now >= deadline) {
+        this.broadcast({ t: "stop-connecting" });
+        told = true;
+      }
+      // In-flight connects time out within connectTimeoutMs after stop-connecting.
+      if (told && now >= deadline + (this.opts.connectTimeoutMs ?? 10_000) + 5000) break;
+      await Bun.sleep(Math.min(100, this.opts.progressIntervalMs ?? 250));
+    }
+    const k = await this.refresh();
+    if (this.rampEndedAt === 0) {
+      this.rampEndedAt = performance.now();
+      this.lostAtRamp = k.lost;
+    }
+    return k;
+  }
+
+  /** Starts ping / request traffic on every child (no-op in idle mode). */
+  startTraffic(): void {
+    if (this.trafficStartedAt === 0) this.trafficStartedAt = performance.now();
+    this.broadcast({ t: "traffic" });
+  }
+
+  /**
+   * Stops every child (closing its connections), waits up to timeoutMs for their final
+   * reports, kills whatever is left by pid, and returns the report. Idempotent.
+   */
+  stop(timeoutMs = 15_000): Promise<LoadReport> {
+    this.stopped ??= this.doStop(timeoutMs);
+    return this.stopped;
+  }
+
+  private async doStop(timeoutMs: number): Promise<LoadReport> {
+    const before = await this.refresh();
+    const stopAt = performance.now();
+    if (this.progressTimer !== undefined) clearInterval(this.progressTimer);
+    this.broadcast({ t: "stop" });
+    const exits = Promise.all(this.children.map((c) => c.proc.exited));
+    await Promise.race([exits, Bun.sleep(timeoutMs)]);
+    for (const c of this.children) {
+      if (!c.exited) {
+        try {
+          process.kill(c.pid, "SIGKILL");
+        } catch {
+          // already gone
+        }
+      }
+    }
+    await Promise.race([exits, Bun.sleep(5000)]);
+    return this.buildReport(before, stopAt);
+  }
+
+  private buildReport(before: LoadCounters, stopAt: number): LoadReport {
+    const o = this.opts;
+    const connectUs = new LogHistogram();
+    const latencyUs = new LogHistogram();
+    let maxRss = 0;
+    for (const c of this.children) {
+      if (c.final) {
+        connectUs.merge(c.final.connectUs);
+        latencyUs.merge(c.final.latencyUs);
+      }
+      maxRss = Math.max(maxRss, c.counters.rssBytes);
+    }
+    const k = this.counters();
+    const rampMs = before.rampMs;
+    const trafficMs = this.trafficStartedAt === 0 ? 0 : stopAt - this.trafficStartedAt;
+    return {
+      config: {
+        connections: o.connections,
+        processes: o.processes,
+        targets: o.targets.length,
+        sources: o.sources.length,
+        mode: o.mode ?? "idle",
+        protocol: o.protocol ?? "echo",
+        connectWindow: o.connectWindow ?? 512,
+        connectRatePerSec: o.connectRatePerSec ?? 0,
+        requestRatePerSec: o.requestRatePerSec ?? 0,
+      },
+      connections: {
+        target: o.connections,
+        reached: before.peakOpen,
+        held: before.open,
+        lost: before.lost,
+        lostAfterRamp: before.lost - this.lostAtRamp,
+        failed: k.failed,
+        attempts: k.attempts,
+        errors: k.errors,
+      },
+      ramp: {
+        ms: rampMs,
+        connectionsPerSec: rampMs > 0 ? (before.connected / rampMs) * 1000 : 0,
+        connectUs: connectUs.summary(),
+      },
+      traffic: {
+        ms: trafficMs,
+        requests: k.requests,
+        responses: k.responses,
+        responsesPerSec: trafficMs > 0 ? (k.responses / trafficMs) * 1000 : 0,
+        bytesOut: k.bytesOut,
+        bytesIn: k.bytesIn,
+        skipped: k.skipped,
+        badReplies: k.badReplies,
+        latencyUs: latencyUs.summary(),
+      },
+      memory: {
+        rssBytes: before.rssBytes,
+        maxProcessRssBytes: maxRss,
+        bytesPerConnection: before.peakOpen > 0 ? before.rssBytes / before.peakOpen : 0,
+      },
+      processes: {
+        count: this.children.length,
+        pids: this.pids,
+        died: this.children
+          .filter((c) => c.final === undefined)
+          .map((c) => ({ pid: c.pid, exitCode: c.exitCode, signal: c.signal })),
+      },
+      durationMs: performance.now() - this.startedAt,
+    };
+  }
+}
+
+/**
+ * Spawns the load processes, waits until each is ready (startTimeoutMs, default 30 s), and
+ * tells them to start connecting. On any failure to start, kills every child it spawned and
+ * throws LoadError.
+ */
+export async function startLoad(opts: LoadOptions, startTimeoutMs = 30_000): Promise<LoadRun> {
+  const P = opts.processes;
+  if (!Number.isInteger(P) || P < 1) throw new LoadError("ERR_LOADGEN_PROCESSES", `processes must be an integer >= 1, got ${P}`);
+  if (!Number.isInteger(opts.connections) || opts.connections < 0)
+    throw new LoadError("ERR_LOADGEN_CONNECTIONS", `connections must be an integer >= 0, got ${opts.connections}`);
+  const shares = splitEvenly(opts.connections, P);
+  const window = Math.max(1, Math.ceil((opts.connectWindow ?? 512) / P));
+  const children: Child[] = [];
+  let fatal: string | undefined;
+  for (let p = 0; p < P; p++) {
+    const engine: EngineOptions = {
+      connections: shares[p]!,
+      indexOffset: p,
+      indexStride: P,
+      sources: opts.sources,
+      targets: opts.targets,
+      connectWindow: window,
+      connectRatePerSec: (opts.connectRatePerSec ?? 0) / P,
+      connectTimeoutMs: opts.connectTimeoutMs,
+      retries: opts.retries,
+      mode: opts.mode,
+      protocol: opts.protocol,
+      payloadBytes: opts.payloadBytes,
+      pingIntervalMs: opts.pingIntervalMs,
+      requestRatePerSec: (opts.requestRatePerSec ?? 0) / P,
+      getRatio: opts.getRatio,
+      keyspace: opts.keyspace,
+    };
+    const cfg: ChildConfig = {
+      engine,
+      progressIntervalMs: opts.progressIntervalMs ?? 250,
+      maxLifetimeMs: opts.maxLifetimeMs ?? 3_600_000,
+    };
+    const child: Child = {
+      index: p,
+      pid: 0,
+      proc: undefined as unknown as Subprocess,
+      ready: false,
+      counters: emptyCounters(shares[p]!),
+      final: undefined,
+      exited: false,
+      exitCode: null,
+      signal: null,
+      waiters: [],
+    };
+    child.proc = Bun.spawn([process.execPath, ...(opts.bunArgs ?? []), CHILD_ENTRY], {
+      env: { ...process.env, MYRIAD_LOADGEN_CHILD: JSON.stringify(cfg) },
+      stdio: ["ignore", "inherit", "inherit"],
+      ipc(message: ChildToParent) {
+        switch (message.t) {
+          case "ready":
+            child.ready = true;
+            break;
+          case "progress":
+            child.counters = message.counters;
+            break;
+          case "final":
+            child.final = message.report;
+            child.counters = message.report;
+            break;
+          case "fatal":
+            fatal = message.message;
+            break;
+        }
+        if (message.t === "progress" || message.t === "final") {
+          const w = child.waiters;
+          child.waiters = [];
+          for (const f of w) f();
+        }
+      },
+      onExit(_proc, exitCode, signalCode) {
+        child.exited = true;
+        child.exitCode = exitCode;
+        child.signal = signalCode === null ? null : String(signalCode);
+        const w = child.waiters;
+        child.waiters = [];
+        for (const f of w) f();
+      },
+    });
+    child.pid = child.proc.pid;
+    children.push(child);
+  }
+  const deadline = performance.now() + startTimeoutMs;
+  while (!children.every((c) => c.ready)) {
+    const dead = children.find((c) => c.exited);
+    if (fatal !== undefined || dead !== undefined || performance.now() > deadline) {
+      for (const c of children) {
+        try {
+          if (!c.exited) process.kill(c.pid, "SIGKILL");
+        } catch {
+          // gone
+        }
+      }
+      await Promise.race([Promise.all(children.map((c) => c.proc.exited)), Bun.sleep(5000)]);
+      const why = fatal ?? (dead ? `load process ${dead.pid} exited with ${dead.exitCode ?? dead.signal}` : `load processes not ready within ${startTimeoutMs} ms`);
+      throw new LoadError("ERR_LOADGEN_START", `could not start the load processes: ${why}`);
+    }
+    await Bun.sleep(20);
+  }
+  const run = new LoadRun(children, opts);
+  for (const c of children) c.proc.send({ t: "start" } satisfies ParentToChild);
+  return run;
+}

@@ -1,0 +1,23 @@
+/** IPC messages between the load generator's parent (coordinator.ts) and its children (child-main.ts). */
+import type { EngineOptions, EngineReport, LoadCounters } from "./engine.ts";
+
+/** What a child gets in MYRIAD_LOADGEN_CHILD. */
+export interface ChildConfig {
+  engine: EngineOptions;
+  progressIntervalMs: number;
+  /** The child stops and exits by itself after this long, whatever happens. */
+  maxLifetimeMs: number;
+}
+
+export type ParentToChild =
+  | { t: "start" }
+  | { t: "traffic" }
+  | { t: "stop-connecting" }
+  | { t: "progress" }
+  | { t: "stop" };
+
+export type ChildToParent =
+  | { t: "ready"; pid: number }
+  | { t: "progress"; counters: LoadCounters }
+  | { t: "final"; report: EngineReport; why: string }
+  | { t: "fatal"; message: string };
