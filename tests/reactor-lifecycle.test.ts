@@ -1,0 +1,244 @@
+/**
+ * Graceful stop, broadcast, handles kept beyond a callback, stats counters and listen
+ * errors, over real sockets.
+ */
+import { afterAll, expect, test } from "bun:test";
+import { createServer, ListenError, type CloseReason, type Conn, type Server } from "../src/reactor/index.ts";
+import { connect, pseudoRandomBytes, until, type TestClient } from "./helpers/net.ts";
+
+const servers: Server[] = [];
+const clients: TestClient[] = [];
+afterAll(async () => {
+  for (const c of clients) if (!c.closed) c.close();
+  for (const s of servers) await s.stop({ graceful: false });
+});
+async function client(port: number): Promise<TestClient> {
+  const c = await connect({ port });
+  clients.push(c);
+  return c;
+}
+const MiB = 1 << 20;
+
+test("graceful stop loses nothing: 8 MiB written before stop reach a slow reader, then it closes with shutdown", async () => {
+  const payload = pseudoRandomBytes(8 * MiB, 3);
+  const reasons: CloseReason[] = [];
+  let server!: Server;
+  let stopped: Promise<unknown> | null = null;
+  server = await createServer({
+    protocol: "lines",
+    handler: {
+      message(conn) {
+        conn.write(payload);
+        // stop() from inside a handler: the handler finishes first, its writes are kept.
+        stopped = server.stop({ timeoutMs: 15_000 });
+        conn.write("tail"); // still this callback: written before the stop took effect
+      },
+      close(_c, r) {
+        reasons.push(r);
+      },
+    },
+  });
+  servers.push(server);
+  const c = await client(server.port);
+  c.pause();
+  await c.send("go\n");
+  await until(() => stopped !== null, 2000, "stop()");
+  expect(server.accepting).toBe(false);
+  // Read slowly: 20 ms on, 20 ms off.
+  for (let i = 0; i < 50 && c.receivedBytes < payload.length + 4; i++) {
+    c.resume();
+    await Bun.sleep(20);
+    c.pause();
+    await Bun.sleep(20);
+  }
+  c.resume();
+  await c.waitBytes(payload.length + 4, 15_000);
+  await c.waitClosed(5000);
+  const got = c.received();
+  expect(got.length).toBe(payload.length + 4);
+  expect(Buffer.from(got.subarray(0, payload.length)).equals(Buffer.from(payload))).toBe(true);
+  expect(new TextDecoder().decode(got.subarray(payload.length))).toBe("tail");
+  const final = (await stopped!) as Awaited<ReturnType<Server["stop"]>>;
+  expect(reasons).toEqual(["shutdown"]);
+  expect(final.closed.shutdown).toBe(1);
+  expect(final.connections).toBe(0);
+  expect(final.bytesOut).toBe(payload.length + 4);
+  expect(final.writeQueueBytes).toBe(0);
+  // Not accepting any more.
+  await expect(connect({ port: server.port })).rejects.toThrow();
+});
+
+test("stop deadline: a peer that never reads is closed at timeoutMs, a reader gets everything", async () => {
+  const payload = pseudoRandomBytes(6 * MiB, 4);
+  const server = await createServer({
+    protocol: "lines",
+    maxWriteBufferBytes: 8 * MiB,
+    handler: {
+      message(conn) {
+        conn.write(payload);
+      },
+    },
+  });
+  servers.push(server);
+  const reader = await client(server.port);
+  const sleeper = await client(server.port);
+  sleeper.pause();
+  await reader.send("go\n");
+  await sleeper.send("go\n");
+  await until(() => server.stats().framesIn === 2, 2000, "both requests");
+  const t0 = performance.now();
+  const final = await server.stop({ timeoutMs: 400 });
+  const took = performance.now() - t0;
+  expect(took).toBeGreaterThanOrEqual(390);
+  expect(took).toBeLessThan(3000);
+  expect(final.closed.shutdown).toBe(2);
+  expect(final.connections).toBe(0);
+  await reader.waitClosed(2000);
+  expect(reader.receivedBytes).toBe(payload.length);
+  expect(sleeper.receivedBytes).toBeLessThan(payload.length);
+});
+
+test("stop({ graceful: false }) closes everything at once", async () => {
+  const server = await createServer({ handler: { message() {} } });
+  servers.push(server);
+  const cs = [await client(server.port), await client(server.port)];
+  await until(() => server.connections === 2, 2000, "connections");
+  const final = await server.stop({ graceful: false });
+  expect(final.closed.shutdown).toBe(2);
+  for (const c of cs) await c.waitClosed(2000);
+  expect(await server.stop()).toBe(final); // same result again
+});
+
+test("broadcast reaches every connection, in order behind each one's queue", async () => {
+  const server = await createServer({
+    protocol: "lines",
+    maxWriteBufferBytes: 16 * MiB,
+    handler: { message() {} },
+  });
+  servers.push(server);
+  const cs: TestClient[] = [];
+  for (let i = 0; i < 5; i++) cs.push(await client(server.port));
+  await until(() => server.connections === 5, 2000, "5 connections");
+  const slow = cs[0]!;
+  slow.pause();
+  const msgs: Uint8Array[] = [];
+  for (let i = 0; i < 60; i++) {
+    const m = new Uint8Array(100 * 1024).fill(65 + (i % 26));
+    m[m.length - 1] = 10;
+    msgs.push(m);
+    expect(server.broadcast(m)).toBe(5);
+  }
+  expect(server.broadcast("last\n")).toBe(5);
+  const total = 60 * 100 * 1024 + 5;
+  for (const c of cs.slice(1)) await c.waitBytes(total, 10_000);
+  expect(server.stats().writeQueueBytes).toBeGreaterThan(0); // the paused one holds a queue
+  slow.resume();
+  await slow.waitBytes(total, 10_000);
+  for (const c of cs) {
+    const got = c.received();
+    expect(got.length).toBe(total);
+    for (let i = 0; i < 60; i++) expect(got[i * 100 * 1024]).toBe(65 + (i % 26));
+    expect(new TextDecoder().decode(got.subarray(total - 5))).toBe("last\n");
+  }
+  expect(server.stats().framesOut).toBe(61 * 5);
+});
+
+test("a kept id or conn.ref() is generation-checked: it never reaches the next occupant of the slot", async () => {
+  const refs: Conn[] = [];
+  const ids: number[] = [];
+  const server = await createServer({
+    maxConnections: 1,
+    handler: {
+      open(conn) {
+        ids.push(conn.id);
+        refs.push(conn.ref());
+      },
+      message() {},
+    },
+  });
+  servers.push(server);
+  const a = await client(server.port);
+  await until(() => ids.length === 1, 2000, "open");
+  expect(refs[0]!.isOpen).toBe(true);
+  expect(refs[0]!.write("to a\n")).toBe(true);
+  await a.waitBytes(5);
+  a.close();
+  await until(() => server.connections === 0, 2000, "close");
+  const b = await client(server.port);
+  await until(() => ids.length === 2, 2000, "second open");
+  expect(ids[1]! & 0xfffff).toBe(ids[0]! & 0xfffff); // same slot, new handle
+  expect(ids[1]).not.toBe(ids[0]);
+  expect(refs[0]!.isOpen).toBe(false);
+  expect(refs[0]!.write("to a again\n")).toBe(false);
+  expect(server.write(ids[0]!, "stale\n")).toBe(false);
+  refs[0]!.close(); // no-op on the stale handle
+  expect(server.write(ids[1]!, "to b\n")).toBe(true);
+  await b.waitBytes(5);
+  await Bun.sleep(30);
+  expect(b.text()).toBe("to b\n");
+  expect(b.closed).toBe(false);
+});
+
+test("stats count connections, bytes, frames and handler latency", async () => {
+  const server = await createServer({
+    protocol: "lines",
+    handler: {
+      message(conn, line: Uint8Array) {
+        conn.write(line);
+        conn.write("\n");
+      },
+    },
+  });
+  servers.push(server);
+  const s0 = server.stats();
+  expect(s0.connections).toBe(0);
+  expect(s0.rssBytes).toBeGreaterThan(0);
+  expect(s0.heapUsedBytes).toBeGreaterThan(0);
+  const a = await client(server.port);
+  const b = await client(server.port);
+  await a.send("one\ntwo\n");
+  await a.waitBytes(8);
+  await b.send("three\n");
+  await b.waitBytes(6);
+  b.close();
+  await until(() => server.connections === 1, 2000, "b's close");
+  const st = server.stats();
+  expect(st.accepted).toBe(2);
+  expect(st.peakConnections).toBe(2);
+  expect(st.connections).toBe(1);
+  expect(st.closed.peer).toBe(1);
+  expect(st.bytesIn).toBe(8 + 6);
+  expect(st.bytesOut).toBe(8 + 6);
+  expect(st.framesIn).toBe(3);
+  expect(st.framesOut).toBe(6);
+  const h = st.handlerLatency;
+  expect(h.counts.length).toBe(h.boundsMs.length + 1);
+  expect(h.count).toBeGreaterThanOrEqual(2); // one per data event, not per frame
+  expect(h.count).toBeLessThanOrEqual(3);
+  expect(h.counts.reduce((x, y) => x + y, 0)).toBe(h.count);
+  expect(h.sumMs).toBeGreaterThan(0);
+  expect(st.uptimeMs).toBeGreaterThan(0);
+});
+
+test("listen errors: a port in use says which and what to do", async () => {
+  const a = await createServer({ handler: { message() {} } });
+  servers.push(a);
+  let err: unknown;
+  try {
+    await createServer({ port: a.port, handler: { message() {} } });
+  } catch (e) {
+    err = e;
+  }
+  expect(err).toBeInstanceOf(ListenError);
+  expect((err as ListenError).code).toBe("ERR_ADDRESS_IN_USE");
+  expect((err as Error).message).toContain(`127.0.0.1:${a.port}`);
+  expect((err as Error).message).toContain("port: 0");
+  let err2: unknown;
+  try {
+    await createServer({ unix: "/nonexistent-dir-myriad/x.sock", handler: { message() {} } });
+  } catch (e) {
+    err2 = e;
+  }
+  expect(err2).toBeInstanceOf(ListenError);
+  expect((err2 as Error).message).toContain("/nonexistent-dir-myriad/x.sock");
+});
