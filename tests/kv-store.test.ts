@@ -381,4 +381,45 @@ describe("KV handler in-process", () => {
     expect(ks).not.toContain("# Server");
     app.close();
   });
+
+  test("connection commands clients send at start: COMMAND DOCS, HELLO, CLIENT, CONFIG GET", async () => {
+    const app = createKvApp();
+    const conn = new FakeConn(42);
+    const call = async (...args: string[]) => {
+      app.handler.message(conn, args.map(b));
+      await null;
+      return conn.take();
+    };
+    expect(await call("COMMAND", "DOCS")).toBe("*0\r\n");
+    expect(await call("command")).toBe("*0\r\n");
+    expect(await call("COMMAND", "COUNT")).toMatch(/^:\d+\r\n$/);
+    expect(await call("HELLO", "3")).toBe("-NOPROTO unsupported protocol version\r\n");
+    expect(await call("HELLO", "x")).toBe("-ERR Protocol version is not an integer or out of range\r\n");
+    const hello = await call("HELLO", "2");
+    expect(hello).toStartWith("*14\r\n$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n");
+    expect(hello).toContain("$5\r\nproto\r\n:2\r\n$2\r\nid\r\n:42\r\n");
+    expect(await call("CLIENT", "ID")).toBe(":42\r\n");
+    expect(await call("CLIENT", "SETINFO", "lib-name", "x")).toBe("+OK\r\n");
+    expect(await call("CONFIG", "GET", "save")).toBe("*2\r\n$4\r\nsave\r\n$0\r\n\r\n");
+    expect(await call("CONFIG", "GET", "appendonly")).toBe("*2\r\n$10\r\nappendonly\r\n$2\r\nno\r\n");
+    expect(await call("CONFIG", "RESETSTAT")).toBe("+OK\r\n");
+    app.close();
+  });
+
+  test("maxKeys: writes that would add a key answer -OOM, overwrites succeed", async () => {
+    const app = createKvApp({ maxKeys: 1 });
+    const conn = new FakeConn(1);
+    const call = async (...args: string[]) => {
+      app.handler.message(conn, args.map(b));
+      await null;
+      return conn.take();
+    };
+    expect(await call("SET", "a", "1")).toBe("+OK\r\n");
+    expect(await call("SET", "b", "1")).toBe("-OOM command not allowed when used memory > 'maxmemory'.\r\n");
+    expect(await call("INCR", "c")).toBe("-OOM command not allowed when used memory > 'maxmemory'.\r\n");
+    expect(await call("SET", "a", "2")).toBe("+OK\r\n");
+    expect(await call("INCR", "a")).toBe(":3\r\n");
+    expect(await call("DBSIZE")).toBe(":1\r\n");
+    app.close();
+  });
 });
