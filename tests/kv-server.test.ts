@@ -126,6 +126,29 @@ describe("KV over real sockets", () => {
     pub.close();
   });
 
+  test("garbage or an oversized request gets -ERR Protocol error, then the connection closes; others are unaffected", async () => {
+    const small = createKvApp();
+    const s2 = await createServer({ port: 0, hostname: "127.0.0.1", protocol: small.protocol, handler: small.handler, maxFrameBytes: 1024 });
+    try {
+      const bystander = await Wire.connect(s2.port);
+      expect(await bystander.call("SET", "k", "v")).toBe("+OK\r\n");
+      const bad = await Wire.connect(s2.port);
+      expect(await bad.call("PING")).toBe("+PONG\r\n");
+      bad.send("*2\r\n$3\r\nGET\r\nxyz\r\n");
+      expect(text(await bad.reply())).toBe("-ERR Protocol error: invalid request\r\n");
+      await bad.closedByPeer();
+      const big = await Wire.connect(s2.port);
+      big.send(encodeCommand(["SET", "k", "x".repeat(4096)]));
+      expect(text(await big.reply())).toBe("-ERR Protocol error: request larger than maxFrameBytes\r\n");
+      await big.closedByPeer();
+      expect(await bystander.call("GET", "k")).toBe("$1\r\nv\r\n");
+      bystander.close();
+    } finally {
+      await s2.stop({ graceful: false });
+      small.close();
+    }
+  });
+
   test("INFO counts connected clients", async () => {
     const a = await Wire.connect(server.port);
     const b = await Wire.connect(server.port);

@@ -10,7 +10,7 @@
  * are matched without allocating (commands.ts); keys are latin1 strings, values binary-safe
  * copies (kv-store.ts); deadlines live on a timing wheel with a lazy check on access.
  */
-import type { Conn, Handler } from "../reactor/index.ts";
+import { ProtocolError, type Conn, type Handler } from "../reactor/index.ts";
 import { VERSION } from "../index.ts";
 import { CommandTable, arityOk, isWord, type CommandSpec } from "./commands.ts";
 import { int64AsBig, int64Big, int64Bytes, int64IsBig, int64Small, parseInt64, INT64_MAX, INT64_MIN } from "./int64.ts";
@@ -658,6 +658,18 @@ export function createKvApp(opts: KvAppOptions = {}): KvApp {
         );
       else cmd.run(args, conn);
       out.maybeFlush();
+    },
+    error(conn: Conn, err: Error) {
+      if (err instanceof ProtocolError) {
+        // As redis does before it drops a client that sent garbage: say why, then close.
+        out.begin(conn);
+        out.error(
+          err.code === "ERR_FRAME_TOO_LARGE" ? "ERR Protocol error: request larger than maxFrameBytes" : "ERR Protocol error: invalid request",
+        );
+        out.flush();
+      } else {
+        console.error(`myriad kv: connection ${conn.id}: ${err.stack ?? err.message}`);
+      }
     },
     close(conn: Conn) {
       connected--;
