@@ -112,6 +112,12 @@ class ReactorServer implements Server, ConnOps {
   /** The slot whose writes are being corked (its data event is running), -1 when none. */
   private corkSlot = -1;
   private timerBase = 0;
+  /**
+   * Whether this server holds wheel ids: taken at the first deadline, not at start, so that a
+   * server whose only timeout is writeStallTimeoutMs reserves no wheel memory (16 bytes per
+   * slot) until some connection actually stalls.
+   */
+  private clocked = false;
   private listener: Listener | null = null;
 
   // Counters: plain numbers, read by stats().
@@ -188,7 +194,6 @@ class ReactorServer implements Server, ConnOps {
       // client certificates (requestCert/rejectUnauthorized) is Bun's own.
       handlers.handshake = () => {};
     }
-    if (this.timed) this.timerBase = clock.register(this, o.maxConnections, o.tickMs);
     const address = o.unix !== "" ? o.unix : `${o.hostname.includes(":") ? `[${o.hostname}]` : o.hostname}:${o.port}`;
     try {
       if (o.unix !== "") {
@@ -209,7 +214,6 @@ class ReactorServer implements Server, ConnOps {
         } as unknown as TCPSocketListenOptions<number>);
       }
     } catch (err) {
-      if (this.timed) clock.unregister(this);
       throw listenError(err, address, o);
     }
   }
@@ -569,7 +573,7 @@ class ReactorServer implements Server, ConnOps {
       pool.release(inRef);
       table.inRef[slot] = -1;
     }
-    if (this.timed) clock.cancel(this.timerBase + slot);
+    if (this.clocked) clock.cancel(this.timerBase + slot);
     if (this.perIp !== null) this.ipRelease(socket.remoteAddress ?? "");
     table.state[slot] = S_CLOSED;
     const close = this.handler.close;
@@ -886,12 +890,18 @@ class ReactorServer implements Server, ConnOps {
     if (this.stallActive(flags)) {
       due = Math.min(due, this.writeStallTimeoutMs - ((now - this.stallSince[slot]!) >>> 0));
     }
+    if (!this.clocked) {
+      if (due === Infinity) return;
+      this.timerBase = clock.register(this, this.table.capacity, this.o.tickMs);
+      this.clocked = true;
+    }
     if (due === Infinity) clock.cancel(this.timerBase + slot);
     else clock.schedule(this.timerBase + slot, due < 0 ? 0 : due, nowF);
   }
 
   /** The wheel was rebuilt: file every live slot's deadline again. */
   refileAll(): void {
+    if (!this.clocked) return;
     const table = this.table;
     const nowF = performance.now();
     table.forEachLive((h) => {
@@ -969,7 +979,8 @@ class ReactorServer implements Server, ConnOps {
     if (this.finalStats !== null) return;
     if (this.stopTimer !== null) clearTimeout(this.stopTimer);
     this.stopTimer = null;
-    if (this.timed) clock.unregister(this);
+    if (this.clocked) clock.unregister(this);
+    this.clocked = false;
     this.listener?.stop(true);
     const stats = this.stats();
     this.finalStats = stats;
