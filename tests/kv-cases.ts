@@ -312,6 +312,9 @@ export const COMPAT_SCRIPTS: { name: string; commands: string[][] }[] = [
       ["unsubscribe", "zz"],
       ["unsubscribe", "a"],
       ["subscribe", "\u0000bin"],
+      // A bare UNSUBSCRIBE lists channels in redis's dict order (seeded at random): leave one.
+      ["unsubscribe", "b"],
+      ["unsubscribe"],
       ["unsubscribe"],
       ["ping"],
       ["get", "k"],
