@@ -7,8 +7,9 @@
  *   bun bench/resp.ts --quick    # a short end-to-end check (-n 20000, 1 round)
  *
  * Goals (issue 3): ratio >= 1.0 at -P 16 and >= 0.9 at -P 1. Each server runs in its own
- * process (myriad: `bun src/cli/serve.ts --no-admin`; redis: --save "" --appendonly no); the
- * rounds alternate which server goes first. --check exits 1 when a goal is missed.
+ * process (myriad: `bun src/cli/serve.ts --no-admin`; redis: --save "" --appendonly no); an
+ * unmeasured warm-up run goes to each first (--warmup), and the rounds alternate which server
+ * goes first. --check exits 1 when a goal is missed.
  */
 import { join } from "node:path";
 import { defineCommand, runCommand } from "../src/config/index.ts";
@@ -25,6 +26,7 @@ const cmd = defineCommand({
     tests: { type: "list", default: ["ping", "set", "get"], help: "redis-benchmark -t tests" },
     rounds: { type: "int", default: 3, min: 1, max: 20, help: "rounds per depth; the best rps of each server is kept; --quick: 1" },
     check: { type: "bool", help: "exit 1 when a ratio misses its goal" },
+    warmup: { type: "int", default: 50_000, min: 0, help: "requests per test of an unmeasured first run against each server (JIT warm-up; 0: none)" },
   },
   validate(v) {
     for (const p of v.pipelines) if (!/^[1-9]\d*$/.test(p)) return `--pipelines must be a comma-separated list of positive integers, got "${v.pipelines.join(",")}"`;
@@ -94,8 +96,8 @@ async function startMyriad(): Promise<Target> {
 }
 
 /** Runs redis-benchmark; returns test name -> rps. */
-async function runBenchmark(port: number, pipeline: string): Promise<Map<string, number>> {
-  const args = [benchBin, "-h", "127.0.0.1", "-p", String(port), "-t", opt.tests.join(","), "-c", String(opt.clients), "-n", String(requests), "-P", pipeline, "--csv"];
+async function runBenchmark(port: number, pipeline: string, n = requests): Promise<Map<string, number>> {
+  const args = [benchBin, "-h", "127.0.0.1", "-p", String(port), "-t", opt.tests.join(","), "-c", String(opt.clients), "-n", String(n), "-P", pipeline, "--csv"];
   const proc = Bun.spawn(args, { stdout: "pipe", stderr: "pipe" });
   const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
   if (code !== 0) throw new Error(`redis-benchmark exited with ${code}: ${err.trim()}`);
@@ -130,6 +132,11 @@ console.log(
   `bench/resp.ts: redis-benchmark -t ${opt.tests.join(",")} -c ${opt.clients} -n ${requests}, -P ${opt.pipelines.join(" / ")}, ` +
     `best of ${rounds} round${rounds > 1 ? "s" : ""}; redis-server pid ${redis.proc.pid} :${redis.port}, myriad pid ${myriad.proc.pid} :${myriad.port}`,
 );
+
+if (opt.warmup > 0) {
+  // Steady state, not JIT warm-up, is what is compared: one unmeasured pass per server.
+  for (const t of [redis, myriad]) await runBenchmark(t.port, opt.pipelines.at(-1)!, Math.max(1000, opt.warmup));
+}
 
 interface Row {
   test: string;
