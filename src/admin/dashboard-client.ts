@@ -70,6 +70,25 @@ function setText(id: string, text: string, raw?: number): void {
   if (raw !== undefined) e.dataset.value = String(raw);
 }
 
+/** Sets a big number whose unit (after the last space, e.g. "114.0 KiB") is drawn smaller. */
+function setValue(id: string, text: string, raw: number): void {
+  const e = el(id);
+  const cut = text.lastIndexOf(" ");
+  const num = cut < 0 ? text : text.slice(0, cut);
+  const unit = cut < 0 ? "" : text.slice(cut);
+  if (e.dataset.text !== text) {
+    e.dataset.text = text;
+    e.textContent = num;
+    if (unit) {
+      const u = e.ownerDocument.createElement("span");
+      u.className = "unit";
+      u.textContent = unit;
+      e.appendChild(u);
+    }
+  }
+  e.dataset.value = String(raw);
+}
+
 // ---- history -----------------------------------------------------------------------------
 
 /**
@@ -101,7 +120,12 @@ class Store {
 // ---- charts ------------------------------------------------------------------------------
 
 type SeriesSpec = { key: string; label: string; color: string; scale?: string; fmt: (v: number) => string; dash?: number[] };
-type AxisSpec = { scale: string; fmt: (v: number) => string; side?: 1 | 3 };
+/** A y axis: `minTop` is the least top of its range (so an all-zero chart has sensible ticks);
+ *  `whole` keeps ticks on whole numbers (counts of things). */
+type AxisSpec = { scale: string; fmt: (v: number) => string; side?: 1 | 3; minTop?: number; whole?: boolean };
+
+/** Tick steps 1, 2, 5, 10, 20, 50, ... for axes of whole numbers. */
+const WHOLE_INCRS = Array.from({ length: 30 }, (_, i) => [1, 2, 5][i % 3]! * 10 ** Math.floor(i / 3));
 
 interface Chart {
   plot: uPlot | null;
@@ -117,8 +141,8 @@ function chartWidth(box: HTMLElement): number {
 }
 
 /** Every series here is non-negative: start the y axis at 0 so that levels compare honestly. */
-function zeroBased(_u: uPlot, _min: number | null, max: number | null): uPlot.Range.MinMax {
-  return [0, max !== null && max > 0 ? max * 1.1 : 1];
+function zeroBased(minTop: number): uPlot.Range.Function {
+  return (_u, _min, max) => [0, Math.max(minTop, max !== null && max > 0 ? max * 1.1 : 0)];
 }
 
 /** Returns an axis width that fits its widest tick label. */
@@ -155,7 +179,7 @@ function showSeries(boxId: string, series: SeriesSpec[]): void {
     scales: {
       // At least a minute wide, so early ticks are not fractions of a second.
       x: { time: true, range: (_u, min, max) => [Math.min(min, max - 60), max] },
-      ...Object.fromEntries(c.axes.map((a) => [a.scale, { range: zeroBased }])),
+      ...Object.fromEntries(c.axes.map((a) => [a.scale, { range: zeroBased(a.minTop ?? 1) }])),
     },
     series: [
       { value: (_u: uPlot, v: number | null) => (v === null ? "–" : new Date(v * 1000).toLocaleTimeString()) },
@@ -176,6 +200,7 @@ function showSeries(boxId: string, series: SeriesSpec[]): void {
         scale: a.scale,
         side: a.side ?? 3,
         size: axisSize,
+        ...(a.whole ? { incrs: WHOLE_INCRS } : {}),
         grid: a.side === 1 ? { show: false } : axisStyle.grid,
         values: (_u: uPlot, vals: number[]) => vals.map((v) => (v == null ? "" : a.fmt(v))),
       })),
@@ -199,28 +224,28 @@ const bytesPerSec = (v: number) => fmtBytes(v) + "/s";
 const color = (i: number) => PALETTE[i % PALETTE.length] as string;
 
 function buildFixedCharts(): void {
-  chart("chart-connections", [{ scale: "y", fmt: (v) => fmtSi(v, 0) }]);
+  chart("chart-connections", [{ scale: "y", fmt: (v) => fmtSi(v, 0), minTop: 10, whole: true }]);
   showSeries("chart-connections", [
     { key: "connections", label: "connections", color: color(0), fmt: fmtCount },
     { key: "paused", label: "paused", color: color(3), fmt: fmtCount, dash: [4, 4] },
   ]);
   chart("chart-rates", [{ scale: "y", fmt: perSec }]);
   showRates(new Set());
-  chart("chart-bytes", [{ scale: "y", fmt: bytesPerSec }]);
+  chart("chart-bytes", [{ scale: "y", fmt: bytesPerSec, minTop: 1024 }]);
   showSeries("chart-bytes", [
     { key: "in", label: "in", color: color(0), fmt: bytesPerSec },
     { key: "out", label: "out", color: color(1), fmt: bytesPerSec },
   ]);
-  chart("chart-memory", [{ scale: "y", fmt: fmtBytes }, { scale: "rss", fmt: fmtBytes, side: 1 }]);
+  chart("chart-memory", [{ scale: "y", fmt: fmtBytes, minTop: 1024 }, { scale: "rss", fmt: fmtBytes, side: 1, minTop: 1 << 20 }]);
   showSeries("chart-memory", [
     { key: "rssPerConn", label: "rss / connection", color: color(4), fmt: fmtBytes },
     { key: "rss", label: "rss (right axis)", color: color(8), fmt: fmtBytes, scale: "rss", dash: [4, 4] },
   ]);
-  chart("chart-writeq", [{ scale: "y", fmt: fmtBytes }]);
+  chart("chart-writeq", [{ scale: "y", fmt: fmtBytes, minTop: 1024, whole: true }]);
   showSeries("chart-writeq", [
     { key: "writeQueue", label: "write queue", color: color(3), fmt: fmtBytes },
   ]);
-  chart("chart-pools", [{ scale: "y", fmt: (v) => fmtSi(v, 0) }]);
+  chart("chart-pools", [{ scale: "y", fmt: (v) => fmtSi(v, 0), minTop: 4, whole: true }]);
   showPools([]);
 }
 
@@ -239,7 +264,8 @@ function showPools(names: string[]): void {
   const series: SeriesSpec[] = [];
   names.forEach((n, i) => {
     series.push({ key: `${n}\u0000borrowed`, label: `${n} borrowed`, color: color(i), fmt: fmtCount });
-    series.push({ key: `${n}\u0000waiting`, label: `${n} waiting`, color: color(i), fmt: fmtCount, dash: [3, 3] });
+    series.push({ key: `${n}\u0000size`, label: `${n} size`, color: color(i), fmt: fmtCount, dash: [1, 3] });
+    series.push({ key: `${n}\u0000waiting`, label: `${n} waiting`, color: color(i + 2), fmt: fmtCount, dash: [5, 3] });
   });
   if (series.length === 0) series.push({ key: "none", label: "no pools registered", color: color(8), fmt: fmtCount });
   showSeries("chart-pools", series);
@@ -299,11 +325,11 @@ function render(body: AdminStatsBody, ready: boolean): void {
   setText("peak", fmtCount(t.peakConnections), t.peakConnections);
   setText("accept-rate", accepted === null ? "–" : fmtSi(accepted), accepted ?? 0);
   setText("close-rate", closedSum === null ? "–" : fmtSi(closedSum), closedSum ?? 0);
-  setText("rss-per-conn", rssPerConn === null ? "–" : fmtBytes(rssPerConn), rssPerConn ?? 0);
+  setValue("rss-per-conn", rssPerConn === null ? "–" : fmtBytes(rssPerConn), rssPerConn ?? 0);
   setText("rss", fmtBytes(t.rssBytes), t.rssBytes);
-  setText("bytes-in-rate", inRate === null ? "–" : bytesPerSec(inRate), inRate ?? 0);
-  setText("bytes-out-rate", outRate === null ? "–" : bytesPerSec(outRate), outRate ?? 0);
-  setText("write-queue", fmtBytes(t.writeQueueBytes), t.writeQueueBytes);
+  setValue("bytes-in-rate", inRate === null ? "–" : bytesPerSec(inRate), inRate ?? 0);
+  setValue("bytes-out-rate", outRate === null ? "–" : bytesPerSec(outRate), outRate ?? 0);
+  setValue("write-queue", fmtBytes(t.writeQueueBytes), t.writeQueueBytes);
   setText("workers", String(body.workers.length), body.workers.length);
   setText("uptime", fmtDuration(t.uptimeMs));
   const lat = t.handlerLatency;
@@ -329,6 +355,7 @@ function render(body: AdminStatsBody, ready: boolean): void {
   const pools: Record<string, number | null> = {};
   for (const p of body.pools) {
     pools[`${p.name}\u0000borrowed`] = p.stats.borrowed;
+    pools[`${p.name}\u0000size`] = p.stats.size;
     pools[`${p.name}\u0000waiting`] = p.stats.waiting;
   }
   pushPoint("chart-pools", x, pools);

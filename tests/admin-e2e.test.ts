@@ -1,0 +1,134 @@
+// End to end: `bun run serve` as a child process, real client connections, and the dashboard
+// in headless Debian chromium showing the count. Keeps a screenshot of the page in the temp
+// directory (MYRIAD_DASHBOARD_PNG to put it elsewhere, e.g. bench/results/dashboard.png;
+// bench/dashboard-screenshot.ts makes the published one under heavier load).
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { mkdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import type { AdminStatsBody } from "../src/admin/index.ts";
+import { launchBrowser, type Browser } from "./helpers/browser.ts";
+
+const ROOT = join(import.meta.dir, "..");
+const SCREENSHOT = process.env.MYRIAD_DASHBOARD_PNG ?? join(tmpdir(), "myriad-dashboard-e2e.png");
+const N = 40;
+const TOKEN = "e2e-token-7f3a9c";
+
+/** Returns a TCP port that was free a moment ago on 127.0.0.1. */
+function freePort(): number {
+  const l = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const port = l.port;
+  l.stop(true);
+  return port;
+}
+
+let serve: Bun.Subprocess<"ignore", "pipe", "pipe"> | null = null;
+let browser: Browser | null = null;
+const clients: Array<Bun.Socket<undefined>> = [];
+let port = 0;
+let adminPort = 0;
+let output = "";
+
+async function adminGet(path: string, token = TOKEN): Promise<Response> {
+  return fetch(`http://127.0.0.1:${adminPort}${path}`, { headers: { authorization: `Bearer ${token}` } });
+}
+
+async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const v = await fn();
+      if (v !== undefined) return v;
+    } catch (err) {
+      last = err;
+    }
+    await Bun.sleep(100);
+  }
+  throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}\nserve output:\n${output}`);
+}
+
+async function totals(): Promise<AdminStatsBody["totals"]> {
+  const res = await adminGet("/stats");
+  if (!res.ok) throw new Error(`/stats: ${res.status}`);
+  return ((await res.json()) as AdminStatsBody).totals;
+}
+
+beforeAll(async () => {
+  port = freePort();
+  adminPort = freePort();
+  serve = Bun.spawn(
+    ["bun", "run", "serve", "--port", String(port), "--admin-port", String(adminPort), "--admin-token", TOKEN],
+    { cwd: ROOT, stdin: "ignore", stdout: "pipe", stderr: "pipe", env: { ...process.env, NO_COLOR: "1" } },
+  );
+  // Keep the child's output for the failure messages.
+  for (const stream of [serve.stdout, serve.stderr]) {
+    void (async () => {
+      for await (const chunk of stream) output += new TextDecoder().decode(chunk);
+    })();
+  }
+  await waitFor("the admin server's /healthz", async () => ((await fetch(`http://127.0.0.1:${adminPort}/healthz`)).ok ? true : undefined));
+}, 30_000);
+
+afterAll(async () => {
+  await browser?.close();
+  for (const c of clients) c.end();
+  if (serve && serve.exitCode === null) {
+    serve.kill("SIGTERM");
+    const exited = await Promise.race([serve.exited, Bun.sleep(10_000).then(() => null)]);
+    if (exited === null) serve.kill("SIGKILL");
+  }
+}, 30_000);
+
+test("the dashboard in chromium shows the number of open connections", async () => {
+  const base = await totals();
+  for (let i = 0; i < N; i++) {
+    clients.push(await Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } }));
+  }
+  await waitFor(`${N} connections in /stats`, async () => ((await totals()).connections === base.connections + N ? true : undefined));
+
+  // Some traffic so the rate charts have something to draw: RESP PINGs on every connection.
+  const ping = new TextEncoder().encode("*1\r\n$4\r\nPING\r\n");
+  const traffic = setInterval(() => {
+    for (const c of clients) c.write(ping);
+  }, 50);
+
+  try {
+    browser = await launchBrowser({ width: 1400, height: 1000 });
+    const page = browser.page;
+    const pageErrors: string[] = [];
+    page.on("pageerror", (e) => pageErrors.push(e.message));
+    await page.goto(`http://127.0.0.1:${adminPort}/?token=${TOKEN}`);
+    // The token left the address bar (it is kept in sessionStorage).
+    expect(new URL(page.url()).searchParams.has("token")).toBe(false);
+
+    const expected = String(base.connections + N);
+    await page.waitForFunction((want) => document.getElementById("connections")?.dataset.value === want, expected, { timeout: 15_000 });
+    const shown = (await page.textContent("#connections"))!.replace(/,/g, "");
+    expect(shown).toBe(expected);
+    expect(await page.textContent("#status")).toBe("accepting");
+
+    // Live: close some connections and the page follows.
+    for (const c of clients.splice(0, 10)) c.end();
+    const after = String(base.connections + N - 10);
+    await page.waitForFunction((want) => document.getElementById("connections")?.dataset.value === want, after, { timeout: 15_000 });
+    expect((await page.textContent("#connections"))!.replace(/,/g, "")).toBe(after);
+
+    // Let a few seconds of history accumulate, then keep a picture of it.
+    await Bun.sleep(4000);
+    mkdirSync(dirname(SCREENSHOT), { recursive: true });
+    await page.screenshot({ path: SCREENSHOT, fullPage: true });
+    expect(pageErrors).toEqual([]);
+  } finally {
+    clearInterval(traffic);
+  }
+}, 60_000);
+
+test("without the token the page says so and the API answers 401", async () => {
+  expect((await adminGet("/stats", "wrong")).status).toBe(401);
+  expect((await fetch(`http://127.0.0.1:${adminPort}/metrics`)).status).toBe(401);
+  const page = (browser ??= await launchBrowser()).page;
+  await page.evaluate(() => sessionStorage.clear());
+  await page.goto(`http://127.0.0.1:${adminPort}/`);
+  await page.waitForFunction(() => document.getElementById("status")?.textContent?.includes("token required"), undefined, { timeout: 10_000 });
+}, 30_000);
