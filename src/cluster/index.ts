@@ -48,3 +48,13 @@ export {
   type WorkerPlanInput,
   type ListenAddress,
 } from "./plan.ts";
+export { runCluster, Cluster, ClusterError, type ClusterOptions, type ClusterEvent, type RestartPolicy, type WorkerInfo } from "./supervisor.ts";
+export {
+  WORKER_CONFIG_ENV,
+  type WorkerApp,
+  type WorkerConfig,
+  type WorkerServerOptions,
+  type SupervisorToWorker,
+  type WorkerToSupervisor,
+} from "./protocol.ts";
+export { sumStats, zeroStats } from "./stats.ts";

@@ -27,7 +27,7 @@ const send = (m: ChildToParent) => {
 
 let engine: LoadEngine;
 try {
-  engine = new LoadEngine(cfg.engine as EngineOptions);
+  engine = await LoadEngine.create(cfg.engine as EngineOptions);
 } catch (e) {
   send({ t: "fatal", message: (e as Error).message });
   process.exit(1);

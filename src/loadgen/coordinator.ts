@@ -18,7 +18,7 @@ export interface LoadOptions {
   targets: readonly Target[];
   /** Source addresses to bind, [] for none (see targets.ts resolveSources). */
   sources: readonly string[];
-  /** Connects in flight over all processes (default 512). */
+  /** Connects in flight over all processes (default 256). */
   connectWindow?: number;
   /** New connections per second over all processes; 0 = unbounded (default). */
   connectRatePerSec?: number;
@@ -32,6 +32,8 @@ export interface LoadOptions {
   requestRatePerSec?: number;
   getRatio?: number;
   keyspace?: number;
+  /** Confirm every connection with one round trip before counting it (see EngineOptions.confirm). */
+  confirm?: boolean;
   /** The ramp stops adding connections after this long (default 120 s). */
   rampTimeoutMs?: number;
   /** How often children report (default 250 ms). */
@@ -42,6 +44,8 @@ export interface LoadOptions {
   bunArgs?: string[];
   /** Called with the merged counters every progressIntervalMs. */
   onProgress?: (counters: LoadCounters) => void;
+  /** Start connecting as soon as every process is ready (default true); false: call run.begin(). */
+  autoBegin?: boolean;
 }
 
 /** The run's final figures. Durations in ms, latencies in µs. */
@@ -108,7 +112,8 @@ const CHILD_ENTRY = join(import.meta.dir, "child-main.ts");
 export class LoadRun {
   private readonly children: Child[];
   private readonly opts: LoadOptions;
-  private readonly startedAt = performance.now();
+  private startedAt = performance.now();
+  private begun = false;
   private rampEndedAt = 0;
   private trafficStartedAt = 0;
   private lostAtRamp = 0;
@@ -123,6 +128,14 @@ export class LoadRun {
       const cb = opts.onProgress;
       this.progressTimer = setInterval(() => cb(this.counters()), opts.progressIntervalMs ?? 250);
     }
+  }
+
+  /** Tells every process to start connecting (once; startLoad does it unless autoBegin is false). */
+  begin(): void {
+    if (this.begun) return;
+    this.begun = true;
+    this.startedAt = performance.now();
+    this.broadcast({ t: "start" });
   }
 
   /** Pids of every child (alive or not). */
@@ -256,7 +269,7 @@ export class LoadRun {
         sources: o.sources.length,
         mode: o.mode ?? "idle",
         protocol: o.protocol ?? "echo",
-        connectWindow: o.connectWindow ?? 512,
+        connectWindow: o.connectWindow ?? 256,
         connectRatePerSec: o.connectRatePerSec ?? 0,
         requestRatePerSec: o.requestRatePerSec ?? 0,
       },
@@ -314,7 +327,7 @@ export async function startLoad(opts: LoadOptions, startTimeoutMs = 30_000): Pro
   if (!Number.isInteger(opts.connections) || opts.connections < 0)
     throw new LoadError("ERR_LOADGEN_CONNECTIONS", `connections must be an integer >= 0, got ${opts.connections}`);
   const shares = splitEvenly(opts.connections, P);
-  const window = Math.max(1, Math.ceil((opts.connectWindow ?? 512) / P));
+  const window = Math.max(1, Math.ceil((opts.connectWindow ?? 256) / P));
   const children: Child[] = [];
   let fatal: string | undefined;
   for (let p = 0; p < P; p++) {
@@ -335,6 +348,7 @@ export async function startLoad(opts: LoadOptions, startTimeoutMs = 30_000): Pro
       requestRatePerSec: (opts.requestRatePerSec ?? 0) / P,
       getRatio: opts.getRatio,
       keyspace: opts.keyspace,
+      confirm: opts.confirm,
     };
     const cfg: ChildConfig = {
       engine,
@@ -408,6 +422,6 @@ export async function startLoad(opts: LoadOptions, startTimeoutMs = 30_000): Pro
     await Bun.sleep(20);
   }
   const run = new LoadRun(children, opts);
-  for (const c of children) c.proc.send({ t: "start" } satisfies ParentToChild);
+  if (opts.autoBegin !== false) run.begin();
   return run;
 }

@@ -7,9 +7,9 @@
  * Per-connection state lives in typed arrays indexed by the connection's local index (the
  * socket's `data`); the only per-connection objects are Bun's sockets themselves.
  */
-import { encodeRespCommand, respReplyCodec } from "../codec/index.ts";
 import type { Socket } from "bun";
 import { LogHistogram, type HistogramJSON } from "./histogram.ts";
+import type { RespSupport } from "./resp-support.ts";
 import { tupleOf, type Target } from "./targets.ts";
 
 export type LoadMode = "idle" | "ping" | "rr";
@@ -45,6 +45,14 @@ export interface EngineOptions {
   getRatio?: number;
   /** rr/resp: distinct keys (default 1000). */
   keyspace?: number;
+  /**
+   * Confirm each connection with one round trip (the protocol's ping: echo bytes, "PING\n",
+   * RESP PING) before counting it open; it holds its connect-window place until the reply.
+   * A connection the server has not accepted yet cannot answer, so the window then also
+   * bounds the servers' accept queues (Bun listens with a backlog of 512; an overflowing
+   * queue drops SYNs, and each drop stalls that connect for 1 s). Default false.
+   */
+  confirm?: boolean;
 }
 
 /** Counters of one engine (or the sum of many). */
@@ -169,6 +177,8 @@ const ST_FAILED = 3;
 const ST_LOST = 4;
 const ST_TIMED_OUT = 5;
 const ST_CLOSED = 6;
+/** Connected, probe sent, waiting for the reply (confirm mode). */
+const ST_CONFIRMING = 7;
 
 const TICK_MS = 10;
 
@@ -219,8 +229,16 @@ export class LoadEngine {
   private readonly respSets: Uint8Array[] = [];
   private rampWaiters: (() => void)[] = [];
   private stopWaiters: (() => void)[] = [];
+  private readonly resp: RespSupport | undefined;
 
-  constructor(opts: EngineOptions) {
+  /** An engine; loads the RESP codec only when protocol is "resp". */
+  static async create(opts: EngineOptions): Promise<LoadEngine> {
+    const resp = opts.protocol === "resp" ? (await import("./resp-support.ts")).respSupport : undefined;
+    return new LoadEngine(opts, resp);
+  }
+
+  /** Prefer LoadEngine.create; protocol "resp" needs `resp` (src/loadgen/resp-support.ts). */
+  constructor(opts: EngineOptions, resp?: RespSupport) {
     const o: Required<EngineOptions> = {
       connections: opts.connections,
       indexOffset: opts.indexOffset ?? 0,
@@ -238,11 +256,14 @@ export class LoadEngine {
       requestRatePerSec: opts.requestRatePerSec ?? 0,
       getRatio: opts.getRatio ?? 0.8,
       keyspace: opts.keyspace ?? 1000,
+      confirm: opts.confirm ?? false,
     };
     if (!Number.isInteger(o.connections) || o.connections < 0) throw new RangeError(`connections must be an integer >= 0, got ${o.connections}`);
     if (o.targets.length === 0) throw new RangeError("targets must name at least one host:port");
     if (!(o.connectWindow >= 1)) throw new RangeError(`connectWindow must be >= 1, got ${o.connectWindow}`);
     if (!(o.payloadBytes >= 1)) throw new RangeError(`payloadBytes must be >= 1, got ${o.payloadBytes}`);
+    if (o.protocol === "resp" && resp === undefined) throw new RangeError("protocol resp needs the RESP support: use LoadEngine.create");
+    this.resp = resp;
     this.options = o;
     const n = o.connections;
     this.sockets = new Array(n);
@@ -250,7 +271,7 @@ export class LoadEngine {
     this.attemptsOf = new Uint8Array(n);
     this.connectStart = new Float64Array(n);
     // Traffic columns only when there is traffic: an idle million keeps them at zero length.
-    const traffic = o.mode !== "idle" ? n : 0;
+    const traffic = o.mode !== "idle" || o.confirm ? n : 0;
     this.sentAt = new Float64Array(traffic);
     this.expect = new Int32Array(traffic);
     this.c = emptyCounters(n);
@@ -260,14 +281,14 @@ export class LoadEngine {
     line[line.length - 1] = 10;
     this.lineFrame = line;
     this.pingFrame =
-      o.protocol === "resp" ? encodeRespCommand(["PING"]) : o.protocol === "lines" ? new TextEncoder().encode("PING\n") : this.echoFrame;
+      o.protocol === "resp" ? resp!.encode(["PING"]) : o.protocol === "lines" ? new TextEncoder().encode("PING\n") : this.echoFrame;
     if (o.protocol === "resp" && o.mode === "rr") {
       // Requests are prebuilt per key so the hot path only picks one.
       const value = "v".repeat(o.payloadBytes);
       const keys = Math.min(o.keyspace, 10_000);
       for (let k = 0; k < keys; k++) {
-        this.respGets.push(encodeRespCommand(["GET", `key:${k}`]));
-        this.respSets.push(encodeRespCommand(["SET", `key:${k}`, value]));
+        this.respGets.push(resp!.encode(["GET", `key:${k}`]));
+        this.respSets.push(resp!.encode(["SET", `key:${k}`, value]));
       }
     }
 
@@ -362,8 +383,9 @@ export class LoadEngine {
         const s = sockets[i];
         if (s !== undefined) {
           sockets[i] = undefined;
+          if (this.state[i] === ST_CONFIRMING) this.inflight.delete(i);
+          else this.c.open--;
           this.state[i] = ST_CLOSED;
-          this.c.open--;
           s.terminate();
         }
       }
@@ -411,6 +433,13 @@ export class LoadEngine {
       for (const i of this.inflight) {
         if (now - this.connectStart[i]! > o.connectTimeoutMs) {
           this.inflight.delete(i);
+          const s = this.sockets[i];
+          if (s !== undefined) {
+            // Connected but never confirmed.
+            this.sockets[i] = undefined;
+            this.sentAt[i] = 0;
+            s.terminate();
+          }
           this.state[i] = ST_TIMED_OUT;
           this.bump("ETIMEDOUT");
           this.failed(i);
@@ -418,6 +447,7 @@ export class LoadEngine {
       }
     }
     this.pump();
+    this.checkRampDone();
     if (this.trafficOn) this.trafficTick(dt);
     if (this.stopping && this.inflight.size === 0) void this.finishStop();
   }
@@ -468,9 +498,19 @@ export class LoadEngine {
       if (this.inflight.delete(i)) this.afterSettle();
       return;
     }
+    this.sockets[i] = socket;
+    if (this.options.confirm) {
+      this.state[i] = ST_CONFIRMING;
+      this.send(i);
+      return;
+    }
+    this.opened(i);
+  }
+
+  /** Connection i is open (connected, and confirmed when asked): leaves the window. */
+  private opened(i: number): void {
     this.inflight.delete(i);
     this.state[i] = ST_OPEN;
-    this.sockets[i] = socket;
     this.connectUs.record((performance.now() - this.connectStart[i]!) * 1000);
     this.c.connected++;
     this.c.open++;
@@ -506,6 +546,19 @@ export class LoadEngine {
   }
 
   private onClose(i: number): void {
+    if (this.state[i] === ST_CONFIRMING) {
+      // Closed before the probe came back: a failed connect (e.g. reset by a server over its limit).
+      this.sockets[i] = undefined;
+      this.sentAt[i] = 0;
+      this.spill.delete(i);
+      this.unsent.delete(i);
+      if (this.inflight.delete(i)) {
+        this.bump("ECONNRESET");
+        this.failed(i);
+        this.afterSettle();
+      }
+      return;
+    }
     if (this.state[i] !== ST_OPEN) return; // closed by stop(), or never ours
     this.state[i] = ST_LOST;
     this.sockets[i] = undefined;
@@ -557,7 +610,7 @@ export class LoadEngine {
     if (socket === undefined) return;
     const o = this.options;
     let frame: Uint8Array;
-    if (o.mode === "ping") {
+    if (o.mode === "ping" || this.state[i] === ST_CONFIRMING) {
       frame = this.pingFrame;
     } else if (o.protocol === "resp") {
       const k = (Math.random() * this.respGets.length) | 0;
@@ -567,7 +620,7 @@ export class LoadEngine {
     }
     this.expect[i] = o.protocol === "echo" ? frame.length : 0;
     this.sentAt[i] = performance.now();
-    this.c.requests++;
+    if (this.state[i] !== ST_CONFIRMING) this.c.requests++;
     this.c.bytesOut += frame.length;
     const wrote = socket.write(frame);
     if (wrote < frame.length && wrote >= 0) this.unsent.set(i, frame.subarray(wrote));
@@ -601,7 +654,7 @@ export class LoadEngine {
           buf.set(held);
           buf.set(data, held.length);
         }
-        const n = respReplyCodec.measure(buf, 0, buf.length, 64 << 20);
+        const n = this.resp!.measure(buf, buf.length);
         if (n === 0) {
           this.spill.set(i, held === undefined ? data.slice() : buf);
           return;
@@ -615,6 +668,11 @@ export class LoadEngine {
   }
 
   private complete(i: number): void {
+    if (this.state[i] === ST_CONFIRMING) {
+      this.sentAt[i] = 0;
+      this.opened(i);
+      return;
+    }
     this.latencyUs.record((performance.now() - this.sentAt[i]!) * 1000);
     this.sentAt[i] = 0;
     this.c.responses++;

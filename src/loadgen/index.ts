@@ -8,6 +8,7 @@ export {
   parseTargets,
   parseAddresses,
   resolveSources,
+  autoSources,
   parseIPv4,
   formatIPv4,
   tupleOf,

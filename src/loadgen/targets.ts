@@ -151,25 +151,32 @@ export function parseTargets(spec: string | readonly string[], limit = 1 << 16):
 export function resolveSources(spec: string, connections: number, perSource = DEFAULT_CONNECTIONS_PER_SOURCE): string[] {
   const s = spec.trim();
   if (s === "none" || s === "") return [];
-  if (s === "auto") {
-    const n = Math.max(1, Math.ceil(connections / Math.max(1, perSource)));
-    const out: string[] = [];
-    let a = parseIPv4(AUTO_SOURCE_BASE)!;
-    while (out.length < n) {
-      const last = a & 255;
-      if (last !== 0 && last !== 255) out.push(formatIPv4(a));
-      a++;
-      if (a > LOOPBACK_HIGH) throw new TargetSpecError(`sources: ${n} addresses do not fit in 127.1.0.1-127.255.255.254`);
-    }
-    return out;
-  }
+  if (s === "auto") return autoSources(Math.max(1, Math.ceil(connections / Math.max(1, perSource))));
   return parseAddresses(s, "sources");
+}
+
+/**
+ * `count` loopback addresses from `base` (default 127.1.0.1) up, skipping those ending in .0
+ * and .255. Throws TargetSpecError past 127.255.255.254.
+ */
+export function autoSources(count: number, base = AUTO_SOURCE_BASE): string[] {
+  const out: string[] = [];
+  let a = parseIPv4(base);
+  if (a === undefined || !isLoopbackV4(a)) throw new TargetSpecError(`sources: base must be an address in 127.0.0.0/8, got "${base}"`);
+  while (out.length < count) {
+    const last = a & 255;
+    if (last !== 0 && last !== 255) out.push(formatIPv4(a));
+    a++;
+    if (a > LOOPBACK_HIGH) throw new TargetSpecError(`sources: ${count} addresses from ${base} do not fit in 127.0.0.0/8`);
+  }
+  return out;
 }
 
 /**
  * The tuple of global connection `index`: source sources[index % S] (undefined when not
  * binding), target targets[floor(index / S) % T]. Over consecutive indices every source and
- * every target gets an equal share (±1), and every (source, target) pair appears.
+ * every target gets an equal share (±1 per source, ±S per target), and every (source, target)
+ * pair appears about equally often (at most maxPerTuple + 1 times).
  */
 export function tupleOf(index: number, sources: readonly string[], targets: readonly Target[]): { source: string | undefined; target: Target } {
   const S = sources.length;

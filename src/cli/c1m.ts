@@ -1,0 +1,106 @@
+/**
+ * `bun run c1m --connections 1000000 --hold 60`: the one-machine million-connection
+ * experiment (src/loadgen/c1m.ts). Starts server workers (myriad's reactor, then raw
+ * Bun.listen as the baseline) and load processes, ramps, holds, measures, tears everything
+ * down by pid, and writes bench/results/c1m-<date>.{json,svg,md}.
+ * Exit 0 when every phase reached and held the target with nothing left running, 1 otherwise.
+ */
+import { join } from "node:path";
+import { defineCommand, runCommand } from "../config/index.ts";
+import { diagnose, parsePorts, readPageBytes, readSlabinfo, readSystemLimits } from "../cluster/index.ts";
+import { parseAddresses } from "../loadgen/index.ts";
+import { runC1m, type ServerKind } from "../loadgen/c1m.ts";
+
+const ROOT = join(import.meta.dir, "..", "..");
+
+const command = defineCommand({
+  name: "c1m",
+  summary:
+    "The one-machine million-connection experiment: server workers and load processes on this machine, ramp, hold, measure (connections, ramp rate, server userland bytes per connection, kernel bytes per socket, machine memory per connection), for myriad's workers and raw Bun.listen workers; writes JSON, an SVG chart and a Markdown summary.",
+  flags: {
+    connections: { type: "int", short: "c", min: 1, max: 10_000_000, default: 1_000_000, help: "target concurrent connections (100k, 1m accepted)" },
+    hold: { type: "string", default: "60", help: "how long to hold them: seconds (60) or a duration (500ms, 90s, 2m), at most 1h", placeholder: "<seconds|duration>" },
+    servers: { type: "list", choices: ["myriad", "raw"], default: ["myriad", "raw"], help: "server kinds to measure, in order" },
+    workers: { type: "string", default: "auto", help: "server workers per phase: a number or auto (ulimit -n, reusePort balance, one per CPU)" },
+    loaders: { type: "string", default: "auto", help: "load processes: a number or auto (ulimit -n, one per CPU)" },
+    ports: { type: "string", default: "7100-7103", help: "ports every worker listens on (0.0.0.0), e.g. 7100-7103" },
+    destinations: { type: "string", default: "127.0.0.1-127.0.0.4", help: "destination addresses the load spreads over (loopback)" },
+    perSource: { type: "int", min: 1, max: 20_000, default: 1000, help: "connections per bound source address (127.N.x.y)" },
+    connectWindow: { type: "int", min: 1, max: 100_000, default: 4096, help: "connects in flight over all load processes" },
+    connectRate: { type: "int", min: 0, max: 10_000_000, default: 30_000, help: "new connections per second over all load processes (0 = unbounded)" },
+    connectTimeout: { type: "duration-ms", min: 100, max: 600_000, default: 15_000, help: "a connect not done after this long counts as ETIMEDOUT (and is retried)" },
+    retries: { type: "int", min: 0, max: 20, default: 3, help: "extra attempts per failed connection" },
+    rampTimeout: { type: "duration-ms", min: 1000, max: 3_600_000, default: 0, help: "give up ramping after this long (default max(60s, 4 × connections/20,000 s))" },
+    sample: { type: "duration-ms", min: 50, max: 60_000, default: 500, help: "time-series sample period" },
+    outDir: { type: "string", default: "bench/results", help: "directory for c1m-<date>.json/.svg/.md" },
+    json: { type: "bool", help: "print the result JSON on stdout (progress on stderr)" },
+    force: { type: "bool", help: "run even when doctor says the machine is not ready" },
+  },
+  epilog: [
+    "Examples:",
+    "  bun run c1m --connections 100k --hold 10       # about a minute",
+    "  bun run c1m --connections 1m --hold 60         # the headline run (needs ~13 GiB free; see bun run doctor -c 1m)",
+    "  bun run c1m -c 50k --hold 5 --servers raw",
+  ].join("\n"),
+});
+
+const { values: v } = runCommand(command);
+const fail = (msg: string): never => {
+  process.stderr.write(`c1m: ${msg}\n`);
+  process.exit(2);
+};
+/** "60" = 60 s; "500ms", "90s", "2m" as written. */
+function parseHold(s: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(s.trim());
+  const ms = m ? Number(m[1]) * (m[2] === "ms" ? 1 : m[2] === "m" ? 60_000 : 1000) : NaN;
+  if (!(ms >= 0 && ms <= 3_600_000)) return fail(`--hold must be seconds (60) or a duration like 500ms, 90s, 2m, at most 1h; got "${s}"`);
+  return Math.round(ms);
+}
+const hold = parseHold(v.hold);
+
+const intOrAuto = (name: string, s: string): number | undefined => {
+  if (s === "auto") return undefined;
+  if (/^\d+$/.test(s) && Number(s) >= 1 && Number(s) <= 4096) return Number(s);
+  return fail(`--${name} must be auto or an integer from 1 to 4096, got "${s}"`);
+};
+let ports: number[] = [];
+let destinations: string[] = [];
+try {
+  ports = parsePorts(v.ports);
+  if (ports.includes(0)) fail("--ports must be fixed ports (not 0): the load processes need them before the servers start");
+  destinations = parseAddresses(v.destinations, "--destinations", 4096);
+} catch (e) {
+  fail((e as Error).message);
+}
+
+const limits = readSystemLimits();
+const report = diagnose(limits, { connections: v.connections, slabs: readSlabinfo(undefined, readPageBytes()) });
+if (!report.ready && !v.force) {
+  const bad = report.checks.filter((c) => c.status === "fail").map((c) => `${c.title}: ${c.fix ?? c.detail}`);
+  fail(`the machine is not ready for ${v.connections} connections (bun run doctor -c ${v.connections}): ${bad.join("; ")} — or pass --force`);
+}
+
+const rampTimeoutMs = v.rampTimeout > 0 ? v.rampTimeout : Math.max(60_000, Math.ceil((4 * v.connections) / 20_000) * 1000);
+const result = await runC1m({
+  connections: v.connections,
+  holdMs: hold,
+  servers: v.servers as ServerKind[],
+  workers: intOrAuto("workers", v.workers),
+  loaders: intOrAuto("loaders", v.loaders),
+  ports,
+  destinations,
+  perSource: v.perSource,
+  connectWindow: v.connectWindow,
+  connectRatePerSec: v.connectRate,
+  connectTimeoutMs: v.connectTimeout,
+  retries: v.retries,
+  rampTimeoutMs,
+  sampleMs: v.sample,
+  outDir: v.outDir.startsWith("/") ? v.outDir : join(ROOT, v.outDir),
+  rawWorkerEntry: join(ROOT, "bench", "c1m-raw-worker.ts"),
+  log: (line) => process.stderr.write(line + "\n"),
+});
+if (v.json) process.stdout.write(JSON.stringify(result, null, 2) + "\n");
+else process.stdout.write(`c1m: wrote ${result.files.md}, ${result.files.json}, ${result.files.svg}\n`);
+const ok = result.phases.every((p) => p.reached >= p.target && p.lostDuringHold === 0 && p.leftovers.length === 0);
+process.exit(ok ? 0 : 1);

@@ -1,0 +1,60 @@
+/**
+ * What a supervisor tells its workers, and what they answer, over Bun's IPC channel; and the
+ * configuration a worker gets in MYRIAD_CLUSTER_WORKER. Any worker entry that speaks this
+ * (src/cluster/worker-main.ts, bench/c1m-raw-worker.ts) can run under the supervisor.
+ */
+import type { ProtocolName, ServerStats } from "../reactor/index.ts";
+import type { ListenAddress } from "./plan.ts";
+
+/** The environment variable holding a worker's WorkerConfig (JSON). */
+export const WORKER_CONFIG_ENV = "MYRIAD_CLUSTER_WORKER";
+
+/**
+ * The application a worker serves:
+ * - echo: src/apps createEchoApp({ protocol });
+ * - kv: src/apps createKvApp({ tickMs, maxKeys }) — each worker has its own store;
+ * - module: `export` (default "default") of `module` (an absolute path or package name),
+ *   a function (options, { workerIndex, workers }) returning (or resolving to)
+ *   { protocol? | codec?, handler, close?() }.
+ */
+export type WorkerApp =
+  | { kind: "echo"; protocol?: ProtocolName }
+  | { kind: "kv"; tickMs?: number; maxKeys?: number }
+  | { kind: "module"; module: string; export?: string; options?: unknown };
+
+/** The JSON-safe subset of the reactor's ServerOptions a worker passes to createServer. */
+export interface WorkerServerOptions {
+  protocol?: ProtocolName;
+  maxConnectionsPerIp?: number;
+  idleTimeoutMs?: number;
+  handshakeTimeoutMs?: number;
+  maxFrameBytes?: number;
+  maxWriteBufferBytes?: number;
+  writeBufferHardLimitBytes?: number;
+  writeStallTimeoutMs?: number;
+  tickMs?: number;
+  measureLatency?: boolean;
+  segmentBytes?: number;
+  /** TLS from PEM files. */
+  tls?: { certPath: string; keyPath: string };
+}
+
+export interface WorkerConfig {
+  /** 0-based, stable across restarts. */
+  index: number;
+  workers: number;
+  listen: ListenAddress[];
+  app: WorkerApp;
+  server: WorkerServerOptions;
+  /** Most connections this process holds over all its listeners. */
+  maxConnections: number;
+  statsIntervalMs: number;
+}
+
+export type SupervisorToWorker = { t: "stop"; graceful: boolean; timeoutMs: number } | { t: "stats" };
+
+export type WorkerToSupervisor =
+  | { t: "ready"; pid: number; listen: ListenAddress[] }
+  | { t: "stats"; stats: ServerStats }
+  | { t: "stopped"; stats: ServerStats }
+  | { t: "fatal"; message: string };

@@ -1,0 +1,167 @@
+/**
+ * Entry of one cluster worker (spawned by supervisor.ts with an IPC channel; settings in
+ * MYRIAD_CLUSTER_WORKER, see protocol.ts). It listens on every address of its config with
+ * reusePort, serves the configured app on the reactor, reports its stats every
+ * statsIntervalMs, and stops gracefully when told. It imports the reactor and the app only:
+ * no admin, no config layer (hono, TypeBox) — a million connections need ~55 of these.
+ *
+ * Several listeners in one process each have their own connection table; the process-wide
+ * cap (config.maxConnections, what `ulimit -n` allows) is kept by counting opens over all of
+ * them and closing a connection over the cap at once (counted as rejected).
+ */
+import { createServer, type Conn, type Handler, type Server, type ServerOptions, type ServerStats } from "../reactor/index.ts";
+import { sumStats } from "./stats.ts";
+import { WORKER_CONFIG_ENV, type SupervisorToWorker, type WorkerApp, type WorkerConfig, type WorkerToSupervisor } from "./protocol.ts";
+
+interface LoadedApp {
+  protocol?: ServerOptions["protocol"];
+  codec?: ServerOptions["codec"];
+  handler: Handler;
+  close?(): void;
+}
+
+const raw = process.env[WORKER_CONFIG_ENV];
+if (raw === undefined || typeof process.send !== "function") {
+  console.error("src/cluster/worker-main.ts is started by the cluster supervisor (runCluster / serve --workers), not by hand");
+  process.exit(2);
+}
+const cfg = JSON.parse(raw) as WorkerConfig;
+
+function send(m: WorkerToSupervisor): void {
+  try {
+    process.send!(m);
+  } catch {
+    // supervisor gone: the disconnect handler ends this process
+  }
+}
+
+async function loadApp(app: WorkerApp): Promise<LoadedApp> {
+  switch (app.kind) {
+    case "echo": {
+      const { createEchoApp } = await import("../apps/index.ts");
+      return createEchoApp({ protocol: app.protocol });
+    }
+    case "kv": {
+      const { createKvApp } = await import("../apps/index.ts");
+      return createKvApp({ tickMs: app.tickMs, maxKeys: app.maxKeys });
+    }
+    case "module": {
+      const mod = (await import(app.module)) as Record<string, unknown>;
+      const factory = mod[app.export ?? "default"];
+      if (typeof factory !== "function") {
+        throw new Error(`${app.module} has no function export "${app.export ?? "default"}" (it must return { protocol?, codec?, handler, close? })`);
+      }
+      return (await factory(app.options, { workerIndex: cfg.index, workers: cfg.workers })) as LoadedApp;
+    }
+  }
+}
+
+/** Wraps the app's handler with the process-wide connection cap (only needed with several listeners). */
+function capped(handler: Handler, cap: number, onOver: () => void): Handler {
+  let live = 0;
+  // Connections closed for the cap never reach the app, so its close() must not see them either.
+  const over = new Set<number>();
+  return {
+    open(conn: Conn) {
+      if (live >= cap) {
+        over.add(conn.id);
+        onOver();
+        conn.close("server");
+        return;
+      }
+      live++;
+      handler.open?.(conn);
+    },
+    message(conn, frame) {
+      if (!over.has(conn.id)) handler.message(conn, frame);
+    },
+    close(conn, reason) {
+      if (over.delete(conn.id)) return;
+      live--;
+      handler.close?.(conn, reason);
+    },
+    drain: handler.drain ? (conn) => handler.drain!(conn) : undefined,
+    error: handler.error ? (conn, err) => handler.error!(conn, err) : undefined,
+  };
+}
+
+let app: LoadedApp;
+const servers: Server[] = [];
+let overCap = 0;
+
+try {
+  app = await loadApp(cfg.app);
+  const multi = cfg.listen.length > 1;
+  const handler = multi ? capped(app.handler, cfg.maxConnections, () => overCap++) : app.handler;
+  const s = cfg.server;
+  for (const addr of cfg.listen) {
+    const opts: ServerOptions = {
+      hostname: addr.hostname,
+      port: addr.port,
+      reusePort: true,
+      handler,
+      maxConnections: cfg.maxConnections,
+    };
+    if (app.codec !== undefined) opts.codec = app.codec;
+    else if (app.protocol !== undefined || s.protocol !== undefined) opts.protocol = app.protocol ?? s.protocol;
+    if (s.maxConnectionsPerIp !== undefined) opts.maxConnectionsPerIp = s.maxConnectionsPerIp;
+    if (s.idleTimeoutMs !== undefined) opts.idleTimeoutMs = s.idleTimeoutMs;
+    if (s.handshakeTimeoutMs !== undefined) opts.handshakeTimeoutMs = s.handshakeTimeoutMs;
+    if (s.maxFrameBytes !== undefined) opts.maxFrameBytes = s.maxFrameBytes;
+    if (s.maxWriteBufferBytes !== undefined) opts.maxWriteBufferBytes = s.maxWriteBufferBytes;
+    if (s.writeBufferHardLimitBytes !== undefined) opts.writeBufferHardLimitBytes = s.writeBufferHardLimitBytes;
+    if (s.writeStallTimeoutMs !== undefined) opts.writeStallTimeoutMs = s.writeStallTimeoutMs;
+    if (s.tickMs !== undefined) opts.tickMs = s.tickMs;
+    if (s.measureLatency !== undefined) opts.measureLatency = s.measureLatency;
+    if (s.segmentBytes !== undefined) opts.segmentBytes = s.segmentBytes;
+    if (s.tls !== undefined) opts.tls = { cert: Bun.file(s.tls.certPath), key: Bun.file(s.tls.keyPath) };
+    servers.push(await createServer(opts));
+  }
+} catch (e) {
+  send({ t: "fatal", message: e instanceof Error ? e.message : String(e) });
+  for (const srv of servers) void srv.stop({ graceful: false });
+  setTimeout(() => process.exit(1), 50);
+  await new Promise(() => {});
+}
+
+/** This worker's stats: its servers summed, with over-cap closes moved from "server" to rejected. */
+function stats(): ServerStats {
+  const s = sumStats(
+    servers.map((srv) => srv.stats()),
+    true,
+  );
+  s.rejected += overCap;
+  s.accepted -= overCap;
+  s.closed.server -= overCap;
+  return s;
+}
+
+const timer = setInterval(() => send({ t: "stats", stats: stats() }), cfg.statsIntervalMs);
+let stopping = false;
+
+async function stop(graceful: boolean, timeoutMs: number): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  clearInterval(timer);
+  await Promise.all(servers.map((srv) => srv.stop({ graceful, timeoutMs })));
+  app!.close?.();
+  send({ t: "stopped", stats: stats() });
+  setTimeout(() => process.exit(0), 50);
+}
+
+process.on("message", (m: SupervisorToWorker) => {
+  if (m.t === "stop") void stop(m.graceful, m.timeoutMs);
+  else if (m.t === "stats") send({ t: "stats", stats: stats() });
+});
+// The supervisor went away (killed, crashed): nobody will restart or stop us; stop now.
+process.on("disconnect", () => {
+  void stop(false, 0);
+  setTimeout(() => process.exit(0), 2000).unref();
+});
+// Ctrl-C reaches the whole process group: the supervisor coordinates the stop.
+process.on("SIGINT", () => {});
+// SIGTERM aimed at one worker: stop gracefully; the supervisor restarts it.
+process.on("SIGTERM", () => void stop(true, 10_000));
+
+send({ t: "ready", pid: process.pid, listen: servers.map((srv) => ({ hostname: srv.hostname, port: srv.port })) });
+send({ t: "stats", stats: stats() });

@@ -1,0 +1,531 @@
+/**
+ * The one-machine million-connection experiment behind `bun run c1m`.
+ *
+ * For each server kind (myriad's reactor workers, then raw Bun.listen workers as the
+ * baseline) it starts the server workers (runCluster, reusePort on every port), starts the
+ * load processes, measures the machine with everything idle, ramps to the target, holds,
+ * measures again, and tears everything down by pid. Both ends are on this machine, so every
+ * connection is two sockets: kernel figures are per socket, machine figures per connection.
+ *
+ * What is measured, and from where:
+ * - connections: the load processes' counters (reached = most open at once, held = open at
+ *   the end of the hold, lost = closed by the other side after the ramp) and the workers' own
+ *   counts (stats over IPC);
+ * - server userland bytes per connection: Σ worker VmRSS (/proc/<pid>/status) at the end of
+ *   the hold minus the same sum with the workers up and idle, over the server's connections;
+ * - kernel bytes per socket: the growth of the slab caches a socket lives in (/proc/slabinfo:
+ *   TCP, sock_inode_cache, filp, eventpoll_epi, dentry, tcp_bind buckets, ...) plus TCP buffer
+ *   pages (/proc/net/sockstat "mem"), over the growth of TCP sockets in use;
+ * - machine bytes per connection: the growth of MemTotal − MemAvailable (/proc/meminfo) from
+ *   "every process up, no connection" to the end of the hold, over connections held.
+ */
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import {
+  connectionsPerProcess,
+  isProcessAlive,
+  planWorkers,
+  readMeminfo,
+  readPageBytes,
+  readRssBytes,
+  readSlabinfo,
+  readSockstat,
+  readSystemLimits,
+  runCluster,
+  type Cluster,
+  type SlabCache,
+  type Sockstat,
+  type SystemLimits,
+} from "../cluster/index.ts";
+import { renderChart, type ChartSeries } from "./chart.ts";
+import { startLoad, type LoadReport, type LoadRun } from "./coordinator.ts";
+import { autoSources, type Target } from "./targets.ts";
+
+export type ServerKind = "myriad" | "raw";
+
+export interface C1mOptions {
+  connections: number;
+  holdMs: number;
+  /** Server kinds, in order (default myriad then raw). */
+  servers: ServerKind[];
+  /** Server workers per phase; default planWorkers (enough for ulimit -n, ≥ one per CPU). */
+  workers?: number;
+  /** Load processes; default enough for ulimit -n, at least one per CPU. */
+  loaders?: number;
+  /** Ports every worker listens on (all on 0.0.0.0); default 4 ports from 7100. */
+  ports: number[];
+  /** Destination addresses the load spreads over (default 127.0.0.1-127.0.0.4). */
+  destinations: string[];
+  /** Connections per bound source address (default 1000). */
+  perSource: number;
+  /** Connects in flight over all load processes. */
+  connectWindow: number;
+  /** New connections per second over all load processes, 0 = unbounded. */
+  connectRatePerSec: number;
+  connectTimeoutMs: number;
+  retries: number;
+  rampTimeoutMs: number;
+  /** Sample period for the time series (default 500 ms). */
+  sampleMs: number;
+  /** Where the report files go (default bench/results). */
+  outDir: string;
+  /** The raw worker script (bench/c1m-raw-worker.ts). */
+  rawWorkerEntry: string;
+  /** Called with one line per event (progress, phase changes). */
+  log?: (line: string) => void;
+}
+
+/** One point of the time series. */
+export interface C1mSample {
+  /** Seconds since the experiment started. */
+  t: number;
+  phase: ServerKind;
+  stage: "start" | "ramp" | "hold" | "teardown";
+  clientOpen: number;
+  serverConnections: number;
+  serverRssBytes: number;
+  loaderRssBytes: number;
+  /** MemTotal − MemAvailable. */
+  machineUsedBytes: number;
+  tcpInuse: number;
+  tcpMemPages: number;
+}
+
+interface MachineState {
+  memUsedBytes: number;
+  memAvailableBytes: number;
+  slabBytes: number;
+  sockstat: Sockstat;
+  slabs: Record<string, { activeObjects: number; bytes: number; objectBytes: number }>;
+}
+
+/** The figures of one phase. Bytes per connection/socket are null when nothing was held. */
+export interface C1mPhaseResult {
+  server: ServerKind;
+  workers: number;
+  loaders: number;
+  workerPids: number[];
+  loaderPids: number[];
+  target: number;
+  reached: number;
+  held: number;
+  serverHeld: number;
+  /** Connections closed during the hold, seen by the load (client) side, and the drop of the server's count. */
+  lostDuringHold: number;
+  serverDropDuringHold: number;
+  failed: number;
+  errors: Record<string, number>;
+  rampSeconds: number;
+  rampPerSec: number;
+  connectUs: LoadReport["ramp"]["connectUs"];
+  holdSeconds: number;
+  serverRssBaselineBytes: number;
+  serverRssHeldBytes: number;
+  serverUserlandBytesPerConnection: number | null;
+  loaderRssBaselineBytes: number;
+  loaderRssHeldBytes: number;
+  loaderUserlandBytesPerConnection: number | null;
+  /** Slab growth per socket, by cache, and in all (plus TCP buffer pages). */
+  kernelBytesPerSocket: number | null;
+  kernelSlabBytesPerSocketByCache: Record<string, number>;
+  tcpBufferBytesPerSocket: number | null;
+  socketsAdded: number;
+  machineBytesPerConnection: number | null;
+  /** Including every process's baseline (from before the workers started). */
+  machineBytesPerConnectionWithBaselines: number | null;
+  machineUsedBeforeBytes: number;
+  machineUsedHeldBytes: number;
+  /** Processes left alive after teardown (must be empty). */
+  leftovers: number[];
+  slabinfoReadable: boolean;
+}
+
+export interface C1mResult {
+  startedAt: string;
+  finishedAt: string;
+  options: Omit<C1mOptions, "log">;
+  machine: Pick<SystemLimits, "cpus" | "memTotalBytes" | "nofileSoft" | "nofileHard" | "portRange" | "somaxconn" | "tcpMemPages" | "fileMax">;
+  phases: C1mPhaseResult[];
+  samples: C1mSample[];
+  files: { json: string; svg: string; md: string };
+}
+
+/** Slab caches whose growth is charged to sockets. */
+export const SOCKET_CACHES = [
+  "TCP",
+  "sock_inode_cache",
+  "filp",
+  "eventpoll_epi",
+  "eventpoll_pwq",
+  "dentry",
+  "tcp_bind_bucket",
+  "tcp_bind2_bucket",
+  "request_sock_TCP",
+  "skbuff_head_cache",
+  "skbuff_small_head",
+  "kmalloc-64",
+  "kmalloc-128",
+  "kmalloc-192",
+  "kmalloc-256",
+  "kmalloc-512",
+  "kmalloc-1k",
+  "kmalloc-cg-64",
+  "kmalloc-cg-128",
+  "kmalloc-cg-192",
+  "kmalloc-cg-256",
+  "kmalloc-cg-512",
+  "kmalloc-cg-1k",
+] as const;
+
+function machineState(pageBytes: number): MachineState {
+  const mem = readMeminfo();
+  const slabs = readSlabinfo(undefined, pageBytes);
+  const pick: MachineState["slabs"] = {};
+  for (const name of SOCKET_CACHES) {
+    const c: SlabCache | undefined = slabs.get(name);
+    if (c) pick[name] = { activeObjects: c.activeObjects, bytes: c.bytes, objectBytes: c.objectBytes };
+  }
+  const total = mem.MemTotal ?? 0;
+  const avail = mem.MemAvailable ?? 0;
+  return { memUsedBytes: total - avail, memAvailableBytes: avail, slabBytes: mem.Slab ?? 0, sockstat: readSockstat(), slabs: pick };
+}
+
+function sumRss(pids: readonly number[]): number {
+  let sum = 0;
+  for (const pid of pids) sum += readRssBytes(pid) ?? 0;
+  return sum;
+}
+
+/** Waits until every pid is gone (up to timeoutMs); returns those still alive. */
+async function waitGone(pids: readonly number[], timeoutMs: number): Promise<number[]> {
+  const deadline = performance.now() + timeoutMs;
+  let alive = pids.filter((p) => isProcessAlive(p));
+  while (alive.length > 0 && performance.now() < deadline) {
+    await Bun.sleep(50);
+    alive = alive.filter((p) => isProcessAlive(p));
+  }
+  return alive;
+}
+
+const fmt = (n: number) => Math.round(n).toLocaleString("en-US");
+
+/** Runs the experiment; writes the JSON, SVG and Markdown files; returns what it wrote. */
+export async function runC1m(o: C1mOptions): Promise<C1mResult> {
+  const log = o.log ?? (() => {});
+  const startedAt = new Date();
+  const t0 = performance.now();
+  const limits = readSystemLimits();
+  const pageBytes = readPageBytes();
+  const samples: C1mSample[] = [];
+  const phases: C1mPhaseResult[] = [];
+  const workers = o.workers ?? planWorkers({ maxConnections: o.connections, nofile: limits.nofileSoft, cpus: limits.cpus }).workers;
+  const loaders = o.loaders ?? Math.max(limits.cpus, Math.ceil(o.connections / connectionsPerProcess(limits.nofileSoft)));
+  const targets: Target[] = [];
+  for (const host of o.destinations) for (const port of o.ports) targets.push({ host, port });
+  const perSourceCount = Math.max(1, Math.ceil(o.connections / o.perSource));
+
+  const tcpAtStart = readSockstat().tcpInuse;
+  for (const [phaseIndex, kind] of o.servers.entries()) {
+    log(`c1m: phase ${kind}: ${workers} server workers on ${o.ports.length} ports, ${loaders} load processes, ${fmt(o.connections)} connections`);
+    // Sockets of the previous phase must be gone before this one's "before" picture.
+    await settleSockets(tcpAtStart + 1000, 30_000);
+    const before0 = machineState(pageBytes);
+    let cluster: Cluster | undefined;
+    let run: LoadRun | undefined;
+    let stage: C1mSample["stage"] = "start";
+    let sampler: ReturnType<typeof setInterval> | undefined;
+    const workerPids: number[] = [];
+    let loaderPids: number[] = [];
+    try {
+      cluster = await runCluster({
+        workers,
+        listen: o.ports.map((port) => ({ hostname: "0.0.0.0", port })),
+        app: { kind: "echo" },
+        workerEntry: kind === "raw" ? o.rawWorkerEntry : undefined,
+        statsIntervalMs: o.sampleMs,
+        restart: false,
+        startTimeoutMs: 60_000,
+        stdio: "inherit",
+      });
+      workerPids.push(...cluster.pids());
+      // Each phase binds its own source addresses: the previous phase's ports may linger.
+      const sources = autoSources(perSourceCount, `127.${phaseIndex + 1}.0.1`);
+      run = await startLoad(
+        {
+          connections: o.connections,
+          processes: loaders,
+          targets,
+          sources,
+          // Confirmed connects: the window bounds the accept queues too (512 per listener in Bun); keep it well under their sum.
+          connectWindow: Math.max(16, Math.min(o.connectWindow, workers * o.ports.length * 128)),
+          confirm: true,
+          connectRatePerSec: o.connectRatePerSec,
+          connectTimeoutMs: o.connectTimeoutMs,
+          retries: o.retries,
+          mode: "idle",
+          rampTimeoutMs: o.rampTimeoutMs,
+          maxLifetimeMs: o.rampTimeoutMs + o.holdMs + 120_000,
+          autoBegin: false,
+        },
+        60_000,
+      );
+      loaderPids = run.pids;
+      await Bun.sleep(1000);
+      const serverRssBaseline = sumRss(workerPids);
+      const loaderRssBaseline = sumRss(loaderPids);
+      const before = machineState(pageBytes);
+      const c = cluster;
+      const r = run;
+      const sample = () => {
+        const k = r.counters();
+        const st = readSockstat();
+        const mem = readMeminfo();
+        samples.push({
+          t: (performance.now() - t0) / 1000,
+          phase: kind,
+          stage,
+          clientOpen: k.open,
+          serverConnections: c.totals().connections,
+          serverRssBytes: sumRss(workerPids),
+          loaderRssBytes: sumRss(loaderPids),
+          machineUsedBytes: (mem.MemTotal ?? 0) - (mem.MemAvailable ?? 0),
+          tcpInuse: st.tcpInuse,
+          tcpMemPages: st.tcpMemPages,
+        });
+      };
+      sample();
+      stage = "ramp";
+      sampler = setInterval(sample, o.sampleMs);
+      let lastLog = 0;
+      const progress = setInterval(() => {
+        const k = r.counters();
+        const now = performance.now();
+        if (now - lastLog >= 1000) {
+          lastLog = now;
+          log(`c1m: ${kind} ${stage}: ${fmt(k.open)}/${fmt(o.connections)} open, server ${fmt(c.totals().connections)}, failed ${fmt(k.failed)}, lost ${fmt(k.lost)}`);
+        }
+      }, 250);
+      r.begin();
+      const ramped = await r.ramped();
+      // Server counts arrive by IPC every sampleMs: ask once more so the ramp-end figure is current.
+      await c.refreshStats();
+      const serverAtRamp = c.totals().connections;
+      stage = "hold";
+      log(`c1m: ${kind} ramp done: ${fmt(ramped.open)} open (${fmt(ramped.failed)} failed) in ${(ramped.rampMs / 1000).toFixed(2)} s; holding ${(o.holdMs / 1000).toFixed(0)} s`);
+      const holdStart = performance.now();
+      await Bun.sleep(o.holdMs);
+      const holdSeconds = (performance.now() - holdStart) / 1000;
+      await c.refreshStats();
+      const serverHeld = c.totals().connections;
+      const held = machineState(pageBytes);
+      const serverRssHeld = sumRss(workerPids);
+      const loaderRssHeld = sumRss(loaderPids);
+      clearInterval(progress);
+      stage = "teardown";
+      const report = await r.stop();
+      clearInterval(sampler);
+      sampler = undefined;
+      sample();
+      await c.stop({ graceful: false, timeoutMs: 5000 });
+      const leftovers = await waitGone([...workerPids, ...loaderPids], 10_000);
+      cluster = undefined;
+      run = undefined;
+
+      const conns = report.connections.held;
+      const socketsAdded = held.sockstat.tcpInuse - before.sockstat.tcpInuse;
+      const byCache: Record<string, number> = {};
+      let slabDelta = 0;
+      for (const name of SOCKET_CACHES) {
+        const a = before.slabs[name];
+        const b = held.slabs[name];
+        if (!a || !b) continue;
+        const d = b.bytes - a.bytes;
+        slabDelta += d;
+        if (socketsAdded > 0 && Math.abs(d) / socketsAdded >= 1) byCache[name] = d / socketsAdded;
+      }
+      const slabinfoReadable = Object.keys(held.slabs).length > 0;
+      const bufBytes = (held.sockstat.tcpMemPages - before.sockstat.tcpMemPages) * pageBytes;
+      const per = (x: number, n: number) => (n > 0 ? x / n : null);
+      phases.push({
+        server: kind,
+        workers,
+        loaders,
+        workerPids,
+        loaderPids,
+        target: o.connections,
+        reached: report.connections.reached,
+        held: conns,
+        serverHeld,
+        lostDuringHold: report.connections.lostAfterRamp,
+        serverDropDuringHold: Math.max(0, serverAtRamp - serverHeld),
+        failed: report.connections.failed,
+        errors: report.connections.errors,
+        rampSeconds: report.ramp.ms / 1000,
+        rampPerSec: report.ramp.connectionsPerSec,
+        connectUs: report.ramp.connectUs,
+        holdSeconds,
+        serverRssBaselineBytes: serverRssBaseline,
+        serverRssHeldBytes: serverRssHeld,
+        serverUserlandBytesPerConnection: per(serverRssHeld - serverRssBaseline, serverHeld),
+        loaderRssBaselineBytes: loaderRssBaseline,
+        loaderRssHeldBytes: loaderRssHeld,
+        loaderUserlandBytesPerConnection: per(loaderRssHeld - loaderRssBaseline, conns),
+        kernelBytesPerSocket: slabinfoReadable ? per(slabDelta + Math.max(0, bufBytes), socketsAdded) : null,
+        kernelSlabBytesPerSocketByCache: byCache,
+        tcpBufferBytesPerSocket: per(bufBytes, socketsAdded),
+        socketsAdded,
+        machineBytesPerConnection: per(held.memUsedBytes - before.memUsedBytes, conns),
+        machineBytesPerConnectionWithBaselines: per(held.memUsedBytes - before0.memUsedBytes, conns),
+        machineUsedBeforeBytes: before.memUsedBytes,
+        machineUsedHeldBytes: held.memUsedBytes,
+        leftovers,
+        slabinfoReadable,
+      });
+      const p = phases[phases.length - 1]!;
+      log(
+        `c1m: ${kind}: held ${fmt(p.held)} (server ${fmt(p.serverHeld)}), lost ${fmt(p.lostDuringHold)}, ramp ${fmt(p.rampPerSec)}/s, ` +
+          `server ${p.serverUserlandBytesPerConnection === null ? "n/a" : fmt(p.serverUserlandBytesPerConnection)} B/conn, ` +
+          `kernel ${p.kernelBytesPerSocket === null ? "n/a" : fmt(p.kernelBytesPerSocket)} B/socket, machine ${p.machineBytesPerConnection === null ? "n/a" : fmt(p.machineBytesPerConnection)} B/conn` +
+          (leftovers.length ? `; LEFTOVER PIDS ${leftovers.join(",")}` : ""),
+      );
+    } finally {
+      if (sampler !== undefined) clearInterval(sampler);
+      // On any failure: every process of this phase goes, by pid.
+      if (run !== undefined) await run.stop(5000).catch(() => undefined);
+      if (cluster !== undefined) {
+        cluster.kill();
+        await cluster.stop({ graceful: false, timeoutMs: 1000 }).catch(() => undefined);
+      }
+    }
+  }
+
+  const finishedAt = new Date();
+  const stamp = startedAt.toISOString().replace(/[:]/g, "-").replace(/\..*$/, "");
+  mkdirSync(o.outDir, { recursive: true });
+  const base = join(o.outDir, `c1m-${stamp}`);
+  const files = { json: `${base}.json`, svg: `${base}.svg`, md: `${base}.md` };
+  const { log: _log, ...options } = o;
+  const result: C1mResult = {
+    startedAt: startedAt.toISOString(),
+    finishedAt: finishedAt.toISOString(),
+    options,
+    machine: {
+      cpus: limits.cpus,
+      memTotalBytes: limits.memTotalBytes,
+      nofileSoft: limits.nofileSoft,
+      nofileHard: limits.nofileHard,
+      portRange: limits.portRange,
+      somaxconn: limits.somaxconn,
+      tcpMemPages: limits.tcpMemPages,
+      fileMax: limits.fileMax,
+    },
+    phases,
+    samples,
+    files,
+  };
+  writeFileSync(files.json, JSON.stringify(result, null, 2) + "\n");
+  writeFileSync(files.svg, chartOf(result));
+  writeFileSync(files.md, markdownOf(result));
+  return result;
+}
+
+/** Waits (up to timeoutMs) until TCP sockets in use are at most `ceiling`: the previous phase's sockets are gone. */
+async function settleSockets(ceiling: number, timeoutMs: number): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (readSockstat().tcpInuse > ceiling && performance.now() < deadline) await Bun.sleep(200);
+}
+
+/** The chart: connections (client and server) and memory (machine, server RSS, load RSS) against time. */
+export function chartOf(r: C1mResult): string {
+  const series: ChartSeries[] = [];
+  const colors: Record<ServerKind, [string, string, string, string, string]> = {
+    myriad: ["#1f77b4", "#6baed6", "#d62728", "#ff7f0e", "#8c564b"],
+    raw: ["#2ca02c", "#98df8a", "#9467bd", "#e377c2", "#7f7f7f"],
+  };
+  const bands = [];
+  for (const kind of ["myriad", "raw"] as ServerKind[]) {
+    const s = r.samples.filter((x) => x.phase === kind);
+    if (s.length === 0) continue;
+    const c = colors[kind];
+    series.push(
+      { name: `${kind} client open`, color: c[0], axis: "left", points: s.map((x) => [x.t, x.clientOpen]) },
+      { name: `${kind} server conns`, color: c[1], axis: "left", points: s.map((x) => [x.t, x.serverConnections]), dashed: true },
+      { name: `${kind} machine used`, color: c[2], axis: "right", points: s.map((x) => [x.t, x.machineUsedBytes]) },
+      { name: `${kind} server RSS`, color: c[3], axis: "right", points: s.map((x) => [x.t, x.serverRssBytes]) },
+      { name: `${kind} load RSS`, color: c[4], axis: "right", points: s.map((x) => [x.t, x.loaderRssBytes]), dashed: true },
+    );
+    bands.push({ fromX: s[0]!.t, toX: s[s.length - 1]!.t, label: kind === "myriad" ? "myriad workers" : "raw Bun.listen workers" });
+  }
+  return renderChart({
+    title: `c1m: ${fmt(r.options.connections)} connections on one machine (${r.machine.cpus} CPUs, ${(r.machine.memTotalBytes / 2 ** 30).toFixed(0)} GiB)`,
+    xLabel: "seconds",
+    leftLabel: "connections",
+    rightLabel: "memory",
+    series,
+    bands,
+    width: 1100,
+    height: 520,
+  });
+}
+
+const kb = (b: number | null) => (b === null ? "n/a" : `${fmt(b)} B (${(b / 1024).toFixed(2)} KiB)`);
+const goal = (ok: boolean) => (ok ? "✅" : "❌");
+
+/** The Markdown summary. */
+export function markdownOf(r: C1mResult): string {
+  const lines: string[] = [];
+  lines.push(
+    `# c1m — ${fmt(r.options.connections)} connections, hold ${(r.options.holdMs / 1000).toFixed(0)} s`,
+    "",
+    `Run ${r.startedAt} → ${r.finishedAt}. Machine: ${r.machine.cpus} CPUs, ${(r.machine.memTotalBytes / 2 ** 30).toFixed(1)} GiB, ` +
+      `ulimit -n ${r.machine.nofileSoft}, ephemeral ports ${r.machine.portRange.low}-${r.machine.portRange.high}, somaxconn ${r.machine.somaxconn}.`,
+    `Load: ${r.options.ports.length} ports × ${r.options.destinations.length} destination addresses, ${fmt(r.options.perSource)} connections per source address, ` +
+      `connect window ${fmt(r.options.connectWindow)}, connect rate ${r.options.connectRatePerSec ? fmt(r.options.connectRatePerSec) + "/s" : "unbounded"}.`,
+    "Both ends run on this machine: every connection is two sockets (kernel figures are per socket, machine figures per connection).",
+    "",
+    `![connections and memory against time](${r.files.svg.split("/").pop()})`,
+    "",
+    "| | " + r.phases.map((p) => (p.server === "myriad" ? "myriad workers" : "raw Bun.listen workers")).join(" | ") + " | goal |",
+    "|---|" + r.phases.map(() => "---").join("|") + "|---|",
+  );
+  const row = (name: string, f: (p: C1mPhaseResult) => string, g = "") => lines.push(`| ${name} | ${r.phases.map(f).join(" | ")} | ${g} |`);
+  row("server workers / load processes", (p) => `${p.workers} / ${p.loaders}`);
+  row("connections reached", (p) => `${fmt(p.reached)} of ${fmt(p.target)} ${goal(p.reached >= p.target)}`, "target");
+  row("held at the end (client / server)", (p) => `${fmt(p.held)} / ${fmt(p.serverHeld)}`);
+  row("lost during hold (client / server)", (p) => `${fmt(p.lostDuringHold)} / ${fmt(p.serverDropDuringHold)} ${goal(p.lostDuringHold === 0 && p.serverDropDuringHold === 0)}`, "0");
+  row("failed connects (errors)", (p) => `${fmt(p.failed)} (${Object.entries(p.errors).map(([k, v]) => `${k} ${fmt(v)}`).join(", ") || "none"})`);
+  row("ramp", (p) => `${p.rampSeconds.toFixed(2)} s, ${fmt(p.rampPerSec)}/s ${goal(p.rampPerSec >= 20_000)}`, "≥ 20,000/s");
+  row("connect time p50 / p99 / max", (p) => `${(p.connectUs.p50 / 1000).toFixed(1)} / ${(p.connectUs.p99 / 1000).toFixed(1)} / ${(p.connectUs.max / 1000).toFixed(0)} ms`);
+  row(
+    "server userland per connection",
+    (p) => `${kb(p.serverUserlandBytesPerConnection)} ${goal(p.serverUserlandBytesPerConnection !== null && p.serverUserlandBytesPerConnection <= 1024)}`,
+    "≤ 1 KB",
+  );
+  row("server RSS idle → held", (p) => `${(p.serverRssBaselineBytes / 2 ** 20).toFixed(0)} → ${(p.serverRssHeldBytes / 2 ** 20).toFixed(0)} MiB`);
+  row("load generator userland per connection", (p) => kb(p.loaderUserlandBytesPerConnection));
+  row("kernel per socket (slabs + TCP buffers)", (p) => (p.slabinfoReadable ? kb(p.kernelBytesPerSocket) : "slabinfo unreadable (needs root)"));
+  row(
+    "kernel slab growth by cache, per socket",
+    (p) =>
+      Object.entries(p.kernelSlabBytesPerSocketByCache)
+        .sort((a, b) => b[1] - a[1])
+        .map(([k, v]) => `${k} ${fmt(v)}`)
+        .join(", ") || "n/a",
+  );
+  row(
+    "machine memory per connection (both ends)",
+    (p) => `${kb(p.machineBytesPerConnection)} ${goal(p.machineBytesPerConnection !== null && p.machineBytesPerConnection <= 5 * 1024)}`,
+    "≤ 5 KB",
+  );
+  row("… including process baselines", (p) => kb(p.machineBytesPerConnectionWithBaselines));
+  row("machine memory used idle → held", (p) => `${(p.machineUsedBeforeBytes / 2 ** 30).toFixed(2)} → ${(p.machineUsedHeldBytes / 2 ** 30).toFixed(2)} GiB`);
+  row("processes left after teardown", (p) => (p.leftovers.length ? `${p.leftovers.join(", ")} ❌` : "none ✅"), "none");
+  lines.push(
+    "",
+    "How each figure is measured: server userland = Σ worker VmRSS at the end of the hold minus Σ with the workers up and idle, over the server's connections; " +
+      "kernel = growth of the socket slab caches (/proc/slabinfo) plus TCP buffer pages (/proc/net/sockstat), over the growth of TCP sockets in use; " +
+      "machine = growth of MemTotal − MemAvailable from every process up and idle to the end of the hold, over connections held (two sockets, two userlands each).",
+    "",
+  );
+  return lines.join("\n");
+}
