@@ -20,7 +20,7 @@
  * whatever is left (idle, handshake, stall), so a busy connection costs no timer operations.
  */
 import type { Socket, SocketHandler, TCPSocketListener, TCPSocketListenOptions, UnixSocketListener } from "bun";
-import { FRAME_TOO_LARGE, type Codec } from "../codec/index.ts";
+import { FRAME_TOO_LARGE, rawCodec, type Codec } from "../codec/index.ts";
 import { ConnTable, SegmentPool } from "../conn-table/index.ts";
 import { clock } from "./clock.ts";
 import { ConnRef, type ConnOps } from "./connection.ts";
@@ -336,7 +336,9 @@ class ReactorServer implements Server, ConnOps {
     while (pos < end) {
       const len = codec.measure(buf, pos, end, max);
       if (len > 0) {
-        const frame = codec.decode(buf, pos, len);
+        // The raw codec's frame of a whole read is the read itself: no view to make
+        // (subarray costs as much as the rest of the frame's path).
+        const frame = pos === 0 && len === end && codec === rawCodec ? buf : codec.decode(buf, pos, len);
         pos += len;
         this.framesIn++;
         flags[slot]! |= F_GREETED;
