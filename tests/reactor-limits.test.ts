@@ -238,3 +238,31 @@ test("garbage bytes: a malformed RESP request closes with protocol; a throwing h
   expect(st.closed.protocol).toBe(1);
   expect(st.closed.error).toBe(1);
 });
+
+test("servers share one wheel: a server arriving later rebuilds it, and every deadline survives", async () => {
+  // A (idle 400 ms) has a pending deadline when B (idle 150 ms) takes its first timer: B's
+  // wheel ids lie past the wheel's capacity (and its tick may be finer), so the process-wide
+  // wheel is rebuilt and A's deadline re-filed from A's stored activity times.
+  const a = await recordingServer({ idleTimeoutMs: 400, tickMs: 50 });
+  const ca = await client(a.server.port);
+  await ca.send("a\n");
+  await ca.waitBytes(2);
+  await Bun.sleep(100);
+  const b = await recordingServer({ idleTimeoutMs: 150, tickMs: 10 });
+  const cb = await client(b.server.port);
+  await cb.send("b\n");
+  await cb.waitBytes(2);
+  await cb.waitClosed(3000);
+  await ca.waitClosed(3000);
+  const [idA, closeA] = [...a.closed][0]!;
+  const [idB, closeB] = [...b.closed][0]!;
+  expect(closeA.reason).toBe("idle");
+  expect(closeB.reason).toBe("idle");
+  const lateA = closeA.at - a.lastRead.get(idA)! - 400;
+  const lateB = closeB.at - b.lastRead.get(idB)! - 150;
+  // Never early; late by at most the (new, finer) tick plus slack.
+  expect(lateA).toBeGreaterThanOrEqual(-1);
+  expect(lateA).toBeLessThan(50 + 60);
+  expect(lateB).toBeGreaterThanOrEqual(-1);
+  expect(lateB).toBeLessThan(10 + 60);
+});
