@@ -1,0 +1,118 @@
+import { afterAll, describe, expect, test } from "bun:test";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import fc from "fast-check";
+import { isProcessAlive } from "../src/cluster/index.ts";
+import { niceScale, renderChart } from "../src/loadgen/chart.ts";
+import type { C1mResult } from "../src/loadgen/c1m.ts";
+
+const ROOT = join(import.meta.dir, "..");
+const out = mkdtempSync(join(tmpdir(), "myriad-c1m-"));
+afterAll(() => rmSync(out, { recursive: true, force: true }));
+
+const CONNECTIONS = 20_000;
+
+describe("bun run c1m", () => {
+  test(
+    `${CONNECTIONS} connections end to end: report files, sane figures, every process gone`,
+    async () => {
+      const p = Bun.spawn(
+        [process.execPath, "src/cli/c1m.ts", "--connections", String(CONNECTIONS), "--hold", "2", "--out-dir", out, "--json"],
+        { cwd: ROOT, stdout: "pipe", stderr: "pipe" },
+      );
+      const [stdout, stderr, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+      if (code !== 0) console.error(stderr);
+      expect(code).toBe(0);
+      const r = JSON.parse(stdout) as C1mResult;
+      for (const f of [r.files.json, r.files.svg, r.files.md]) expect(existsSync(f)).toBe(true);
+      expect(JSON.parse(readFileSync(r.files.json, "utf8")).phases).toHaveLength(2);
+
+      expect(r.phases.map((x) => x.server)).toEqual(["myriad", "raw"]);
+      for (const ph of r.phases) {
+        expect(ph.reached).toBe(CONNECTIONS);
+        expect(ph.held).toBe(CONNECTIONS);
+        expect(ph.serverHeld).toBe(CONNECTIONS);
+        expect(ph.lostDuringHold).toBe(0);
+        expect(ph.serverDropDuringHold).toBe(0);
+        expect(ph.failed).toBe(0);
+        expect(ph.leftovers).toEqual([]);
+        expect(ph.rampPerSec).toBeGreaterThan(0);
+        expect(ph.workers).toBeGreaterThanOrEqual(2);
+        // Every server and load process is gone.
+        for (const pid of [...ph.workerPids, ...ph.loaderPids]) expect(isProcessAlive(pid)).toBe(false);
+        // Userland: more than nothing, less than 20 KB per connection at this size.
+        expect(ph.serverUserlandBytesPerConnection!).toBeGreaterThan(0);
+        expect(ph.serverUserlandBytesPerConnection!).toBeLessThan(20_000);
+        // Two sockets per connection; the kernel's per-socket cost is a few KB.
+        expect(ph.socketsAdded).toBeGreaterThanOrEqual(2 * CONNECTIONS * 0.95);
+        if (ph.slabinfoReadable) {
+          expect(ph.kernelBytesPerSocket!).toBeGreaterThan(1000);
+          expect(ph.kernelBytesPerSocket!).toBeLessThan(10_000);
+          expect(ph.kernelSlabBytesPerSocketByCache.TCP!).toBeGreaterThan(1000);
+        }
+      }
+      // The time series covers both phases and reaches the target.
+      for (const kind of ["myriad", "raw"]) {
+        const s = r.samples.filter((x) => x.phase === kind);
+        expect(s.length).toBeGreaterThan(3);
+        expect(Math.max(...s.map((x) => x.clientOpen))).toBe(CONNECTIONS);
+      }
+      const svg = readFileSync(r.files.svg, "utf8");
+      expect(svg.startsWith("<svg")).toBe(true);
+      expect(svg.trim().endsWith("</svg>")).toBe(true);
+      expect((svg.match(/<path /g) ?? []).length).toBe(10);
+      const md = readFileSync(r.files.md, "utf8");
+      expect(md).toContain("| connections reached | 20,000 of 20,000 ✅ | 20,000 of 20,000 ✅ |");
+      expect(md).toContain("server userland per connection");
+      expect(md).toContain("kernel per socket");
+      // Progress went to stderr.
+      expect(stderr).toContain("c1m: myriad ramp done");
+    },
+    120_000,
+  );
+
+  test("bad flags: one line, exit 2", () => {
+    for (const [args, want] of [
+      [["--hold", "forever"], "--hold must be seconds"],
+      [["--servers", "nginx"], "--servers must be a comma-separated list of myriad, raw"],
+      [["--ports", "0"], "--ports must be fixed ports"],
+      [["--workers", "-3"], "--workers"],
+    ] as const) {
+      const r = Bun.spawnSync([process.execPath, "src/cli/c1m.ts", ...args], { cwd: ROOT, stdout: "pipe", stderr: "pipe" });
+      expect(r.exitCode).toBe(2);
+      expect(r.stderr.toString().trim().split("\n")).toHaveLength(1);
+      expect(r.stderr.toString()).toContain(want);
+    }
+  });
+});
+
+describe("chart", () => {
+  test("niceScale covers the maximum with 1-2-5 steps (property)", () => {
+    fc.assert(
+      fc.property(fc.double({ min: 1e-6, max: 1e12, noNaN: true }), (max) => {
+        const { top, step } = niceScale(max);
+        const m = step / 10 ** Math.floor(Math.log10(step) + 1e-9);
+        return top >= max && top / step <= 10 + 1e-9 && [1, 2, 5, 10].some((k) => Math.abs(m - k) < 1e-6);
+      }),
+    );
+  });
+
+  test("renders one path per series and escapes text", () => {
+    const svg = renderChart({
+      title: "a < b & c",
+      xLabel: "s",
+      leftLabel: "conns",
+      rightLabel: "bytes",
+      series: [
+        { name: "x", color: "#000", axis: "left", points: [[0, 0], [1, 10]] },
+        { name: "y", color: "#f00", axis: "right", points: [[0, 5], [1, 2 ** 30]], dashed: true },
+        { name: "empty", color: "#0f0", axis: "left", points: [] },
+      ],
+      bands: [{ fromX: 0, toX: 1, label: "phase" }],
+    });
+    expect((svg.match(/<path /g) ?? []).length).toBe(2);
+    expect(svg).toContain("a &lt; b &amp; c");
+    expect(svg).not.toContain("NaN");
+  });
+});
