@@ -61,7 +61,7 @@ test("idle timeout fires within one tick of the deadline", async () => {
   // The last byte moved with the reply write, right after the last read.
   const late = c.at - lastRead.get(id)! - idleMs;
   expect(late).toBeGreaterThanOrEqual(-1);
-  expect(late).toBeLessThan(tickMs + 60); // one tick, plus scheduling slack on a busy machine
+  expect(late).toBeLessThan(tickMs + 100); // one tick, plus scheduling slack on a busy machine
   console.log(`idle timeout: fired ${late.toFixed(1)} ms after the deadline (tick ${tickMs} ms)`);
   expect(server.stats().closed.idle).toBe(1);
 });
@@ -111,7 +111,7 @@ test("handshake timeout: open without a complete first frame", async () => {
   expect(c.reason).toBe("handshake");
   const late = c.at - opened.get(id)! - hsMs;
   expect(late).toBeGreaterThanOrEqual(-1);
-  expect(late).toBeLessThan(tickMs + 60);
+  expect(late).toBeLessThan(tickMs + 100);
   console.log(`handshake timeout: fired ${late.toFixed(1)} ms after the deadline (tick ${tickMs} ms)`);
   expect(server.stats().closed.handshake).toBe(1);
 });
@@ -262,7 +262,7 @@ test("servers share one wheel: a server arriving later rebuilds it, and every de
   const lateB = closeB.at - b.lastRead.get(idB)! - 150;
   // Never early; late by at most the (new, finer) tick plus slack.
   expect(lateA).toBeGreaterThanOrEqual(-1);
-  expect(lateA).toBeLessThan(50 + 60);
+  expect(lateA).toBeLessThan(50 + 100);
   expect(lateB).toBeGreaterThanOrEqual(-1);
-  expect(lateB).toBeLessThan(10 + 60);
+  expect(lateB).toBeLessThan(10 + 100);
 });

@@ -190,9 +190,18 @@ class ReactorServer implements Server, ConnOps {
     };
     if (o.tls !== undefined) {
       // With a handshake handler Bun calls open at accept, before the TLS handshake, so the
-      // handshake timeout also covers a client that never finishes TLS. Authorization of
-      // client certificates (requestCert/rejectUnauthorized) is Bun's own.
-      handlers.handshake = () => {};
+      // handshake timeout also covers a client that never finishes TLS. The handler then
+      // owns the authorization decision: refuse an unauthorized client certificate when the
+      // options ask for one and do not waive rejectUnauthorized.
+      const tls = o.tls as { requestCert?: boolean; rejectUnauthorized?: boolean };
+      const mustAuthorize = tls.requestCert === true && tls.rejectUnauthorized !== false;
+      handlers.handshake = (s, success, authorizationError) => {
+        if (success || !mustAuthorize) return;
+        const h = (s as Sock).data;
+        if (h < 0 || !this.table.isLive(h)) return;
+        this.report(h, authorizationError ?? new Error("TLS client certificate not authorized"));
+        this.closeNow(h, R_ERROR, true);
+      };
     }
     const address = o.unix !== "" ? o.unix : `${o.hostname.includes(":") ? `[${o.hostname}]` : o.hostname}:${o.port}`;
     try {
