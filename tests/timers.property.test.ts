@@ -13,6 +13,9 @@ import { expect, test } from "bun:test";
 import fc from "fast-check";
 import { TimingWheel } from "../src/timers/index.ts";
 
+// Long tests pass their own timeout: Bun 1.4.5 ignores bunfig's [test] timeout, so the default
+// is 5 s, which a loaded 2-core machine can exceed.
+
 const CAPACITY = 12;
 const LEVELS = TimingWheel.LEVELS;
 
@@ -289,7 +292,7 @@ test("TimingWheel matches the reference model (schedule, cancel, re-arm, advance
     ),
     { numRuns: 10_000 },
   );
-});
+}, 30_000);
 
 test("a driver sleeping nextDueMs() fires every timer exactly at its tick, whatever the schedule", () => {
   fc.assert(
@@ -332,4 +335,4 @@ test("a driver sleeping nextDueMs() fires every timer exactly at its tick, whate
     ),
     { numRuns: 4000 },
   );
-});
+}, 30_000);

@@ -215,21 +215,17 @@ export class TimingWheel {
    * [0, capacity) or a delay outside [0, 2^52], before changing anything.
    */
   schedule(id: number, delayMs: number): void {
-    if ((id >>> 0) !== id || id >= this.capacity) throw this.badId("schedule", id);
-    if (typeof delayMs !== "number" || !(delayMs >= 0 && delayMs <= MAX_DELAY_MS)) throw badDelay(delayMs);
+    // One test and one cold call keep this body under JSC's inlining budget, so a caller's
+    // loop can inline it; with the two checks and their throws written out here it was not
+    // inlined, and schedule cost ~14 ns instead of ~7 ns in bench/timers.bench.ts.
+    if (!((id >>> 0) === id && id < this.capacity && typeof delayMs === "number" && delayMs >= 0 && delayMs <= MAX_DELAY_MS)) {
+      this.rejectSchedule(id, delayMs);
+    }
     if (this.prev[id] !== NOT_PENDING) this.unlink(id);
     else this.pending++;
-    const now = this.now;
-    const deadline = now + delayMs;
+    const deadline = this.now + delayMs;
     this.deadline[id] = deadline;
-    if (deadline <= now) {
-      this.push(DUE, id);
-      return;
-    }
-    let tick = Math.ceil((deadline - this.startMs) / this.tickMs);
-    // deadline > now means tick > cur; this guards only against rounding of fractional times.
-    if (tick <= this.cur) tick = this.cur + 1;
-    this.file(id, tick);
+    this.arm(id, deadline);
   }
 
   /**
@@ -438,6 +434,25 @@ export class TimingWheel {
     if (due !== NIL) prev[due] = tail;
     heads[DUE] = first;
     prev[first] = -2 - DUE;
+  }
+
+  /** Files pending timer `id` (not in any list) whose deadline was just set to `deadline`. */
+  private arm(id: number, deadline: number): void {
+    if (deadline <= this.now) {
+      this.push(DUE, id);
+      return;
+    }
+    const cur = this.cur;
+    let tick = Math.ceil((deadline - this.startMs) / this.tickMs);
+    // deadline > now means tick > cur; this guards only against rounding of fractional times.
+    if (tick <= cur) tick = cur + 1;
+    this.file(id, tick);
+  }
+
+  /** Throws the error for a bad schedule() argument (kept out of schedule() so it stays small). */
+  private rejectSchedule(id: unknown, delayMs: unknown): never {
+    if (typeof id !== "number" || (id >>> 0) !== id || id >= this.capacity) throw this.badId("schedule", id);
+    throw badDelay(delayMs);
   }
 
   /** Files pending timer `id` (not in any list) under deadline tick `tick` > cur. */
