@@ -8,6 +8,9 @@ import { RespError } from "../src/codec/index.ts";
 import { createRespClient, PoolOptionError } from "../src/pool/index.ts";
 import { RedisServer } from "./helpers/redis-server.ts";
 
+// Long tests pass their own timeout: Bun 1.4.5 ignores bunfig's [test] timeout, so the default
+// is 5 s, which a loaded 2-core machine can exceed.
+
 let redis: RedisServer;
 
 beforeAll(async () => {
@@ -146,7 +149,7 @@ describe("load", () => {
       await client.close();
     }
     expect(client.connections).toBe(0);
-  });
+  }, 30_000);
 
   test("large values: partial writes wait for drain, replies still match", async () => {
     const client = createRespClient({ port: redis.port, pool: { max: 2 }, maxWriteBufferBytes: 1 << 20 });
@@ -321,5 +324,5 @@ describe("failures", () => {
       const p = client.stats().pool;
       return p.created + p.createErrors + p.pending;
     }
-  });
+  }, 30_000);
 });
