@@ -30,6 +30,11 @@ const command = defineCommand({
     connectRate: { type: "int", min: 0, max: 10_000_000, default: 30_000, help: "new connections per second over all load processes (0 = unbounded)" },
     connectTimeout: { type: "duration-ms", min: 100, max: 600_000, default: 15_000, help: "a connect not done after this long counts as ETIMEDOUT (and is retried)" },
     retries: { type: "int", min: 0, max: 20, default: 3, help: "extra attempts per failed connection" },
+    confirm: {
+      type: "bool",
+      default: true,
+      help: "count a connection only after one echo round trip, so the connect window also bounds the servers' accept queues (--no-confirm: plain connects)",
+    },
     rampTimeout: { type: "duration-ms", min: 1000, max: 3_600_000, default: 0, help: "give up ramping after this long (default max(60s, 4 × connections/20,000 s))" },
     sample: { type: "duration-ms", min: 50, max: 60_000, default: 500, help: "time-series sample period" },
     outDir: { type: "string", default: "bench/results", help: "directory for c1m-<date>.json/.svg/.md" },
@@ -94,6 +99,7 @@ const result = await runC1m({
   connectRatePerSec: v.connectRate,
   connectTimeoutMs: v.connectTimeout,
   retries: v.retries,
+  confirm: v.confirm,
   rampTimeoutMs,
   sampleMs: v.sample,
   outDir: v.outDir.startsWith("/") ? v.outDir : join(ROOT, v.outDir),
@@ -102,5 +108,7 @@ const result = await runC1m({
 });
 if (v.json) process.stdout.write(JSON.stringify(result, null, 2) + "\n");
 else process.stdout.write(`c1m: wrote ${result.files.md}, ${result.files.json}, ${result.files.svg}\n`);
-const ok = result.phases.every((p) => p.reached >= p.target && p.lostDuringHold === 0 && p.leftovers.length === 0);
+const ok = result.phases.every(
+  (p) => p.reached >= p.target && p.lostDuringHold === 0 && p.leftovers.length === 0 && p.loadersDied.length === 0 && p.workersDied.length === 0,
+);
 process.exit(ok ? 0 : 1);

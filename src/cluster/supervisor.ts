@@ -168,7 +168,10 @@ export class Cluster implements AdminStatsSource {
     );
   }
 
-  /** Asks every ready worker for fresh stats; resolves when all answered or after timeoutMs. */
+  /**
+   * Asks every ready worker for fresh stats; resolves when all answered or after timeoutMs.
+   * `lastRefreshComplete` then says whether every worker answered in time.
+   */
   async refreshStats(timeoutMs = 2000): Promise<AdminSnapshot> {
     const waits: Promise<void>[] = [];
     for (const s of this.slots) {
@@ -176,9 +179,14 @@ export class Cluster implements AdminStatsSource {
       waits.push(new Promise<void>((resolve) => s.statsWaiters.push(resolve)));
       this.sendTo(s, { t: "stats" });
     }
-    await Promise.race([Promise.all(waits), Bun.sleep(timeoutMs)]);
+    let complete = false;
+    await Promise.race([Promise.all(waits).then(() => (complete = true)), Bun.sleep(timeoutMs)]);
+    this.lastRefreshComplete = complete;
     return this.snapshot();
   }
+
+  /** Whether every worker answered the last refreshStats in time. */
+  lastRefreshComplete = true;
 
   /** True while not stopping and at least one worker is ready. */
   isAccepting(): boolean {
