@@ -243,11 +243,13 @@ export async function runC1m(o: C1mOptions): Promise<C1mResult> {
   for (const host of o.destinations) for (const port of o.ports) targets.push({ host, port });
   const perSourceCount = Math.max(1, Math.ceil(o.connections / o.perSource));
 
-  const tcpAtStart = readSockstat().tcpInuse;
+  // TCP sockets in use may only be this many before a phase's "before" picture: the previous
+  // phase's sockets must be gone (other programs' sockets come and go: only ours are waited for).
+  let settleCeiling = Infinity;
   for (const [phaseIndex, kind] of o.servers.entries()) {
     log(`c1m: phase ${kind}: ${workers} server workers on ${o.ports.length} ports, ${loaders} load processes, ${fmt(o.connections)} connections`);
     // Sockets of the previous phase must be gone before this one's "before" picture.
-    await settleSockets(tcpAtStart + 1000, 30_000);
+    await settleSockets(settleCeiling, 30_000);
     const before0 = machineState(pageBytes);
     let cluster: Cluster | undefined;
     let run: LoadRun | undefined;
@@ -355,6 +357,7 @@ export async function runC1m(o: C1mOptions): Promise<C1mResult> {
 
       const conns = report.connections.held;
       const socketsAdded = held.sockstat.tcpInuse - before.sockstat.tcpInuse;
+      settleCeiling = held.sockstat.tcpInuse - Math.floor(0.95 * Math.max(0, socketsAdded));
       const byCache: Record<string, number> = {};
       let slabDelta = 0;
       for (const name of SOCKET_CACHES) {
