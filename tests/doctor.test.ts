@@ -12,6 +12,7 @@ import {
   parseSockstat,
   planWorkers,
   readSystemLimits,
+  resolveWorkers,
   safeMeanPerWorker,
   type SystemLimits,
 } from "../src/cluster/index.ts";
@@ -235,6 +236,20 @@ describe("worker planning", () => {
         );
       }),
       { numRuns: 500 },
+    );
+  });
+
+  test("--workers N|auto with a cluster-wide --max-connections", () => {
+    expect(resolveWorkers("auto", 0, 20000, 2)).toMatchObject({ workers: 2, maxConnectionsPerWorker: 19000 });
+    expect(resolveWorkers("auto", 1_000_000, 20000, 2)).toMatchObject({ workers: 55, maxConnectionsPerWorker: 19000 });
+    expect(resolveWorkers(4, 1000, 20000, 2)).toMatchObject({ workers: 4, maxConnectionsPerWorker: 291 });
+    expect(resolveWorkers(3, 0, 20000, 2)).toMatchObject({ workers: 3, maxConnectionsPerWorker: 19000 });
+    expect(() => resolveWorkers(0, 0, 20000, 2)).toThrow("workers must be auto or an integer");
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 3_000_000 }), fc.integer({ min: 1024, max: 1_048_576 }), fc.integer({ min: 1, max: 64 }), (m, nofile, cpus) => {
+        const p = resolveWorkers("auto", m, nofile, cpus);
+        return p.workers * p.maxConnectionsPerWorker >= m && p.maxConnectionsPerWorker <= connectionsPerProcess(nofile);
+      }),
     );
   });
 

@@ -39,6 +39,7 @@ export {
 } from "./doctor.ts";
 export {
   planWorkers,
+  resolveWorkers,
   connectionsPerProcess,
   safeMeanPerWorker,
   fdMarginOf,

@@ -97,3 +97,25 @@ export function listenAddresses(hosts: readonly string[], ports: readonly number
   for (const hostname of hosts) for (const port of ports) out.push({ hostname, port });
   return out;
 }
+
+/**
+ * `--workers N|auto` with `--max-connections M` (cluster total; 0 = as many as descriptors
+ * allow) → the worker count and each worker's maxConnections:
+ * - auto: planWorkers(M) (at least one per CPU); with M = 0, one worker per CPU;
+ * - N: N workers.
+ * Each worker may hold what its descriptors allow, or — when M is given — its share of M
+ * plus room for the kernel's uneven reusePort spread (10% + 16), whichever is smaller; so
+ * the cluster accepts M connections without any worker running out of descriptors.
+ */
+export function resolveWorkers(spec: number | "auto", maxConnections: number, nofile: number, cpus: number): WorkerPlan {
+  const cap = connectionsPerProcess(nofile);
+  let workers: number;
+  if (spec === "auto") {
+    workers = maxConnections > 0 ? planWorkers({ maxConnections, nofile, cpus }).workers : Math.max(1, Math.floor(cpus));
+  } else {
+    if (!Number.isInteger(spec) || spec < 1) throw new MyriadError("ERR_CLUSTER_WORKERS", `workers must be auto or an integer >= 1, got ${spec}`);
+    workers = spec;
+  }
+  const perWorker = maxConnections > 0 ? Math.min(cap, Math.ceil((maxConnections / workers) * 1.1) + 16) : cap;
+  return { workers, maxConnectionsPerWorker: perWorker, meanPerWorker: maxConnections > 0 ? Math.ceil(maxConnections / workers) : 0 };
+}
