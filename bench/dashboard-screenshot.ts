@@ -9,8 +9,10 @@
  * The server (a child process) is a small cache front: a `lines` protocol server whose every
  * request line `k` runs INCR k on a real redis-server through myriad's pooled RESP client,
  * so the pool panel shows a real pool. Its idle timeout is short, so idle closes happen.
- * The load (this process) ramps the connections up, keeps a tenth of them busy, lets the
- * others idle out, and churns a few per second (peer closes and reconnects). Without
+ * The load (this process) ramps the connections up and holds them: a tenth are busy (a
+ * request every 100 ms), most send a heartbeat every 10 s, one in twenty stays silent and is
+ * closed by the server's idle timeout (and replaced), and a few per second are closed by the
+ * client and replaced (peer closes). Without
  * redis-server on PATH the pool is left out and requests are echoed.
  * Needs chromium (`apt-get install -y chromium`). Every child is stopped by pid.
  */
@@ -30,7 +32,7 @@ async function runServer(redisPort: number): Promise<void> {
     port: 0,
     hostname: "127.0.0.1",
     protocol: "lines",
-    idleTimeoutMs: 15_000,
+    idleTimeoutMs: 20_000,
     handler: {
       message(conn, frame: Uint8Array) {
         if (!redis) {
@@ -87,7 +89,9 @@ async function main(): Promise<void> {
   }
 
   const children: Bun.Subprocess[] = [];
-  const sockets = new Set<Bun.Socket<{ busy: boolean }>>();
+  type Kind = "busy" | "heartbeat" | "silent";
+  const kindOf = (i: number): Kind => (i % 10 === 0 ? "busy" : i % 20 === 1 ? "silent" : "heartbeat");
+  const sockets = new Set<Bun.Socket<{ kind: Kind; phase: number }>>();
   let browser: { close(): Promise<void> } | null = null;
   let timers: Timer[] = [];
   try {
@@ -121,11 +125,11 @@ async function main(): Promise<void> {
     browser = b;
     await b.page.goto(`http://127.0.0.1:${adminPort}/`);
 
-    const open = async (busy: boolean) => {
-      const s = await Bun.connect<{ busy: boolean }>({
+    const open = async (kind: Kind) => {
+      const s = await Bun.connect<{ kind: Kind; phase: number }>({
         hostname: "127.0.0.1",
         port,
-        data: { busy },
+        data: { kind, phase: Math.floor(Math.random() * 100) },
         socket: {
           data() {},
           close(sock) {
@@ -140,23 +144,27 @@ async function main(): Promise<void> {
     const rampMs = Math.min(20_000, (seconds * 1000) / 3);
     let opened = 0;
     let key = 0;
-    // Ramp: open connections in steps over rampMs; one in ten is busy.
+    // Ramp: open connections in steps over rampMs.
     timers.push(
       setInterval(() => {
         const target = Math.min(connections, Math.ceil((connections * (Date.now() - started)) / rampMs));
         const batch: Promise<void>[] = [];
-        while (opened < target) batch.push(open(opened++ % 10 === 0).catch(() => {}));
+        while (opened < target) batch.push(open(kindOf(opened++)).catch(() => {}));
         void Promise.all(batch);
       }, 100),
     );
-    // Busy connections send a request every 100 ms.
+    // Busy connections send a request every 100 ms; each heartbeat connection one every 10 s.
+    let beat = 0;
     timers.push(
       setInterval(() => {
-        for (const s of sockets) if (s.data.busy) s.write(`k${key++ % 1000}\n`);
+        beat++;
+        for (const s of sockets) {
+          if (s.data.kind === "busy" || (s.data.kind === "heartbeat" && beat % 100 === s.data.phase)) s.write(`k${key++ % 1000}\n`);
+        }
       }, 100),
     );
-    // Churn after the ramp: a few peer closes and reconnects per second, and top-ups for
-    // connections the server closed as idle.
+    // Churn after the ramp: a few peer closes per second, and replacements for those and for
+    // the connections the server closed as idle.
     timers.push(
       setInterval(() => {
         if (Date.now() - started < rampMs) return;
@@ -165,8 +173,8 @@ async function main(): Promise<void> {
           if (n++ >= 5) break;
           s.end();
         }
-        const missing = Math.min(connections - sockets.size, 50);
-        for (let i = 0; i < missing; i++) void open(i % 10 === 0).catch(() => {});
+        const missing = Math.min(connections - sockets.size, 500);
+        for (let i = 0; i < missing; i++) void open(kindOf(opened++)).catch(() => {});
       }, 1000),
     );
 

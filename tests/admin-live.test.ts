@@ -1,12 +1,27 @@
 // The admin server over REAL sources: a reactor server on loopback with real client sockets,
 // and a real Pool whose name needs escaping, observed through /stats, /metrics and /readyz.
 import { afterAll, afterEach, beforeAll, expect, test } from "bun:test";
-import { serverSource, startAdminServer, type AdminServer, type AdminStatsBody } from "../src/admin/index.ts";
-import { Pool } from "../src/pool/index.ts";
-import { createServer, type Server } from "../src/reactor/index.ts";
+import {
+  serverSource,
+  startAdminServer,
+  type AdminPoolStats,
+  type AdminServer,
+  type AdminServerStats,
+  type AdminStatsBody,
+} from "../src/admin/index.ts";
+import { Pool, type PoolStats } from "../src/pool/index.ts";
+import { createServer, type Server, type ServerStats } from "../src/reactor/index.ts";
 import { parsePrometheusText, sampleValue, samples } from "./helpers/prom-parse.ts";
 
 const POOL_NAME = 'a"b\\c\nd';
+
+// The admin module mirrors the reactor's and the pool's stats shapes; typecheck fails here
+// if they drift apart.
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const serverStatsMatch: Same<ServerStats, AdminServerStats> = true;
+const poolStatsMatch: Same<PoolStats, AdminPoolStats> = true;
+void serverStatsMatch;
+void poolStatsMatch;
 
 type Client = Bun.Socket<{ received: number }>;
 

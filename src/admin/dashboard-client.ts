@@ -50,6 +50,11 @@ function fmtBytes(n: number): string {
   if (a >= 1 << 10) return (n / (1 << 10)).toFixed(1) + " KiB";
   return Math.round(n) + " B";
 }
+function hms(unixS: number): string {
+  const d = new Date(unixS * 1000);
+  const p = (n: number) => String(n).padStart(2, "0");
+  return `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+}
 function fmtDuration(ms: number): string {
   const s = Math.floor(ms / 1000);
   const d = Math.floor(s / 86400), h = Math.floor((s % 86400) / 3600), m = Math.floor((s % 3600) / 60);
@@ -182,7 +187,7 @@ function showSeries(boxId: string, series: SeriesSpec[]): void {
       ...Object.fromEntries(c.axes.map((a) => [a.scale, { range: zeroBased(a.minTop ?? 1) }])),
     },
     series: [
-      { value: (_u: uPlot, v: number | null) => (v === null ? "–" : new Date(v * 1000).toLocaleTimeString()) },
+      { value: (_u: uPlot, v: number | null) => (v === null ? "–" : hms(v)) },
       ...series.map((s) => ({
         label: s.label,
         stroke: s.color,
@@ -194,7 +199,8 @@ function showSeries(boxId: string, series: SeriesSpec[]): void {
       })),
     ],
     axes: [
-      { ...axisStyle },
+      // Plain hh:mm:ss ticks: the default two-line date labels get clipped at the left edge.
+      { ...axisStyle, space: 70, values: (_u: uPlot, vals: number[]) => vals.map((v) => hms(v)) },
       ...c.axes.map((a) => ({
         ...axisStyle,
         scale: a.scale,
@@ -379,7 +385,7 @@ function render(body: AdminStatsBody, ready: boolean): void {
   el("pools-section").hidden = body.pools.length === 0;
 
   setStatus(ready ? "ok" : "warn", ready ? "accepting" : "stopping");
-  setText("updated", new Date(body.timeMs).toLocaleTimeString());
+  setText("updated", hms(body.timeMs / 1000));
   prev = body;
 }
 
