@@ -6,6 +6,7 @@ import {
   connectionsPerProcess,
   diagnose,
   parseMeminfo,
+  parseNetstat,
   parseNofile,
   parsePorts,
   parseSlabinfo,
@@ -194,6 +195,12 @@ describe("proc parsers", () => {
     expect(t.objectBytes).toBe(2368);
     expect(t.activeObjects).toBe(119);
     expect(t.bytes).toBe(10 * 8 * 4096);
+  });
+
+  test("netstat sections", () => {
+    const n = parseNetstat("TcpExt: SyncookiesSent ListenOverflows\nTcpExt: 0 7203\nIpExt: InNoRoutes\nIpExt: 4\n");
+    expect(n).toEqual({ "TcpExt.SyncookiesSent": 0, "TcpExt.ListenOverflows": 7203, "IpExt.InNoRoutes": 4 });
+    expect(typeof parseNetstat(readFileSync("/proc/net/netstat", "utf8"))["TcpExt.ListenOverflows"]).toBe("number");
   });
 
   test("meminfo in bytes", () => {

@@ -9,6 +9,8 @@ export {
   readSockstat,
   readSlabinfo,
   readMeminfo,
+  readNetstat,
+  parseNetstat,
   readRssBytes,
   readPageBytes,
   isProcessAlive,

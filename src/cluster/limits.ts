@@ -203,6 +203,28 @@ export function isProcessAlive(pid: number, read: ProcReader = readProcFile): bo
   return state !== "Z" && state !== "X";
 }
 
+/**
+ * Parses /proc/net/netstat (and /proc/net/snmp: same layout): header line then value line per
+ * section; returns "Section.Name" -> value, e.g. "TcpExt.ListenOverflows".
+ */
+export function parseNetstat(text: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  const lines = text.split("\n");
+  for (let i = 0; i + 1 < lines.length; i += 2) {
+    const h = lines[i]!.trim().split(/\s+/);
+    const v = lines[i + 1]!.trim().split(/\s+/);
+    const section = h[0]?.replace(/:$/, "");
+    if (!section || v[0] !== h[0]) continue;
+    for (let k = 1; k < h.length && k < v.length; k++) out[`${section}.${h[k]}`] = Number(v[k]);
+  }
+  return out;
+}
+
+/** TcpExt counters from /proc/net/netstat ("TcpExt.ListenOverflows", ...). */
+export function readNetstat(read: ProcReader = readProcFile): Record<string, number> {
+  return parseNetstat(read("/proc/net/netstat") ?? "");
+}
+
 /** The system's page size in bytes (from /proc/self/smaps), 4096 when unknown. */
 export function readPageBytes(read: ProcReader = readProcFile): number {
   const smaps = read("/proc/self/smaps_rollup") ?? read("/proc/self/smaps");

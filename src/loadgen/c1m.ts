@@ -26,6 +26,7 @@ import {
   isProcessAlive,
   planWorkers,
   readMeminfo,
+  readNetstat,
   readPageBytes,
   readRssBytes,
   readSlabinfo,
@@ -147,6 +148,12 @@ export interface C1mPhaseResult {
   machineBytesPerConnectionWithBaselines: number | null;
   machineUsedBeforeBytes: number;
   machineUsedHeldBytes: number;
+  /**
+   * Kernel counters over the ramp: accept-queue overflows (each a dropped SYN or handshake,
+   * i.e. a 1 s stall for that connect) and SYN retransmits.
+   */
+  listenOverflows: number;
+  synRetransmits: number;
   /** Processes left alive after teardown (must be empty). */
   leftovers: number[];
   /** Load processes that died during the phase (their connections count as lost). */
@@ -326,8 +333,10 @@ export async function runC1m(o: C1mOptions): Promise<C1mResult> {
           log(`c1m: ${kind} ${stage}: ${fmt(k.open)}/${fmt(o.connections)} open, server ${fmt(c.totals().connections)}, failed ${fmt(k.failed)}, lost ${fmt(k.lost)}`);
         }
       }, 250);
+      const netBefore = readNetstat();
       r.begin();
       const ramped = await r.ramped();
+      const netAfter = readNetstat();
       // Server counts arrive by IPC every sampleMs: ask once more so the ramp-end figure is current.
       await c.refreshStats(15_000);
       const serverAtRamp = c.totals().connections;
@@ -405,6 +414,8 @@ export async function runC1m(o: C1mOptions): Promise<C1mResult> {
         machineBytesPerConnectionWithBaselines: per(held.memUsedBytes - before0.memUsedBytes, conns),
         machineUsedBeforeBytes: before.memUsedBytes,
         machineUsedHeldBytes: held.memUsedBytes,
+        listenOverflows: (netAfter["TcpExt.ListenOverflows"] ?? 0) - (netBefore["TcpExt.ListenOverflows"] ?? 0),
+        synRetransmits: (netAfter["TcpExt.TCPSynRetrans"] ?? 0) - (netBefore["TcpExt.TCPSynRetrans"] ?? 0),
         leftovers,
         loadersDied: report.processes.died,
         workersDied,
@@ -531,6 +542,7 @@ export function markdownOf(r: C1mResult): string {
   row("lost during hold (client / server)", (p) => `${fmt(p.lostDuringHold)} / ${fmt(p.serverDropDuringHold)} ${goal(p.lostDuringHold === 0 && p.serverDropDuringHold === 0)}`, "0");
   row("failed connects (errors)", (p) => `${fmt(p.failed)} (${Object.entries(p.errors).map(([k, v]) => `${k} ${fmt(v)}`).join(", ") || "none"})`);
   row("ramp", (p) => `${p.rampSeconds.toFixed(2)} s, ${fmt(p.rampPerSec)}/s ${goal(p.rampPerSec >= 20_000)}`, "≥ 20,000/s");
+  row("listen-queue overflows / SYN retransmits during the ramp (whole machine)", (p) => `${fmt(p.listenOverflows)} / ${fmt(p.synRetransmits)}`);
   row("connect time p50 / p99 / max", (p) => `${(p.connectUs.p50 / 1000).toFixed(1)} / ${(p.connectUs.p99 / 1000).toFixed(1)} / ${(p.connectUs.max / 1000).toFixed(0)} ms`);
   row(
     "server userland per connection",
