@@ -65,7 +65,7 @@ export interface C1mOptions {
   connectRatePerSec: number;
   connectTimeoutMs: number;
   retries: number;
-  /** Confirm each connection with an echo round trip (see EngineOptions.confirm); default true. */
+  /** Confirm each connection with an echo round trip (see EngineOptions.confirm); default false. */
   confirm?: boolean;
   rampTimeoutMs: number;
   /** Sample period for the time series (default 500 ms). */
@@ -284,9 +284,10 @@ export async function runC1m(o: C1mOptions): Promise<C1mResult> {
           processes: loaders,
           targets,
           sources,
-          // Confirmed connects: the window bounds the accept queues too (512 per listener in Bun); keep it well under their sum.
-          connectWindow: o.confirm === false ? o.connectWindow : Math.max(16, Math.min(o.connectWindow, workers * o.ports.length * 128)),
-          confirm: o.confirm !== false,
+          // Bun listens with a backlog of 512: a quarter of every listener's queue is the most
+          // connects worth having in flight (with confirm, the window bounds the queues outright).
+          connectWindow: Math.max(16, Math.min(o.connectWindow, workers * o.ports.length * 128)),
+          confirm: o.confirm === true,
           connectRatePerSec: o.connectRatePerSec,
           connectTimeoutMs: o.connectTimeoutMs,
           retries: o.retries,

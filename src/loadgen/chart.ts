@@ -29,7 +29,7 @@ export interface ChartOptions {
   bands?: ChartBand[];
   width?: number;
   height?: number;
-  /** Formats right-axis values (default GiB). */
+  /** Formats right-axis values (default: bytes in GiB, or MiB below 1 GiB, on round steps). */
   formatRight?: (v: number) => string;
   formatLeft?: (v: number) => string;
 }
@@ -49,8 +49,25 @@ export function niceScale(max: number): { top: number; step: number } {
 /** The chart as a standalone SVG document. */
 export function renderChart(o: ChartOptions): string {
   const W = o.width ?? 960;
-  const H = o.height ?? 480;
   const m = { l: 80, r: 80, t: 40, b: 70 };
+  // Legend entries flow into rows under the plot.
+  const legend: Array<{ s: ChartSeries; x: number; row: number }> = [];
+  {
+    let lx = m.l;
+    let row = 0;
+    for (const s of o.series) {
+      const w = 34 + (s.name.length + 8) * 6.5;
+      if (lx + w > W - 10 && lx > m.l) {
+        row++;
+        lx = m.l;
+      }
+      legend.push({ s, x: lx, row });
+      lx += w;
+    }
+  }
+  const legendRows = legend.length ? legend[legend.length - 1]!.row + 1 : 0;
+  m.b = 50 + legendRows * 18;
+  const H = (o.height ?? 480) + (legendRows - 1) * 18;
   const pw = W - m.l - m.r;
   const ph = H - m.t - m.b;
   let xMax = 0;
@@ -66,12 +83,15 @@ export function renderChart(o: ChartOptions): string {
   for (const b of o.bands ?? []) if (b.toX > xMax) xMax = b.toX;
   const xs = niceScale(xMax);
   const ls = niceScale(lMax);
-  const rs = niceScale(rMax);
+  // Bytes get round steps in their display unit.
+  const rUnit = o.formatRight ? 1 : rMax >= 2 ** 30 ? 2 ** 30 : 2 ** 20;
+  const rsUnits = niceScale(rMax / rUnit);
+  const rs = { top: rsUnits.top * rUnit, step: rsUnits.step * rUnit };
   const fx = (x: number) => m.l + (x / xs.top) * pw;
   const fl = (y: number) => m.t + ph - (y / ls.top) * ph;
   const fr = (y: number) => m.t + ph - (y / rs.top) * ph;
   const fmtL = o.formatLeft ?? ((v: number) => (v >= 1e6 ? `${v / 1e6}M` : v >= 1e3 ? `${v / 1e3}k` : String(v)));
-  const fmtR = o.formatRight ?? ((v: number) => `${(v / 2 ** 30).toFixed(v < 2 ** 31 ? 1 : 0)} GiB`);
+  const fmtR = o.formatRight ?? ((v: number) => `${Number((v / rUnit).toFixed(3))} ${rUnit === 2 ** 30 ? "GiB" : "MiB"}`);
 
   const out: string[] = [];
   out.push(
@@ -102,7 +122,7 @@ export function renderChart(o: ChartOptions): string {
     out.push(`<text x="${x}" y="${m.t + ph + 18}" text-anchor="middle">${Number(v.toFixed(6))}</text>`);
   }
   out.push(`<rect x="${m.l}" y="${m.t}" width="${pw}" height="${ph}" fill="none" stroke="#333"/>`);
-  out.push(`<text x="${m.l + pw / 2}" y="${H - 38}" text-anchor="middle">${esc(o.xLabel)}</text>`);
+  out.push(`<text x="${m.l + pw / 2}" y="${m.t + ph + 34}" text-anchor="middle">${esc(o.xLabel)}</text>`);
   out.push(`<text transform="translate(18 ${m.t + ph / 2}) rotate(-90)" text-anchor="middle">${esc(o.leftLabel)}</text>`);
   out.push(`<text transform="translate(${W - 14} ${m.t + ph / 2}) rotate(90)" text-anchor="middle">${esc(o.rightLabel)}</text>`);
   // Series.
@@ -113,13 +133,12 @@ export function renderChart(o: ChartOptions): string {
     out.push(`<path d="${d}" fill="none" stroke="${s.color}" stroke-width="2"${s.dashed ? ' stroke-dasharray="6 4"' : ""}/>`);
   }
   // Legend.
-  let lx = m.l;
-  for (const s of o.series) {
+  for (const { s, x, row } of legend) {
+    const y = H - 14 - (legendRows - 1 - row) * 18;
     out.push(
-      `<line x1="${lx}" x2="${lx + 22}" y1="${H - 14}" y2="${H - 14}" stroke="${s.color}" stroke-width="2"${s.dashed ? ' stroke-dasharray="6 4"' : ""}/>`,
-      `<text x="${lx + 27}" y="${H - 14}" dominant-baseline="middle">${esc(`${s.name} (${s.axis === "left" ? "left" : "right"})`)}</text>`,
+      `<line x1="${x}" x2="${x + 22}" y1="${y}" y2="${y}" stroke="${s.color}" stroke-width="2"${s.dashed ? ' stroke-dasharray="6 4"' : ""}/>`,
+      `<text x="${x + 27}" y="${y}" dominant-baseline="middle">${esc(`${s.name} (${s.axis === "left" ? "left" : "right"})`)}</text>`,
     );
-    lx += 34 + (s.name.length + 8) * 6.5;
   }
   out.push("</svg>");
   return out.join("\n") + "\n";
