@@ -54,6 +54,9 @@ export const SOCKET_SLAB_CACHES = ["TCP", "sock_inode_cache", "filp", "eventpoll
 /** Connections per source address the load generator binds (bind() searches ports per address; see loadgen). */
 export const DEFAULT_CONNECTIONS_PER_SOURCE = 1000;
 
+/** The listen backlog Bun.listen asks for (not configurable from JavaScript). */
+export const BUN_LISTEN_BACKLOG = 512;
+
 export interface DoctorOptions {
   /** Target concurrent connections. */
   connections: number;
@@ -223,7 +226,8 @@ export function diagnose(limits: SystemLimits, opts: DoctorOptions): DoctorRepor
 
   // 5. Accept queues.
   {
-    const queue = limits.somaxconn;
+    // Bun.listen asks for a backlog of 512 whatever somaxconn allows (ss -ltn shows Send-Q 512).
+    const queue = Math.min(BUN_LISTEN_BACKLOG, limits.somaxconn);
     const ok = limits.somaxconn >= 1024 && limits.tcpMaxSynBacklog >= 1024;
     checks.push({
       id: "listen_queue",
@@ -232,7 +236,7 @@ export function diagnose(limits: SystemLimits, opts: DoctorOptions): DoctorRepor
       status: ok ? "ok" : "warn",
       limitConnections: Infinity,
       symptom: `connects stall 1 s, 3 s, 7 s (SYN retransmits) during a ramp; dmesg "Possible SYN flooding on port N"; nstat ListenOverflows/ListenDrops grow`,
-      detail: `each listener queues at most ${fmt(queue)} unaccepted connections: a ramp must keep fewer connects in flight than workers × ${fmt(queue)} (the load generator's connect window does)`,
+      detail: `each listener queues at most ${fmt(queue)} unaccepted connections (Bun.listen's backlog is ${BUN_LISTEN_BACKLOG}, capped by somaxconn): a ramp must keep fewer connects in flight than listeners × ${fmt(queue)}; more workers and ports add listeners, the load generator's connect window bounds the burst`,
       fix: ok ? undefined : `sysctl -w net.core.somaxconn=65535 net.ipv4.tcp_max_syn_backlog=65535`,
     });
   }
