@@ -142,6 +142,13 @@ describe("respReplyCodec.measure", () => {
     expect(m("*300\r\n", 1000)).toBe(FRAME_INCOMPLETE);
     expect(m("+" + "x".repeat(1000), 1000)).toBe(FRAME_TOO_LARGE);
     expect(m("+" + "x".repeat(990), 1000)).toBe(FRAME_INCOMPLETE);
+    // Complete at once (one chunk), yet over the limit: still refused.
+    expect(m(`+${"x".repeat(998)}\r\n`, 1000)).toBe(FRAME_TOO_LARGE);
+    expect(m(`+${"x".repeat(998)}\r\n`, 1001)).toBe(1001);
+    expect(m(`-ERR ${"x".repeat(100)}\r\n`, 50)).toBe(FRAME_TOO_LARGE);
+    expect(m(":12345678901234\r\n", 10)).toBe(FRAME_TOO_LARGE);
+    expect(m("*2\r\n+abcdef\r\n+abcdef\r\n", 20)).toBe(FRAME_TOO_LARGE);
+    expect(m("*2\r\n+abcdef\r\n+abcdef\r\n", 22)).toBe(22);
   });
 });
 
