@@ -194,7 +194,9 @@ describe("failures", () => {
     if (!Bun.which("redis-cli")) throw new Error("redis-cli not found: install it (Debian/Ubuntu: apt-get install redis-tools)");
     const client = createRespClient({
       port: redis.port,
-      pool: { max: 4, validateAfterIdleMs: 20 },
+      // The reaper would drop dead idle connections too; with it a minute away, the second
+      // half below proves the close itself takes them out of the pool.
+      pool: { max: 4, validateAfterIdleMs: 20, reapIntervalMs: 60_000 },
       maxInFlightPerConnection: 1,
     });
     try {
