@@ -35,6 +35,11 @@ export const STATE_FREE = 0;
 /** `state` value alloc() gives a new slot; the reactor may overwrite it with any non-zero value. */
 export const STATE_ALLOCATED = 1;
 
+/**
+ * A fixed-capacity table of connection slots with generation-checked handles (see the file
+ * comment). alloc()/free() are O(1) and allocate nothing; per-slot fields are the public typed
+ * arrays, indexed by slot(handle).
+ */
 export class ConnTable {
   /**
    * Bytes of typed arrays per slot: state 1 + flags 1 + generation 2 + lastActivity 4 +

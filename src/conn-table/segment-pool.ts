@@ -30,6 +30,7 @@ export const MAX_SEGMENT_BYTES = 1 << 24;
 /** Largest chunk (chunkSegments × segmentBytes) accepted (1 GiB). */
 export const MAX_CHUNK_BYTES = 1 << 30;
 
+/** Options of new SegmentPool(); each is range-checked (RangeError naming it). */
 export interface SegmentPoolOptions {
   /** Bytes per pooled segment; integer 1..2^24, default 4096. */
   segmentBytes?: number;
@@ -39,6 +40,7 @@ export interface SegmentPoolOptions {
   chunkSegments?: number;
 }
 
+/** What SegmentPool.stats() reports: segment counts and bytes held. */
 export interface SegmentPoolStats {
   /** Bytes per pooled segment. */
   segmentBytes: number;
@@ -64,6 +66,11 @@ function checkInt(name: string, value: number, min: number, max: number): void {
   }
 }
 
+/**
+ * Fixed-size byte segments from lazily allocated chunks, plus fallback buffers for larger
+ * needs, handed out as integer refs (see the file comment). A ref is used through
+ * buffer(ref)/offset(ref)/capacity(ref) and given back exactly once with release() or grow().
+ */
 export class SegmentPool {
   /** Bytes per pooled segment. */
   readonly segmentBytes: number;

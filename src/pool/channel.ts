@@ -54,6 +54,7 @@ function checkTimeout(timeoutMs: number | undefined): void {
   }
 }
 
+/** A bounded async channel of values T; see the file comment for the contract. */
 export class Channel<T> {
   /** Most values the buffer holds; pushers wait beyond it. */
   readonly capacity: number;

@@ -10,6 +10,7 @@ export const WAIT_BOUNDS_MS: readonly number[] = [
   0, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000,
 ];
 
+/** A copy of a Histogram: percentiles and max in ms (0 when empty), bucket counts, sum and count. */
 export interface HistogramSnapshot {
   p50: number;
   p90: number;
@@ -22,6 +23,7 @@ export interface HistogramSnapshot {
   count: number;
 }
 
+/** A fixed-bucket latency histogram over WAIT_BOUNDS_MS (or given bounds); see the file comment. */
 export class Histogram {
   private readonly bounds: readonly number[];
   private readonly counts: Float64Array;

@@ -12,6 +12,7 @@ export interface ListNode<N> {
   queued: boolean;
 }
 
+/** A FIFO of intrusive nodes: push/unshift/shift/peek and O(1) remove of any queued node. */
 export class WaiterList<N extends ListNode<N>> {
   private head: N | null = null;
   private tail: N | null = null;
