@@ -6,21 +6,24 @@
  * Map entry, no closure. The reactor stores the handle (a number) in `socket.data` and
  * reads/writes the per-slot fields through `table.<field>[table.slot(handle)]`.
  *
- * Handles: `handle = (generation & 0x7ff) << 20 | slot`, a non-negative SMI below 2^31.
+ * Handles: `handle = (generation & 0xfff) * 2^20 + slot`, an unsigned 32-bit integer
+ * (0 <= handle < 2^32). JSC keeps every number unboxed, so handles at or above 2^31 cost no
+ * allocation; `handle & 0xfffff` still yields the slot and `handle >>> 20` the generation.
  * A slot's generation moves on every free(), so a handle kept after free() no longer
  * matches its slot: free() and isLive() answer false for it, also after the slot was
- * reused — for 2^11 - 1 reuses of that slot. On the 2^11-th reuse the 11 generation bits
- * wrap and the old handle would match the new occupant again (see ConnTable.GENERATION_PERIOD).
+ * reused — for 2^12 - 1 = 4095 reuses of that slot (so at least 2^11). On the 2^12-th reuse
+ * the 12 generation bits wrap and the old handle would match the new occupant again
+ * (see ConnTable.GENERATION_PERIOD).
  *
  * Free list: a FIFO ring of free slots (not a LIFO stack). A freed slot goes to the back
  * and is handed out again only after every slot that was free before it, so one slot is
  * reused at most once per (capacity - size) allocations. The generation wrap therefore takes
- * at least 2^11 × (capacity - size) allocations — e.g. ~1.8·10^9 at capacity 10^6 with 10^5
- * live — instead of 2^11 allocations with a stack, which reuses the same hot slot at once.
+ * at least 2^12 × (capacity - size) allocations — e.g. ~3.7·10^9 at capacity 10^6 with 10^5
+ * live — instead of 2^12 allocations with a stack, which reuses the same hot slot at once.
  * The price is locality: under churn the live slots spread over the whole table instead of
  * staying packed at the front; the whole table is reserved for the process anyway.
  * (When the table is full but one slot, that one slot is reused by every alloc: the wrap is
- * then 2^11 alloc/free cycles away, the bound the tests pin down.)
+ * then 2^12 alloc/free cycles away, the bound the tests pin down.)
  */
 
 /** The most slots one table can hold: 2^20, so a slot fits the handle's low 20 bits. */
@@ -28,7 +31,12 @@ export const MAX_CAPACITY = 1 << 20;
 
 const SLOT_BITS = 20;
 const SLOT_MASK = MAX_CAPACITY - 1;
-const GEN_MASK = 0x7ff;
+const GEN_MASK = 0xfff;
+
+/** The handle of `slot` at `generation`: unsigned, so the 12th generation bit may set bit 31. */
+function handleFor(generation: number, slot: number): number {
+  return (((generation & GEN_MASK) << SLOT_BITS) | slot) >>> 0;
+}
 
 /** `state` value of a free slot. Only free() writes it; the reactor must never store 0 in a live slot. */
 export const STATE_FREE = 0;
@@ -47,7 +55,7 @@ export class ConnTable {
    * plus 4 for the slot's entry in the free-list ring = 48.
    */
   static readonly BYTES_PER_SLOT: number = 48;
-  /** Reuses of one slot after which an old handle of that slot matches again (2^11). */
+  /** Reuses of one slot after which an old handle of that slot matches again (2^12). */
   static readonly GENERATION_PERIOD: number = GEN_MASK + 1;
 
   /** Number of slots, fixed at construction. */
@@ -57,7 +65,7 @@ export class ConnTable {
   readonly state: Uint8Array;
   /** The reactor's bits (paused, closing, greeted...). 0 after alloc(). */
   readonly flags: Uint8Array;
-  /** Bumped by every free(); handles carry its low 11 bits. Owned by the table: read only. */
+  /** Bumped by every free(); handles carry its low 12 bits. Owned by the table: read only. */
   readonly generation: Uint16Array;
   /** The reactor's tick counter of the last read or write. 0 after alloc(). */
   readonly lastActivity: Uint32Array;
@@ -144,7 +152,7 @@ export class ConnTable {
     if (slot >= this.highWater) this.highWater = slot + 1;
     this.reset(slot);
     this.state[slot] = STATE_ALLOCATED;
-    return ((this.generation[slot]! & GEN_MASK) << SLOT_BITS) | slot;
+    return handleFor(this.generation[slot]!, slot);
   }
 
   /**
@@ -175,8 +183,8 @@ export class ConnTable {
 
   /** True when `handle` is the current handle of a live slot; false for stale, unknown or malformed ones. */
   isLive(handle: number): boolean {
-    // (handle | 0) !== handle rejects NaN, fractions and values >= 2^31; the sign test rejects negatives.
-    if ((handle | 0) !== handle || handle < 0) return false;
+    // (handle >>> 0) !== handle rejects NaN, fractions, negatives and values >= 2^32.
+    if (handle >>> 0 !== handle) return false;
     const slot = handle & SLOT_MASK;
     if (slot >= this.capacity) return false;
     return this.state[slot] !== STATE_FREE && (this.generation[slot]! & GEN_MASK) === handle >>> SLOT_BITS;
@@ -191,7 +199,7 @@ export class ConnTable {
   handleOf(slot: number): number {
     if ((slot | 0) !== slot || slot < 0 || slot >= this.capacity) return -1;
     if (this.state[slot] === STATE_FREE) return -1;
-    return ((this.generation[slot]! & GEN_MASK) << SLOT_BITS) | slot;
+    return handleFor(this.generation[slot]!, slot);
   }
 
   /**
@@ -204,7 +212,7 @@ export class ConnTable {
     const generation = this.generation;
     // highWater can only grow during the walk; reading it each round visits new slots past the old end too.
     for (let slot = 0; slot < this.highWater; slot++) {
-      if (state[slot] !== STATE_FREE) fn(((generation[slot]! & GEN_MASK) << SLOT_BITS) | slot);
+      if (state[slot] !== STATE_FREE) fn(handleFor(generation[slot]!, slot));
     }
   }
 
