@@ -3,13 +3,16 @@
  * `redis-benchmark -t ping,set,get -c 50 -n 200000 -P <p> --csv` against each, for every
  * pipeline depth, and a table of requests/s with myriad's ratio to redis.
  *
- *   bun bench/resp.ts            # full: -n 200000, -P 1 and -P 16, best of 3 rounds
+ *   bun bench/resp.ts            # full: -n 200000, -P 1 and -P 16, 3 rounds
  *   bun bench/resp.ts --quick    # a short end-to-end check (-n 20000, 1 round)
  *
  * Goals (issue 3): ratio >= 1.0 at -P 16 and >= 0.9 at -P 1. Each server runs in its own
  * process (myriad: `bun src/cli/serve.ts --no-admin`; redis: --save "" --appendonly no); an
  * unmeasured warm-up run goes to each first (--warmup), and the rounds alternate which server
- * goes first. --check exits 1 when a goal is missed.
+ * goes first. On a shared machine the load changes from second to second, so a ratio is taken
+ * within each round (the two servers ran back to back) and the table shows the median of those
+ * per-round ratios with their spread (min-max); the rps columns are medians over the rounds.
+ * --check exits 1 when a median ratio misses its goal.
  */
 import { join } from "node:path";
 import { defineCommand, runCommand } from "../src/config/index.ts";
@@ -24,7 +27,7 @@ const cmd = defineCommand({
     clients: { type: "int", default: 50, min: 1, max: 10_000, short: "c", help: "parallel connections (redis-benchmark -c)" },
     pipelines: { type: "list", default: ["1", "16"], help: "pipeline depths to run (redis-benchmark -P)" },
     tests: { type: "list", default: ["ping", "set", "get"], help: "redis-benchmark -t tests" },
-    rounds: { type: "int", default: 3, min: 1, max: 20, help: "rounds per depth; the best rps of each server is kept; --quick: 1" },
+    rounds: { type: "int", default: 3, min: 1, max: 20, help: "rounds per depth; ratios are taken per round, the median is reported; --quick: 1" },
     check: { type: "bool", help: "exit 1 when a ratio misses its goal" },
     warmup: { type: "int", default: 50_000, min: 0, help: "requests per test of an unmeasured first run against each server (JIT warm-up; 0: none)" },
   },
@@ -130,7 +133,7 @@ process.on("SIGINT", () => {
 
 console.log(
   `bench/resp.ts: redis-benchmark -t ${opt.tests.join(",")} -c ${opt.clients} -n ${requests}, -P ${opt.pipelines.join(" / ")}, ` +
-    `best of ${rounds} round${rounds > 1 ? "s" : ""}; redis-server pid ${redis.proc.pid} :${redis.port}, myriad pid ${myriad.proc.pid} :${myriad.port}`,
+    `${rounds} round${rounds > 1 ? "s" : ""} (median, min-max); redis-server pid ${redis.proc.pid} :${redis.port}, myriad pid ${myriad.proc.pid} :${myriad.port}`,
 );
 
 if (opt.warmup > 0) {
@@ -141,39 +144,57 @@ if (opt.warmup > 0) {
 interface Row {
   test: string;
   pipeline: string;
-  redis: number;
-  myriad: number;
+  /** rps per round, in round order. */
+  redis: number[];
+  myriad: number[];
 }
 const rows: Row[] = [];
 let failed = false;
 try {
   for (const p of opt.pipelines) {
-    const best = { redis: new Map<string, number>(), myriad: new Map<string, number>() };
+    const byTest = new Map<string, Row>();
     for (let r = 0; r < rounds; r++) {
       const order = r % 2 === 0 ? [redis, myriad] : [myriad, redis];
       for (const t of order) {
         const res = await runBenchmark(t.port, p);
-        for (const [test, rps] of res) best[t.name].set(test, Math.max(best[t.name].get(test) ?? 0, rps));
+        for (const [test, rps] of res) {
+          let row = byTest.get(test);
+          if (row === undefined) {
+            row = { test, pipeline: p, redis: [], myriad: [] };
+            byTest.set(test, row);
+            rows.push(row);
+          }
+          row[t.name][r] = rps;
+        }
       }
     }
-    for (const [test, rps] of best.redis) rows.push({ test, pipeline: p, redis: rps, myriad: best.myriad.get(test) ?? 0 });
   }
 } finally {
   stopAll();
   await Promise.all([redis.proc.exited, myriad.proc.exited]);
 }
 
+function median(xs: number[]): number {
+  const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  if (s.length === 0) return 0;
+  const m = s.length >> 1;
+  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
 const fmt = (n: number) => Math.round(n).toLocaleString("en-US");
-const header = ["test", "-P", "redis-server rps", "myriad rps", "ratio", "goal", ""];
+const header = ["test", "-P", "redis-server rps", "myriad rps", "ratio", "spread", "goal", ""];
 const table = rows.map((r) => {
-  const ratio = r.redis > 0 ? r.myriad / r.redis : 0;
+  const ratios: number[] = [];
+  for (let i = 0; i < r.redis.length; i++) if (r.redis[i]! > 0) ratios.push((r.myriad[i] ?? 0) / r.redis[i]!);
+  const ratio = median(ratios);
   const goal = goalFor(r.pipeline);
   const ok = ratio >= goal;
   if (!ok) failed = true;
-  return [r.test, r.pipeline, fmt(r.redis), fmt(r.myriad), ratio.toFixed(2) + "x", `>= ${goal.toFixed(2)}x`, ok ? "ok" : "MISS"];
+  const spread = ratios.length > 1 ? `${Math.min(...ratios).toFixed(2)}-${Math.max(...ratios).toFixed(2)}` : "-";
+  return [r.test, r.pipeline, fmt(median(r.redis)), fmt(median(r.myriad)), ratio.toFixed(2) + "x", spread, `>= ${goal.toFixed(2)}x`, ok ? "ok" : "MISS"];
 });
 const widths = header.map((h, i) => Math.max(h.length, ...table.map((row) => row[i]!.length)));
-const line = (cells: string[]) => cells.map((c, i) => (i >= 2 && i <= 5 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join("  ");
+const line = (cells: string[]) => cells.map((c, i) => (i >= 2 && i <= 6 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join("  ");
 console.log(line(header));
 console.log(widths.map((w) => "-".repeat(w)).join("  "));
 for (const row of table) console.log(line(row));

@@ -1,7 +1,8 @@
 /**
  * Case-insensitive command-name lookup without allocating: the name's bytes are folded to
- * lower case into a hash, the hash picks a candidate from a Map, and the candidate's bytes
- * are compared. No string is made from the command name.
+ * lower case into a hash, the hash's low bits pick a bucket of a small array (cheaper than a
+ * Map lookup), and the bucket's candidates are compared by hash, then by bytes. No string is
+ * made from the command name.
  */
 
 /** A command known to a CommandTable. */
@@ -15,10 +16,13 @@ export interface CommandSpec<R> {
 
 interface Entry<R> extends CommandSpec<R> {
   readonly lower: Uint8Array;
+  readonly hash: number;
   next: Entry<R> | undefined;
 }
 
 const MAX_NAME_BYTES = 32;
+/** Buckets: a power of two, a few times the number of commands, so that chains stay short. */
+const BUCKETS = 256;
 
 function lowerByte(c: number): number {
   return c >= 65 && c <= 90 ? c + 32 : c;
@@ -31,7 +35,7 @@ function hashName(b: Uint8Array): number {
 }
 
 export class CommandTable<R> {
-  private readonly byHash = new Map<number, Entry<R>>();
+  private readonly buckets: (Entry<R> | undefined)[] = new Array<Entry<R> | undefined>(BUCKETS).fill(undefined);
   /** Every command, in the order added. */
   readonly all: CommandSpec<R>[] = [];
 
@@ -39,9 +43,10 @@ export class CommandTable<R> {
   add(name: string, arity: number, run: R): this {
     const lower = new Uint8Array(name.length);
     for (let i = 0; i < name.length; i++) lower[i] = lowerByte(name.charCodeAt(i));
-    const h = hashName(lower);
-    const entry: Entry<R> = { name: name.toLowerCase(), arity, run, lower, next: this.byHash.get(h) };
-    this.byHash.set(h, entry);
+    const hash = hashName(lower);
+    const b = hash & (BUCKETS - 1);
+    const entry: Entry<R> = { name: name.toLowerCase(), arity, run, lower, hash, next: this.buckets[b] };
+    this.buckets[b] = entry;
     this.all.push(entry);
     return this;
   }
@@ -50,10 +55,11 @@ export class CommandTable<R> {
   lookup(b: Uint8Array): CommandSpec<R> | undefined {
     const n = b.length;
     if (n === 0 || n > MAX_NAME_BYTES) return undefined;
-    let e = this.byHash.get(hashName(b));
+    const h = hashName(b);
+    let e = this.buckets[h & (BUCKETS - 1)];
     while (e !== undefined) {
       const l = e.lower;
-      if (l.length === n) {
+      if (e.hash === h && l.length === n) {
         let i = 0;
         while (i < n && lowerByte(b[i]!) === l[i]) i++;
         if (i === n) return e;

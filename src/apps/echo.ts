@@ -5,69 +5,68 @@
  *   await createServer({ port: 7000, protocol: app.protocol, handler: app.handler });
  *
  * raw: the bytes as read; lines: the line plus "\n"; length-u16 / length-u32: the payload
- * under a new header; resp: the request's arguments as an array of bulk strings. The
- * replies of one data event are written with one write (reply-buffer.ts).
+ * under a new header; resp: the request's arguments as an array of bulk strings. Each reply
+ * is written as soon as its frame arrives: the reactor sends the writes of one data event
+ * with one write, so coalesced frames still cost one send and the app buffers nothing.
  */
 import type { Conn, Handler, ProtocolName } from "../reactor/index.ts";
-import { ReplyBuffer } from "./reply-buffer.ts";
+import { arrayHeader, bulk } from "./replies.ts";
 
 export interface EchoApp {
   readonly protocol: ProtocolName;
   readonly handler: Handler<Uint8Array | Uint8Array[]>;
 }
 
+const LF = Uint8Array.of(10);
+
 /** Creates the echo app for `protocol` (default "raw"). */
 export function createEchoApp(opts: { protocol?: ProtocolName } = {}): EchoApp {
   const protocol = opts.protocol ?? "raw";
-  const out = new ReplyBuffer();
+  // conn.write has taken (sent or copied) its bytes when it returns, as it must for the
+  // frames, which are views of the read buffer: one header array serves every reply.
+  const header2 = new Uint8Array(2);
+  const header4 = new Uint8Array(4);
   let message: (conn: Conn, frame: Uint8Array | Uint8Array[]) => void;
   switch (protocol) {
     case "raw":
       message = (conn, frame) => {
-        // One frame per read already: no batching to gain.
         conn.write(frame as Uint8Array);
       };
       break;
     case "lines":
       message = (conn, frame) => {
-        const f = frame as Uint8Array;
-        out.begin(conn);
-        out.reserve(f.length + 1);
-        out.bytes(f);
-        out.buf[out.length++] = 10;
-        out.maybeFlush();
+        conn.write(frame as Uint8Array);
+        conn.write(LF);
       };
       break;
     case "length-u16":
-    case "length-u32": {
-      const headerBytes = protocol === "length-u16" ? 2 : 4;
       message = (conn, frame) => {
         const f = frame as Uint8Array;
-        out.begin(conn);
-        out.reserve(f.length + headerBytes);
-        const b = out.buf;
-        let p = out.length;
         const n = f.length;
-        if (headerBytes === 4) {
-          b[p++] = n >>> 24;
-          b[p++] = (n >>> 16) & 0xff;
-        }
-        b[p++] = (n >>> 8) & 0xff;
-        b[p++] = n & 0xff;
-        out.length = p;
-        out.bytes(f);
-        out.maybeFlush();
+        header2[0] = n >>> 8;
+        header2[1] = n & 0xff;
+        conn.write(header2);
+        conn.write(f);
       };
       break;
-    }
+    case "length-u32":
+      message = (conn, frame) => {
+        const f = frame as Uint8Array;
+        const n = f.length;
+        header4[0] = n >>> 24;
+        header4[1] = (n >>> 16) & 0xff;
+        header4[2] = (n >>> 8) & 0xff;
+        header4[3] = n & 0xff;
+        conn.write(header4);
+        conn.write(f);
+      };
+      break;
     case "resp":
       message = (conn, frame) => {
         const args = frame as Uint8Array[];
         if (args.length === 0) return;
-        out.begin(conn);
-        out.arrayHeader(args.length);
-        for (const a of args) out.bulk(a);
-        out.maybeFlush();
+        conn.write(arrayHeader(args.length));
+        for (const a of args) conn.write(bulk(a));
       };
       break;
     default:
@@ -75,11 +74,6 @@ export function createEchoApp(opts: { protocol?: ProtocolName } = {}): EchoApp {
   }
   return {
     protocol,
-    handler: {
-      message,
-      close(conn) {
-        out.forget(conn.id);
-      },
-    },
+    handler: { message },
   };
 }

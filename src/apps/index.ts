@@ -7,4 +7,3 @@ export { KvStore, SetCondition, type KvStoreOptions } from "./kv-store.ts";
 export { ExpiryIndex, type ExpiryIndexOptions } from "./kv-expiry.ts";
 export { createEchoApp, type EchoApp } from "./echo.ts";
 export { PubSub } from "./pubsub.ts";
-export { ReplyBuffer } from "./reply-buffer.ts";

@@ -6,9 +6,11 @@
  *   const app = createKvApp();
  *   const server = await createServer({ port: 6380, protocol: app.protocol, handler: app.handler });
  *
- * Replies of one data event are gathered and written once (reply-buffer.ts); command names
- * are matched without allocating (commands.ts); keys are latin1 strings, values binary-safe
- * copies (kv-store.ts); deadlines live on a timing wheel with a lazy check on access.
+ * Each reply is written with conn.write as soon as it is known (replies.ts): the reactor
+ * gathers the writes of one data event into one send, so a pipelined batch costs one write
+ * and the app keeps no buffer, flush or object per connection. Command names are matched
+ * without allocating (commands.ts); keys are latin1 strings, values binary-safe bytes owned
+ * by the store (kv-store.ts); deadlines live on a timing wheel with a lazy check on access.
  */
 import { ProtocolError, type Conn, type Handler } from "../reactor/index.ts";
 import { VERSION } from "../index.ts";
@@ -16,7 +18,7 @@ import { CommandTable, arityOk, isWord, type CommandSpec } from "./commands.ts";
 import { int64AsBig, int64Big, int64Bytes, int64IsBig, int64Small, parseInt64, INT64_MAX, INT64_MIN } from "./int64.ts";
 import { KvStore, SetCondition } from "./kv-store.ts";
 import { PubSub } from "./pubsub.ts";
-import { ReplyBuffer } from "./reply-buffer.ts";
+import { EMPTY_BULK, NIL, OK, PONG, arrayHeader, bulk, bulkLatin1, error as errorReply, integer, integerText } from "./replies.ts";
 
 export { KvStore, SetCondition, type KvStoreOptions } from "./kv-store.ts";
 
@@ -34,6 +36,11 @@ export interface KvAppOptions {
 
 export interface KvApp {
   readonly protocol: "resp";
+  /**
+   * The handler for createServer({ protocol: "resp" }). It takes frames as respCodec decodes
+   * them and relies on that codec's contract: arguments of at most RESP_COPY_MAX_BYTES are
+   * fresh copies, which the store keeps as they are; longer ones are views, which it copies.
+   */
   readonly handler: Handler<Uint8Array[]>;
   readonly store: KvStore;
   /** Channels of SUBSCRIBE / PUBLISH. */
@@ -52,6 +59,8 @@ const ERR_SYNTAX = "ERR syntax error";
 const ERR_NOT_INT = "ERR value is not an integer or out of range";
 const ERR_OVERFLOW = "ERR increment or decrement would overflow";
 const ERR_OOM = "OOM command not allowed when used memory > 'maxmemory'.";
+const ERR_PROTOCOL_REPLY = errorReply("ERR Protocol error: invalid request");
+const ERR_TOO_LARGE_REPLY = errorReply("ERR Protocol error: request larger than maxFrameBytes");
 
 const latin1Slice = (Buffer.prototype as unknown as { latin1Slice(this: Uint8Array, start: number, end: number): string })
   .latin1Slice;
@@ -61,11 +70,19 @@ export function keyOf(b: Uint8Array): string {
   return latin1Slice.call(b, 0, b.length);
 }
 
-/** A latin1 string's bytes. */
-function latin1Bytes(s: string): Uint8Array {
-  const out = new Uint8Array(s.length);
-  for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i) & 0xff;
-  return out;
+/**
+ * respCodec decodes arguments of at most this many bytes into fresh arrays (its documented
+ * contract) and longer ones into views of the read buffer.
+ */
+const RESP_COPY_MAX_BYTES = 32;
+
+/** A value the store may keep: the argument itself when the codec made it a fresh copy, else a copy. */
+function owned(arg: Uint8Array): Uint8Array {
+  const n = arg.length;
+  if (n <= RESP_COPY_MAX_BYTES) return arg;
+  const copy = new Uint8Array(n);
+  copy.set(arg);
+  return copy;
 }
 
 /** An argument as redis prints it in "%s" (C string: up to the first NUL byte), latin1. */
@@ -78,7 +95,14 @@ function cString(b: Uint8Array, maxBytes: number): string {
 /** Creates the key-value app: a handler for createServer({ protocol: "resp" }) over a fresh store. */
 export function createKvApp(opts: KvAppOptions = {}): KvApp {
   const store = new KvStore({ tickMs: opts.tickMs, maxKeys: opts.maxKeys, now: opts.now });
-  const out = new ReplyBuffer();
+  /**
+   * The connection whose request is being answered: the reactor's Conn, valid during the
+   * callback that set it (message or error), which is the only time replies are sent.
+   */
+  let target: Conn | null = null;
+  const send = (reply: Uint8Array): void => {
+    target!.write(reply);
+  };
   const table = new CommandTable<Run>();
   const clientNames = new Map<number, string>();
   const pubsub = new PubSub();
@@ -88,26 +112,26 @@ export function createKvApp(opts: KvAppOptions = {}): KvApp {
   let quitting = -1;
   const startedAt = Date.now();
 
-  const arityError = (name: string) => out.error(`ERR wrong number of arguments for '${name}' command`);
-  const expireTimeError = (name: string) => out.error(`ERR invalid expire time in '${name}' command`);
+  const arityError = (name: string) => send(errorReply(`ERR wrong number of arguments for '${name}' command`));
+  const expireTimeError = (name: string) => send(errorReply(`ERR invalid expire time in '${name}' command`));
 
   function unknownCommand(args: Uint8Array[]): void {
     // redis 7: each argument quoted, until 128 bytes of them are shown.
     let shown = "";
     for (let i = 1; i < args.length && shown.length < 128; i++) shown += `'${cString(args[i]!, 128 - shown.length)}' `;
-    out.error(`ERR unknown command '${cString(args[0]!, 128)}', with args beginning with: ${shown}`);
+    send(errorReply(`ERR unknown command '${cString(args[0]!, 128)}', with args beginning with: ${shown}`));
   }
 
   function unknownSubcommand(args: Uint8Array[], container: string): void {
-    out.error(`ERR unknown subcommand '${cString(args[1]!, 128)}'. Try ${container} HELP.`);
+    send(errorReply(`ERR unknown subcommand '${cString(args[1]!, 128)}'. Try ${container} HELP.`));
   }
 
   // --- strings ---------------------------------------------------------------------
 
   function cmdGet(args: Uint8Array[]): void {
     const v = store.get(keyOf(args[1]!));
-    if (v === undefined) out.nil();
-    else out.bulk(v);
+    if (v === undefined) send(NIL);
+    else send(bulk(v));
   }
 
   const SET_NX = 1,
@@ -124,8 +148,8 @@ export function createKvApp(opts: KvAppOptions = {}): KvApp {
     const argc = args.length;
     if (argc === 3) {
       // The common case: no options.
-      if (!store.set(key, args[2]!.slice())) out.error(ERR_OOM);
-      else out.ok();
+      if (!store.set(key, owned(args[2]!))) send(errorReply(ERR_OOM));
+      else send(OK);
       return;
     }
     // Options as redis's parseExtendedStringArgumentsOrReply reads them: every option is
@@ -152,14 +176,14 @@ export function createKvApp(opts: KvAppOptions = {}): KvApp {
         flags |= SET_PXAT;
         expireArg = args[++j];
       } else {
-        out.error(ERR_SYNTAX);
+        send(errorReply(ERR_SYNTAX));
         return;
       }
     }
     let ttlMs = 0;
     if (expireArg !== undefined) {
       if (!parseInt64(expireArg)) {
-        out.error(ERR_NOT_INT);
+        send(errorReply(ERR_NOT_INT));
         return;
       }
       const seconds = (flags & (SET_EX | SET_EXAT)) !== 0;
@@ -196,29 +220,29 @@ export function createKvApp(opts: KvAppOptions = {}): KvApp {
       done = cond === SetCondition.IfAbsent ? !exists : cond === SetCondition.IfPresent ? exists : true;
       if (done) store.delete(key);
     } else {
-      done = store.set(key, args[2]!.slice(), cond, ttlMs, (flags & SET_KEEPTTL) !== 0);
+      done = store.set(key, owned(args[2]!), cond, ttlMs, (flags & SET_KEEPTTL) !== 0);
       if (!done && cond === SetCondition.Always) {
-        out.error(ERR_OOM);
+        send(errorReply(ERR_OOM));
         return;
       }
     }
     if (flags & SET_GET) {
-      if (old === undefined) out.nil();
-      else out.bulk(old);
-    } else if (done) out.ok();
-    else out.nil();
+      if (old === undefined) send(NIL);
+      else send(bulk(old));
+    } else if (done) send(OK);
+    else send(NIL);
   }
 
   function cmdDel(args: Uint8Array[]): void {
     let n = 0;
     for (let i = 1; i < args.length; i++) if (store.delete(keyOf(args[i]!))) n++;
-    out.integer(n);
+    send(integer(n));
   }
 
   function cmdExists(args: Uint8Array[]): void {
     let n = 0;
     for (let i = 1; i < args.length; i++) if (store.has(keyOf(args[i]!))) n++;
-    out.integer(n);
+    send(integer(n));
   }
 
   function incrBy(keyBytes: Uint8Array, byBig: bigint | null, by: number): void {
@@ -228,7 +252,7 @@ export function createKvApp(opts: KvAppOptions = {}): KvApp {
     let big: bigint | null = null;
     if (cur !== undefined) {
       if (!parseInt64(cur)) {
-        out.error(ERR_NOT_INT);
+        send(errorReply(ERR_NOT_INT));
         return;
       }
       if (int64IsBig) big = int64Big;
@@ -240,18 +264,18 @@ export function createKvApp(opts: KvAppOptions = {}): KvApp {
     } else {
       const r = (big ?? BigInt(small)) + (byBig ?? BigInt(by));
       if (r > INT64_MAX || r < INT64_MIN) {
-        out.error(ERR_OVERFLOW);
+        send(errorReply(ERR_OVERFLOW));
         return;
       }
       next = r;
     }
     // INCR keeps the key's deadline, as redis does.
     if (!store.set(key, int64Bytes(next), SetCondition.Always, 0, true)) {
-      out.error(ERR_OOM);
+      send(errorReply(ERR_OOM));
       return;
     }
-    if (typeof next === "number") out.integer(next);
-    else out.integerText(String(next));
+    if (typeof next === "number") send(integer(next));
+    else send(integerText(String(next)));
   }
 
   function cmdIncr(args: Uint8Array[]): void {
@@ -264,7 +288,7 @@ export function createKvApp(opts: KvAppOptions = {}): KvApp {
 
   function cmdIncrBy(args: Uint8Array[]): void {
     if (!parseInt64(args[2]!)) {
-      out.error(ERR_NOT_INT);
+      send(errorReply(ERR_NOT_INT));
       return;
     }
     if (int64IsBig) incrBy(args[1]!, int64Big, 0);
@@ -273,12 +297,12 @@ export function createKvApp(opts: KvAppOptions = {}): KvApp {
 
   function cmdDecrBy(args: Uint8Array[]): void {
     if (!parseInt64(args[2]!)) {
-      out.error(ERR_NOT_INT);
+      send(errorReply(ERR_NOT_INT));
       return;
     }
     const by = int64AsBig();
     if (by === INT64_MIN) {
-      out.error("ERR decrement would overflow");
+      send(errorReply("ERR decrement would overflow"));
       return;
     }
     if (int64IsBig) incrBy(args[1]!, -by, 0);
@@ -286,11 +310,11 @@ export function createKvApp(opts: KvAppOptions = {}): KvApp {
   }
 
   function cmdMget(args: Uint8Array[]): void {
-    out.arrayHeader(args.length - 1);
+    send(arrayHeader(args.length - 1));
     for (let i = 1; i < args.length; i++) {
       const v = store.get(keyOf(args[i]!));
-      if (v === undefined) out.nil();
-      else out.bulk(v);
+      if (v === undefined) send(NIL);
+      else send(bulk(v));
     }
   }
 
@@ -300,12 +324,12 @@ export function createKvApp(opts: KvAppOptions = {}): KvApp {
       return;
     }
     for (let i = 1; i < args.length; i += 2) {
-      if (!store.set(keyOf(args[i]!), args[i + 1]!.slice())) {
-        out.error(ERR_OOM);
+      if (!store.set(keyOf(args[i]!), owned(args[i + 1]!))) {
+        send(errorReply(ERR_OOM));
         return;
       }
     }
-    out.ok();
+    send(OK);
   }
 
   // --- expiry ----------------------------------------------------------------------
@@ -324,20 +348,20 @@ export function createKvApp(opts: KvAppOptions = {}): KvApp {
       else if (isWord(opt, "gt")) flags |= EXP_GT;
       else if (isWord(opt, "lt")) flags |= EXP_LT;
       else {
-        out.error(`ERR Unsupported option ${cString(opt, Infinity)}`);
+        send(errorReply(`ERR Unsupported option ${cString(opt, Infinity)}`));
         return;
       }
     }
     if (flags & EXP_NX && flags & (EXP_XX | EXP_GT | EXP_LT)) {
-      out.error("ERR NX and XX, GT or LT options at the same time are not compatible");
+      send(errorReply("ERR NX and XX, GT or LT options at the same time are not compatible"));
       return;
     }
     if (flags & EXP_GT && flags & EXP_LT) {
-      out.error("ERR GT and LT options at the same time are not compatible");
+      send(errorReply("ERR GT and LT options at the same time are not compatible"));
       return;
     }
     if (!parseInt64(args[2]!)) {
-      out.error(ERR_NOT_INT);
+      send(errorReply(ERR_NOT_INT));
       return;
     }
     let ttlMs: number;
@@ -362,16 +386,16 @@ export function createKvApp(opts: KvAppOptions = {}): KvApp {
     const key = keyOf(args[1]!);
     const current = store.ttlMs(key);
     if (current === -2) {
-      out.integer(0);
+      send(integer(0));
       return;
     }
     if (flags) {
-      if (flags & EXP_NX && current !== -1) return out.integer(0);
-      if (flags & EXP_XX && current === -1) return out.integer(0);
-      if (flags & EXP_GT && (current === -1 || ttlMs <= current)) return out.integer(0);
-      if (flags & EXP_LT && current !== -1 && ttlMs >= current) return out.integer(0);
+      if (flags & EXP_NX && current !== -1) return send(integer(0));
+      if (flags & EXP_XX && current === -1) return send(integer(0));
+      if (flags & EXP_GT && (current === -1 || ttlMs <= current)) return send(integer(0));
+      if (flags & EXP_LT && current !== -1 && ttlMs >= current) return send(integer(0));
     }
-    out.integer(store.expire(key, ttlMs) ? 1 : 0);
+    send(integer(store.expire(key, ttlMs) ? 1 : 0));
   }
 
   function cmdExpire(args: Uint8Array[]): void {
@@ -384,16 +408,16 @@ export function createKvApp(opts: KvAppOptions = {}): KvApp {
 
   function cmdTtl(args: Uint8Array[]): void {
     const t = store.ttlMs(keyOf(args[1]!));
-    out.integer(t < 0 ? t : Math.floor((Math.ceil(t) + 500) / 1000));
+    send(integer(t < 0 ? t : Math.floor((Math.ceil(t) + 500) / 1000)));
   }
 
   function cmdPttl(args: Uint8Array[]): void {
     const t = store.ttlMs(keyOf(args[1]!));
-    out.integer(t < 0 ? t : Math.ceil(t));
+    send(integer(t < 0 ? t : Math.ceil(t)));
   }
 
   function cmdPersist(args: Uint8Array[]): void {
-    out.integer(store.persist(keyOf(args[1]!)) ? 1 : 0);
+    send(integer(store.persist(keyOf(args[1]!)) ? 1 : 0));
   }
 
   // --- server and connection -------------------------------------------------------
@@ -401,53 +425,52 @@ export function createKvApp(opts: KvAppOptions = {}): KvApp {
   function cmdPing(args: Uint8Array[], conn: Conn): void {
     if (args.length <= 2 && pubsub.isSubscribed(conn.id)) {
       // In subscribed mode redis answers PING as a push-style array.
-      out.arrayHeader(2);
-      out.bulkLatin1("pong");
-      if (args.length === 2) out.bulk(args[1]!);
-      else out.bulkLatin1("");
-    } else if (args.length === 1) out.simple("PONG");
-    else if (args.length === 2) out.bulk(args[1]!);
+      send(arrayHeader(2));
+      send(bulkLatin1("pong"));
+      if (args.length === 2) send(bulk(args[1]!));
+      else send(EMPTY_BULK);
+    } else if (args.length === 1) send(PONG);
+    else if (args.length === 2) send(bulk(args[1]!));
     else arityError("ping");
   }
 
   function cmdEcho(args: Uint8Array[]): void {
-    out.bulk(args[1]!);
+    send(bulk(args[1]!));
   }
 
   function cmdDbsize(): void {
-    out.integer(store.size);
+    send(integer(store.size));
   }
 
   function cmdFlushall(args: Uint8Array[], _conn: Conn): void {
     if (args.length > 2 || (args.length === 2 && !isWord(args[1]!, "sync") && !isWord(args[1]!, "async"))) {
-      out.error(ERR_SYNTAX);
+      send(errorReply(ERR_SYNTAX));
       return;
     }
     store.flush();
-    out.ok();
+    send(OK);
   }
 
   function cmdSelect(args: Uint8Array[]): void {
     if (!parseInt64(args[1]!)) {
-      out.error(ERR_NOT_INT);
+      send(errorReply(ERR_NOT_INT));
       return;
     }
-    if (int64IsBig || int64Small > 2147483647 || int64Small < -2147483648) out.error("ERR value is out of range, value must between -2147483648 and 2147483647");
-    else if (int64Small !== 0) out.error("ERR DB index is out of range");
-    else out.ok();
+    if (int64IsBig || int64Small > 2147483647 || int64Small < -2147483648) send(errorReply("ERR value is out of range, value must between -2147483648 and 2147483647"));
+    else if (int64Small !== 0) send(errorReply("ERR DB index is out of range"));
+    else send(OK);
   }
 
   function cmdQuit(_args: Uint8Array[], conn: Conn): void {
-    out.ok();
-    out.flush();
+    send(OK);
     quitting = conn.id;
     conn.close();
   }
 
   function cmdCommand(args: Uint8Array[]): void {
     // redis-cli asks COMMAND DOCS at start for its hints: an empty answer is enough.
-    if (args.length >= 2 && isWord(args[1]!, "count")) out.integer(table.all.length);
-    else out.arrayHeader(0);
+    if (args.length >= 2 && isWord(args[1]!, "count")) send(integer(table.all.length));
+    else send(arrayHeader(0));
   }
 
   function cmdClient(args: Uint8Array[], conn: Conn): void {
@@ -457,22 +480,22 @@ export function createKvApp(opts: KvAppOptions = {}): KvApp {
       const name = args[2]!;
       for (let i = 0; i < name.length; i++) {
         const c = name[i]!;
-        if (c < 33 || c > 126) return out.error("ERR Client names cannot contain spaces, newlines or special characters.");
+        if (c < 33 || c > 126) return send(errorReply("ERR Client names cannot contain spaces, newlines or special characters."));
       }
       if (name.length === 0) clientNames.delete(conn.id);
       else clientNames.set(conn.id, keyOf(name));
-      out.ok();
+      send(OK);
     } else if (isWord(sub, "getname")) {
       if (args.length !== 2) return arityError("client|getname");
       const name = clientNames.get(conn.id);
-      if (name === undefined) out.nil();
-      else out.bulkLatin1(name);
+      if (name === undefined) send(NIL);
+      else send(bulkLatin1(name));
     } else if (isWord(sub, "id")) {
       if (args.length !== 2) return arityError("client|id");
-      out.integer(conn.id);
+      send(integer(conn.id));
     } else if (isWord(sub, "setinfo")) {
       if (args.length !== 4) return arityError("client|setinfo");
-      out.ok();
+      send(OK);
     } else {
       unknownSubcommand(args, "CLIENT");
     }
@@ -491,14 +514,14 @@ export function createKvApp(opts: KvAppOptions = {}): KvApp {
         const v = CONFIG_VALUES[name];
         if (v !== undefined && !pairs.includes(name)) pairs.push(name, v);
       }
-      out.arrayHeader(pairs.length);
-      for (const p of pairs) out.bulkLatin1(p);
+      send(arrayHeader(pairs.length));
+      for (const p of pairs) send(bulkLatin1(p));
     } else if (isWord(sub, "set")) {
       if (args.length < 4) return arityError("config|set");
-      out.error(`ERR Unknown option or number of arguments for CONFIG SET - '${cString(args[2]!, Infinity)}'`);
+      send(errorReply(`ERR Unknown option or number of arguments for CONFIG SET - '${cString(args[2]!, Infinity)}'`));
     } else if (isWord(sub, "resetstat")) {
       if (args.length !== 2) return arityError("config|resetstat");
-      out.ok();
+      send(OK);
     } else {
       unknownSubcommand(args, "CONFIG");
     }
@@ -506,36 +529,36 @@ export function createKvApp(opts: KvAppOptions = {}): KvApp {
 
   function cmdHello(args: Uint8Array[], conn: Conn): void {
     if (args.length >= 2) {
-      if (!parseInt64(args[1]!) || int64IsBig) return out.error("ERR Protocol version is not an integer or out of range");
-      if (int64Small !== 2) return out.error("NOPROTO unsupported protocol version");
-      if (args.length > 2) return out.error(`ERR Syntax error in HELLO option '${cString(args[2]!, Infinity)}'`);
+      if (!parseInt64(args[1]!) || int64IsBig) return send(errorReply("ERR Protocol version is not an integer or out of range"));
+      if (int64Small !== 2) return send(errorReply("NOPROTO unsupported protocol version"));
+      if (args.length > 2) return send(errorReply(`ERR Syntax error in HELLO option '${cString(args[2]!, Infinity)}'`));
     }
-    out.arrayHeader(14);
-    out.bulkLatin1("server");
-    out.bulkLatin1("redis");
-    out.bulkLatin1("version");
-    out.bulkLatin1(REDIS_COMPAT_VERSION);
-    out.bulkLatin1("proto");
-    out.integer(2);
-    out.bulkLatin1("id");
-    out.integer(conn.id);
-    out.bulkLatin1("mode");
-    out.bulkLatin1("standalone");
-    out.bulkLatin1("role");
-    out.bulkLatin1("master");
-    out.bulkLatin1("modules");
-    out.arrayHeader(0);
+    send(arrayHeader(14));
+    send(bulkLatin1("server"));
+    send(bulkLatin1("redis"));
+    send(bulkLatin1("version"));
+    send(bulkLatin1(REDIS_COMPAT_VERSION));
+    send(bulkLatin1("proto"));
+    send(integer(2));
+    send(bulkLatin1("id"));
+    send(integer(conn.id));
+    send(bulkLatin1("mode"));
+    send(bulkLatin1("standalone"));
+    send(bulkLatin1("role"));
+    send(bulkLatin1("master"));
+    send(bulkLatin1("modules"));
+    send(arrayHeader(0));
   }
 
   // --- pub/sub ---------------------------------------------------------------------
 
   function subscriptionReply(kind: string, channel: Uint8Array | string | null, count: number): void {
-    out.arrayHeader(3);
-    out.bulkLatin1(kind);
-    if (channel === null) out.nil();
-    else if (typeof channel === "string") out.bulkLatin1(channel);
-    else out.bulk(channel);
-    out.integer(count);
+    send(arrayHeader(3));
+    send(bulkLatin1(kind));
+    if (channel === null) send(NIL);
+    else if (typeof channel === "string") send(bulkLatin1(channel));
+    else send(bulk(channel));
+    send(integer(count));
   }
 
   function cmdSubscribe(args: Uint8Array[], conn: Conn): void {
@@ -553,7 +576,7 @@ export function createKvApp(opts: KvAppOptions = {}): KvApp {
   }
 
   function cmdPublish(args: Uint8Array[]): void {
-    out.integer(pubsub.publish(args[1]!, args[2]!, keyOf(args[1]!)));
+    send(integer(pubsub.publish(args[1]!, args[2]!, keyOf(args[1]!))));
   }
 
   /** Commands a subscribed connection may still send, as redis allows. */
@@ -603,7 +626,7 @@ export function createKvApp(opts: KvAppOptions = {}): KvApp {
       text += `# ${name}\r\n`;
       for (const [k, v] of fields) text += `${k}:${v}\r\n`;
     }
-    out.bulk(latin1Bytes(text));
+    send(bulkLatin1(text));
   }
 
   table
@@ -647,33 +670,29 @@ export function createKvApp(opts: KvAppOptions = {}): KvApp {
       // An empty request ("*0", a blank inline line) gets no reply, as in redis.
       if (argc === 0) return;
       if (conn.id === quitting) return;
-      out.begin(conn);
+      target = conn;
       commands++;
       const cmd: CommandSpec<Run> | undefined = table.lookup(args[0]!);
       if (cmd === undefined) unknownCommand(args);
       else if (!arityOk(cmd.arity, argc)) arityError(cmd.name);
       else if (pubsub.isSubscribed(conn.id) && !allowedWhenSubscribed.has(cmd.name))
-        out.error(
-          `ERR Can't execute '${cmd.name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context`,
+        send(
+          errorReply(`ERR Can't execute '${cmd.name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context`),
         );
       else cmd.run(args, conn);
-      out.maybeFlush();
     },
     error(conn: Conn, err: Error) {
       if (err instanceof ProtocolError) {
-        // As redis does before it drops a client that sent garbage: say why, then close.
-        out.begin(conn);
-        out.error(
-          err.code === "ERR_FRAME_TOO_LARGE" ? "ERR Protocol error: request larger than maxFrameBytes" : "ERR Protocol error: invalid request",
-        );
-        out.flush();
+        // As redis does before it drops a client that sent garbage: say why (the reactor
+        // sends it before it closes the connection).
+        target = conn;
+        send(err.code === "ERR_FRAME_TOO_LARGE" ? ERR_TOO_LARGE_REPLY : ERR_PROTOCOL_REPLY);
       } else {
         console.error(`myriad kv: connection ${conn.id}: ${err.stack ?? err.message}`);
       }
     },
     close(conn: Conn) {
       connected--;
-      out.forget(conn.id);
       if (clientNames.size !== 0) clientNames.delete(conn.id);
       pubsub.forget(conn.id);
       if (quitting === conn.id) quitting = -1;

@@ -21,14 +21,16 @@ const MIN_BULK_BYTES = 6;
  * RESP2 requests, server side: what redis-cli, redis-benchmark and client libraries send.
  *
  * - Arrays of bulk strings, "*2\r\n$3\r\nGET\r\n$1\r\nk\r\n", decode to the arguments:
- *   views into buf, or copies for arguments of at most 32 bytes (cheaper than a view in
- *   JSC). Treat them all as views: valid until the handler returns; copy to keep.
+ *   views into buf for arguments longer than 32 bytes, valid until the handler returns (copy
+ *   to keep); an argument of at most 32 bytes is a fresh array of its own (cheaper than a
+ *   view in JSC), which nothing else references: it may be kept as it is.
  * - Inline commands as telnet or `redis-cli` pipes send them: any line whose first byte is not
  *   "*", ended by "\n" or "\r\n", split as redis's sdssplitargs does: runs of spaces/tabs
  *   separate arguments; "double quotes" understand \n \r \t \b \a \\ \" and \xHH escapes;
  *   'single quotes' understand \' only; a closing quote must be followed by a space or the
  *   end of the line; empty arguments ("") are kept, as redis 7 does. A NUL byte in an inline
- *   line is FRAME_MALFORMED (redis never finds the line's end past it). Arguments are views or copies as above.
+ *   line is FRAME_MALFORMED (redis never finds the line's end past it). Arguments are views or
+ *   fresh arrays as above; an argument that had quotes is always a fresh array.
  * - Empty requests: an empty or all-blank inline line, "*0\r\n" and "*-1\r\n" measure as
  *   frames (their bytes are consumed) and decode to an empty array; redis skips them without
  *   a reply, and so should the app: `if (args.length === 0) return;`.
