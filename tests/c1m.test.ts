@@ -72,6 +72,38 @@ describe("bun run c1m", () => {
     120_000,
   );
 
+  test(
+    "SIGTERM during the hold tears everything down by pid and writes an interrupted report",
+    async () => {
+      const p = Bun.spawn(
+        [process.execPath, "src/cli/c1m.ts", "--connections", "4000", "--hold", "60", "--servers", "myriad", "--out-dir", out, "--json"],
+        { cwd: ROOT, stdout: "pipe", stderr: "pipe" },
+      );
+      const reader = p.stderr.getReader();
+      let err = "";
+      const deadline = performance.now() + 60_000;
+      while (!err.includes("ramp done") && performance.now() < deadline) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        err += new TextDecoder().decode(value);
+      }
+      expect(err).toContain("ramp done");
+      p.kill("SIGTERM");
+      reader.releaseLock();
+      const [stdout, code] = await Promise.all([new Response(p.stdout).text(), p.exited]);
+      expect(code).toBe(130);
+      const r = JSON.parse(stdout) as C1mResult;
+      expect(r.interrupted).toBe(true);
+      expect(r.phases).toHaveLength(1);
+      const ph = r.phases[0]!;
+      expect(ph.reached).toBe(4000);
+      expect(ph.leftovers).toEqual([]);
+      for (const pid of [...ph.workerPids, ...ph.loaderPids]) expect(isProcessAlive(pid)).toBe(false);
+      expect(readFileSync(r.files.md, "utf8")).toContain("Interrupted");
+    },
+    90_000,
+  );
+
   test("bad flags: one line, exit 2", () => {
     for (const [args, want] of [
       [["--hold", "forever"], "--hold must be seconds"],

@@ -91,6 +91,17 @@ if (!report.ready && !v.force) {
   fail(`the machine is not ready for ${v.connections} connections (bun run doctor -c ${v.connections}): ${bad.join("; ")} — or pass --force`);
 }
 
+// Ctrl-C / SIGTERM: tear down by pid and write what was measured; a second signal exits at once
+// (the workers and load processes then end on their own when their IPC channel closes).
+const abort = new AbortController();
+for (const sig of ["SIGINT", "SIGTERM"] as const) {
+  process.on(sig, () => {
+    if (abort.signal.aborted) process.exit(130);
+    process.stderr.write(`c1m: ${sig}: tearing down (signal again to exit at once)\n`);
+    abort.abort();
+  });
+}
+
 const rampTimeoutMs = v.rampTimeout > 0 ? v.rampTimeout : Math.max(60_000, Math.ceil((4 * v.connections) / 20_000) * 1000);
 const result = await runC1m({
   connections: v.connections,
@@ -111,10 +122,11 @@ const result = await runC1m({
   outDir: v.outDir.startsWith("/") ? v.outDir : join(ROOT, v.outDir),
   rawWorkerEntry: join(ROOT, "bench", "c1m-raw-worker.ts"),
   log: (line) => process.stderr.write(line + "\n"),
+  signal: abort.signal,
 });
 if (v.json) process.stdout.write(JSON.stringify(result, null, 2) + "\n");
 else process.stdout.write(`c1m: wrote ${result.files.md}, ${result.files.json}, ${result.files.svg}\n`);
 const ok = result.phases.every(
   (p) => p.reached >= p.target && p.lostDuringHold === 0 && p.leftovers.length === 0 && p.loadersDied.length === 0 && p.workersDied.length === 0,
 );
-process.exit(ok ? 0 : 1);
+process.exit(result.interrupted ? 130 : ok ? 0 : 1);

@@ -76,6 +76,8 @@ export interface C1mOptions {
   rawWorkerEntry: string;
   /** Called with one line per event (progress, phase changes). */
   log?: (line: string) => void;
+  /** Aborting cuts the ramp or hold short, tears the phase down and skips the rest; the report says so. */
+  signal?: AbortSignal;
 }
 
 /** One point of the time series. */
@@ -171,6 +173,8 @@ export interface C1mResult {
   options: Omit<C1mOptions, "log">;
   machine: Pick<SystemLimits, "cpus" | "memTotalBytes" | "nofileSoft" | "nofileHard" | "portRange" | "somaxconn" | "tcpMemPages" | "fileMax">;
   phases: C1mPhaseResult[];
+  /** True when the run was aborted (signal): figures cover what ran. */
+  interrupted: boolean;
   samples: C1mSample[];
   files: { json: string; svg: string; md: string };
 }
@@ -253,7 +257,12 @@ export async function runC1m(o: C1mOptions): Promise<C1mResult> {
   // TCP sockets in use may only be this many before a phase's "before" picture: the previous
   // phase's sockets must be gone (other programs' sockets come and go: only ours are waited for).
   let settleCeiling = Infinity;
+  const aborted = new Promise<void>((resolve) => {
+    if (o.signal?.aborted) resolve();
+    o.signal?.addEventListener("abort", () => resolve(), { once: true });
+  });
   for (const [phaseIndex, kind] of o.servers.entries()) {
+    if (o.signal?.aborted) break;
     log(`c1m: phase ${kind}: ${workers} server workers on ${o.ports.length} ports, ${loaders} load processes, ${fmt(o.connections)} connections`);
     // Sockets of the previous phase must be gone before this one's "before" picture.
     await settleSockets(settleCeiling, 30_000);
@@ -336,7 +345,8 @@ export async function runC1m(o: C1mOptions): Promise<C1mResult> {
       }, 250);
       const netBefore = readNetstat();
       r.begin();
-      const ramped = await r.ramped();
+      await Promise.race([r.ramped(), aborted]);
+      const ramped = await r.refresh();
       const netAfter = readNetstat();
       // Server counts arrive by IPC every sampleMs: ask once more so the ramp-end figure is current.
       await c.refreshStats(15_000);
@@ -344,7 +354,7 @@ export async function runC1m(o: C1mOptions): Promise<C1mResult> {
       stage = "hold";
       log(`c1m: ${kind} ramp done: ${fmt(ramped.open)} open (${fmt(ramped.failed)} failed) in ${(ramped.rampMs / 1000).toFixed(2)} s; holding ${(o.holdMs / 1000).toFixed(0)} s`);
       const holdStart = performance.now();
-      await Bun.sleep(o.holdMs);
+      if (!o.signal?.aborted) await Promise.race([Bun.sleep(o.holdMs), aborted]);
       const holdSeconds = (performance.now() - holdStart) / 1000;
       // Generous: a busy machine delays IPC; a stale count would read as lost connections.
       await c.refreshStats(15_000);
@@ -452,7 +462,7 @@ export async function runC1m(o: C1mOptions): Promise<C1mResult> {
   mkdirSync(o.outDir, { recursive: true });
   const base = join(o.outDir, `c1m-${stamp}`);
   const files = { json: `${base}.json`, svg: `${base}.svg`, md: `${base}.md` };
-  const { log: _log, ...options } = o;
+  const { log: _log, signal: _signal, ...options } = o;
   const result: C1mResult = {
     startedAt: startedAt.toISOString(),
     finishedAt: finishedAt.toISOString(),
@@ -468,6 +478,7 @@ export async function runC1m(o: C1mOptions): Promise<C1mResult> {
       fileMax: limits.fileMax,
     },
     phases,
+    interrupted: o.signal?.aborted === true,
     samples,
     files,
   };
@@ -525,6 +536,7 @@ export function markdownOf(r: C1mResult): string {
   lines.push(
     `# c1m — ${fmt(r.options.connections)} connections, hold ${(r.options.holdMs / 1000).toFixed(0)} s`,
     "",
+    ...(r.interrupted ? ["**Interrupted** (signal): the figures cover only what ran before it.", ""] : []),
     `Run ${r.startedAt} → ${r.finishedAt}. Machine: ${r.machine.cpus} CPUs, ${(r.machine.memTotalBytes / 2 ** 30).toFixed(1)} GiB, ` +
       `ulimit -n ${r.machine.nofileSoft}, ephemeral ports ${r.machine.portRange.low}-${r.machine.portRange.high}, somaxconn ${r.machine.somaxconn}.`,
     `Load: ${r.options.ports.length} ports × ${r.options.destinations.length} destination addresses, ${fmt(r.options.perSource)} connections per source address, ` +
