@@ -102,9 +102,9 @@ function stop() {
   send({ t: "stopped", stats: stats() });
   setTimeout(() => process.exit(0), 50);
 }
-process.on("message", (m: { t: string }) => {
+process.on("message", (m: { t: string; id?: number }) => {
   if (m.t === "stop") stop();
-  else if (m.t === "stats") send({ t: "stats", stats: stats() });
+  else if (m.t === "stats") send({ t: "stats", stats: stats(), id: m.id });
 });
 process.on("disconnect", () => process.exit(0));
 process.on("SIGINT", () => {});

@@ -68,7 +68,10 @@ describe("runCluster", () => {
     // 60 connections over 2 workers: each gets some (all on one: probability 2^-59).
     const socks: Socket[] = [];
     for (let i = 0; i < 60; i++) socks.push(await Bun.connect({ hostname: "127.0.0.1", port: c.addresses[i % 2]!.port, socket: { data() {} } }));
+    // The server accepts a moment after the client's connect resolves.
+    for (let i = 0; i < 100 && c.totals().connections < 60; i++) await c.refreshStats();
     const snap = await c.refreshStats();
+    expect(c.lastRefreshComplete).toBe(true);
     expect(snap.workers.map((w) => w.worker)).toEqual(["worker-0", "worker-1"]);
     expect(snap.workers.map((w) => w.pid)).toEqual(c.pids());
     const perWorker = snap.workers.map((w) => w.stats.connections);

@@ -51,10 +51,11 @@ export interface WorkerConfig {
   statsIntervalMs: number;
 }
 
-export type SupervisorToWorker = { t: "stop"; graceful: boolean; timeoutMs: number } | { t: "stats" };
+/** `stats` asks for a report now; the answer carries the same `id` (periodic reports carry none). */
+export type SupervisorToWorker = { t: "stop"; graceful: boolean; timeoutMs: number } | { t: "stats"; id: number };
 
 export type WorkerToSupervisor =
   | { t: "ready"; pid: number; listen: ListenAddress[] }
-  | { t: "stats"; stats: ServerStats }
+  | { t: "stats"; stats: ServerStats; id?: number }
   | { t: "stopped"; stats: ServerStats }
   | { t: "fatal"; message: string };

@@ -94,7 +94,8 @@ interface Slot extends WorkerInfo {
   consecutiveCrashes: number;
   restartTimer: ReturnType<typeof setTimeout> | undefined;
   readyWaiters: Array<(err?: Error) => void>;
-  statsWaiters: Array<() => void>;
+  /** Waiting refreshStats calls: each resolves on the answer to its request id (or on exit). */
+  statsWaiters: Array<{ id: number; resolve: () => void }>;
   fatal: string | undefined;
   /** Resolves when the current process's exit has been handled (onExit ran). */
   exitHandled: Promise<void>;
@@ -174,16 +175,19 @@ export class Cluster implements AdminStatsSource {
    */
   async refreshStats(timeoutMs = 2000): Promise<AdminSnapshot> {
     const waits: Promise<void>[] = [];
+    const id = ++this.statsRequestId;
     for (const s of this.slots) {
       if (s.state !== "ready" || s.proc === undefined) continue;
-      waits.push(new Promise<void>((resolve) => s.statsWaiters.push(resolve)));
-      this.sendTo(s, { t: "stats" });
+      waits.push(new Promise<void>((resolve) => s.statsWaiters.push({ id, resolve })));
+      this.sendTo(s, { t: "stats", id });
     }
     let complete = false;
     await Promise.race([Promise.all(waits).then(() => (complete = true)), Bun.sleep(timeoutMs)]);
     this.lastRefreshComplete = complete;
     return this.snapshot();
   }
+
+  private statsRequestId = 0;
 
   /** Whether every worker answered the last refreshStats in time. */
   lastRefreshComplete = true;
@@ -302,9 +306,14 @@ export class Cluster implements AdminStatsSource {
       case "stats":
       case "stopped": {
         s.stats = m.stats;
-        const w = s.statsWaiters;
-        s.statsWaiters = [];
-        for (const f of w) f();
+        // A periodic report may have left before the request: only the answer counts.
+        const answered = m.t === "stopped" ? Infinity : (m.id ?? -1);
+        const keep: Slot["statsWaiters"] = [];
+        for (const w of s.statsWaiters) {
+          if (w.id <= answered) w.resolve();
+          else keep.push(w);
+        }
+        s.statsWaiters = keep;
         break;
       }
       case "fatal":
@@ -328,7 +337,7 @@ export class Cluster implements AdminStatsSource {
     const wasReady = s.state === "ready";
     s.state = "exited";
     s.stats = { ...s.stats, connections: 0, rssBytes: 0, heapUsedBytes: 0 };
-    for (const f of s.statsWaiters) f();
+    for (const w of s.statsWaiters) w.resolve();
     s.statsWaiters = [];
     this.o.onEvent?.({ type: "exit", worker: s.index, pid: s.pid, exitCode, signal, expected });
     if (s.readyWaiters.length > 0) {

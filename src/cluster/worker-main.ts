@@ -151,7 +151,7 @@ async function stop(graceful: boolean, timeoutMs: number): Promise<void> {
 
 process.on("message", (m: SupervisorToWorker) => {
   if (m.t === "stop") void stop(m.graceful, m.timeoutMs);
-  else if (m.t === "stats") send({ t: "stats", stats: stats() });
+  else if (m.t === "stats") send({ t: "stats", stats: stats(), id: m.id });
 });
 // The supervisor went away (killed, crashed): nobody will restart or stop us; stop now.
 process.on("disconnect", () => {
