@@ -60,7 +60,7 @@ process.on("message", (m: ParentToChild) => {
       engine.stopConnecting();
       break;
     case "progress":
-      send({ t: "progress", counters: engine.counters() });
+      send({ t: "progress", counters: engine.counters(), id: m.id });
       break;
     case "stop":
       void finish("stop");

@@ -103,7 +103,8 @@ interface Child {
   exited: boolean;
   exitCode: number | null;
   signal: string | null;
-  waiters: Array<() => void>;
+  /** Waiting refresh() calls: each resolves on the answer to its request id (or on exit). */
+  waiters: Array<{ id: number; resolve: () => void }>;
 }
 
 const CHILD_ENTRY = join(import.meta.dir, "child-main.ts");
@@ -119,6 +120,7 @@ export class LoadRun {
   private lostAtRamp = 0;
   private progressTimer: ReturnType<typeof setInterval> | undefined;
   private stopped: Promise<LoadReport> | undefined;
+  private requestId = 0;
 
   /** @internal use startLoad */
   constructor(children: Child[], opts: LoadOptions) {
@@ -172,13 +174,14 @@ export class LoadRun {
   /** Asks every child for fresh counters; resolves when all answered or after timeoutMs. */
   async refresh(timeoutMs = 2000): Promise<LoadCounters> {
     const live = this.children.filter((c) => !c.exited);
+    const id = ++this.requestId;
     const answered = live.map(
       (c) =>
         new Promise<void>((resolve) => {
-          c.waiters.push(resolve);
+          c.waiters.push({ id, resolve });
         }),
     );
-    this.broadcast({ t: "progress" });
+    this.broadcast({ t: "progress", id });
     await Promise.race([Promise.all(answered), Bun.sleep(timeoutMs)]);
     return this.counters();
   }
@@ -387,9 +390,14 @@ export async function startLoad(opts: LoadOptions, startTimeoutMs = 30_000): Pro
             break;
         }
         if (message.t === "progress" || message.t === "final") {
-          const w = child.waiters;
-          child.waiters = [];
-          for (const f of w) f();
+          // A periodic report may have left before the request: only the answer (or the final one) counts.
+          const answered = message.t === "final" ? Infinity : (message.id ?? -1);
+          const keep: Child["waiters"] = [];
+          for (const w of child.waiters) {
+            if (w.id <= answered) w.resolve();
+            else keep.push(w);
+          }
+          child.waiters = keep;
         }
       },
       onExit(_proc, exitCode, signalCode) {
@@ -398,7 +406,7 @@ export async function startLoad(opts: LoadOptions, startTimeoutMs = 30_000): Pro
         child.signal = signalCode === null ? null : String(signalCode);
         const w = child.waiters;
         child.waiters = [];
-        for (const f of w) f();
+        for (const f of w) f.resolve();
       },
     });
     child.pid = child.proc.pid;

@@ -13,11 +13,12 @@ export type ParentToChild =
   | { t: "start" }
   | { t: "traffic" }
   | { t: "stop-connecting" }
-  | { t: "progress" }
+  /** Report now; the answer carries the same id (periodic reports carry none). */
+  | { t: "progress"; id: number }
   | { t: "stop" };
 
 export type ChildToParent =
   | { t: "ready"; pid: number }
-  | { t: "progress"; counters: LoadCounters }
+  | { t: "progress"; counters: LoadCounters; id?: number }
   | { t: "final"; report: EngineReport; why: string }
   | { t: "fatal"; message: string };
