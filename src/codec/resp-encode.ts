@@ -46,8 +46,9 @@ function encodeInteger(n: number): Uint8Array {
 
 const SMALL_INT_MIN = -1;
 const SMALL_INT_MAX = 1023;
-const smallInts: Uint8Array[] = [];
-for (let i = SMALL_INT_MIN; i <= SMALL_INT_MAX; i++) smallInts.push(encodeInteger(i));
+// Filled on first use, not at import: every worker process imports the codecs, and an eager
+// table of 1,025 arrays cost a few MB of RSS per process (JIT and heap blocks) before any reply.
+const smallInts: (Uint8Array | undefined)[] = new Array(SMALL_INT_MAX - SMALL_INT_MIN + 1);
 
 /** "$<len>\r\n<bytes>\r\n" for bytes or a string (sent as UTF-8). */
 function encodeBulk(value: Uint8Array | string): Uint8Array {
@@ -116,7 +117,7 @@ export const resp = {
   },
   /** An integer reply ":<n>\r\n" for a safe integer (throws RangeError otherwise). */
   integer(n: number): Uint8Array {
-    if (n >= SMALL_INT_MIN && n <= SMALL_INT_MAX && (n | 0) === n) return smallInts[n - SMALL_INT_MIN] as Uint8Array;
+    if (n >= SMALL_INT_MIN && n <= SMALL_INT_MAX && (n | 0) === n) return (smallInts[n - SMALL_INT_MIN] ??= encodeInteger(n));
     return encodeInteger(n);
   },
   /** A bulk string "$<len>\r\n<b>\r\n"; a string is sent as UTF-8. */
