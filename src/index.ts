@@ -1,1 +1,16 @@
+/**
+ * myriad's library surface: the reactor (createServer), the codecs, the connection pool and
+ * clients, and the two data structures under them. The admin server (Hono) and the cluster
+ * supervisor are separate entry points, `myriad/admin` and `myriad/cluster`, so that a worker
+ * process that imports `myriad` does not pay for them.
+ */
+export { MyriadError } from "./errors.ts";
+export * from "./timers/index.ts";
+export * from "./conn-table/index.ts";
+export * from "./codec/index.ts";
+export * from "./reactor/index.ts";
+export * from "./pool/index.ts";
+export { createKvApp, createEchoApp, type KvApp, type EchoApp } from "./apps/index.ts";
+
+/** The package version. */
 export const VERSION = "0.1.0";
