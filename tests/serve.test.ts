@@ -52,7 +52,7 @@ describe("bun run serve: settings", () => {
     const r = await run(serve("--port", "abc"));
     expect(r.code).toBe(2);
     const lines = r.err.split("\n").filter((l) => l && !l.startsWith("$ "));
-    expect(lines).toEqual(['serve: --port must be an integer from 0 to 65535, got "abc"']);
+    expect(lines).toEqual(['serve: --port must be a port or port range like 6380-6389 within 0..65535, got "abc"']);
   });
 
   test("an unknown flag exits 2", async () => {

@@ -4,10 +4,19 @@
  * `bun run serve --help`). SIGINT / SIGTERM stop it gracefully (a second signal exits at
  * once) and it prints the final stats; exit 0 after a clean stop, 1 when it cannot start,
  * 2 for bad settings.
+ *
+ * One worker on one address runs in this process. More workers (`--workers N|auto`), a
+ * `--port` range or several `--host` addresses run under src/cluster's supervisor: every
+ * worker listens on every address with reusePort, this process restarts the ones that die,
+ * serves the admin API over all of them and stops them all by pid. A reactor server listens
+ * on one address, so several addresses with one worker also go through the supervisor: its
+ * worker already keeps one connection cap and one app (one kv store) over all listeners.
  */
 import { existsSync } from "node:fs";
-import { startAdminServer, serverSource, type AdminServer } from "../admin/index.ts";
+import { resolve } from "node:path";
+import { startAdminServer, serverSource, type AdminServer, type AdminStatsSource } from "../admin/index.ts";
 import { createEchoApp, createKvApp, type KvApp } from "../apps/index.ts";
+import type { ClusterEvent, ListenAddress, WorkerApp } from "../cluster/index.ts";
 import { serveCommand, type ServeConfig } from "../config/index.ts";
 import { VERSION } from "../index.ts";
 import { createServer, defaultMaxConnections, type Server, type ServerOptions, type ServerStats } from "../reactor/index.ts";
@@ -49,8 +58,9 @@ export function serverOptionsOf(cfg: ServeConfig, handler: ServerOptions["handle
   };
   if (cfg.unix !== undefined) opts.unix = cfg.unix;
   else {
-    opts.port = cfg.port;
-    opts.hostname = cfg.host;
+    // One address: the multi-address settings go to the cluster (see main).
+    opts.port = cfg.port.from;
+    opts.hostname = cfg.host[0];
   }
   if (cfg.maxConnections > 0) opts.maxConnections = cfg.maxConnections;
   if (cfg.maxConnectionsPerIp > 0) opts.maxConnectionsPerIp = cfg.maxConnectionsPerIp;
@@ -58,17 +68,84 @@ export function serverOptionsOf(cfg: ServeConfig, handler: ServerOptions["handle
   return opts;
 }
 
-/** The one-line summary of final stats printed on stop. */
-export function formatFinalStats(s: ServerStats): string {
+/**
+ * The one-line summary of final stats printed on stop. `workers` (cluster only) says how
+ * many worker processes the figures add up and how often they were restarted; rss is then
+ * the workers' sum at their last report before the stop.
+ */
+export function formatFinalStats(s: ServerStats, workers?: { count: number; restarts: number }): string {
   const closed = Object.entries(s.closed)
     .filter(([, n]) => n > 0)
     .map(([why, n]) => `${why} ${n}`)
     .join(", ");
+  const over = workers
+    ? ` (${workers.count} worker${workers.count === 1 ? "" : "s"} summed, ${workers.restarts} restart${workers.restarts === 1 ? "" : "s"})`
+    : "";
   return (
-    `serve: stopped after ${(s.uptimeMs / 1000).toFixed(1)}s; connections: accepted ${s.accepted}, rejected ${s.rejected}, peak ${s.peakConnections}, ` +
+    `serve: stopped after ${(s.uptimeMs / 1000).toFixed(1)}s${over}; connections: accepted ${s.accepted}, rejected ${s.rejected}, peak ${s.peakConnections}, ` +
     `closed ${closed || "none"}; frames in ${s.framesIn}, out ${s.framesOut}; bytes in ${s.bytesIn}, out ${s.bytesOut}; ` +
     `rss ${formatBytes(s.rssBytes)}`
   );
+}
+
+/** "host:port" with IPv6 hosts in brackets. */
+function hostPort(hostname: string, port: number | string): string {
+  return `${hostname.includes(":") ? `[${hostname}]` : hostname}:${port}`;
+}
+
+/**
+ * Listen addresses compactly: each host once, its ports as runs ("127.0.0.1:7000-7019,
+ * [::1]:7000-7019"), in the order given.
+ */
+export function formatListen(addresses: readonly ListenAddress[]): string {
+  const byHost = new Map<string, number[]>();
+  for (const a of addresses) {
+    const ports = byHost.get(a.hostname);
+    if (ports) ports.push(a.port);
+    else byHost.set(a.hostname, [a.port]);
+  }
+  const out: string[] = [];
+  for (const [host, ports] of byHost) {
+    const runs: string[] = [];
+    for (let i = 0; i < ports.length; ) {
+      let j = i;
+      while (j + 1 < ports.length && ports[j + 1] === ports[j]! + 1) j++;
+      runs.push(j === i ? String(ports[i]) : `${ports[i]}-${ports[j]}`);
+      i = j + 1;
+    }
+    out.push(hostPort(host, runs.join(",")));
+  }
+  return out.join(", ");
+}
+
+/** The `--workers` value once validated: a count or "auto". */
+function workersSpec(cfg: ServeConfig): number | "auto" {
+  const s = cfg.workers.trim().toLowerCase();
+  return s === "auto" ? "auto" : Number(s);
+}
+
+/** The limits line of the startup block (everything but the connection cap). */
+function limitsTail(cfg: ServeConfig): string {
+  return (
+    `, idle timeout ${formatMs(cfg.idleTimeoutMs)}` +
+    `, handshake timeout ${formatMs(cfg.handshakeTimeoutMs)}, max frame ${formatBytes(cfg.maxFrameBytes)}` +
+    `, write buffer ${formatBytes(cfg.maxWriteBufferBytes)} (stall ${formatMs(cfg.writeStallTimeoutMs)}), tick ${cfg.tickMs}ms` +
+    (cfg.app === "kv" ? `, max keys ${cfg.maxKeys || "unlimited"}` : "")
+  );
+}
+
+/** Installs SIGINT/SIGTERM: the first starts `shutdown`, a second one runs `now` and exits 130. */
+function onSignals(shutdown: (why: string) => Promise<void>, isStopping: () => boolean, now: () => void = () => {}): void {
+  for (const sig of ["SIGINT", "SIGTERM"] as const) {
+    process.on(sig, () => {
+      if (isStopping()) {
+        process.stdout.write(`serve: ${sig} again: exiting now\n`);
+        now();
+        process.exit(130);
+      }
+      void shutdown(sig);
+    });
+  }
 }
 
 async function main(): Promise<void> {
@@ -79,7 +156,16 @@ async function main(): Promise<void> {
   ] as const) {
     if (path !== undefined && !existsSync(path)) fail(`${flag} ${path}: no such file (give a PEM file)`, 2);
   }
+  const hosts = [...new Set(cfg.host)];
+  const ports: number[] = [];
+  for (let p = cfg.port.from; p <= cfg.port.to; p++) ports.push(p);
+  const workers = workersSpec(cfg);
+  if (cfg.unix === undefined && (workers !== 1 || hosts.length * ports.length > 1)) await serveCluster(cfg, workers, hosts, ports);
+  else await serveSingle(cfg);
+}
 
+/** One worker on one address (or a unix socket): the reactor in this process, no supervisor. */
+async function serveSingle(cfg: ServeConfig): Promise<void> {
   let kv: KvApp | undefined;
   let handler: ServerOptions["handler"];
   let protocol: NonNullable<ServerOptions["protocol"]>;
@@ -94,7 +180,7 @@ async function main(): Promise<void> {
   }
 
   let server: Server;
-  const where = cfg.unix !== undefined ? `unix:${cfg.unix}` : `${cfg.host}:${cfg.port}`;
+  const where = cfg.unix !== undefined ? `unix:${cfg.unix}` : hostPort(cfg.host[0]!, cfg.port.from);
   try {
     server = await createServer(serverOptionsOf(cfg, handler, protocol));
   } catch (e) {
@@ -133,26 +219,134 @@ async function main(): Promise<void> {
     }
   }
 
-  for (const sig of ["SIGINT", "SIGTERM"] as const) {
-    process.on(sig, () => {
-      if (stopping) {
-        process.stdout.write(`serve: ${sig} again: exiting now\n`);
-        process.exit(130);
-      }
-      void shutdown(sig);
-    });
-  }
+  onSignals(shutdown, () => stopping !== undefined);
 
-  const listening = server.unix ? `unix:${server.unix}` : `${server.hostname.includes(":") ? `[${server.hostname}]` : server.hostname}:${server.port}`;
+  const listening = server.unix ? `unix:${server.unix}` : hostPort(server.hostname, server.port);
   const lines = [
     `myriad ${VERSION} serve: ${cfg.app === "kv" ? "kv (resp)" : `echo (${protocol})`} listening on ${listening}${cfg.tlsCert ? " with TLS" : ""}, pid ${process.pid}`,
     `  limits: max connections ${cfg.maxConnections > 0 ? cfg.maxConnections : `${defaultMaxConnections()} (ulimit -n minus a margin)`}` +
-      `, per IP ${cfg.maxConnectionsPerIp || "unlimited"}, idle timeout ${formatMs(cfg.idleTimeoutMs)}` +
-      `, handshake timeout ${formatMs(cfg.handshakeTimeoutMs)}, max frame ${formatBytes(cfg.maxFrameBytes)}` +
-      `, write buffer ${formatBytes(cfg.maxWriteBufferBytes)} (stall ${formatMs(cfg.writeStallTimeoutMs)}), tick ${cfg.tickMs}ms` +
-      (cfg.app === "kv" ? `, max keys ${cfg.maxKeys || "unlimited"}` : ""),
+      `, per IP ${cfg.maxConnectionsPerIp || "unlimited"}` +
+      limitsTail(cfg),
     `  admin: ${admin ? `${admin.url} (healthz, readyz, stats, metrics; POST /admin/stop)` : "off"}`,
     `  stop: Ctrl-C or kill -TERM ${process.pid}`,
+  ];
+  process.stdout.write(lines.join("\n") + "\n");
+}
+
+/**
+ * Worker processes under src/cluster's supervisor, each listening on every host x port with
+ * reusePort. The admin server reads the cluster (per-worker stats, summed), a SIGINT/SIGTERM
+ * or POST /admin/stop stops every worker gracefully by pid and prints their summed stats.
+ */
+async function serveCluster(cfg: ServeConfig, spec: number | "auto", hosts: string[], ports: number[]): Promise<void> {
+  const { runCluster, resolveWorkers, listenAddresses, readSystemLimits, connectionsPerProcess } = await import("../cluster/index.ts");
+  const limits = readSystemLimits();
+  const plan = resolveWorkers(spec, cfg.maxConnections, limits.nofileSoft, limits.cpus);
+  const listen = listenAddresses(hosts, ports);
+  // auto on one CPU: one worker on one address needs no supervisor.
+  if (plan.workers === 1 && listen.length === 1) return serveSingle(cfg);
+  const capPerProcess = connectionsPerProcess(limits.nofileSoft);
+  // One worker sees every connection, so it needs no room for an uneven spread.
+  const perWorker = plan.workers === 1 && cfg.maxConnections > 0 ? Math.min(cfg.maxConnections, capPerProcess) : plan.maxConnectionsPerWorker;
+  if (cfg.maxConnections > plan.workers * capPerProcess) {
+    const need = resolveWorkers("auto", cfg.maxConnections, limits.nofileSoft, limits.cpus).workers;
+    process.stderr.write(
+      `serve: warning: --max-connections ${cfg.maxConnections} is more than ${plan.workers} worker${plan.workers === 1 ? "" : "s"} can hold at ulimit -n ${limits.nofileSoft} ` +
+        `(${capPerProcess} each); use --workers ${need} (or auto), or raise ulimit -n\n`,
+    );
+  }
+
+  const app: WorkerApp =
+    cfg.app === "kv"
+      ? { kind: "kv", tickMs: cfg.tickMs, maxKeys: cfg.maxKeys > 0 ? cfg.maxKeys : undefined }
+      : { kind: "echo", protocol: cfg.protocol ?? "raw" };
+  const startedAtMs = Date.now();
+  let stopping: Promise<void> | undefined;
+  let cluster: Awaited<ReturnType<typeof runCluster>> | undefined;
+  const onEvent = (e: ClusterEvent): void => {
+    // Lifecycle after the start (the start itself is the startup block).
+    if (!cluster || stopping) return;
+    if (e.type === "exit" && !e.expected)
+      process.stderr.write(`serve: worker ${e.worker} (pid ${e.pid}) died (${e.signal ?? `exit code ${e.exitCode}`})\n`);
+    else if (e.type === "restart") process.stdout.write(`serve: worker ${e.worker}: restart ${e.restarts} in ${e.delayMs}ms\n`);
+    else if (e.type === "ready") process.stdout.write(`serve: worker ${e.worker} ready, pid ${e.pid}\n`);
+    else if (e.type === "fatal") process.stderr.write(`serve: worker ${e.worker} (pid ${e.pid}): ${e.message}\n`);
+  };
+  try {
+    cluster = await runCluster({
+      workers: plan.workers,
+      maxConnectionsPerWorker: perWorker,
+      listen,
+      app,
+      server: {
+        idleTimeoutMs: cfg.idleTimeoutMs,
+        handshakeTimeoutMs: cfg.handshakeTimeoutMs,
+        maxFrameBytes: cfg.maxFrameBytes,
+        maxWriteBufferBytes: cfg.maxWriteBufferBytes,
+        writeStallTimeoutMs: cfg.writeStallTimeoutMs,
+        tickMs: cfg.tickMs,
+        maxConnectionsPerIp: cfg.maxConnectionsPerIp > 0 ? cfg.maxConnectionsPerIp : undefined,
+        // Absolute: a worker must find the files whatever its working directory.
+        tls: cfg.tlsCert !== undefined && cfg.tlsKey !== undefined ? { certPath: resolve(cfg.tlsCert), keyPath: resolve(cfg.tlsKey) } : undefined,
+      },
+      stopTimeoutMs: cfg.stopTimeoutMs,
+      onEvent,
+    });
+  } catch (e) {
+    // The worker's reason (port in use, bad TLS file, start timeout) already says what to do.
+    fail(`cannot start ${plan.workers} worker${plan.workers === 1 ? "" : "s"} on ${formatListen(listen)}: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  const c = cluster;
+
+  let admin: AdminServer | undefined;
+  const shutdown = (why: string): Promise<void> => {
+    if (stopping) return stopping;
+    process.stdout.write(
+      `serve: ${why}: stopping ${plan.workers} worker${plan.workers === 1 ? "" : "s"} gracefully (up to ${formatMs(cfg.stopTimeoutMs)}; signal again to exit at once)\n`,
+    );
+    stopping = (async () => {
+      // The workers' rss is gone once they exit: keep their last reported sum.
+      const rssBytes = c.totals().rssBytes;
+      await c.stop({ graceful: true, timeoutMs: cfg.stopTimeoutMs });
+      await admin?.stop().catch(() => {});
+      const final = c.totals();
+      final.rssBytes = rssBytes;
+      final.uptimeMs = Date.now() - startedAtMs;
+      const restarts = c.workers.reduce((n, w) => n + w.restarts, 0);
+      process.stdout.write(formatFinalStats(final, { count: plan.workers, restarts }) + "\n");
+      process.exit(0);
+    })();
+    return stopping;
+  };
+
+  if (cfg.admin) {
+    // Fresh figures on every request (one IPC round trip per worker), not the last periodic report.
+    const source: AdminStatsSource = {
+      snapshot: () => c.refreshStats(1000),
+      isAccepting: () => c.isAccepting(),
+      stop: () => shutdown("POST /admin/stop"),
+    };
+    try {
+      admin = await startAdminServer({ port: cfg.adminPort, host: cfg.adminHost, token: cfg.adminToken, source });
+    } catch (e) {
+      await c.stop({ graceful: false, timeoutMs: 0 });
+      fail(`${e instanceof Error ? e.message : String(e)} (or pass --no-admin)`);
+    }
+  }
+
+  onSignals(shutdown, () => stopping !== undefined, () => c.kill());
+
+  const total = perWorker * plan.workers;
+  const lines = [
+    `myriad ${VERSION} serve: ${cfg.app === "kv" ? "kv (resp)" : `echo (${cfg.protocol ?? "raw"})`} on ${plan.workers} worker${plan.workers === 1 ? "" : "s"}` +
+      `${spec === "auto" ? " (auto)" : ""} listening on ${formatListen(c.addresses)}${cfg.tlsCert ? " with TLS" : ""}, supervisor pid ${process.pid}`,
+    `  workers: ${c.workers.map((w) => `worker-${w.index} pid ${w.pid}`).join(", ")} (reusePort; a worker that dies is restarted with backoff)`,
+    `  limits: max connections ${cfg.maxConnections > 0 ? `${cfg.maxConnections} total` : `${total} total (ulimit -n ${limits.nofileSoft} minus a margin, per worker)`}` +
+      `, ${perWorker} per worker${plan.workers > 1 && cfg.maxConnections > 0 ? " (its share + 10% + 16 for the kernel's uneven spread)" : ""}` +
+      `, per IP ${cfg.maxConnectionsPerIp ? `${cfg.maxConnectionsPerIp} per worker` : "unlimited"}` +
+      limitsTail(cfg),
+    `  admin: ${admin ? `${admin.url} (healthz, readyz, stats per worker and summed, metrics with a worker label; POST /admin/stop)` : "off"}`,
+    `  stop: Ctrl-C or kill -TERM ${process.pid} (stops every worker)`,
   ];
   process.stdout.write(lines.join("\n") + "\n");
 }

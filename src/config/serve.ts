@@ -6,6 +6,23 @@ import { defineCommand, type FlagValues } from "./flags.ts";
 
 const MIB = 1024 * 1024;
 
+/** Most ports one `--port` range may name (as src/cluster's parsePorts). */
+export const MAX_LISTEN_PORTS = 4096;
+/** Most worker processes `--workers` accepts (as src/cluster's runCluster). */
+export const MAX_WORKERS = 4096;
+
+/**
+ * The worker count a `--workers` value asks for: an integer from 1 to MAX_WORKERS, or
+ * "auto"; undefined when the value is neither.
+ */
+export function workersOf(spec: string): number | "auto" | undefined {
+  const s = spec.trim().toLowerCase();
+  if (s === "auto") return "auto";
+  if (!/^\d+$/.test(s)) return undefined;
+  const n = Number(s);
+  return n >= 1 && n <= MAX_WORKERS ? n : undefined;
+}
+
 export const serveFlags = {
   config: {
     type: "string",
@@ -18,17 +35,31 @@ export const serveFlags = {
     choices: ["raw", "lines", "length-u16", "length-u32", "resp"],
     help: "framing for --app echo (default raw); the kv app always speaks resp",
   },
-  host: { type: "string", default: "127.0.0.1", minLength: 1, help: "address to listen on (::1, 0.0.0.0, ::, a host name)" },
-  port: { type: "int", default: 6380, min: 0, max: 65535, short: "p", help: "TCP port (0: let the OS choose)" },
+  host: {
+    type: "list",
+    default: ["127.0.0.1"],
+    placeholder: "<addr[,addr...]>",
+    help: "address(es) to listen on, comma-separated (::1, 0.0.0.0, ::, a host name); every worker listens on each host x port",
+  },
+  port: {
+    type: "port-range",
+    default: { from: 6380, to: 6380 },
+    min: 0,
+    max: 65535,
+    short: "p",
+    help: `TCP port, or a range like 7000-7019 (at most ${MAX_LISTEN_PORTS} ports) for more destination tuples (0 alone: let the OS choose)`,
+  },
   unix: { type: "string", placeholder: "<path>", minLength: 1, help: "listen on this unix socket path instead of TCP" },
   maxConnections: {
     type: "int",
     default: 0,
     min: 0,
     max: 1 << 20,
-    help: "most simultaneous connections; more are closed at once (0: ulimit -n minus a margin)",
+    help:
+      "most simultaneous connections, more are closed at once; with several workers the total over all of them, " +
+      "each worker taking its share plus 10% + 16 for the kernel's uneven spread (0: ulimit -n minus a margin, per worker)",
   },
-  maxConnectionsPerIp: { type: "int", default: 0, min: 0, help: "most simultaneous connections from one IP (0: no limit)" },
+  maxConnectionsPerIp: { type: "int", default: 0, min: 0, help: "most simultaneous connections from one IP, counted by each worker on its own (0: no limit)" },
   idleTimeoutMs: { type: "duration-ms", default: 0, help: "close a connection silent both ways this long (0: never)" },
   handshakeTimeoutMs: {
     type: "duration-ms",
@@ -56,11 +87,13 @@ export const serveFlags = {
   adminPort: { type: "int", default: 9180, min: 0, max: 65535, help: "admin server port: /healthz /readyz /stats /metrics, dashboard" },
   adminToken: { type: "string", help: "bearer token the admin server requires" },
   workers: {
-    type: "int",
-    default: 1,
-    min: 1,
-    max: 1,
-    help: "worker processes sharing the port (only 1 until multi-process serving lands in src/cluster)",
+    type: "string",
+    default: "1",
+    placeholder: "<n|auto>",
+    help:
+      "worker processes sharing every port with reusePort, under a supervisor that restarts them; auto: one per CPU, " +
+      "or more when --max-connections needs them at this ulimit -n. 1 with one port and host: no supervisor. " +
+      'In a --config file a string: "4" or "auto"',
   },
   stopTimeoutMs: {
     type: "duration-ms",
@@ -71,12 +104,15 @@ export const serveFlags = {
 
 /**
  * `bun run serve`: its flags, env names, --help and config-file schema. Cross-flag rules:
- * --tls-cert and --tls-key go together; --protocol other than resp needs --app echo.
+ * --tls-cert and --tls-key go together; --protocol other than resp needs --app echo;
+ * --workers is auto or 1..4096, and other than 1 refuses --app kv and --unix; --port 0 stands
+ * alone and a range names at most MAX_LISTEN_PORTS ports; --host names at least one address.
  */
 export const serveCommand = defineCommand({
   name: "serve",
   summary:
-    "Serves the RESP key-value store (or an echo server) with myriad's reactor, plus the admin server. " +
+    "Serves the RESP key-value store (or an echo server) with myriad's reactor, in this process or in worker " +
+    "processes that share the ports, plus the admin server. " +
     "Stops gracefully on SIGINT/SIGTERM and prints the final stats.",
   configFlag: "config",
   flags: serveFlags,
@@ -85,10 +121,31 @@ export const serveCommand = defineCommand({
     "  bun run serve                               # kv on 127.0.0.1:6380, admin on 127.0.0.1:9180",
     "  bun run serve --port 7000 --idle-timeout-ms 5m --no-admin",
     "  bun run serve --app echo --protocol lines --port 7001",
+    "  bun run serve --app echo --workers auto --max-connections 200k --port 7000-7019",
+    "  bun run serve --host 127.0.0.1,::1 --port 6380-6383      # kv: one worker, 8 listeners, one store",
     "  MYRIAD_PORT=7002 bun run serve --config serve.json",
     "  redis-cli -p 6380 set greeting hello",
+    "",
+    "Workers: with --workers > 1 (or auto), a --port range or several --host addresses, a supervisor runs the",
+    "worker processes, restarts one that dies (with backoff), stops them all on SIGINT/SIGTERM and sums their",
+    "stats for the admin server (/stats per worker and in total, /metrics with a worker label). The kernel",
+    "picks a worker per connection, so --app kv (one store per process) runs with --workers 1 only, and",
+    "--unix (no reusePort) too.",
   ].join("\n"),
   validate(v) {
+    const workers = workersOf(v.workers);
+    if (workers === undefined) return `--workers must be auto or an integer from 1 to ${MAX_WORKERS}, got ${JSON.stringify(v.workers)}`;
+    if (v.host.length === 0) return "--host must name at least one address, like 127.0.0.1 or 127.0.0.1,::1";
+    if (v.port.from === 0 && v.port.to !== 0) return `--port 0 (any free port) stands alone, not in a range, got ${v.port.from}-${v.port.to}`;
+    const ports = v.port.to - v.port.from + 1;
+    if (ports > MAX_LISTEN_PORTS) return `--port ${v.port.from}-${v.port.to} names ${ports} ports; at most ${MAX_LISTEN_PORTS}`;
+    if (workers !== 1 && v.unix !== undefined)
+      return `--workers ${v.workers} with --unix: workers share a TCP port through reusePort, which unix sockets lack; use --workers 1 with --unix, or --host/--port`;
+    if (workers !== 1 && v.app === "kv")
+      return (
+        `--workers ${v.workers} with --app kv: each worker would keep its own store and the kernel picks the worker per connection, ` +
+        "so a GET could miss a SET made on another connection; use --workers 1 for kv (a --port range and several --host still work), or --app echo"
+      );
     if ((v.tlsCert === undefined) !== (v.tlsKey === undefined))
       return `--tls-cert and --tls-key go together, got only ${v.tlsCert !== undefined ? "--tls-cert" : "--tls-key"}`;
     if (v.app === "kv" && v.protocol !== undefined && v.protocol !== "resp")
