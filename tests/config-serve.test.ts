@@ -107,6 +107,11 @@ describe("serve settings", () => {
       expect(parse(["--config", file]).values).toMatchObject({ workers: "auto", port: { from: 7000, to: 7003 }, host: ["127.0.0.1", "127.0.0.2"] });
       writeFileSync(file, JSON.stringify({ port: 7000, host: ["::1"] }));
       expect(parse(["--config", file]).values).toMatchObject({ port: { from: 7000, to: 7000 }, host: ["::1"] });
+      // A JSON number for a number-or-word flag is taken as its text and checked like a flag.
+      writeFileSync(file, JSON.stringify({ app: "echo", workers: 2 }));
+      expect(parse(["--config", file]).values).toMatchObject({ workers: "2" });
+      writeFileSync(file, JSON.stringify({ app: "echo", workers: 0 }));
+      expect(() => parse(["--config", file])).toThrow(/--workers must be auto or an integer from 1 to 4096, got "0"/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

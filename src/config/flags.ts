@@ -409,6 +409,9 @@ function coerceString(spec: FlagSpec, raw: string): unknown {
 function coerceFileValue(spec: FlagSpec, v: unknown): unknown {
   if (typeof v !== "string") {
     if (spec.type === "port-range" && typeof v === "number") return { from: v, to: v };
+    // A string flag that takes numbers among its words (`--workers 2|auto`) is written as a
+    // JSON number in a file as often as a string: take its text, the flag's own check follows.
+    if (spec.type === "string" && typeof v === "number" && Number.isFinite(v)) return String(v);
     return v;
   }
   if (spec.type === "duration-ms" || spec.type === "port-range" || spec.type === "list") return coerceString(spec, v);
