@@ -20,7 +20,7 @@
  * whatever is left (idle, handshake, stall), so a busy connection costs no timer operations.
  */
 import type { Socket, SocketHandler, TCPSocketListener, TCPSocketListenOptions, UnixSocketListener } from "bun";
-import { FRAME_TOO_LARGE, rawCodec, type Codec } from "../codec/index.ts";
+import { FRAME_TOO_LARGE, linesCodec, rawCodec, respCodec, type Codec } from "../codec/index.ts";
 import { ConnTable, SegmentPool } from "../conn-table/index.ts";
 import { clock } from "./clock.ts";
 import { ConnRef, type ConnOps } from "./connection.ts";
@@ -57,6 +57,8 @@ const F_ERRORED = 8; // Bun reported a socket error: the close reason is "error"
 
 /** A codec that never says FRAME_TOO_LARGE must not make us buffer without bound. */
 const FRAME_SLACK_BYTES = 64;
+/** "\n": the last byte of every lines and RESP frame. */
+const LF = 10;
 /** Strings up to this many UTF-16 units are encoded into a reused buffer, not a new one. */
 const SCRATCH_BYTES = 64 * 1024;
 /**
@@ -97,6 +99,13 @@ class ReactorServer implements Server, ConnOps {
   /** Read the clock per data event (latency or idle timeout need it). */
   private readonly clockPerEvent: boolean;
   private readonly measureLatency: boolean;
+  /**
+   * The codec's frames all end with "\n" (lines, RESP): while a frame is pending, a read
+   * without "\n" cannot complete it, so parsePending measures again only when one arrives,
+   * when the bytes held pass a power of two (so that a malformed or oversized prefix is
+   * still caught before the bytes held double), or past maxFrameBytes.
+   */
+  private readonly lfFramed: boolean;
 
   private readonly table: ConnTable;
   private readonly pool: SegmentPool;
@@ -159,6 +168,7 @@ class ReactorServer implements Server, ConnOps {
     this.timed = o.idleTimeoutMs > 0 || o.handshakeTimeoutMs > 0 || o.writeStallTimeoutMs > 0;
     this.measureLatency = o.measureLatency;
     this.clockPerEvent = o.measureLatency || o.idleTimeoutMs > 0;
+    this.lfFramed = o.codec === linesCodec || o.codec === respCodec;
     const cap = o.maxConnections;
     this.table = new ConnTable(cap);
     this.pool = new SegmentPool({
@@ -383,7 +393,11 @@ class ReactorServer implements Server, ConnOps {
     let len = table.inLen[slot]!;
     const old = len;
     const end = chunk.length;
+    const max = this.maxFrameBytes;
     let take = 0;
+    // Lines and RESP frames end with "\n" (see lfFramed): where the next one is in chunk.
+    const lfFramed = this.lfFramed;
+    let nextLf = lfFramed ? chunk.indexOf(LF) : -1;
     for (;;) {
       let cap = pool.capacity(ref);
       if (len === cap) {
@@ -395,15 +409,23 @@ class ReactorServer implements Server, ConnOps {
       const off = pool.offset(ref);
       const seg = pool.buffer(ref);
       seg.set(take === 0 && k === end ? chunk : chunk.subarray(take, take + k), off + len);
+      const before = len;
       len += k;
       take += k;
       table.inLen[slot] = len;
+      if (lfFramed && (nextLf < 0 || nextLf >= take) && len <= max && Math.clz32(len) === Math.clz32(before)) {
+        // No "\n" among the new bytes: the frame cannot be complete yet, and measuring it
+        // again would rescan every byte held (a line trickling in would cost O(n^2)).
+        if (take === end) return;
+        continue;
+      }
       // A view bounded to this segment: a codec may scan its whole argument (indexOf).
       const view = seg.subarray(off, off + len);
-      const flen = codec.measure(view, 0, len, this.maxFrameBytes);
+      const flen = codec.measure(view, 0, len, max);
       if (flen === 0) {
-        if (len > this.maxFrameBytes + FRAME_SLACK_BYTES) return this.protocolError(h, FRAME_TOO_LARGE);
+        if (len > max + FRAME_SLACK_BYTES) return this.protocolError(h, FRAME_TOO_LARGE);
         if (take === end) return;
+        if (nextLf >= 0 && nextLf < take) nextLf = chunk.indexOf(LF, take);
         continue;
       }
       if (flen < 0) return this.protocolError(h, flen);
