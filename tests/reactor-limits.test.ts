@@ -4,6 +4,9 @@
  * close only the offending connection.
  */
 import { afterAll, expect, test } from "bun:test";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { lengthU16Codec } from "../src/codec/index.ts";
 import { createServer, type CloseReason, type Server } from "../src/reactor/index.ts";
 import { connect, until, type TestClient } from "./helpers/net.ts";
@@ -148,6 +151,112 @@ test("maxConnections: extra connections are closed at once, counted, and nothing
   expect(st.rejected).toBe(4);
   expect(st.peakConnections).toBe(3);
 });
+
+test("at a real descriptor limit (ulimit -n 128): the default maxConnections stays below it; a flood of 400 is refused at once, counted, nothing spins, and the server keeps serving", async () => {
+  // The server runs in a child whose soft RLIMIT_NOFILE is 128. Were maxConnections at or
+  // over the limit, accept() would fail with EMFILE and Bun's loop would retry it without
+  // end (a core at 100%, as uWS users report), leaving the flood in the backlog unanswered.
+  const dir = mkdtempSync(join(tmpdir(), "myriad-emfile-"));
+  const script = join(dir, "server.ts");
+  writeFileSync(
+    script,
+    `
+    import { createServer, defaultMaxConnections, fdSoftLimit } from ${JSON.stringify(join(import.meta.dir, "../src/reactor/index.ts"))};
+    const server = await createServer({
+      protocol: "lines",
+      handler: { message(conn, line) { conn.write(line.length + "\\n"); } },
+    });
+    const report = () => {
+      const st = server.stats();
+      const cpu = process.cpuUsage();
+      console.log(JSON.stringify({ port: server.port, fdLimit: fdSoftLimit(), maxConnections: defaultMaxConnections(),
+        connections: st.connections, accepted: st.accepted, rejected: st.rejected, cpuMs: (cpu.user + cpu.system) / 1000 }));
+    };
+    report();
+    for await (const line of console) if (line.trim() === "stats") report();
+    `,
+  );
+  const child = Bun.spawn(["sh", "-c", 'ulimit -n 128 && exec "$0" "$1"', process.execPath, script], {
+    stdin: "pipe",
+    stdout: "pipe",
+    stderr: "inherit",
+  });
+  const flood: TestClient[] = [];
+  try {
+    const reader = (child.stdout as ReadableStream<Uint8Array>).getReader();
+    let pending = "";
+    const next = async (): Promise<Record<string, number>> => {
+      const deadline = performance.now() + 10_000;
+      while (!pending.includes("\n")) {
+        const r = await Promise.race([reader.read(), Bun.sleep(Math.max(1, deadline - performance.now())).then(() => null)]);
+        if (r === null || r.done) throw new Error(`server child ${child.pid} stopped answering`);
+        pending += new TextDecoder().decode(r.value);
+      }
+      const nl = pending.indexOf("\n");
+      const line = pending.slice(0, nl);
+      pending = pending.slice(nl + 1);
+      return JSON.parse(line);
+    };
+    const ask = (): Promise<Record<string, number>> => {
+      (child.stdin as import("bun").FileSink).write("stats\n");
+      (child.stdin as import("bun").FileSink).flush();
+      return next();
+    };
+    const first = await next();
+    expect(first.fdLimit).toBe(128);
+    const max = first.maxConnections!;
+    expect(max).toBeLessThan(128);
+    expect(max).toBeGreaterThan(64); // the margin leaves most descriptors to connections
+    const port = first.port!;
+
+    const attempts = 400;
+    const t0 = performance.now();
+    const results = await Promise.allSettled(Array.from({ length: attempts }, () => connect({ port })));
+    for (const r of results) if (r.status === "fulfilled") flood.push(r.value);
+    // Over the cap, a connection is accepted and closed at once (a few may even fail to connect).
+    await until(() => flood.filter((c) => c.closed).length + (attempts - flood.length) >= attempts - max, 10_000, "the over-cap connections to be refused");
+    const refusedMs = performance.now() - t0;
+    let st = await ask();
+    expect(st.connections).toBe(max);
+    expect(st.accepted).toBe(max);
+    expect(st.rejected).toBe(attempts - max); // every attempt reached the server: refused ones fail to connect or close at once
+    console.log(`flood of ${attempts} at ulimit -n 128: ${max} accepted, ${st.rejected} refused, all within ${refusedMs.toFixed(0)} ms`);
+
+    // Full, with nothing to do: the server sleeps (a spinning accept loop burns ~a core).
+    const cpu0 = st.cpuMs!;
+    await Bun.sleep(1000);
+    st = await ask();
+    expect(st.cpuMs! - cpu0).toBeLessThan(150);
+
+    // And it serves: the accepted connections answer; freed slots take new connections.
+    const alive = flood.filter((c) => !c.closed);
+    expect(alive.length).toBe(max);
+    await alive[0]!.send("abcd\n");
+    await alive[0]!.waitBytes(2);
+    expect(alive[0]!.text()).toBe("4\n");
+    for (const c of alive.slice(1, 11)) c.close();
+    await until(() => alive.slice(1, 11).every((c) => c.closed), 5000, "10 clients to close");
+    for (let i = 0; i < 10; i++) {
+      let c!: TestClient;
+      // The server may not have processed the 10 closes yet: retry a refused newcomer.
+      for (let tries = 0; tries < 50; tries++) {
+        c = await connect({ port });
+        flood.push(c);
+        await c.send("xy\n");
+        const ok = await c.waitBytes(2, 2000).then(() => true, () => false);
+        if (ok) break;
+      }
+      expect(c.text()).toBe("2\n");
+    }
+    st = await ask();
+    expect(st.connections).toBe(max);
+  } finally {
+    for (const c of flood) if (!c.closed) c.close();
+    child.kill("SIGKILL");
+    await child.exited;
+    rmSync(dir, { recursive: true, force: true });
+  }
+}, 30_000);
 
 test("maxConnectionsPerIp: counted per remote address", async () => {
   // Listening on "::" (dual stack): 127.0.0.1 and ::1 are two different remote addresses.
