@@ -159,3 +159,73 @@ test("a slow reader gets every byte in order; input sent while paused is handled
   expect(st.pausedConnections).toBe(0);
   c.close();
 });
+
+test("a peer that half-closes (FIN after its request) still gets the whole queued reply, then the connection closes peer", async () => {
+  // 6 MiB stays under the 8 MiB hard limit; more than the kernel takes at once, so part of
+  // it waits in the write queue when the FIN arrives. 12 MiB with the mark at 16 MiB: the
+  // same, without pausing.
+  for (const [size, mark] of [
+    [6 * MiB, 4 * MiB],
+    [12 * MiB, 16 * MiB],
+  ] as const) {
+    const reasons: string[] = [];
+    let queuedAtWrite = 0;
+    const server = await createServer({
+      protocol: "lines",
+      maxWriteBufferBytes: mark,
+      handler: {
+        message(conn) {
+          conn.write(block(0, size));
+          queuedAtWrite = server.stats().writeQueueBytes;
+        },
+        close(_c, r) {
+          reasons.push(r);
+        },
+      },
+    });
+    servers.push(server);
+    const c = await connect({ port: server.port });
+    await c.send("go\n");
+    c.socket.shutdown(); // our side is done sending; we keep reading
+    await c.waitBytes(size, 15_000);
+    await c.waitClosed(5000);
+    expect(queuedAtWrite).toBeGreaterThan(0); // the FIN did find a queue to flush
+    expect(c.receivedBytes).toBe(size);
+    expect(Buffer.from(c.received()).equals(Buffer.from(block(0, size)))).toBe(true);
+    expect(reasons).toEqual(["peer"]);
+    const st = server.stats();
+    expect(st.closed.peer).toBe(1);
+    expect(st.bytesOut).toBe(size);
+    expect(st.writeQueueBytes).toBe(0);
+  }
+});
+
+test("a peer that half-closes and never reads is closed writeStall after writeStallTimeoutMs", async () => {
+  const reasons: string[] = [];
+  let queuedAtWrite = 0;
+  const server = await createServer({
+    protocol: "lines",
+    maxWriteBufferBytes: 16 * MiB,
+    writeStallTimeoutMs: 200,
+    tickMs: 10,
+    handler: {
+      message(conn) {
+        conn.write(block(1, 12 * MiB)); // under the mark: not paused, only queued
+        queuedAtWrite = server.stats().writeQueueBytes;
+      },
+      close(_c, r) {
+        reasons.push(r);
+      },
+    },
+  });
+  servers.push(server);
+  const c = await connect({ port: server.port });
+  c.pause();
+  await c.send("go\n");
+  c.socket.shutdown();
+  await until(() => reasons.length === 1, 5000, "the stalled half-closed connection to be closed");
+  expect(queuedAtWrite).toBeGreaterThan(0);
+  expect(reasons).toEqual(["writeStall"]);
+  expect(server.stats().writeQueueBytes).toBe(0);
+  expect(server.connections).toBe(0);
+});

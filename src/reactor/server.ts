@@ -18,6 +18,11 @@
  * Timeouts: one process-wide timing wheel (clock.ts), one wheel id per slot. Reads and
  * writes only store a time in lastActivity; when a slot's timer fires it re-files itself for
  * whatever is left (idle, handshake, stall), so a busy connection costs no timer operations.
+ * Peer close: sockets are half-open (allowHalfOpen), so a peer's FIN leaves the write queue
+ * to be flushed before we close (onEnd). Bun does not report a FIN to a paused socket (it
+ * stops reading it), only a reset: a paused or closing connection sees the FIN once it
+ * drains and resumes, and one that never drains is closed by writeStallTimeoutMs or by
+ * stop()'s deadline (Bun 1.4.5, checked: FIN unseen while paused, RST reported).
  */
 import type { Socket, SocketHandler, TCPSocketListener, TCPSocketListenOptions, UnixSocketListener } from "bun";
 import { FRAME_TOO_LARGE, linesCodec, rawCodec, respCodec, type Codec } from "../codec/index.ts";
@@ -195,6 +200,7 @@ class ReactorServer implements Server, ConnOps {
       open: (s) => this.onOpen(s as Sock),
       data: (s, d) => this.onData(s as Sock, d),
       drain: (s) => this.onDrain(s as Sock),
+      end: (s) => this.onEnd(s as Sock),
       close: (s) => this.onClose(s as Sock),
       error: (s, e) => this.onError(s as Sock, e),
     };
@@ -220,6 +226,7 @@ class ReactorServer implements Server, ConnOps {
           unix: o.unix,
           tls: o.tls,
           data: -1,
+          allowHalfOpen: true,
           socket: handlers as unknown as SocketHandler<number>,
         });
       } else {
@@ -228,6 +235,7 @@ class ReactorServer implements Server, ConnOps {
           port: o.port,
           tls: o.tls,
           data: -1,
+          allowHalfOpen: true,
           socket: handlers as unknown as SocketHandler<number>,
           ...(o.reusePort ? { reusePort: true } : {}),
         } as unknown as TCPSocketListenOptions<number>);
@@ -582,6 +590,19 @@ class ReactorServer implements Server, ConnOps {
     if (table.state[slot] === S_OPEN && (table.flags[slot]! & (F_PAUSED | F_CLOSING)) === 0) this.sockets[slot]!.resume();
   }
 
+  /**
+   * The peer sent FIN: it sends nothing more but may still be reading (a client that writes
+   * its request and shuts down its side, as `nc -N` does). Without allowHalfOpen, Bun would
+   * close the socket here and drop the write queue; instead the connection closes ("peer")
+   * once its queue is flushed, or "writeStall" when it cannot flush within
+   * writeStallTimeoutMs. A partial frame can no longer complete and is dropped.
+   */
+  private onEnd(socket: Sock): void {
+    const h = socket.data;
+    if (h < 0) return;
+    this.closeAfterFlush(h, R_NONE);
+  }
+
   private onClose(socket: Sock): void {
     const h = socket.data;
     if (h < 0) return;
@@ -790,12 +811,19 @@ class ReactorServer implements Server, ConnOps {
   }
 
   close(id: number, reason?: CloseReason): void {
+    this.closeAfterFlush(id, reasonCode(reason));
+  }
+
+  /**
+   * Closes id once its queued output is flushed (reads stop now), recording reason code
+   * (R_NONE: whatever closes it later names the reason, "peer" by default).
+   */
+  private closeAfterFlush(id: number, code: number): void {
     const table = this.table;
     if (!table.isLive(id)) return;
     const slot = id & SLOT_MASK;
     const flags = table.flags[slot]!;
     if (table.state[slot] !== S_OPEN || (flags & F_CLOSING) !== 0) return;
-    const code = reasonCode(reason);
     if (slot === this.corkSlot && this.corkLen !== 0) {
       this.uncork(slot);
       if (table.state[slot] !== S_OPEN) return;
