@@ -62,6 +62,7 @@ const F_ERRORED = 8; // Bun reported a socket error: the close reason is "error"
 
 /** A codec that never says FRAME_TOO_LARGE must not make us buffer without bound. */
 const FRAME_SLACK_BYTES = 64;
+const NO_BYTES = new Uint8Array(0);
 /** "\n": the last byte of every lines and RESP frame. */
 const LF = 10;
 /** Strings up to this many UTF-16 units are encoded into a reused buffer, not a new one. */
@@ -155,7 +156,7 @@ class ReactorServer implements Server, ConnOps {
   private finalStats: ServerStats | null = null;
 
   // broadcast() state, so that its per-connection visitor is one function made once.
-  private bcData: Uint8Array = new Uint8Array(0);
+  private bcData: Uint8Array = NO_BYTES;
   private bcCount = 0;
   private readonly bcVisit = (h: number): void => this.broadcastTo(h);
 
@@ -786,7 +787,7 @@ class ReactorServer implements Server, ConnOps {
     this.bcData = typeof bytes === "string" ? Buffer.from(bytes) : bytes;
     this.bcCount = 0;
     this.table.forEachLive(this.bcVisit);
-    this.bcData = new Uint8Array(0);
+    this.bcData = NO_BYTES; // the message is not kept alive by the server
     return this.bcCount;
   }
 
