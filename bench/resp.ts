@@ -198,5 +198,6 @@ const line = (cells: string[]) => cells.map((c, i) => (i >= 2 && i <= 6 ? c.padS
 console.log(line(header));
 console.log(widths.map((w) => "-".repeat(w)).join("  "));
 for (const row of table) console.log(line(row));
+console.log("ratio: median of the per-round ratios (both servers back to back in each round); spread: their min-max; rps: each server's median");
 if (opt.quick) console.log("(quick run: small -n, one round; figures are indicative only)");
 process.exit(opt.check && failed ? 1 : 0);

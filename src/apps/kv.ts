@@ -38,8 +38,9 @@ export interface KvApp {
   readonly protocol: "resp";
   /**
    * The handler for createServer({ protocol: "resp" }). It takes frames as respCodec decodes
-   * them and relies on that codec's contract: arguments of at most RESP_COPY_MAX_BYTES are
-   * fresh copies, which the store keeps as they are; longer ones are views, which it copies.
+   * them and relies on that codec's contract: an argument of at most 32 bytes is a fresh
+   * array, which the store keeps as it is; a longer one is a view, which the store copies.
+   * Replies are written during message() (the reactor sends one read's replies at once).
    */
   readonly handler: Handler<Uint8Array[]>;
   readonly store: KvStore;
