@@ -229,3 +229,39 @@ test("a peer that half-closes and never reads is closed writeStall after writeSt
   expect(server.stats().writeQueueBytes).toBe(0);
   expect(server.connections).toBe(0);
 });
+
+test("pipelined requests then FIN: every request is answered, including those held while the server was paused", async () => {
+  const n = 120;
+  const size = 100 * KiB;
+  const reasons: string[] = [];
+  const server = await createServer({
+    protocol: "lines",
+    maxWriteBufferBytes: 256 * KiB,
+    writeStallTimeoutMs: 10_000,
+    handler: {
+      message(conn, line: Uint8Array) {
+        conn.write(block(Number(new TextDecoder().decode(line)), size));
+      },
+      close(_c, r) {
+        reasons.push(r);
+      },
+    },
+  });
+  servers.push(server);
+  const c = await connect({ port: server.port });
+  c.pause();
+  await c.send(Array.from({ length: n }, (_, i) => `${i}\n`).join(""));
+  c.socket.shutdown(); // as `nc -N` or a script piping a file does
+  await Bun.sleep(200);
+  expect(server.stats().pausedConnections).toBe(1); // requests are held behind the write queue
+  c.resume();
+  await c.waitBytes(n * size, 20_000);
+  await c.waitClosed(5000);
+  const got = c.received();
+  expect(got.length).toBe(n * size);
+  for (let i = 0; i < n; i++) {
+    if (!Buffer.from(got.subarray(i * size, (i + 1) * size)).equals(Buffer.from(block(i, size)))) throw new Error(`block ${i} differs`);
+  }
+  expect(reasons).toEqual(["peer"]);
+  expect(server.stats().framesIn).toBe(n);
+});
