@@ -6,7 +6,8 @@ export type ProtocolName = "raw" | "lines" | "length-u16" | "length-u32" | "resp
 
 /**
  * Why a connection closed.
- * - "peer": the peer closed (FIN or reset);
+ * - "peer": the peer closed: a reset, or a FIN (the connection's queued output is flushed
+ *   to a half-closed peer first);
  * - "idle": no byte moved either way for idleTimeoutMs;
  * - "handshake": no complete first frame within handshakeTimeoutMs;
  * - "protocol": a frame over maxFrameBytes, or bytes the codec cannot parse;
@@ -134,7 +135,11 @@ export interface ServerOptions<In = any> {
    * "writeStall", so that a peer that never reads cannot grow the server without bound.
    */
   writeBufferHardLimitBytes?: number;
-  /** Close with "writeStall" a connection paused over its high-water mark this long; 0 = never. Default 30 s. */
+  /**
+   * Close with "writeStall" a connection paused over its high-water mark this long, or one
+   * closing (conn.close, a peer's FIN) that cannot flush its queue this long; 0 = never.
+   * Default 30 s.
+   */
   writeStallTimeoutMs?: number;
   /**
    * Resolution of the process-wide timing wheel that runs the timeouts, default 100 ms;
