@@ -37,6 +37,17 @@ describe("bun run c1m", () => {
         expect(ph.serverDropDuringHold).toBe(0);
         expect(ph.failed).toBe(0);
         expect(ph.leftovers).toEqual([]);
+        // Nothing died before the teardown; the teardown's own exits and kills are not deaths.
+        expect(ph.loadersDied).toEqual([]);
+        expect(ph.workersDied).toEqual([]);
+        expect(ph.loadersUnreported).toEqual([]);
+        expect(ph.loadTeardownSeconds).toBeGreaterThanOrEqual(0);
+        expect(ph.loadTeardownSeconds).toBeLessThanOrEqual(2 * ph.teardownGraceSeconds + 1);
+        // Every connection's connect time is in the report.
+        expect(ph.connectUs.count).toBe(CONNECTIONS);
+        expect(ph.connectUs.p50).toBeGreaterThan(0);
+        expect(ph.connectUs.p99).toBeGreaterThanOrEqual(ph.connectUs.p50);
+        expect(ph.connectUs.max).toBeGreaterThanOrEqual(ph.connectUs.p99);
         expect(ph.rampPerSec).toBeGreaterThan(0);
         expect(ph.workers).toBeGreaterThanOrEqual(2);
         // Every server and load process is gone.
@@ -65,6 +76,12 @@ describe("bun run c1m", () => {
       const md = readFileSync(r.files.md, "utf8");
       expect(md).toContain("| connections reached | 20,000 of 20,000 ✅ | 20,000 of 20,000 ✅ |");
       expect(md).toContain("server userland per connection");
+      expect(md).toContain("| processes died before the teardown (load / server) | 0 / 0 ✅ | 0 / 0 ✅ | 0 / 0 |");
+      expect(md).toMatch(/\| connect time p50 \/ p99 \/ max \(queueing in the window included\) \| \d+\.\d\d \/ \d+\.\d\d \/ \d+\.\d\d ms \| \d+\.\d\d \/ \d+\.\d\d \/ \d+\.\d\d ms \|/);
+      // The machine goal is stated against the both-ends figure, the server's share beside it.
+      expect(md).toContain("## Goals (myriad workers)");
+      expect(md).toMatch(/total machine memory ≤ 5 KB per connection \(against the write-up's 7\.31 KB\): (met|\*\*missed\*\*)/);
+      expect(md).toContain("server's share per connection");
       expect(md).toContain("kernel per socket");
       // Progress went to stderr.
       expect(stderr).toContain("c1m: myriad ramp done");

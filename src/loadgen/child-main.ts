@@ -4,8 +4,9 @@
  * maxLifetimeMs). It imports only the engine and the codecs: a light baseline matters when a
  * million connections need ~55 of these.
  *
- * IPC, parent → child: start | traffic | stop-connecting | progress | stop.
- * child → parent: ready | progress (counters) | final (counters + histograms) | fatal.
+ * IPC, parent → child: start | traffic | stop-connecting | progress | report | stop.
+ * child → parent: ready | progress (counters) | report (counters + histograms, still
+ * running) | final (the same after closing everything) | fatal.
  * It exits by itself when the parent goes away (IPC disconnect) or after maxLifetimeMs.
  */
 import { LoadEngine, type EngineOptions } from "./engine.ts";
@@ -61,6 +62,9 @@ process.on("message", (m: ParentToChild) => {
       break;
     case "progress":
       send({ t: "progress", counters: engine.counters(), id: m.id });
+      break;
+    case "report":
+      send({ t: "report", report: engine.report(), id: m.id });
       break;
     case "stop":
       void finish("stop");

@@ -2,6 +2,12 @@
  * The parent of the load processes: splits the connections over P children (each under its
  * `ulimit -n`), starts them together, merges their counters and histograms, and stops them
  * — by IPC first, by pid (SIGKILL) when they do not answer. Everything it starts, it ends.
+ *
+ * Stopping is two steps: every child reports its counters and histograms with its
+ * connections still open, then the teardown begins. The report never waits on the
+ * teardown (closing 19,000 sockets per process with 50 such processes and the servers
+ * sharing 2 cores takes tens of seconds), and only a child that exits before the teardown
+ * began has died; one that exits, or has to be killed, during it has not.
  */
 import type { Subprocess } from "bun";
 import { join } from "node:path";
@@ -87,7 +93,21 @@ export interface LoadReport {
     latencyUs: PercentileSummary;
   };
   memory: { rssBytes: number; maxProcessRssBytes: number; bytesPerConnection: number };
-  processes: { count: number; pids: number[]; died: Array<{ pid: number; exitCode: number | null; signal: string | null }> };
+  processes: {
+    count: number;
+    pids: number[];
+    /**
+     * Processes that exited before stop() began (crashed, killed from outside, lifetime
+     * over): their open connections count as lost. Exits during the teardown never count.
+     */
+    died: Array<{ pid: number; exitCode: number | null; signal: string | null }>;
+    /** Processes still running when stop()'s grace ran out, then killed by pid (SIGKILL): a slow teardown, not a death. */
+    killedAtTeardown: number[];
+    /** Processes that sent neither their report at stop nor a final one: connect times and traffic figures miss theirs. */
+    unreported: number[];
+    /** From the stop request until the last process exited (ms; up to now if one is still going). */
+    teardownMs: number;
+  };
   durationMs: number;
 }
 
@@ -100,6 +120,15 @@ interface Child {
   ready: boolean;
   counters: LoadCounters;
   final: EngineReport | undefined;
+  /** The answer to the report request stop() makes before closing anything. */
+  snapshot: EngineReport | undefined;
+  /** Set when the teardown begins: an exit after it is not a death. */
+  stopRequested: boolean;
+  /** Exited before the teardown began. */
+  died: boolean;
+  /** Killed by stop() after its grace. */
+  killed: boolean;
+  exitedAt: number;
   exited: boolean;
   exitCode: number | null;
   signal: string | null;
@@ -108,6 +137,24 @@ interface Child {
 }
 
 const CHILD_ENTRY = join(import.meta.dir, "child-main.ts");
+/** How long stop() waits for the children's reports before it starts the teardown. */
+const REPORT_TIMEOUT_MS = 10_000;
+
+/**
+ * stop()'s default grace for `connections`: how long the load processes get to close their
+ * connections and exit before they are killed. Closing is CPU-bound on both ends (each RST
+ * is handled by the kernel for both sockets, then by a server): 15,000 sockets take one
+ * process ~0.2 s on an idle machine, and the 1M run (53 load processes, 55 workers, 2 cores)
+ * had not finished after 20 s. The grace allows 12,500 connections/s, and 15 s at least.
+ */
+export function teardownGraceMs(connections: number): number {
+  return Math.max(15_000, Math.ceil(connections * 0.08));
+}
+
+/** True until the child's exit is known (by its exit callback or by Bun's subprocess state). */
+function running(c: Child): boolean {
+  return !c.exited && c.proc.exitCode === null && c.proc.signalCode === null;
+}
 
 /** A running load. */
 export class LoadRun {
@@ -145,14 +192,21 @@ export class LoadRun {
     return this.children.map((c) => c.pid);
   }
 
-  /** Merged counters of the latest reports; a dead child's open connections count as lost. */
+  /**
+   * Merged counters of the latest reports. A child that died (exited before the teardown)
+   * loses its open connections; one that exited during the teardown closed them itself.
+   */
   counters(): LoadCounters {
+    return this.sum((c) => c.final ?? c.counters);
+  }
+
+  private sum(pick: (c: Child) => LoadCounters): LoadCounters {
     const sum = emptyCounters(0);
     sum.rampDone = true;
     for (const c of this.children) {
-      const k = c.final ?? c.counters;
+      const k = pick(c);
       if (c.exited && c.final === undefined) {
-        addCounters(sum, { ...k, open: 0, connecting: 0, lost: k.lost + k.open, rssBytes: 0, rampDone: true });
+        addCounters(sum, { ...k, open: 0, connecting: 0, lost: c.died ? k.lost + k.open : k.lost, rssBytes: 0, rampDone: true });
       } else {
         addCounters(sum, k);
       }
@@ -166,13 +220,16 @@ export class LoadRun {
       try {
         c.proc.send(m);
       } catch {
-        // exited meanwhile: onExit records it
+        // exited meanwhile: the exited callback records it
       }
     }
   }
 
-  /** Asks every child for fresh counters; resolves when all answered or after timeoutMs. */
-  async refresh(timeoutMs = 2000): Promise<LoadCounters> {
+  /**
+   * Asks every child for fresh counters (full: with histograms, kept for the report);
+   * resolves with the merged counters when all answered or after timeoutMs.
+   */
+  async refresh(timeoutMs = 2000, full = false): Promise<LoadCounters> {
     const live = this.children.filter((c) => !c.exited);
     const id = ++this.requestId;
     const answered = live.map(
@@ -181,7 +238,7 @@ export class LoadRun {
           c.waiters.push({ id, resolve });
         }),
     );
-    this.broadcast({ t: "progress", id });
+    this.broadcast(full ? { t: "report", id } : { t: "progress", id });
     await Promise.race([Promise.all(answered), Bun.sleep(timeoutMs)]);
     return this.counters();
   }
@@ -221,23 +278,28 @@ export class LoadRun {
   }
 
   /**
-   * Stops every child (closing its connections), waits up to timeoutMs for their final
-   * reports, kills whatever is left by pid, and returns the report. Idempotent.
+   * Takes every child's report (counters and histograms, connections still open), then
+   * tears down: tells every child to close its connections and exit, waits up to graceMs,
+   * kills whatever is left by pid (SIGKILL) and waits for it to go (at least 5 s more).
+   * Resolves with the report; a child counts as died only if it exited before this began.
+   * Idempotent (the first call's grace holds); the default grace is teardownGraceMs(connections).
    */
-  stop(timeoutMs = 15_000): Promise<LoadReport> {
-    this.stopped ??= this.doStop(timeoutMs);
+  stop(graceMs = teardownGraceMs(this.opts.connections)): Promise<LoadReport> {
+    this.stopped ??= this.doStop(graceMs);
     return this.stopped;
   }
 
-  private async doStop(timeoutMs: number): Promise<LoadReport> {
-    const before = await this.refresh();
+  private async doStop(graceMs: number): Promise<LoadReport> {
+    const before = await this.refresh(REPORT_TIMEOUT_MS, true);
     const stopAt = performance.now();
     if (this.progressTimer !== undefined) clearInterval(this.progressTimer);
+    for (const c of this.children) c.stopRequested = true;
     this.broadcast({ t: "stop" });
     const exits = Promise.all(this.children.map((c) => c.proc.exited));
-    await Promise.race([exits, Bun.sleep(timeoutMs)]);
+    await Promise.race([exits, Bun.sleep(graceMs)]);
     for (const c of this.children) {
-      if (!c.exited) {
+      if (running(c)) {
+        c.killed = true;
         try {
           process.kill(c.pid, "SIGKILL");
         } catch {
@@ -245,7 +307,8 @@ export class LoadRun {
         }
       }
     }
-    await Promise.race([exits, Bun.sleep(5000)]);
+    // The kernel closes a killed process's sockets before it can be reaped: thousands take a while.
+    await Promise.race([exits, Bun.sleep(Math.max(5000, graceMs))]);
     return this.buildReport(before, stopAt);
   }
 
@@ -254,14 +317,18 @@ export class LoadRun {
     const connectUs = new LogHistogram();
     const latencyUs = new LogHistogram();
     let maxRss = 0;
+    let lastExit = stopAt;
     for (const c of this.children) {
-      if (c.final) {
-        connectUs.merge(c.final.connectUs);
-        latencyUs.merge(c.final.latencyUs);
+      // Counters and histograms from the same message, so they agree.
+      const r = c.final ?? c.snapshot;
+      if (r) {
+        connectUs.merge(r.connectUs);
+        latencyUs.merge(r.latencyUs);
       }
       maxRss = Math.max(maxRss, c.counters.rssBytes);
+      lastExit = Math.max(lastExit, running(c) ? performance.now() : c.exitedAt);
     }
-    const k = this.counters();
+    const k = this.sum((c) => c.final ?? c.snapshot ?? c.counters);
     const rampMs = before.rampMs;
     const trafficMs = this.trafficStartedAt === 0 ? 0 : stopAt - this.trafficStartedAt;
     return {
@@ -310,9 +377,10 @@ export class LoadRun {
       processes: {
         count: this.children.length,
         pids: this.pids,
-        died: this.children
-          .filter((c) => c.final === undefined)
-          .map((c) => ({ pid: c.pid, exitCode: c.exitCode, signal: c.signal })),
+        died: this.children.filter((c) => c.died).map((c) => ({ pid: c.pid, exitCode: c.exitCode, signal: c.signal })),
+        killedAtTeardown: this.children.filter((c) => c.killed).map((c) => c.pid),
+        unreported: this.children.filter((c) => c.final === undefined && c.snapshot === undefined).map((c) => c.pid),
+        teardownMs: lastExit - stopAt,
       },
       durationMs: performance.now() - this.startedAt,
     };
@@ -365,6 +433,11 @@ export async function startLoad(opts: LoadOptions, startTimeoutMs = 30_000): Pro
       ready: false,
       counters: emptyCounters(shares[p]!),
       final: undefined,
+      snapshot: undefined,
+      stopRequested: false,
+      died: false,
+      killed: false,
+      exitedAt: 0,
       exited: false,
       exitCode: null,
       signal: null,
@@ -381,6 +454,10 @@ export async function startLoad(opts: LoadOptions, startTimeoutMs = 30_000): Pro
           case "progress":
             child.counters = message.counters;
             break;
+          case "report":
+            child.snapshot = message.report;
+            child.counters = message.report;
+            break;
           case "final":
             child.final = message.report;
             child.counters = message.report;
@@ -389,7 +466,7 @@ export async function startLoad(opts: LoadOptions, startTimeoutMs = 30_000): Pro
             fatal = message.message;
             break;
         }
-        if (message.t === "progress" || message.t === "final") {
+        if (message.t === "progress" || message.t === "report" || message.t === "final") {
           // A periodic report may have left before the request: only the answer (or the final one) counts.
           const answered = message.t === "final" ? Infinity : (message.id ?? -1);
           const keep: Child["waiters"] = [];
@@ -400,16 +477,20 @@ export async function startLoad(opts: LoadOptions, startTimeoutMs = 30_000): Pro
           child.waiters = keep;
         }
       },
-      onExit(_proc, exitCode, signalCode) {
-        child.exited = true;
-        child.exitCode = exitCode;
-        child.signal = signalCode === null ? null : String(signalCode);
-        const w = child.waiters;
-        child.waiters = [];
-        for (const f of w) f.resolve();
-      },
     });
     child.pid = child.proc.pid;
+    // Recorded from `exited` (not onExit, which may run later): this callback runs before
+    // anything that awaits `exited` afterwards, so stop() sees the exit as soon as it returns.
+    void child.proc.exited.then(() => {
+      child.exited = true;
+      child.exitedAt = performance.now();
+      child.died = !child.stopRequested;
+      child.exitCode = child.proc.exitCode;
+      child.signal = child.proc.signalCode === null ? null : String(child.proc.signalCode);
+      const w = child.waiters;
+      child.waiters = [];
+      for (const f of w) f.resolve();
+    });
     children.push(child);
   }
   const deadline = performance.now() + startTimeoutMs;

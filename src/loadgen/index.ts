@@ -30,5 +30,5 @@ export {
   type LoadMode,
   type LoadProtocol,
 } from "./engine.ts";
-export { startLoad, LoadRun, LoadError, type LoadOptions, type LoadReport } from "./coordinator.ts";
+export { startLoad, teardownGraceMs, LoadRun, LoadError, type LoadOptions, type LoadReport } from "./coordinator.ts";
 export { progressLine, formatLoadReport } from "./progress.ts";

@@ -53,6 +53,11 @@ export function formatLoadReport(r: LoadReport): string {
   lines.push(
     `memory (load processes): ${mb(r.memory.rssBytes)} RSS in all, largest process ${mb(r.memory.maxProcessRssBytes)}, ${n(r.memory.bytesPerConnection)} B per connection (baselines included)`,
   );
-  if (r.processes.died.length) lines.push(`died: ${r.processes.died.map((d) => `pid ${d.pid} (${d.exitCode ?? d.signal})`).join(", ")}`);
+  lines.push(
+    `teardown: ${(r.processes.teardownMs / 1000).toFixed(1)} s` +
+      (r.processes.killedAtTeardown.length ? `, ${r.processes.killedAtTeardown.length} processes still closing after the grace were killed (not deaths)` : ""),
+  );
+  if (r.processes.died.length) lines.push(`died before the teardown: ${r.processes.died.map((d) => `pid ${d.pid} (${d.signal ?? `exit ${d.exitCode}`})`).join(", ")}`);
+  if (r.processes.unreported.length) lines.push(`no report from: ${r.processes.unreported.map((p) => `pid ${p}`).join(", ")} (their connect times and traffic are missing)`);
   return lines.join("\n") + "\n";
 }

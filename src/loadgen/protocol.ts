@@ -15,10 +15,13 @@ export type ParentToChild =
   | { t: "stop-connecting" }
   /** Report now; the answer carries the same id (periodic reports carry none). */
   | { t: "progress"; id: number }
+  /** Counters and histograms now, without stopping; the answer carries the same id. */
+  | { t: "report"; id: number }
   | { t: "stop" };
 
 export type ChildToParent =
   | { t: "ready"; pid: number }
   | { t: "progress"; counters: LoadCounters; id?: number }
+  | { t: "report"; report: EngineReport; id: number }
   | { t: "final"; report: EngineReport; why: string }
   | { t: "fatal"; message: string };
