@@ -16,6 +16,14 @@
  * Besides round trips/s the table shows the server's CPU time per round trip (from
  * /proc/<pid>/stat), which stays meaningful when other work shares the machine.
  * Env MYRIAD_OPTS='{"measureLatency":false}' passes extra ServerOptions to myriad's server.
+ *
+ *   bun bench/echo.ts --micro [--quick]
+ *
+ * In-process instead: the server's per-event userland cost, ns per data event, without
+ * sockets or syscalls. It drives the server's Bun callbacks (open, data) with a stand-in
+ * socket whose write() takes every byte, for handlers that write 0, 1 or 16 small
+ * replies (bytes or strings), echo a 32-byte read, or echo from an async function; each
+ * with measureLatency on and off, best of 5; plus the cost of one performance.now().
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -200,8 +208,72 @@ interface Opts {
   clientProcs: number;
 }
 
+/** ns per data event for a few handlers, driving the server's callbacks with a stand-in socket. */
+async function micro(quick: boolean): Promise<void> {
+  const { createServer } = await import("../src/reactor/index.ts");
+  const OK = new TextEncoder().encode("+OK\r\n");
+  const read = new Uint8Array(32).fill(120);
+  type Body = (conn: import("../src/reactor/index.ts").Conn, frame: Uint8Array) => unknown;
+  const cases: Array<[string, Body]> = [
+    ["no write", () => {}],
+    ["1 write of 5 B", (c) => c.write(OK)],
+    ["16 writes of 5 B", (c) => {
+      for (let i = 0; i < 16; i++) c.write(OK);
+    }],
+    ['16 writes of "+OK\\r\\n"', (c) => {
+      for (let i = 0; i < 16; i++) c.write("+OK\r\n");
+    }],
+    ["echo 32 B", (c, f) => c.write(f)],
+    ["echo 32 B, async handler", async (c, f) => {
+      c.write(f);
+    }],
+  ];
+  const n = quick ? 100_000 : 1_000_000;
+  console.log(`ns per data event (one 32-byte read, raw codec), best of 5 x ${n} events`);
+  console.log("handler                          measureLatency on   off");
+  for (const [label, body] of cases) {
+    const ns: number[] = [];
+    for (const measureLatency of [true, false]) {
+      let current: Body = body;
+      const server = await createServer({
+        hostname: "127.0.0.1",
+        port: 0,
+        maxConnections: 64,
+        measureLatency,
+        handler: { message: (c, f: Uint8Array) => current(c, f) as void },
+      });
+      const s = server as unknown as { onOpen(x: unknown): void; onData(x: unknown, d: Uint8Array): void; onClose(x: unknown): void };
+      const sock = {
+        data: -1,
+        remoteAddress: "127.0.0.1",
+        write: (_d: Uint8Array, _o: number, len: number) => len,
+        pause() {},
+        resume() {},
+        end: () => s.onClose(sock),
+        terminate: () => s.onClose(sock),
+      };
+      s.onOpen(sock);
+      let best = Infinity;
+      for (let r = 0; r < 5; r++) {
+        for (let i = 0; i < n / 10; i++) s.onData(sock, read);
+        const t0 = performance.now();
+        for (let i = 0; i < n; i++) s.onData(sock, read);
+        best = Math.min(best, ((performance.now() - t0) * 1e6) / n);
+      }
+      current = () => {};
+      await server.stop({ graceful: false });
+      ns.push(best);
+    }
+    console.log(`${label.padEnd(32)} ${ns[0]!.toFixed(1).padStart(17)} ${ns[1]!.toFixed(1).padStart(5)}`);
+  }
+  let x = 0;
+  const t0 = performance.now();
+  for (let i = 0; i < n * 5; i++) x += performance.now();
+  console.log(`one performance.now(): ${(((performance.now() - t0) * 1e6) / (n * 5)).toFixed(1)} ns${x > 0 ? "" : " "}`);
+}
+
 async function main(): Promise<void> {
-  const known = ["--quick", "--connections", "--seconds", "--bytes", "--client-procs", "--rounds", "--only", "--help"];
+  const known = ["--quick", "--connections", "--seconds", "--bytes", "--client-procs", "--rounds", "--only", "--micro", "--help"];
   for (const a of args) {
     if (a.startsWith("--") && !known.includes(a)) {
       console.error(`echo: unknown flag ${a}; accepted: ${known.join(", ")}`);
@@ -210,9 +282,11 @@ async function main(): Promise<void> {
   }
   if (args.includes("--help")) {
     console.log("usage: bun bench/echo.ts [--quick] [--connections 100,1000] [--seconds 5] [--bytes 32] [--client-procs 1] [--rounds 3] [--only myriad,bun,node]");
+    console.log("       bun bench/echo.ts --micro [--quick]   (in-process: ns per data event, no sockets)");
     return;
   }
   const quick = args.includes("--quick") || process.env.BENCH_QUICK === "1";
+  if (args.includes("--micro")) return micro(quick);
   const flag = (name: string) => {
     const i = args.indexOf(name);
     return i >= 0 ? args[i + 1] : undefined;

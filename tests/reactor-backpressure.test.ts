@@ -141,7 +141,12 @@ test("a slow reader gets every byte in order; input sent while paused is handled
   await c.send(Array.from({ length: n }, (_, i) => `${i}\n`).join(""));
   await Bun.sleep(300);
   expect(server.stats().pausedConnections).toBe(1);
-  expect(server.stats().framesIn).toBeLessThan(n); // stopped handling requests while over the mark
+  const held = server.stats();
+  expect(held.framesIn).toBeLessThan(n); // stopped handling requests while over the mark
+  // The requests not handled yet are exactly what the server holds as input.
+  let unhandled = 0;
+  for (let i = held.framesIn; i < n; i++) unhandled += `${i}\n`.length;
+  expect(held.inputBufferBytes).toBe(unhandled);
   c.resume();
   await c.waitBytes(n * size, 20_000);
   const got = c.received();
@@ -156,6 +161,7 @@ test("a slow reader gets every byte in order; input sent while paused is handled
   const st = server.stats();
   expect(st.framesIn).toBe(n);
   expect(st.writeQueueBytes).toBe(0);
+  expect(st.inputBufferBytes).toBe(0);
   expect(st.pausedConnections).toBe(0);
   c.close();
 });

@@ -185,10 +185,12 @@ test("partial input is held in the pool only while its frame is incomplete, one 
   for (let i = 0; i < clients.length; i++) await clients[i]!.send(`line ${i}\nhalf of ${i}`);
   await until(() => refsHeld(server) === clients.length, 5000, "one held partial line per connection");
   expect(poolOf(server).stats().segmentsInUse).toBe(clients.length); // pooled segments, no fallback arrays
+  const halves = clients.reduce((n, _c, i) => n + `half of ${i}`.length, 0);
+  expect(server.stats().inputBufferBytes).toBe(halves);
   await until(() => clients.every((c, i) => c.receivedBytes === `line ${i}\n`.length), 5000, "the whole lines' echoes");
   // The rest of each line, itself split: the held segment grows past 256 bytes, then completes.
   for (let i = 0; i < clients.length; i++) await clients[i]!.send("x".repeat(300));
-  await Bun.sleep(20);
+  await until(() => server.stats().inputBufferBytes === halves + 300 * clients.length, 5000, "300 more bytes held per connection");
   for (let i = 0; i < clients.length; i++) await clients[i]!.send(" end\n");
   for (let i = 0; i < clients.length; i++) {
     const want = `line ${i}\nhalf of ${i}${"x".repeat(300)} end\n`;
@@ -197,6 +199,7 @@ test("partial input is held in the pool only while its frame is incomplete, one 
   }
   expect(refsHeld(server)).toBe(0);
   expect(poolOf(server).stats().bytesInUse).toBe(0);
+  expect(server.stats().inputBufferBytes).toBe(0);
   for (const c of clients) c.close();
 });
 
@@ -230,6 +233,7 @@ test("a line over maxFrameBytes trickling in is refused once past the limit; the
   expect(sent).toBeLessThan(20_000); // refused near 4096 bytes, long before the client gave up
   expect(maxHeld).toBeLessThanOrEqual(2 * 4096 + 2 * 500); // a doubling segment around the limit, no more
   expect(refsHeld(server)).toBe(0);
+  expect(server.stats().inputBufferBytes).toBe(0);
 });
 
 /**

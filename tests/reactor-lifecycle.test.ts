@@ -3,7 +3,9 @@
  * errors, over real sockets.
  */
 import { afterAll, expect, test } from "bun:test";
-import { createServer, ListenError, type CloseReason, type Conn, type Server } from "../src/reactor/index.ts";
+import { createEchoApp } from "../src/apps/index.ts";
+import { encodeRespCommand } from "../src/codec/index.ts";
+import { createServer, ListenError, type CloseReason, type Conn, type ProtocolName, type Server } from "../src/reactor/index.ts";
 import { connect, pseudoRandomBytes, until, type TestClient } from "./helpers/net.ts";
 
 const servers: Server[] = [];
@@ -184,8 +186,7 @@ test("stats count connections, bytes, frames and handler latency", async () => {
     protocol: "lines",
     handler: {
       message(conn, line: Uint8Array) {
-        conn.write(line);
-        conn.write("\n");
+        conn.send(line); // one message per frame: the codec appends "\n"
       },
     },
   });
@@ -210,7 +211,7 @@ test("stats count connections, bytes, frames and handler latency", async () => {
   expect(st.bytesIn).toBe(8 + 6);
   expect(st.bytesOut).toBe(8 + 6);
   expect(st.framesIn).toBe(3);
-  expect(st.framesOut).toBe(6);
+  expect(st.framesOut).toBe(3);
   const h = st.handlerLatency;
   expect(h.counts.length).toBe(h.boundsMs.length + 1);
   expect(h.count).toBeGreaterThanOrEqual(2); // one per data event, not per frame
@@ -241,4 +242,41 @@ test("listen errors: a port in use says which and what to do", async () => {
   }
   expect(err2).toBeInstanceOf(ListenError);
   expect((err2 as Error).message).toContain("/nonexistent-dir-myriad/x.sock");
+});
+
+test("framesOut counts messages: the echo app writes one per frame in, for every framed protocol", async () => {
+  const enc = new TextEncoder();
+  const be = (n: number, k: number) => Uint8Array.from({ length: k }, (_, i) => (n >>> (8 * (k - 1 - i))) & 0xff);
+  const cat = (a: Uint8Array, b: Uint8Array) => {
+    const o = new Uint8Array(a.length + b.length);
+    o.set(a, 0);
+    o.set(b, a.length);
+    return o;
+  };
+  const payloads = ["a", "", "hello world", "x".repeat(300)].map((p) => enc.encode(p));
+  const cases: Array<{ protocol: ProtocolName; frame: (p: Uint8Array) => Uint8Array; reply: (p: Uint8Array) => Uint8Array }> = [
+    { protocol: "lines", frame: (p) => cat(p, enc.encode("\r\n")), reply: (p) => cat(p, enc.encode("\n")) },
+    { protocol: "length-u16", frame: (p) => cat(be(p.length, 2), p), reply: (p) => cat(be(p.length, 2), p) },
+    { protocol: "length-u32", frame: (p) => cat(be(p.length, 4), p), reply: (p) => cat(be(p.length, 4), p) },
+    { protocol: "resp", frame: (p) => encodeRespCommand(["ECHO", p]), reply: (p) => encodeRespCommand(["ECHO", p]) },
+  ];
+  for (const c of cases) {
+    const app = createEchoApp({ protocol: c.protocol });
+    const server = await createServer({ protocol: app.protocol, handler: app.handler });
+    servers.push(server);
+    const cl = await client(server.port);
+    // All frames in one write (one data event), then each frame on its own.
+    const all = payloads.map(c.frame).reduce(cat);
+    const want = payloads.map(c.reply).reduce(cat);
+    await cl.send(all);
+    await cl.waitBytes(want.length);
+    for (const p of payloads) await cl.send(c.frame(p));
+    await cl.waitBytes(2 * want.length);
+    expect(Buffer.from(cl.received()).equals(Buffer.from(cat(want, want)))).toBe(true);
+    const st = server.stats();
+    expect(st.framesIn).toBe(2 * payloads.length);
+    expect(st.framesOut).toBe(st.framesIn);
+    expect(st.bytesOut).toBe(2 * want.length);
+    await server.stop({ graceful: false });
+  }
 });

@@ -11,9 +11,11 @@ export interface ConnOps {
 
 /**
  * A connection handle wrapped in the Conn interface. The server owns ONE of these as the
- * flyweight it re-points (`id`) before each callback, so no event allocates; conn.ref()
- * makes another one bound for good. All state lives in the server's ConnTable: a ConnRef is
- * just (server, handle), and every method is generation-checked through the handle.
+ * flyweight it re-points (`id`) before each callback, so no sync event allocates; conn.ref()
+ * makes another one bound for good, and so does an async callback: the flyweight it
+ * received is left bound to its connection and the server makes itself a new one. All
+ * state lives in the server's ConnTable: a ConnRef is just (server, handle), and every
+ * method is generation-checked through the handle.
  *
  * Why not a Conn object per connection: at 10^6 connections every object costs ~50-100 bytes
  * of heap and GC tracing; why not only handles: handler code reads better with conn.write().

@@ -5,6 +5,8 @@
  * array reference, 8 bytes) and typed-array fields: the ConnTable's (48 bytes) plus
  * openedAt 4 + stallSince 4 + closeReason 1 here, plus the timing wheel's entry. No closure,
  * Map entry or object per connection; socket.data is the connection's handle (a number).
+ * Callbacks get one flyweight Conn re-pointed per callback; an async callback keeps the one
+ * it got (bound to its connection for good) and the server makes a new one (settle()).
  *
  * Input: frames are measured and decoded straight out of Bun's read buffer; only the
  * incomplete tail of a read is copied, into a pooled segment, and the segment goes back to
@@ -73,6 +75,12 @@ const SCRATCH_BYTES = 64 * 1024;
  * done: a pipelined read of 16 requests costs one send, not 16. Bigger writes go straight out.
  */
 const CORK_BYTES = 64 * 1024;
+/**
+ * Writes up to this many bytes (or UTF-16 units of ASCII) are copied into the cork buffer by
+ * a byte loop: for a few bytes a native set() (~17 ns for 5 bytes) costs far more than the
+ * loop (~2 ns).
+ */
+const LOOP_COPY_MAX = 32;
 
 type Sock = Socket<number>;
 type Listener = TCPSocketListener<number> | UnixSocketListener<number>;
@@ -120,12 +128,25 @@ class ReactorServer implements Server, ConnOps {
   private readonly stallSince: Uint32Array;
   private readonly closeReason: Uint8Array;
   private readonly perIp: Map<string, number> | null;
-  private readonly fw: ConnRef;
+  /**
+   * The flyweight Conn handed to callbacks, re-pointed (fw.id) at each callback's
+   * connection. A callback that returns a thenable (an async handler) keeps its conn for its
+   * continuation: that object then stays bound to its connection for good and the server
+   * takes a fresh flyweight (settle()). Read it anew after every callback.
+   */
+  private fw: ConnRef;
   private readonly scratch: Buffer = Buffer.allocUnsafe(SCRATCH_BYTES * 3);
   private readonly corkBuf = new Uint8Array(CORK_BYTES);
   private corkLen = 0;
   /** The slot whose writes are being corked (its data event is running), -1 when none. */
   private corkSlot = -1;
+  /**
+   * The handle of corkSlot while a write to it may go straight into the cork buffer: the
+   * connection is open, not closing or paused, and has no write queue. write() then skips
+   * every other check. -1 otherwise: cleared when that slot gets a queue (enqueue), pauses,
+   * starts closing or closes.
+   */
+  private corkHandle = -1;
   private timerBase = 0;
   /**
    * Whether this server holds wheel ids: taken at the first deadline, not at start, so that a
@@ -144,6 +165,8 @@ class ReactorServer implements Server, ConnOps {
   private framesIn = 0;
   private framesOut = 0;
   private writeQueueBytes = 0;
+  /** Bytes of partial input held in segments (the sum of table.inLen over slots with an inRef). */
+  private inputBytes = 0;
   private pausedConnections = 0;
   private readonly closedCounts = new Float64Array(REASONS.length);
   private readonly latency = new LatencyHistogram();
@@ -300,15 +323,17 @@ class ReactorServer implements Server, ConnOps {
     if (this.idleTimeoutMs > 0 || this.handshakeTimeoutMs > 0) this.refile(slot, nowF);
     const open = this.handler.open;
     if (open !== undefined) {
-      const fw = this.fw;
-      const prev = fw.id;
-      fw.id = h;
+      const outer = this.fw;
+      const prev = outer.id;
+      this.enter(h, prev);
       try {
-        open.call(this.handler, fw);
+        const conn = this.fw;
+        const r: unknown = open.call(this.handler, conn);
+        if (r !== undefined) this.settle(conn, r, h);
       } catch (err) {
         this.handlerThrew(h, err);
       }
-      fw.id = prev;
+      this.leave(outer, prev, h);
     }
   }
 
@@ -335,11 +360,13 @@ class ReactorServer implements Server, ConnOps {
       if ((table.flags[slot]! & F_CLOSING) === 0) this.appendInput(slot, buf, 0, n);
       return;
     }
-    const fw = this.fw;
-    const prev = fw.id;
-    fw.id = h;
+    const outer = this.fw;
+    const prev = outer.id;
+    this.enter(h, prev);
     const prevCork = this.corkSlot;
+    const prevCorkHandle = this.corkHandle;
     this.corkSlot = slot;
+    this.corkHandle = table.outRef[slot]! < 0 ? h : -1;
     // One try per read, not per frame: a throwing handler closes its connection ("error").
     try {
       if (table.inRef[slot]! < 0) this.parse(h, slot, buf, 0, n);
@@ -349,7 +376,8 @@ class ReactorServer implements Server, ConnOps {
     }
     if (this.corkLen !== 0) this.uncork(slot);
     this.corkSlot = prevCork;
-    fw.id = prev;
+    this.corkHandle = prevCorkHandle === -1 ? -1 : this.corkable(prevCorkHandle);
+    this.leave(outer, prev, h);
     if (this.measureLatency) this.latency.record(performance.now() - t0);
   }
 
@@ -358,7 +386,6 @@ class ReactorServer implements Server, ConnOps {
     const codec = this.codec;
     const max = this.maxFrameBytes;
     const handler = this.handler;
-    const fw = this.fw;
     const state = this.table.state;
     const flags = this.table.flags;
     while (pos < end) {
@@ -370,7 +397,10 @@ class ReactorServer implements Server, ConnOps {
         pos += len;
         this.framesIn++;
         flags[slot]! |= F_GREETED;
-        handler.message(fw, frame);
+        // Read per frame: an async handler takes the flyweight with it (settle).
+        const conn = this.fw;
+        const r: unknown = handler.message(conn, frame);
+        if (r !== undefined) this.settle(conn, r, h);
         if (state[slot] !== S_OPEN || (flags[slot]! & (F_PAUSED | F_CLOSING)) !== 0) {
           // Closed, closing or paused by the handler's writes: a paused connection keeps
           // the rest of this read for when its queue drains.
@@ -422,6 +452,7 @@ class ReactorServer implements Server, ConnOps {
       len += k;
       take += k;
       table.inLen[slot] = len;
+      this.inputBytes += k;
       if (lfFramed && (nextLf < 0 || nextLf >= take) && len <= max && Math.clz32(len) === Math.clz32(before)) {
         // No "\n" among the new bytes: the frame cannot be complete yet, and measuring it
         // again would rescan every byte held (a line trickling in would cost O(n^2)).
@@ -440,7 +471,9 @@ class ReactorServer implements Server, ConnOps {
       if (flen < 0) return this.protocolError(h, flen);
       this.framesIn++;
       table.flags[slot]! |= F_GREETED;
-      this.handler.message(this.fw, codec.decode(view, 0, flen));
+      const conn = this.fw;
+      const r: unknown = this.handler.message(conn, codec.decode(view, 0, flen));
+      if (r !== undefined) this.settle(conn, r, h);
       if (table.state[slot] !== S_OPEN) return; // closed: onClose released the segment
       if (flen < old) {
         // The segment held more than one frame (input kept while paused): finish in it.
@@ -448,6 +481,7 @@ class ReactorServer implements Server, ConnOps {
         return this.drainInput(h, slot, flen);
       }
       // The frame ended inside chunk, at chunk[flen - old]: the segment is done with.
+      this.inputBytes -= table.inLen[slot]!;
       pool.release(ref);
       table.inRef[slot] = -1;
       table.inLen[slot] = 0;
@@ -475,6 +509,7 @@ class ReactorServer implements Server, ConnOps {
         pool.release(ref);
         table.inRef[slot] = -1;
         table.inLen[slot] = 0;
+        this.inputBytes -= len;
         return;
       }
       const view = pool.buffer(ref).subarray(off + pos, off + len);
@@ -486,7 +521,9 @@ class ReactorServer implements Server, ConnOps {
       if (flen < 0) return this.protocolError(h, flen);
       this.framesIn++;
       table.flags[slot]! |= F_GREETED;
-      this.handler.message(this.fw, codec.decode(view, 0, flen));
+      const conn = this.fw;
+      const r: unknown = this.handler.message(conn, codec.decode(view, 0, flen));
+      if (r !== undefined) this.settle(conn, r, h);
       pos += flen;
       if (table.state[slot] !== S_OPEN) return;
       const flags = table.flags[slot]!;
@@ -507,10 +544,12 @@ class ReactorServer implements Server, ConnOps {
       pool.release(ref);
       table.inRef[slot] = -1;
       table.inLen[slot] = 0;
+      this.inputBytes -= len;
     } else if (pos > 0) {
       const off = pool.offset(ref);
       pool.buffer(ref).copyWithin(off, off + pos, off + len);
       table.inLen[slot] = len - pos;
+      this.inputBytes -= pos;
     }
   }
 
@@ -530,6 +569,7 @@ class ReactorServer implements Server, ConnOps {
     pool.buffer(ref).set(pos === 0 && end === buf.length ? buf : buf.subarray(pos, end), pool.offset(ref) + len);
     table.inRef[slot] = ref;
     table.inLen[slot] = len + k;
+    this.inputBytes += k;
   }
 
   private onDrain(socket: Sock): void {
@@ -570,24 +610,29 @@ class ReactorServer implements Server, ConnOps {
     const table = this.table;
     table.flags[slot]! &= ~F_PAUSED;
     this.pausedConnections--;
-    const fw = this.fw;
-    const prev = fw.id;
-    fw.id = h;
+    const outer = this.fw;
+    const prev = outer.id;
+    this.enter(h, prev);
     const prevCork = this.corkSlot;
+    const prevCorkHandle = this.corkHandle;
     if (prevCork >= 0 && this.corkLen !== 0) this.uncork(prevCork);
     this.corkSlot = slot;
+    this.corkHandle = this.corkable(h);
     try {
       if (table.inRef[slot]! >= 0) this.drainInput(h, slot, 0);
       const drain = this.handler.drain;
       if (drain !== undefined && table.state[slot] === S_OPEN && (table.flags[slot]! & F_PAUSED) === 0) {
-        drain.call(this.handler, fw);
+        const conn = this.fw;
+        const r: unknown = drain.call(this.handler, conn);
+        if (r !== undefined) this.settle(conn, r, h);
       }
     } catch (err) {
       this.handlerThrew(h, err);
     }
     if (this.corkLen !== 0) this.uncork(slot);
     this.corkSlot = prevCork;
-    fw.id = prev;
+    this.corkHandle = prevCorkHandle === -1 ? -1 : this.corkable(prevCorkHandle);
+    this.leave(outer, prev, h);
     if (table.state[slot] === S_OPEN && (table.flags[slot]! & (F_PAUSED | F_CLOSING)) === 0) this.sockets[slot]!.resume();
   }
 
@@ -625,23 +670,28 @@ class ReactorServer implements Server, ConnOps {
     }
     const inRef = table.inRef[slot]!;
     if (inRef >= 0) {
+      this.inputBytes -= table.inLen[slot]!;
       pool.release(inRef);
       table.inRef[slot] = -1;
+      table.inLen[slot] = 0;
     }
     if (this.clocked) clock.cancel(this.timerBase + slot);
     if (this.perIp !== null) this.ipRelease(socket.remoteAddress ?? "");
     table.state[slot] = S_CLOSED;
+    if (slot === this.corkSlot) this.corkHandle = -1;
     const close = this.handler.close;
     if (close !== undefined) {
-      const fw = this.fw;
-      const prev = fw.id;
-      fw.id = h;
+      const outer = this.fw;
+      const prev = outer.id;
+      this.enter(h, prev);
       try {
-        close.call(this.handler, fw, REASONS[code]!);
+        const conn = this.fw;
+        const r: unknown = close.call(this.handler, conn, REASONS[code]!);
+        if (r !== undefined) this.settle(conn, r, h);
       } catch (err) {
         this.report(h, err);
       }
-      fw.id = prev;
+      this.leave(outer, prev, h);
     }
     this.sockets[slot] = undefined;
     table.free(h);
@@ -658,10 +708,40 @@ class ReactorServer implements Server, ConnOps {
   // ---- writes ------------------------------------------------------------------------------
 
   write(id: number, data: Uint8Array | string): boolean {
+    if (id === this.corkHandle) {
+      // The connection whose data event is running, open with no queue (see corkHandle):
+      // a write that fits is copied into the cork buffer, no other check needed.
+      const used = this.corkLen;
+      const cb = this.corkBuf;
+      if (typeof data !== "string") {
+        const len = data.length;
+        if (used + len <= CORK_BYTES) {
+          if (len <= LOOP_COPY_MAX) for (let i = 0; i < len; i++) cb[used + i] = data[i]!;
+          else cb.set(data, used);
+          this.corkLen = used + len;
+          this.framesOut++;
+          return true;
+        }
+      } else if (data.length <= LOOP_COPY_MAX && used + data.length <= CORK_BYTES) {
+        const len = data.length;
+        let i = 0;
+        for (; i < len; i++) {
+          const c = data.charCodeAt(i);
+          if (c > 0x7f) break; // not ASCII: the UTF-8 encoder below
+          cb[used + i] = c;
+        }
+        if (i === len) {
+          this.corkLen = used + len;
+          this.framesOut++;
+          return true;
+        }
+      }
+    }
     const table = this.table;
     if (!table.isLive(id)) return false;
     const slot = id & SLOT_MASK;
     if (table.state[slot] !== S_OPEN || (table.flags[slot]! & F_CLOSING) !== 0) return false;
+    this.framesOut++;
     if (typeof data === "string") return this.writeString(slot, data) > 0;
     return this.writeSlot(slot, data, 0, data.length) > 0;
   }
@@ -687,13 +767,14 @@ class ReactorServer implements Server, ConnOps {
    * closed, or was just closed for passing the hard limit).
    */
   private writeSlot(slot: number, data: Uint8Array, off: number, len: number): number {
-    this.framesOut++;
     if (len === 0) return 1;
     if (this.table.outRef[slot]! >= 0) return this.enqueue(slot, data, off, len);
     if (slot === this.corkSlot) {
       const used = this.corkLen;
       if (used + len <= CORK_BYTES) {
-        this.corkBuf.set(off === 0 && len === data.length ? data : data.subarray(off, off + len), used);
+        const cb = this.corkBuf;
+        if (len <= LOOP_COPY_MAX) for (let i = 0; i < len; i++) cb[used + i] = data[off + i]!;
+        else cb.set(off === 0 && len === data.length ? data : data.subarray(off, off + len), used);
         this.corkLen = used + len;
         return 1;
       }
@@ -732,6 +813,18 @@ class ReactorServer implements Server, ConnOps {
     if (this.idleTimeoutMs > 0) this.table.lastActivity[slot] = performance.now() >>> 0;
   }
 
+  /**
+   * h when writes to it may go straight into the cork buffer (see corkHandle): live, open,
+   * not closing or paused, no write queue; -1 otherwise.
+   */
+  private corkable(h: number): number {
+    const table = this.table;
+    if (!table.isLive(h)) return -1;
+    const slot = h & SLOT_MASK;
+    if (table.state[slot] !== S_OPEN || (table.flags[slot]! & (F_PAUSED | F_CLOSING)) !== 0) return -1;
+    return table.outRef[slot]! < 0 ? h : -1;
+  }
+
   /** Bytes in the slot's write queue. */
   private queued(slot: number): number {
     const table = this.table;
@@ -740,6 +833,7 @@ class ReactorServer implements Server, ConnOps {
 
   private enqueue(slot: number, data: Uint8Array, off: number, len: number): number {
     const table = this.table;
+    if (slot === this.corkSlot) this.corkHandle = -1; // its writes must now follow the queue
     const pool = this.pool;
     let ref = table.outRef[slot]!;
     let start = table.outStart[slot]!;
@@ -775,6 +869,7 @@ class ReactorServer implements Server, ConnOps {
 
   private pauseSlot(slot: number): void {
     const table = this.table;
+    if (slot === this.corkSlot) this.corkHandle = -1;
     table.flags[slot]! |= F_PAUSED;
     this.pausedConnections++;
     if ((table.flags[slot]! & F_CLOSING) === 0) this.sockets[slot]!.pause();
@@ -795,6 +890,7 @@ class ReactorServer implements Server, ConnOps {
     const slot = h & SLOT_MASK;
     if (this.table.state[slot] !== S_OPEN || (this.table.flags[slot]! & F_CLOSING) !== 0) return;
     const data = this.bcData;
+    this.framesOut++;
     if (this.writeSlot(slot, data, 0, data.length) >= 0) this.bcCount++;
   }
 
@@ -834,6 +930,7 @@ class ReactorServer implements Server, ConnOps {
     // bounds how long a peer that does not read can hold the connection.
     this.closeReason[slot] = code;
     table.flags[slot] = flags | F_CLOSING;
+    if (slot === this.corkSlot) this.corkHandle = -1;
     if ((flags & F_PAUSED) === 0) {
       this.sockets[slot]!.pause();
       const nowF = performance.now();
@@ -852,9 +949,12 @@ class ReactorServer implements Server, ConnOps {
     const slot = h & SLOT_MASK;
     if (table.state[slot] !== S_OPEN) return;
     if (this.closeReason[slot] === R_NONE && code !== R_NONE) this.closeReason[slot] = code;
-    if (slot === this.corkSlot && this.corkLen !== 0) {
-      if (abort) this.corkLen = 0;
-      else this.uncork(slot);
+    if (slot === this.corkSlot) {
+      this.corkHandle = -1;
+      if (this.corkLen !== 0) {
+        if (abort) this.corkLen = 0;
+        else this.uncork(slot);
+      }
     }
     const socket = this.sockets[slot]!;
     if (abort) socket.terminate();
@@ -886,15 +986,58 @@ class ReactorServer implements Server, ConnOps {
   }
 
   private callError(h: number, err: Error): void {
-    const fw = this.fw;
-    const prev = fw.id;
-    fw.id = h;
+    const outer = this.fw;
+    const prev = outer.id;
+    this.enter(h, prev);
     try {
-      this.handler.error!.call(this.handler, fw, err);
+      const conn = this.fw;
+      const r: unknown = this.handler.error!.call(this.handler, conn, err);
+      if (r !== undefined && isThenable(r)) {
+        // An async error hook keeps its conn; its own failure is only logged (no recursion).
+        if (conn === this.fw) this.fw = new ConnRef(this, h);
+        r.then(undefined, logErrorHookFailure);
+      }
     } catch (e) {
-      console.error("myriad: handler.error threw:", e);
+      logErrorHookFailure(e);
     }
-    fw.id = prev;
+    this.leave(outer, prev, h);
+  }
+
+  // ---- the flyweight -----------------------------------------------------------------------
+
+  /**
+   * Points the flyweight at h for a callback (prev: its id before, -1 outside callbacks).
+   * A callback nested in one on another connection (a handler's write or close that closed
+   * another connection) gets a flyweight of its own instead: the outer callback's conn is
+   * then never re-pointed under it, even if the inner callback keeps its conn (async).
+   */
+  private enter(h: number, prev: number): void {
+    if (prev === -1 || prev === h) this.fw.id = h;
+    else this.fw = new ConnRef(this, h);
+  }
+
+  /** Undoes enter(h, prev); outer is the flyweight enter() found. */
+  private leave(outer: ConnRef, prev: number, h: number): void {
+    if (prev === -1 || prev === h) this.fw.id = prev;
+    else this.fw = outer;
+  }
+
+  /**
+   * A callback on h returned r. When r is a thenable (an async handler), the conn it was
+   * given lives on in its continuation: that object stays bound to h for good (a ConnRef,
+   * generation-checked: once h closes its writes answer false), the server takes a fresh
+   * flyweight (one small object per async call, beside the call's own Promise), and a
+   * rejection takes the path of a synchronous throw (handlerThrew). A sync handler's
+   * return value (undefined, or whatever an arrow function returns) costs one test.
+   */
+  private settle(conn: ConnRef, r: unknown, h: number): void {
+    if (!isThenable(r)) return;
+    if (conn === this.fw) this.fw = new ConnRef(this, h);
+    try {
+      r.then(undefined, (err: unknown) => this.handlerThrew(h, err));
+    } catch (err) {
+      this.handlerThrew(h, err);
+    }
   }
 
   private ipRelease(ip: string): void {
@@ -988,6 +1131,7 @@ class ReactorServer implements Server, ConnOps {
       framesIn: this.framesIn,
       framesOut: this.framesOut,
       writeQueueBytes: this.writeQueueBytes,
+      inputBufferBytes: this.inputBytes,
       pausedConnections: this.pausedConnections,
       rssBytes: mem.rss,
       heapUsedBytes: mem.heapUsed,
@@ -1048,6 +1192,15 @@ class ReactorServer implements Server, ConnOps {
     this.finalStats = stats;
     this.stopResolve!(stats);
   }
+}
+
+/** True for a promise or any object with a then method (what an async handler returns). */
+function isThenable(r: unknown): r is PromiseLike<unknown> {
+  return (typeof r === "object" || typeof r === "function") && r !== null && typeof (r as { then?: unknown }).then === "function";
+}
+
+function logErrorHookFailure(e: unknown): void {
+  console.error("myriad: handler.error threw:", e);
 }
 
 function listenError(err: unknown, address: string, o: ResolvedOptions): ListenError {
