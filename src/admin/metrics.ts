@@ -85,6 +85,7 @@ const SERVER_SCALARS_AFTER_CLOSED: ServerGauge[] = [
   { name: "myriad_frames_received_total", kind: "counter", help: "Frames decoded from client connections.", get: (s) => s.framesIn },
   { name: "myriad_frames_sent_total", kind: "counter", help: "Frames written to client connections.", get: (s) => s.framesOut },
   { name: "myriad_write_queue_bytes", kind: "gauge", help: "Bytes queued in userland because the kernel send buffer was full.", get: (s) => s.writeQueueBytes },
+  { name: "myriad_input_buffer_bytes", kind: "gauge", help: "Bytes of incomplete input frames held in pooled segments.", get: (s) => s.inputBufferBytes ?? 0 },
   { name: "myriad_paused_connections", kind: "gauge", help: "Connections whose reading is paused because their write queue is over the high-water mark.", get: (s) => s.pausedConnections },
   { name: "myriad_resident_memory_bytes", kind: "gauge", help: "Resident set size of the worker process.", get: (s) => s.rssBytes },
   { name: "myriad_heap_used_bytes", kind: "gauge", help: "JavaScript heap in use in the worker process.", get: (s) => s.heapUsedBytes },

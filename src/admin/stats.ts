@@ -15,6 +15,7 @@ export function emptyServerStats(boundsMs: number[] = []): ServerStats {
     framesIn: 0,
     framesOut: 0,
     writeQueueBytes: 0,
+    inputBufferBytes: 0,
     pausedConnections: 0,
     rssBytes: 0,
     heapUsedBytes: 0,
@@ -67,6 +68,7 @@ export function sumServerStats(workers: ReadonlyArray<{ stats: ServerStats }>): 
     t.framesIn += s.framesIn;
     t.framesOut += s.framesOut;
     t.writeQueueBytes += s.writeQueueBytes;
+    t.inputBufferBytes = (t.inputBufferBytes ?? 0) + (s.inputBufferBytes ?? 0);
     t.pausedConnections += s.pausedConnections;
     t.rssBytes += s.rssBytes;
     t.heapUsedBytes += s.heapUsedBytes;

@@ -39,6 +39,8 @@ export interface ServerStats {
   framesIn: number;
   framesOut: number;
   writeQueueBytes: number;
+  /** Bytes of incomplete input frames held in pooled segments (optional: older workers may not report it). */
+  inputBufferBytes?: number;
   pausedConnections: number;
   rssBytes: number;
   heapUsedBytes: number;

@@ -21,6 +21,7 @@ export function zeroStats(boundsMs: readonly number[] = []): ServerStats {
     framesIn: 0,
     framesOut: 0,
     writeQueueBytes: 0,
+    inputBufferBytes: 0,
     pausedConnections: 0,
     rssBytes: 0,
     heapUsedBytes: 0,
@@ -50,6 +51,7 @@ export function sumStats(list: readonly ServerStats[], sameProcess: boolean): Se
     out.framesIn += s.framesIn;
     out.framesOut += s.framesOut;
     out.writeQueueBytes += s.writeQueueBytes;
+    out.inputBufferBytes = (out.inputBufferBytes ?? 0) + (s.inputBufferBytes ?? 0);
     out.pausedConnections += s.pausedConnections;
     if (sameProcess) {
       out.rssBytes = Math.max(out.rssBytes, s.rssBytes);

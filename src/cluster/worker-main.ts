@@ -56,29 +56,40 @@ async function loadApp(app: WorkerApp): Promise<LoadedApp> {
   }
 }
 
-/** Wraps the app's handler with the process-wide connection cap (only needed with several listeners). */
-function capped(handler: Handler, cap: number, onOver: () => void): Handler {
-  let live = 0;
+/** The process-wide connection count that every listener's capped handler shares. */
+interface CapCounter {
+  live: number;
+  readonly cap: number;
+}
+
+/**
+ * Wraps the app's handler for ONE listener with the process-wide connection cap (only needed
+ * with several listeners: each server enforces maxConnections on its own table alone).
+ * One wrapper per server, because connection ids are handles into that server's own table:
+ * two servers may hand out the same id. Every callback returns the app's result, so an async
+ * app handler stays visible to the reactor (it keeps its conn bound and routes rejections).
+ */
+function capped(handler: Handler, counter: CapCounter, onOver: () => void): Handler {
   // Connections closed for the cap never reach the app, so its close() must not see them either.
   const over = new Set<number>();
   return {
     open(conn: Conn) {
-      if (live >= cap) {
+      if (counter.live >= counter.cap) {
         over.add(conn.id);
         onOver();
         conn.close("server");
         return;
       }
-      live++;
-      handler.open?.(conn);
+      counter.live++;
+      return handler.open?.(conn);
     },
     message(conn, frame) {
-      if (!over.has(conn.id)) handler.message(conn, frame);
+      if (!over.has(conn.id)) return handler.message(conn, frame);
     },
     close(conn, reason) {
       if (over.delete(conn.id)) return;
-      live--;
-      handler.close?.(conn, reason);
+      counter.live--;
+      return handler.close?.(conn, reason);
     },
     drain: handler.drain ? (conn) => handler.drain!(conn) : undefined,
     error: handler.error ? (conn, err) => handler.error!(conn, err) : undefined,
@@ -92,14 +103,14 @@ let overCap = 0;
 try {
   app = await loadApp(cfg.app);
   const multi = cfg.listen.length > 1;
-  const handler = multi ? capped(app.handler, cfg.maxConnections, () => overCap++) : app.handler;
+  const counter: CapCounter = { live: 0, cap: cfg.maxConnections };
   const s = cfg.server;
   for (const addr of cfg.listen) {
     const opts: ServerOptions = {
       hostname: addr.hostname,
       port: addr.port,
       reusePort: true,
-      handler,
+      handler: multi ? capped(app.handler, counter, () => overCap++) : app.handler,
       maxConnections: cfg.maxConnections,
     };
     if (app.codec !== undefined) opts.codec = app.codec;
