@@ -350,7 +350,8 @@ class ReactorServer implements Server, ConnOps {
     const slot = h & SLOT_MASK;
     const table = this.table;
     const t0 = this.clockPerEvent ? performance.now() : 0;
-    table.lastActivity[slot] = t0 >>> 0;
+    // Read only by the idle timeout: without one, a store here is a cache line per event.
+    if (this.idleTimeoutMs > 0) table.lastActivity[slot] = t0 >>> 0;
     const n = buf.length;
     table.bytesIn[slot]! += n;
     this.bytesIn += n;
