@@ -215,17 +215,15 @@ export class TimingWheel {
    * [0, capacity) or a delay outside [0, 2^52], before changing anything.
    */
   schedule(id: number, delayMs: number): void {
-    // One test and one cold call keep this body under JSC's inlining budget, so a caller's
-    // loop can inline it; with the two checks and their throws written out here it was not
-    // inlined, and schedule cost ~14 ns instead of ~7 ns in bench/timers.bench.ts.
+    // JSC's FTL inlines a callee only under a bytecode budget (about 30 instructions) and
+    // only a few calls deep, so the fast path is cut into schedule -> arm -> place -> push,
+    // each under the budget, with the rare cases in armSlow(). Then a caller's loop inlines
+    // it whole: schedule and re-arm cost ~6 ns in bench/timers.bench.ts instead of ~14 when
+    // one call was left standing (a fifth level, or one function over the budget, does it).
     if (!((id >>> 0) === id && id < this.capacity && typeof delayMs === "number" && delayMs >= 0 && delayMs <= MAX_DELAY_MS)) {
       this.rejectSchedule(id, delayMs);
     }
-    if (this.prev[id] !== NOT_PENDING) this.unlink(id);
-    else this.pending++;
-    const deadline = this.now + delayMs;
-    this.deadline[id] = deadline;
-    this.arm(id, deadline);
+    this.arm(id, delayMs);
   }
 
   /**
@@ -436,16 +434,35 @@ export class TimingWheel {
     prev[first] = -2 - DUE;
   }
 
+  /** schedule() after its checks: (re)arms `id` to fire `delayMs` after now. */
+  private arm(id: number, delayMs: number): void {
+    if (this.prev[id] !== NOT_PENDING) this.unlink(id);
+    else this.pending++;
+    const deadline = this.now + delayMs;
+    this.deadline[id] = deadline;
+    this.place(id, deadline);
+  }
+
   /** Files pending timer `id` (not in any list) whose deadline was just set to `deadline`. */
-  private arm(id: number, deadline: number): void {
+  private place(id: number, deadline: number): void {
+    const cur = this.cur;
+    const tick = Math.ceil((deadline - this.startMs) / this.tickMs);
+    // The common case: due at a later tick below 2^31 (everything else goes to armSlow).
+    if (!(deadline > this.now && tick > cur && tick < INT_TICK_LIMIT)) return this.armSlow(id, deadline, tick);
+    // Below 2^31 the level is the highest differing bit of tick ^ cur, / 6, as tokio does;
+    // (b * 43) >> 8 is floor(b / 6) for every b in 0..31, without a division.
+    const level = ((31 - Math.clz32((tick ^ cur) | (SLOTS - 1))) * 43) >> 8;
+    this.push((level << SLOT_BITS) + ((tick >>> (level * SLOT_BITS)) & (SLOTS - 1)), id);
+  }
+
+  /** place() for a timer already due, one past 2^31 ticks, or a tick rounded down to cur. */
+  private armSlow(id: number, deadline: number, tick: number): void {
     if (deadline <= this.now) {
       this.push(DUE, id);
       return;
     }
-    const cur = this.cur;
-    let tick = Math.ceil((deadline - this.startMs) / this.tickMs);
     // deadline > now means tick > cur; this guards only against rounding of fractional times.
-    if (tick <= cur) tick = cur + 1;
+    if (tick <= this.cur) tick = this.cur + 1;
     this.file(id, tick);
   }
 
