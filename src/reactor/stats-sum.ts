@@ -1,0 +1,91 @@
+/**
+ * Combining ServerStats: the servers of one process into its figures, and the processes of
+ * a cluster into one view. Here, beside the type, so that the cluster supervisor and the
+ * admin server add figures up the same way.
+ */
+import type { CountedCloseReason, ServerStats } from "./types.ts";
+
+const COUNTED_REASONS: readonly CountedCloseReason[] = ["peer", "idle", "handshake", "protocol", "writeStall", "shutdown", "server", "error"];
+
+type Histogram = ServerStats["handlerLatency"];
+
+/** All-zero stats with the given latency bounds: a sum of nothing, or a worker that has not reported yet. */
+export function emptyServerStats(boundsMs: readonly number[] = []): ServerStats {
+  const closed = {} as Record<CountedCloseReason, number>;
+  for (const r of COUNTED_REASONS) closed[r] = 0;
+  return {
+    connections: 0,
+    peakConnections: 0,
+    accepted: 0,
+    rejected: 0,
+    closed,
+    bytesIn: 0,
+    bytesOut: 0,
+    framesIn: 0,
+    framesOut: 0,
+    writeQueueBytes: 0,
+    inputBufferBytes: 0,
+    pausedConnections: 0,
+    rssBytes: 0,
+    heapUsedBytes: 0,
+    uptimeMs: 0,
+    handlerLatency: { boundsMs: [...boundsMs], counts: new Array<number>(boundsMs.length + 1).fill(0), sumMs: 0, count: 0 },
+  };
+}
+
+/**
+ * Adds histogram `src` into `dst` (non-cumulative counts). When the bounds differ, each
+ * source bucket lands in the first destination bucket whose upper bound is at least the
+ * source bucket's upper bound, so no observation is ever reported as faster than it was.
+ */
+export function addHistogram(dst: Histogram, src: Histogram): void {
+  const same = dst.boundsMs.length === src.boundsMs.length && dst.boundsMs.every((b, i) => b === src.boundsMs[i]);
+  for (let i = 0; i < src.counts.length; i++) {
+    const n = src.counts[i] ?? 0;
+    if (n === 0) continue;
+    let j = i;
+    if (!same) {
+      const upper = i < src.boundsMs.length ? (src.boundsMs[i] as number) : Infinity;
+      j = dst.boundsMs.findIndex((b) => b >= upper);
+      if (j < 0) j = dst.boundsMs.length;
+    }
+    dst.counts[j] = (dst.counts[j] ?? 0) + n;
+  }
+  dst.sumMs += src.sumMs;
+  dst.count += src.count;
+}
+
+/**
+ * Returns `list` combined: counters, gauges and bytes add; latency histograms merge onto the
+ * first one's bounds; `uptimeMs` is the longest; `peakConnections` is the sum of the peaks,
+ * an upper bound of the true combined peak (exact for one server). With `sameProcess` (the
+ * servers of one worker) the process figures rssBytes and heapUsedBytes are taken once (the
+ * largest) instead of added.
+ */
+export function sumServerStats(list: readonly ServerStats[], sameProcess = false): ServerStats {
+  const out = emptyServerStats(list[0]?.handlerLatency.boundsMs ?? []);
+  for (const s of list) {
+    out.connections += s.connections;
+    out.peakConnections += s.peakConnections;
+    out.accepted += s.accepted;
+    out.rejected += s.rejected;
+    for (const r of COUNTED_REASONS) out.closed[r] += s.closed[r] ?? 0;
+    out.bytesIn += s.bytesIn;
+    out.bytesOut += s.bytesOut;
+    out.framesIn += s.framesIn;
+    out.framesOut += s.framesOut;
+    out.writeQueueBytes += s.writeQueueBytes;
+    out.inputBufferBytes = (out.inputBufferBytes ?? 0) + (s.inputBufferBytes ?? 0);
+    out.pausedConnections += s.pausedConnections;
+    if (sameProcess) {
+      out.rssBytes = Math.max(out.rssBytes, s.rssBytes);
+      out.heapUsedBytes = Math.max(out.heapUsedBytes, s.heapUsedBytes);
+    } else {
+      out.rssBytes += s.rssBytes;
+      out.heapUsedBytes += s.heapUsedBytes;
+    }
+    if (s.uptimeMs > out.uptimeMs) out.uptimeMs = s.uptimeMs;
+    addHistogram(out.handlerLatency, s.handlerLatency);
+  }
+  return out;
+}
