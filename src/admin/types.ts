@@ -1,8 +1,10 @@
 /**
- * The shapes the admin server reads. ServerStats and PoolStats mirror the reactor's and the
- * pool's contracts (notes/INTERFACES.md) structurally, so that the admin server depends on
- * nothing but the numbers it displays: any object of the right shape can be a stats source.
+ * The shapes the admin server reads. ServerStats and PoolStats are the reactor's and the
+ * pool's own types, imported as types only: the admin server depends at run time on nothing
+ * but the numbers it displays, and any object of the right shape can be a stats source.
  */
+import type { PoolStats } from "../pool/index.ts";
+import type { ServerStats } from "../reactor/index.ts";
 
 /** A histogram as the reactor and pool keep it: `counts[i]` is the number of observations
  *  in (boundsMs[i-1], boundsMs[i]] (not cumulative); `counts[boundsMs.length]` is the +Inf
@@ -27,43 +29,8 @@ export const CLOSE_REASONS = [
 ] as const;
 export type CountedCloseReason = (typeof CLOSE_REASONS)[number];
 
-/** One server process's (worker's) stats: see src/reactor's ServerStats. */
-export interface ServerStats {
-  connections: number;
-  peakConnections: number;
-  accepted: number;
-  rejected: number;
-  closed: Record<CountedCloseReason, number>;
-  bytesIn: number;
-  bytesOut: number;
-  framesIn: number;
-  framesOut: number;
-  writeQueueBytes: number;
-  /** Bytes of incomplete input frames held in pooled segments (optional: older workers may not report it). */
-  inputBufferBytes?: number;
-  pausedConnections: number;
-  rssBytes: number;
-  heapUsedBytes: number;
-  uptimeMs: number;
-  handlerLatency: HistogramMs;
-}
-
-/** One pool's stats: see src/pool's PoolStats. */
-export interface PoolStats {
-  size: number;
-  idle: number;
-  borrowed: number;
-  waiting: number;
-  pending: number;
-  created: number;
-  destroyed: number;
-  acquired: number;
-  released: number;
-  timeouts: number;
-  createErrors: number;
-  rejected: number;
-  acquireWaitMs: HistogramMs & { p50: number; p90: number; p99: number; max: number };
-}
+/** One server process's (worker's) stats, and one pool's: the reactor's and the pool's own types. */
+export type { ServerStats, PoolStats };
 
 /** What the admin server shows at one instant. Worker names and pool names should be
  *  unique; duplicates are disambiguated in /metrics with a "#2", "#3"... suffix. */
