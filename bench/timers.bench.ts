@@ -117,6 +117,9 @@ async function perOp<T>(setup: () => T, body: (state: T) => void): Promise<numbe
 // Each implementation gets its own loops (no shared call sites), so that none of them pays
 // for a polymorphic inline cache the others created.
 
+// benchWheel and benchHeap are deliberately two copies of one shape: a shared generic function
+// would see both classes at its call sites, and JSC's polymorphic inline caches would then
+// slow whichever runs there, making the comparison measure the benchmark instead.
 async function benchWheel(): Promise<Record<string, number>> {
   const w = new TimingWheel({ capacity: N, tickMs: TICK_MS });
   let fired = 0;

@@ -3,7 +3,7 @@
  * configuration a worker gets in MYRIAD_CLUSTER_WORKER. Any worker entry that speaks this
  * (src/cluster/worker-main.ts, bench/c1m-raw-worker.ts) can run under the supervisor.
  */
-import type { ProtocolName, ServerStats } from "../reactor/index.ts";
+import type { ProtocolName, ServerOptions, ServerStats } from "../reactor/index.ts";
 import type { ListenAddress } from "./plan.ts";
 
 /** The environment variable holding a worker's WorkerConfig (JSON). */
@@ -22,22 +22,27 @@ export type WorkerApp =
   | { kind: "kv"; tickMs?: number; maxKeys?: number }
   | { kind: "module"; module: string; export?: string; options?: unknown };
 
-/** The JSON-safe subset of the reactor's ServerOptions a worker passes to createServer. */
-export interface WorkerServerOptions {
+/**
+ * The JSON-safe subset of the reactor's ServerOptions a worker passes to createServer (over
+ * IPC, so no handler, codec instance or Bun.file), plus TLS as PEM file paths.
+ */
+export type WorkerServerOptions = Pick<
+  ServerOptions,
+  | "maxConnectionsPerIp"
+  | "idleTimeoutMs"
+  | "handshakeTimeoutMs"
+  | "maxFrameBytes"
+  | "maxWriteBufferBytes"
+  | "writeBufferHardLimitBytes"
+  | "writeStallTimeoutMs"
+  | "tickMs"
+  | "measureLatency"
+  | "segmentBytes"
+> & {
   protocol?: ProtocolName;
-  maxConnectionsPerIp?: number;
-  idleTimeoutMs?: number;
-  handshakeTimeoutMs?: number;
-  maxFrameBytes?: number;
-  maxWriteBufferBytes?: number;
-  writeBufferHardLimitBytes?: number;
-  writeStallTimeoutMs?: number;
-  tickMs?: number;
-  measureLatency?: boolean;
-  segmentBytes?: number;
   /** TLS from PEM files. */
   tls?: { certPath: string; keyPath: string };
-}
+};
 
 export interface WorkerConfig {
   /** 0-based, stable across restarts. */

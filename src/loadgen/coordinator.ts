@@ -18,7 +18,16 @@ import type { ChildConfig, ChildToParent, ParentToChild } from "./protocol.ts";
 import { splitEvenly, type Target } from "./targets.ts";
 
 /** Settings of one load run. Totals (window, rates) are split evenly over the processes. */
-export interface LoadOptions {
+/**
+ * A load run over several processes. The per-connection behaviour (mode, protocol, payload,
+ * timeouts, confirm...) is each engine's, documented on EngineOptions; the window and the
+ * rates here are totals over all processes, split evenly among them.
+ */
+export interface LoadOptions
+  extends Pick<
+    EngineOptions,
+    "connectTimeoutMs" | "retries" | "mode" | "protocol" | "payloadBytes" | "pingIntervalMs" | "getRatio" | "keyspace" | "confirm"
+  > {
   connections: number;
   processes: number;
   targets: readonly Target[];
@@ -28,18 +37,8 @@ export interface LoadOptions {
   connectWindow?: number;
   /** New connections per second over all processes; 0 = unbounded (default). */
   connectRatePerSec?: number;
-  connectTimeoutMs?: number;
-  retries?: number;
-  mode?: LoadMode;
-  protocol?: LoadProtocol;
-  payloadBytes?: number;
-  pingIntervalMs?: number;
   /** rr: requests per second over all processes; 0 = closed loop. */
   requestRatePerSec?: number;
-  getRatio?: number;
-  keyspace?: number;
-  /** Confirm every connection with one round trip before counting it (see EngineOptions.confirm). */
-  confirm?: boolean;
   /** The ramp stops adding connections after this long (default 120 s). */
   rampTimeoutMs?: number;
   /** How often children report (default 250 ms). */
