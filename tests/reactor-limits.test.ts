@@ -70,31 +70,44 @@ test("idle timeout fires within one tick of the deadline", async () => {
 });
 
 test("reads and writes both count as activity", async () => {
-  const idleMs = 250;
+  // Wide margins: a busy CI machine can stretch an 80 ms sleep a lot, and the test must not
+  // read that as idleness. Each active client is touched every 60 ms against a 600 ms timeout.
+  const idleMs = 600;
+  const everyMs = 60;
   const { server, closed } = await recordingServer({ idleTimeoutMs: idleMs, tickMs: 10 });
   const talker = await client(server.port);
   const listener = await client(server.port);
   await until(() => server.connections === 2, 2000, "two connections");
-  // The talker sends every 80 ms; the listener sends nothing and is sent nothing.
-  for (let i = 0; i < 10; i++) {
+  // The talker sends; the listener sends nothing and is sent nothing (a zero-byte broadcast is
+  // not activity). Keep going until the listener has been closed, and at least past idleMs.
+  const t0 = performance.now();
+  let longestGap = 0;
+  let last = t0;
+  while ((!listener.closed || performance.now() - t0 < idleMs + 100) && performance.now() - t0 < 5000) {
     await talker.send("x\n");
-    server.broadcast(""); // zero bytes: not activity
-    await Bun.sleep(80);
+    server.broadcast("");
+    await Bun.sleep(everyMs);
+    longestGap = Math.max(longestGap, performance.now() - last);
+    last = performance.now();
   }
-  // 800 ms > idleMs: the talker survived on reads; the silent one had no writes, so it closed.
-  expect(talker.closed).toBe(false);
+  expect(longestGap).toBeLessThan(idleMs); // else this machine was too busy for the test to mean anything
   expect(listener.closed).toBe(true);
+  expect(talker.closed).toBe(false); // it outlived the silent one on its reads (and the replies)
   expect([...closed.values()].map((c) => c.reason)).toEqual(["idle"]);
-  // Writes alone keep a connection: push to a silent client every 80 ms.
+  // Writes alone keep a connection: push to a silent client every 60 ms for over idleMs.
   const pushed = await client(server.port);
   await until(() => server.connections === 2, 2000, "the pushed-to connection");
-  for (let i = 0; i < 10; i++) {
+  const pushes = Math.ceil((idleMs * 1.5) / everyMs);
+  for (let i = 0; i < pushes; i++) {
     server.broadcast("tick\n");
-    await Bun.sleep(80);
+    await Bun.sleep(everyMs);
   }
   expect(pushed.closed).toBe(false);
-  expect(pushed.receivedBytes).toBe(50);
-  await pushed.waitClosed(2000); // and once the pushes stop, it goes idle
+  await until(() => pushed.receivedBytes === 5 * pushes, 2000, "every push");
+  // Once the pushes stop, both go idle (the talker got the pushes too; the two deadlines may
+  // fall in neighbouring ticks, so wait for each).
+  await pushed.waitClosed(3000);
+  await talker.waitClosed(3000);
   expect(server.stats().closed.idle).toBe(3); // listener, then talker and pushed once quiet
 });
 
