@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
-import { FALLBACK_REF_BASE, SegmentPool, SegmentRefError } from "../src/conn-table/index.ts";
+import { FALLBACK_REF_BASE, NO_REF, SegmentPool, SegmentRefError } from "../src/conn-table/index.ts";
 import { MyriadError } from "../src/errors.ts";
 
 function fill(pool: SegmentPool, ref: number, length: number, seed: number): void {
@@ -74,8 +74,8 @@ describe("SegmentPool acquire/release", () => {
     const refs = Array.from({ length: 10 }, (_, i) => pool.acquire(i * 6));
     expect(new Set(refs).size).toBe(10);
     for (const r of refs) {
-      expect(r).toBeGreaterThanOrEqual(0);
-      expect(r).toBeLessThan(10);
+      expect(r).toBeGreaterThanOrEqual(1); // 0 is NO_REF: a zero-filled ref column means "none"
+      expect(r).toBeLessThanOrEqual(10);
       expect(pool.capacity(r)).toBe(64);
       expect(pool.offset(r) % 64).toBe(0);
       expect(pool.offset(r) + 64).toBeLessThanOrEqual(pool.buffer(r).length);
@@ -166,8 +166,8 @@ describe("SegmentPool bad refs", () => {
 
   test("unknown refs are refused by release, buffer, offset, capacity and grow", () => {
     const pool = new SegmentPool({ segmentBytes: 8, maxSegments: 4 });
-    pool.acquire(1);
-    const never = [-1, 1, 3, 4, 1.5, Number.NaN, FALLBACK_REF_BASE, FALLBACK_REF_BASE + 7, 2 ** 31];
+    expect(pool.acquire(1)).toBe(1); // the first segment; 0 is never a ref
+    const never = [NO_REF, -1, 2, 4, 5, 1.5, Number.NaN, FALLBACK_REF_BASE, FALLBACK_REF_BASE + 7, 2 ** 31];
     for (const r of never) {
       refError(() => pool.release(r));
       refError(() => pool.buffer(r));

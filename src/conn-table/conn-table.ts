@@ -24,6 +24,14 @@
  * staying packed at the front; the whole table is reserved for the process anyway.
  * (When the table is full but one slot, that one slot is reused by every alloc: the wrap is
  * then 2^12 alloc/free cycles away, the bound the tests pin down.)
+ *
+ * Memory is paid per page touched, not per slot reserved: the typed arrays come zero-filled
+ * from the OS, and a page costs RSS only once written. So a free slot is kept all zeros
+ * (free() clears what the connection wrote; no ref is "0", see NO_REF), and alloc() writes
+ * only `state`. A connection then touches only the columns it uses: one that never moves a
+ * byte (an idle device, a c1m connection) costs the state byte here, not 48 bytes. Clearing
+ * in free() rather than in alloc() costs the same writes, moved, and free() writes a column
+ * only when it is non-zero, so it does not touch pages of columns the connection never used.
  */
 
 /** The most slots one table can hold: 2^20, so a slot fits the handle's low 20 bits. */
@@ -73,14 +81,13 @@ export class ConnTable {
   readonly bytesIn: Float64Array;
   /** Bytes written to the connection. 0 after alloc(). */
   readonly bytesOut: Float64Array;
-  // The fields below hold the values alloc() gave them only while the slot is live; a slot
-  // that was never allocated reads as all zeros.
+  // Every field below reads 0 in a free slot, and in a slot alloc() has just handed out.
 
-  /** SegmentPool ref holding the partial input frame, -1 when none. */
+  /** SegmentPool ref holding the partial input frame, NO_REF (0) when none. */
   readonly inRef: Int32Array;
-  /** Bytes of partial input held at the start of inRef (0 when inRef is -1). */
+  /** Bytes of partial input held at the start of inRef (0 when inRef is NO_REF). */
   readonly inLen: Int32Array;
-  /** SegmentPool ref holding output the kernel has not taken yet, -1 when none. */
+  /** SegmentPool ref holding output the kernel has not taken yet, NO_REF (0) when none. */
   readonly outRef: Int32Array;
   /** Offset, within outRef's bytes, of the first byte not yet sent. */
   readonly outStart: Int32Array;
@@ -137,9 +144,9 @@ export class ConnTable {
   }
 
   /**
-   * Takes a free slot, resets its fields (state STATE_ALLOCATED, inRef/outRef -1, every
-   * other field 0) and returns its handle (>= 0); returns -1 when the table is full.
-   * O(1), allocates nothing.
+   * Takes a free slot and returns its handle (>= 0), or -1 when the table is full. The slot
+   * reads state STATE_ALLOCATED and every other field 0 (inRef/outRef NO_REF): free() left
+   * it so, and alloc() writes only `state`. O(1), allocates nothing.
    */
   alloc(): number {
     if (this.freeCount === 0) return -1;
@@ -150,29 +157,24 @@ export class ConnTable {
     this.freeCount--;
     this.liveCount++;
     if (slot >= this.highWater) this.highWater = slot + 1;
-    this.reset(slot);
     this.state[slot] = STATE_ALLOCATED;
     return handleFor(this.generation[slot]!, slot);
   }
 
   /**
    * Frees the slot of a live handle: bumps its generation (so the handle goes stale), sets
-   * state to STATE_FREE and inRef/outRef to -1, and queues the slot at the back of the free
-   * ring. The other fields keep their values until the next alloc() resets them; read what
-   * you need (bytesIn, bytesOut...) before or after, but do not rely on it past the next alloc().
+   * state to STATE_FREE and every other field to 0 (inRef/outRef NO_REF), and queues the
+   * slot at the back of the free ring. Read what you need (bytesIn, bytesOut...) before.
    * Returns true when it freed; false, changing nothing, for a stale, unknown or malformed handle.
-   * Does not release the slot's SegmentPool refs: release inRef/outRef first.
-   * O(1), allocates nothing.
+   * Does not release the slot's SegmentPool refs: release inRef/outRef first (their values
+   * are dropped here). O(1), allocates nothing.
    */
   free(handle: number): boolean {
     if (!this.isLive(handle)) return false;
     const slot = handle & SLOT_MASK;
     this.generation[slot] = (this.generation[slot]! + 1) & 0xffff;
     this.state[slot] = STATE_FREE;
-    // Only the refs are cleared here, so a freed slot never names a pool ref; the counters
-    // are reset by alloc(), which must reset anyway — resetting twice cost a third of free+alloc.
-    this.inRef[slot] = -1;
-    this.outRef[slot] = -1;
+    this.clear(slot);
     let tail = this.head + this.freeCount;
     if (tail >= this.capacity) tail -= this.capacity;
     this.ring[tail] = slot + 1;
@@ -216,15 +218,16 @@ export class ConnTable {
     }
   }
 
-  private reset(slot: number): void {
-    this.flags[slot] = 0;
-    this.lastActivity[slot] = 0;
-    this.bytesIn[slot] = 0;
-    this.bytesOut[slot] = 0;
-    this.inRef[slot] = -1;
-    this.inLen[slot] = 0;
-    this.outRef[slot] = -1;
-    this.outStart[slot] = 0;
-    this.outLen[slot] = 0;
+  /** Zeros the slot's fields, writing only those that are not 0 already (see the file comment: untouched pages stay free). */
+  private clear(slot: number): void {
+    if (this.flags[slot] !== 0) this.flags[slot] = 0;
+    if (this.lastActivity[slot] !== 0) this.lastActivity[slot] = 0;
+    if (this.bytesIn[slot] !== 0) this.bytesIn[slot] = 0;
+    if (this.bytesOut[slot] !== 0) this.bytesOut[slot] = 0;
+    if (this.inRef[slot] !== 0) this.inRef[slot] = 0;
+    if (this.inLen[slot] !== 0) this.inLen[slot] = 0;
+    if (this.outRef[slot] !== 0) this.outRef[slot] = 0;
+    if (this.outStart[slot] !== 0) this.outStart[slot] = 0;
+    if (this.outLen[slot] !== 0) this.outLen[slot] = 0;
   }
 }

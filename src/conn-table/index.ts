@@ -6,6 +6,7 @@ export { ConnTable, MAX_CAPACITY, STATE_FREE, STATE_ALLOCATED } from "./conn-tab
 export {
   SegmentPool,
   FALLBACK_REF_BASE,
+  NO_REF,
   MAX_BUFFER_BYTES,
   MAX_SEGMENT_BYTES,
   MAX_CHUNK_BYTES,

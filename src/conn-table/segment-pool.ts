@@ -4,8 +4,10 @@
  * (a partial frame, output the kernel has not taken yet) and holds them without an object
  * of its own.
  *
- * Refs are non-negative SMIs, stored by the caller in Int32Arrays (ConnTable.inRef/outRef):
- * - a pooled segment's ref is its index, 0 <= ref < maxSegments. Its bytes are
+ * Refs are positive SMIs, stored by the caller in Int32Arrays (ConnTable.inRef/outRef).
+ * 0 (NO_REF) is never a ref, so a zero-filled Int32Array already means "no ref anywhere":
+ * a table slot that never held bytes never has to be written (nor its page touched).
+ * - a pooled segment's ref is its index + 1, 1 <= ref <= maxSegments. Its bytes are
  *   buffer(ref)[offset(ref) .. offset(ref) + segmentBytes): buffer(ref) is the whole chunk
  *   (chunkSegments segments), shared with other refs — never write outside your range.
  * - a fallback ref is FALLBACK_REF_BASE (2^30) + i, for a Uint8Array of its own, offset 0.
@@ -21,6 +23,8 @@
  */
 import { SegmentRefError } from "./errors.ts";
 
+/** Never a ref: what a zero-filled Int32Array of refs holds (ConnTable.inRef/outRef when empty). */
+export const NO_REF = 0;
 /** Refs at or above this are fallback buffers; pooled segment refs are below it. */
 export const FALLBACK_REF_BASE = 1 << 30;
 /** Largest capacity a ref may have: lengths and offsets must fit the Int32Arrays that hold them. */
@@ -126,8 +130,8 @@ export class SegmentPool {
   acquire(minBytes: number): number {
     checkInt("acquire minBytes", minBytes, 0, MAX_BUFFER_BYTES);
     if (minBytes <= this.segmentBytes) {
-      const seg = this.takeSegment();
-      if (seg >= 0) return seg;
+      const ref = this.takeSegment();
+      if (ref > 0) return ref;
     }
     return this.newFallback(Math.max(minBytes, this.segmentBytes));
   }
@@ -138,13 +142,13 @@ export class SegmentPool {
    * Allocates nothing.
    */
   buffer(ref: number): Uint8Array {
-    if (this.isPooled(ref)) return this.chunks[(ref / this.chunkSegments) | 0]!;
+    if (this.isPooled(ref)) return this.chunks[((ref - 1) / this.chunkSegments) | 0]!;
     return this.fallbackOf("buffer", ref);
   }
 
   /** Where ref's bytes start in buffer(ref). Throws SegmentRefError for a ref not in use. Allocates nothing. */
   offset(ref: number): number {
-    if (this.isPooled(ref)) return (ref % this.chunkSegments) * this.segmentBytes;
+    if (this.isPooled(ref)) return ((ref - 1) % this.chunkSegments) * this.segmentBytes;
     this.fallbackOf("offset", ref);
     return 0;
   }
@@ -196,9 +200,10 @@ export class SegmentPool {
    */
   release(ref: number): void {
     if (this.isPooled(ref)) {
-      this.segInUse[ref] = 0;
-      this.freeStack[this.freeTop++] = ref;
-      this.chunkLive[(ref / this.chunkSegments) | 0]!--;
+      const seg = ref - 1;
+      this.segInUse[seg] = 0;
+      this.freeStack[this.freeTop++] = seg;
+      this.chunkLive[(seg / this.chunkSegments) | 0]!--;
       this.segmentsInUse--;
       return;
     }
@@ -254,7 +259,7 @@ export class SegmentPool {
 
   /** True for an acquired pooled ref; false for anything else (fallback refs included). */
   private isPooled(ref: number): boolean {
-    return (ref | 0) === ref && ref >= 0 && ref < this.maxSegments && this.segInUse[ref] === 1;
+    return (ref | 0) === ref && ref >= 1 && ref <= this.maxSegments && this.segInUse[ref - 1] === 1;
   }
 
   /** The buffer of an acquired fallback ref; throws SegmentRefError otherwise. */
@@ -267,14 +272,14 @@ export class SegmentPool {
     throw new SegmentRefError(op, ref);
   }
 
-  /** Pops a free segment, opening a chunk when none is free; -1 when maxSegments are all in use. */
+  /** Pops a free segment and returns its ref (index + 1), opening a chunk when none is free; -1 when maxSegments are all in use. */
   private takeSegment(): number {
     if (this.freeTop === 0 && !this.openChunk()) return -1;
     const seg = this.freeStack[--this.freeTop]!;
     this.segInUse[seg] = 1;
     this.chunkLive[(seg / this.chunkSegments) | 0]!++;
     this.segmentsInUse++;
-    return seg;
+    return seg + 1;
   }
 
   private openChunk(): boolean {

@@ -5,6 +5,11 @@
  * array reference, 8 bytes) and typed-array fields: the ConnTable's (48 bytes) plus
  * openedAt 4 + stallSince 4 + closeReason 1 here, plus the timing wheel's entry. No closure,
  * Map entry or object per connection; socket.data is the connection's handle (a number).
+ * Those arrays are reserved for maxConnections but cost memory per page written, and every
+ * field is 0 while unused (ConnTable keeps free slots zeroed; closeReason is put back to
+ * R_NONE): a connection writes a field only when it uses it. One that never sends or
+ * receives a byte writes `state` and its socket reference, plus lastActivity / openedAt
+ * only when idleTimeoutMs / handshakeTimeoutMs are set.
  * Callbacks get one flyweight Conn re-pointed per callback; an async callback keeps the one
  * it got (bound to its connection for good) and the server makes a new one (settle()).
  *
@@ -28,7 +33,7 @@
  */
 import type { Socket, SocketHandler, TCPSocketListener, TCPSocketListenOptions, UnixSocketListener } from "bun";
 import { FRAME_TOO_LARGE, linesCodec, rawCodec, respCodec, type Codec } from "../codec/index.ts";
-import { ConnTable, SegmentPool } from "../conn-table/index.ts";
+import { ConnTable, NO_REF, SegmentPool } from "../conn-table/index.ts";
 import { clock } from "./clock.ts";
 import { ConnRef, type ConnOps } from "./connection.ts";
 import { ListenError, ProtocolError, ServerOptionError } from "./errors.ts";
@@ -313,11 +318,12 @@ class ReactorServer implements Server, ConnOps {
     const slot = h & SLOT_MASK;
     this.sockets[slot] = socket;
     table.state[slot] = S_OPEN;
-    this.closeReason[slot] = R_NONE;
+    // closeReason is R_NONE (0) already: onClose puts it back before the slot is freed.
     const nowF = performance.now();
     const now = nowF >>> 0;
-    table.lastActivity[slot] = now;
-    this.openedAt[slot] = now;
+    // Only the timeouts read these; left unwritten, their pages cost nothing (see file comment).
+    if (this.idleTimeoutMs > 0) table.lastActivity[slot] = now;
+    if (this.handshakeTimeoutMs > 0) this.openedAt[slot] = now;
     this.accepted++;
     if (table.size > this.peak) this.peak = table.size;
     if (this.idleTimeoutMs > 0 || this.handshakeTimeoutMs > 0) this.refile(slot, nowF);
@@ -367,10 +373,10 @@ class ReactorServer implements Server, ConnOps {
     const prevCork = this.corkSlot;
     const prevCorkHandle = this.corkHandle;
     this.corkSlot = slot;
-    this.corkHandle = table.outRef[slot]! < 0 ? h : -1;
+    this.corkHandle = table.outRef[slot]! === NO_REF ? h : -1;
     // One try per read, not per frame: a throwing handler closes its connection ("error").
     try {
-      if (table.inRef[slot]! < 0) this.parse(h, slot, buf, 0, n);
+      if (table.inRef[slot]! === NO_REF) this.parse(h, slot, buf, 0, n);
       else this.parsePending(h, slot, buf);
     } catch (err) {
       this.handlerThrew(h, err);
@@ -484,7 +490,7 @@ class ReactorServer implements Server, ConnOps {
       // The frame ended inside chunk, at chunk[flen - old]: the segment is done with.
       this.inputBytes -= table.inLen[slot]!;
       pool.release(ref);
-      table.inRef[slot] = -1;
+      table.inRef[slot] = NO_REF;
       table.inLen[slot] = 0;
       const flags = table.flags[slot]!;
       const pos = flen - old;
@@ -503,12 +509,12 @@ class ReactorServer implements Server, ConnOps {
     const codec = this.codec;
     for (;;) {
       const ref = table.inRef[slot]!;
-      if (ref < 0) return;
+      if (ref === NO_REF) return;
       const len = table.inLen[slot]!;
       const off = pool.offset(ref);
       if (pos >= len) {
         pool.release(ref);
-        table.inRef[slot] = -1;
+        table.inRef[slot] = NO_REF;
         table.inLen[slot] = 0;
         this.inputBytes -= len;
         return;
@@ -543,7 +549,7 @@ class ReactorServer implements Server, ConnOps {
     const len = table.inLen[slot]!;
     if (pos >= len) {
       pool.release(ref);
-      table.inRef[slot] = -1;
+      table.inRef[slot] = NO_REF;
       table.inLen[slot] = 0;
       this.inputBytes -= len;
     } else if (pos > 0) {
@@ -561,7 +567,7 @@ class ReactorServer implements Server, ConnOps {
     const k = end - pos;
     let ref = table.inRef[slot]!;
     let len = table.inLen[slot]!;
-    if (ref < 0) {
+    if (ref === NO_REF) {
       ref = pool.acquire(k);
       len = 0;
     } else if (pool.capacity(ref) - len < k) {
@@ -579,7 +585,7 @@ class ReactorServer implements Server, ConnOps {
     const slot = h & SLOT_MASK;
     const table = this.table;
     const ref = table.outRef[slot]!;
-    if (ref >= 0) {
+    if (ref !== NO_REF) {
       const pool = this.pool;
       const start = table.outStart[slot]!;
       const end = table.outLen[slot]!;
@@ -590,7 +596,7 @@ class ReactorServer implements Server, ConnOps {
         this.writeQueueBytes -= n;
         if (start + n === end) {
           pool.release(ref);
-          table.outRef[slot] = -1;
+          table.outRef[slot] = NO_REF;
           table.outStart[slot] = 0;
           table.outLen[slot] = 0;
         } else {
@@ -599,7 +605,7 @@ class ReactorServer implements Server, ConnOps {
       }
     }
     const flags = table.flags[slot]!;
-    if (table.outRef[slot]! < 0 && (flags & F_CLOSING) !== 0) {
+    if (table.outRef[slot]! === NO_REF && (flags & F_CLOSING) !== 0) {
       this.closeNow(h, R_NONE, false);
       return;
     }
@@ -620,7 +626,7 @@ class ReactorServer implements Server, ConnOps {
     this.corkSlot = slot;
     this.corkHandle = this.corkable(h);
     try {
-      if (table.inRef[slot]! >= 0) this.drainInput(h, slot, 0);
+      if (table.inRef[slot]! !== NO_REF) this.drainInput(h, slot, 0);
       const drain = this.handler.drain;
       if (drain !== undefined && table.state[slot] === S_OPEN && (table.flags[slot]! & F_PAUSED) === 0) {
         const conn = this.fw;
@@ -660,20 +666,21 @@ class ReactorServer implements Server, ConnOps {
     const flags = table.flags[slot]!;
     let code = this.closeReason[slot]!;
     if (code === R_NONE) code = (flags & F_ERRORED) !== 0 ? R_ERROR : R_PEER;
+    else this.closeReason[slot] = R_NONE; // as the next occupant of the slot expects it
     this.closedCounts[code]!++;
     if ((flags & F_PAUSED) !== 0) this.pausedConnections--;
     const pool = this.pool;
     const outRef = table.outRef[slot]!;
-    if (outRef >= 0) {
+    if (outRef !== NO_REF) {
       this.writeQueueBytes -= table.outLen[slot]! - table.outStart[slot]!;
       pool.release(outRef);
-      table.outRef[slot] = -1;
+      table.outRef[slot] = NO_REF;
     }
     const inRef = table.inRef[slot]!;
-    if (inRef >= 0) {
+    if (inRef !== NO_REF) {
       this.inputBytes -= table.inLen[slot]!;
       pool.release(inRef);
-      table.inRef[slot] = -1;
+      table.inRef[slot] = NO_REF;
       table.inLen[slot] = 0;
     }
     if (this.clocked) clock.cancel(this.timerBase + slot);
@@ -769,7 +776,7 @@ class ReactorServer implements Server, ConnOps {
    */
   private writeSlot(slot: number, data: Uint8Array, off: number, len: number): number {
     if (len === 0) return 1;
-    if (this.table.outRef[slot]! >= 0) return this.enqueue(slot, data, off, len);
+    if (this.table.outRef[slot]! !== NO_REF) return this.enqueue(slot, data, off, len);
     if (slot === this.corkSlot) {
       const used = this.corkLen;
       if (used + len <= CORK_BYTES) {
@@ -783,7 +790,7 @@ class ReactorServer implements Server, ConnOps {
       if (used !== 0) {
         this.uncork(slot);
         if (this.table.state[slot] !== S_OPEN) return -1;
-        if (this.table.outRef[slot]! >= 0) return this.enqueue(slot, data, off, len);
+        if (this.table.outRef[slot]! !== NO_REF) return this.enqueue(slot, data, off, len);
       }
     }
     const n = this.sockets[slot]!.write(data, off, len);
@@ -823,13 +830,13 @@ class ReactorServer implements Server, ConnOps {
     if (!table.isLive(h)) return -1;
     const slot = h & SLOT_MASK;
     if (table.state[slot] !== S_OPEN || (table.flags[slot]! & (F_PAUSED | F_CLOSING)) !== 0) return -1;
-    return table.outRef[slot]! < 0 ? h : -1;
+    return table.outRef[slot]! === NO_REF ? h : -1;
   }
 
   /** Bytes in the slot's write queue. */
   private queued(slot: number): number {
     const table = this.table;
-    return table.outRef[slot]! < 0 ? 0 : table.outLen[slot]! - table.outStart[slot]!;
+    return table.outRef[slot]! === NO_REF ? 0 : table.outLen[slot]! - table.outStart[slot]!;
   }
 
   private enqueue(slot: number, data: Uint8Array, off: number, len: number): number {
@@ -839,14 +846,14 @@ class ReactorServer implements Server, ConnOps {
     let ref = table.outRef[slot]!;
     let start = table.outStart[slot]!;
     let end = table.outLen[slot]!;
-    const pending = ref < 0 ? 0 : end - start;
+    const pending = ref === NO_REF ? 0 : end - start;
     const total = pending + len;
     if (total > this.hardLimit) {
       // Memory stays bounded whatever the peer does: this write is dropped, the peer cut off.
       this.closeNow(table.handleOf(slot), R_WRITE_STALL, true);
       return -1;
     }
-    if (ref < 0) {
+    if (ref === NO_REF) {
       ref = pool.acquire(len);
       start = 0;
       end = 0;
@@ -926,7 +933,7 @@ class ReactorServer implements Server, ConnOps {
       this.uncork(slot);
       if (table.state[slot] !== S_OPEN) return;
     }
-    if (table.outRef[slot]! < 0) return this.closeNow(id, code, false);
+    if (table.outRef[slot]! === NO_REF) return this.closeNow(id, code, false);
     // Output pending: stop reading, flush on drain, then end (onDrain); the stall timeout
     // bounds how long a peer that does not read can hold the connection.
     this.closeReason[slot] = code;
