@@ -30,6 +30,7 @@ const cmd = defineCommand({
     rounds: { type: "int", default: 3, min: 1, max: 20, help: "rounds per depth; ratios are taken per round, the median is reported; --quick: 1" },
     check: { type: "bool", help: "exit 1 when a ratio misses its goal" },
     warmup: { type: "int", default: 50_000, min: 0, help: "requests per test of an unmeasured first run against each server (JIT warm-up; 0: none)" },
+    pin: { type: "bool", default: true, help: "pin the server under test to CPU 0 and redis-benchmark to CPU 1 with taskset (needs 2 CPUs; --no-pin to let them float)" },
   },
   validate(v) {
     for (const p of v.pipelines) if (!/^[1-9]\d*$/.test(p)) return `--pipelines must be a comma-separated list of positive integers, got "${v.pipelines.join(",")}"`;
@@ -51,6 +52,15 @@ function need(tool: string): string {
 }
 const redisServerBin = need("redis-server");
 const benchBin = need("redis-benchmark");
+
+// With both on 2 shared cores, the scheduler moving the server and redis-benchmark onto one
+// core now and then made per-round ratios swing 0.72-1.43 at -P 1. Pinned, each has a core
+// of its own, as a production server would (redis is single-threaded; myriad runs a worker
+// per core), and both servers get exactly the same treatment.
+const cpus = navigator.hardwareConcurrency;
+const tasksetBin = opt.pin && cpus >= 2 ? Bun.which("taskset") : null;
+if (opt.pin && cpus >= 2 && tasksetBin === null) console.error("bench/resp.ts: taskset not found (apt-get install util-linux); running unpinned");
+const onCpu = (cpu: number, argv: string[]): string[] => (tasksetBin === null ? argv : [tasksetBin, "-c", String(cpu), ...argv]);
 
 async function freePort(): Promise<number> {
   const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
@@ -83,7 +93,7 @@ interface Target {
 async function startRedis(): Promise<Target> {
   const port = await freePort();
   const proc = Bun.spawn(
-    [redisServerBin, "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning"],
+    onCpu(0, [redisServerBin, "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning"]),
     { stdout: "ignore", stderr: "inherit" },
   );
   await waitForPort(port, proc, "redis-server");
@@ -93,14 +103,14 @@ async function startRedis(): Promise<Target> {
 async function startMyriad(): Promise<Target> {
   const port = await freePort();
   const serve = join(import.meta.dir, "..", "src", "cli", "serve.ts");
-  const proc = Bun.spawn([process.execPath, serve, "--port", String(port), "--no-admin"], { stdout: "ignore", stderr: "inherit" });
+  const proc = Bun.spawn(onCpu(0, [process.execPath, serve, "--port", String(port), "--no-admin"]), { stdout: "ignore", stderr: "inherit" });
   await waitForPort(port, proc, "myriad serve");
   return { name: "myriad", port, proc };
 }
 
 /** Runs redis-benchmark; returns test name -> rps. */
 async function runBenchmark(port: number, pipeline: string, n = requests): Promise<Map<string, number>> {
-  const args = [benchBin, "-h", "127.0.0.1", "-p", String(port), "-t", opt.tests.join(","), "-c", String(opt.clients), "-n", String(n), "-P", pipeline, "--csv"];
+  const args = onCpu(1, [benchBin, "-h", "127.0.0.1", "-p", String(port), "-t", opt.tests.join(","), "-c", String(opt.clients), "-n", String(n), "-P", pipeline, "--csv"]);
   const proc = Bun.spawn(args, { stdout: "pipe", stderr: "pipe" });
   const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
   if (code !== 0) throw new Error(`redis-benchmark exited with ${code}: ${err.trim()}`);
@@ -133,7 +143,8 @@ process.on("SIGINT", () => {
 
 console.log(
   `bench/resp.ts: redis-benchmark -t ${opt.tests.join(",")} -c ${opt.clients} -n ${requests}, -P ${opt.pipelines.join(" / ")}, ` +
-    `${rounds} round${rounds > 1 ? "s" : ""} (median, min-max); redis-server pid ${redis.proc.pid} :${redis.port}, myriad pid ${myriad.proc.pid} :${myriad.port}`,
+    `${rounds} round${rounds > 1 ? "s" : ""} (median, min-max); redis-server pid ${redis.proc.pid} :${redis.port}, myriad pid ${myriad.proc.pid} :${myriad.port}; ` +
+    (tasksetBin === null ? "unpinned" : "servers pinned to CPU 0, redis-benchmark to CPU 1"),
 );
 
 if (opt.warmup > 0) {
