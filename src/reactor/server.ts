@@ -319,14 +319,16 @@ class ReactorServer implements Server, ConnOps {
     this.sockets[slot] = socket;
     table.state[slot] = S_OPEN;
     // closeReason is R_NONE (0) already: onClose puts it back before the slot is freed.
-    const nowF = performance.now();
-    const now = nowF >>> 0;
-    // Only the timeouts read these; left unwritten, their pages cost nothing (see file comment).
-    if (this.idleTimeoutMs > 0) table.lastActivity[slot] = now;
-    if (this.handshakeTimeoutMs > 0) this.openedAt[slot] = now;
     this.accepted++;
     if (table.size > this.peak) this.peak = table.size;
-    if (this.idleTimeoutMs > 0 || this.handshakeTimeoutMs > 0) this.refile(slot, nowF);
+    if (this.idleTimeoutMs > 0 || this.handshakeTimeoutMs > 0) {
+      // Only the timeouts read these; left unwritten, their pages cost nothing (see file comment).
+      const nowF = performance.now();
+      const now = nowF >>> 0;
+      if (this.idleTimeoutMs > 0) table.lastActivity[slot] = now;
+      if (this.handshakeTimeoutMs > 0) this.openedAt[slot] = now;
+      this.refile(slot, nowF);
+    }
     const open = this.handler.open;
     if (open !== undefined) {
       const outer = this.fw;
