@@ -14,6 +14,7 @@
  * per-round ratios with their spread (min-max); the rps columns are medians over the rounds.
  * --check exits 1 when a median ratio misses its goal.
  */
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { defineCommand, runCommand } from "../src/config/index.ts";
 
@@ -152,6 +153,18 @@ if (opt.warmup > 0) {
   for (const t of [redis, myriad]) await runBenchmark(t.port, opt.pipelines.at(-1)!, Math.max(1000, opt.warmup));
 }
 
+/** CPU seconds (user + system) a process has used so far, from /proc/<pid>/stat. */
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  // Fields after the command name (which may hold spaces) start after the last ')'.
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(f[11]) + Number(f[12])) / CLOCK_TICKS_PER_SECOND; // utime, stime
+}
+const CLOCK_TICKS_PER_SECOND = 100; // sysconf(_SC_CLK_TCK) on Linux x86-64
+
+/** Server CPU per pipeline depth and server, summed over the measured rounds. */
+const cpu = new Map<string, { redis: { s: number; requests: number }; myriad: { s: number; requests: number } }>();
+
 interface Row {
   test: string;
   pipeline: string;
@@ -167,7 +180,12 @@ try {
     for (let r = 0; r < rounds; r++) {
       const order = r % 2 === 0 ? [redis, myriad] : [myriad, redis];
       for (const t of order) {
+        const cpu0 = cpuSeconds(t.proc.pid);
         const res = await runBenchmark(t.port, p);
+        let c = cpu.get(p);
+        if (c === undefined) cpu.set(p, (c = { redis: { s: 0, requests: 0 }, myriad: { s: 0, requests: 0 } }));
+        c[t.name].s += cpuSeconds(t.proc.pid) - cpu0;
+        c[t.name].requests += requests * res.size;
         for (const [test, rps] of res) {
           let row = byTest.get(test);
           if (row === undefined) {
@@ -210,5 +228,12 @@ console.log(line(header));
 console.log(widths.map((w) => "-".repeat(w)).join("  "));
 for (const row of table) console.log(line(row));
 console.log("ratio: median of the per-round ratios (both servers back to back in each round); spread: their min-max; rps: each server's median");
+console.log("\nserver CPU (user + system) per request, all tests and rounds of a depth (lower is better):");
+for (const [p, c] of cpu) {
+  const us = (x: { s: number; requests: number }) => (x.requests > 0 ? (x.s * 1e6) / x.requests : 0);
+  const r = us(c.redis);
+  const m = us(c.myriad);
+  console.log(`  -P ${p.padEnd(3)} redis-server ${r.toFixed(2)} us   myriad ${m.toFixed(2)} us   myriad/redis ${(m / r).toFixed(2)}x`);
+}
 if (opt.quick) console.log("(quick run: small -n, one round; figures are indicative only)");
 process.exit(opt.check && failed ? 1 : 0);
