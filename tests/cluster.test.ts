@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Socket } from "bun";
@@ -216,6 +216,36 @@ describe("runCluster", () => {
   test("bad options are refused with a code", async () => {
     await expect(runCluster({ workers: 0, listen: [{ hostname: "127.0.0.1", port: 0 }] })).rejects.toMatchObject({ code: "ERR_CLUSTER_WORKERS" });
     await expect(runCluster({ workers: 1, listen: [] })).rejects.toMatchObject({ code: "ERR_CLUSTER_LISTEN" });
+    await expect(
+      runCluster({ workers: 1, listen: [{ hostname: "127.0.0.1", port: 0 }], app: { kind: "module", module: "no-such-package-of-myriad" } }),
+    ).rejects.toMatchObject({ code: "ERR_CLUSTER_APP", message: expect.stringContaining("no-such-package-of-myriad") });
+  });
+
+  test("workers run one bundled entry from the temp directory, with its source map; a worker's error points into the TypeScript sources", async () => {
+    const c = await start({ workers: 2, listen: [{ hostname: "127.0.0.1", port: 0 }], app: { kind: "echo" } });
+    const scripts = c.pids().map((pid) => readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").filter(Boolean).at(-1)!);
+    expect(scripts[0]).toMatch(new RegExp(`^${tmpdir()}/myriad-worker-[0-9a-z]+\\.js$`));
+    expect(scripts[1]).toBe(scripts[0]!);
+    expect(existsSync(`${scripts[0]}.map`)).toBe(true);
+    expect(await roundTrip(c.addresses[0]!.port, "still echoes")).toBe("still echoes");
+    // A module app that throws while loading: the worker reports the error with a stack
+    // mapped back to worker-main.ts, not to a line of the bundle.
+    const mod = join(tmp, "throws-at-load.ts");
+    writeFileSync(mod, "export default function make() { throw new Error('refused at load, called from ' + new Error().stack); }\n");
+    const messages: string[] = [];
+    const failed = await runCluster({
+      workers: 1,
+      listen: [{ hostname: "127.0.0.1", port: 0 }],
+      app: { kind: "module", module: mod },
+      stdio: "ignore",
+      restart: false,
+      onEvent: (e: ClusterEvent) => void (e.type === "fatal" && messages.push(e.message)),
+    }).catch((e: Error) => e);
+    expect(failed).toBeInstanceOf(Error);
+    const reported = String((failed as Error).message) + messages.join("\n");
+    expect(reported).toContain("refused at load");
+    // The caller's frame, mapped from the bundle back to the source file (not under tmpdir).
+    expect(reported).toContain(`at loadApp (${join(ROOT, "src", "cluster", "worker-main.ts")}:`);
   });
 });
 

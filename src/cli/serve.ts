@@ -264,6 +264,10 @@ async function serveCluster(cfg: ServeConfig, spec: number | "auto", hosts: stri
   let stopping: Promise<void> | undefined;
   let cluster: Awaited<ReturnType<typeof runCluster>> | undefined;
   const onEvent = (e: ClusterEvent): void => {
+    if (e.type === "warning") {
+      process.stderr.write(`serve: ${e.message}\n`);
+      return;
+    }
     // Lifecycle after the start (the start itself is the startup block).
     if (!cluster || stopping) return;
     if (e.type === "exit" && !e.expected)
