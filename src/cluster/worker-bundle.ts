@@ -44,12 +44,7 @@ async function build(): Promise<string> {
     throw new Error(`unexpected build outputs: ${result.outputs.map((o) => `${o.kind} ${o.path}`).join(", ")}`);
   }
   const code = await entry.text();
-  const name = `myriad-worker-${Bun.hash(code).toString(36)}`;
-  const path = join(tmpdir(), `${name}.js`);
-  if (existsSync(path)) return path;
-  // The bundle names its map after the build's output file; point it at ours.
-  const linked = code.replace(/\/\/# sourceMappingURL=\S+\s*$/, "") + `//# sourceMappingURL=${name}.js.map\n`;
-  // Write then rename: a supervisor starting at the same moment never runs a half-written file.
+  let mapText: string | undefined;
   if (map !== undefined) {
     // The map names the sources by relative paths (Bun 1.4.5: relative to the working
     // directory, whatever `root` says); the bundle lives elsewhere, so make them absolute, or
@@ -59,8 +54,17 @@ async function build(): Promise<string> {
     const sources = json.sources ?? [];
     const base = [process.cwd(), PROJECT_ROOT].find((dir) => sources.some((src) => resolve(dir, src) === WORKER_MAIN_SOURCE)) ?? process.cwd();
     json.sources = sources.map((src) => (isAbsolute(src) ? src : resolve(base, src)));
-    writeAtomically(join(tmpdir(), `${name}.js.map`), JSON.stringify(json));
+    mapText = JSON.stringify(json);
   }
+  // The name hashes the map too: two checkouts with the same code must not share a bundle
+  // whose map points into the other one's sources.
+  const name = `myriad-worker-${Bun.hash(code + (mapText ?? "")).toString(36)}`;
+  const path = join(tmpdir(), `${name}.js`);
+  if (existsSync(path)) return path;
+  // The bundle names its map after the build's output file; point it at ours.
+  const linked = code.replace(/\/\/# sourceMappingURL=\S+\s*$/, "") + (mapText === undefined ? "" : `//# sourceMappingURL=${name}.js.map\n`);
+  // Each written then renamed: a supervisor starting at the same moment never reads half a file.
+  if (mapText !== undefined) writeAtomically(join(tmpdir(), `${name}.js.map`), mapText);
   writeAtomically(path, linked);
   return path;
 }
