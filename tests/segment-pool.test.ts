@@ -36,6 +36,7 @@ describe("SegmentPool options", () => {
       [{ maxSegments: -1 }, "maxSegments"],
       [{ maxSegments: 1.5 }, "maxSegments"],
       [{ maxSegments: 2 ** 30 + 1 }, "maxSegments"],
+      [{ maxSegments: 2 ** 30 }, "maxSegments"], // its last ref would be the first fallback ref
       [{ maxSegments: 4, segmentBytes: 0 }, "segmentBytes"],
       [{ maxSegments: 4, segmentBytes: 2 ** 24 + 1 }, "segmentBytes"],
       [{ maxSegments: 4, chunkSegments: 0 }, "chunkSegments"],

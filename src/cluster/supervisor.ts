@@ -9,7 +9,7 @@
  *   await cluster.stop();      // graceful; SIGKILL by pid after stopTimeoutMs
  */
 import type { Subprocess } from "bun";
-import { isAbsolute } from "node:path";
+import { existsSync } from "node:fs";
 import type { AdminSnapshot, AdminStatsSource } from "../admin/index.ts";
 import { MyriadError } from "../errors.ts";
 import type { ServerStats } from "../reactor/index.ts";
@@ -49,7 +49,8 @@ export interface ClusterOptions {
   maxConnectionsPerWorker?: number;
   /**
    * The worker script; any script speaking protocol.ts. Default: src/cluster/worker-main.ts,
-   * bundled once into one JavaScript file (see worker-bundle.ts: ~3 MiB less per worker).
+   * for the echo and kv apps bundled once into one JavaScript file (see worker-bundle.ts:
+   * ~3 MiB less per worker); module apps run it from the sources.
    */
   workerEntry?: string;
   /** Arguments for bun before the script (e.g. ["--smol"]). */
@@ -116,6 +117,10 @@ export class Cluster implements AdminStatsSource {
   private readonly maxPerWorker: number;
   /** The script every worker runs (runCluster sets it: the bundle when it could be made). */
   entry: string = WORKER_MAIN_SOURCE;
+  /** Whether `entry` is meant to be the bundle (built-in app, no workerEntry option). */
+  bundled = false;
+  /** Passes a warning to onEvent. */
+  readonly warn = (message: string): void => this.o.onEvent?.({ type: "warning", message });
   private stopping: Promise<void> | undefined;
   private signalHandler: ((sig: NodeJS.Signals) => void) | undefined;
 
@@ -274,6 +279,14 @@ export class Cluster implements AdminStatsSource {
     s.fatal = undefined;
     s.startedAtMs = Date.now();
     s.exitHandled = new Promise<void>((resolve) => (s.exitHandledResolve = resolve));
+    if (this.bundled && !existsSync(this.entry)) {
+      // Deleted under us (a temp cleaner, in a supervisor up for days): this worker runs the
+      // sources; the bundle is made again for the next ones.
+      this.entry = WORKER_MAIN_SOURCE;
+      void bundledWorkerEntry(this.warn).then((p) => {
+        if (p !== null) this.entry = p;
+      });
+    }
     const proc: Subprocess = Bun.spawn([process.execPath, ...(this.o.bunArgs ?? []), this.entry], {
       env: { ...process.env, ...this.o.env, [WORKER_CONFIG_ENV]: JSON.stringify(cfg) },
       stdio: ["ignore", stdio, stdio],
@@ -420,21 +433,14 @@ export async function runCluster(opts: ClusterOptions): Promise<Cluster> {
   if (!Array.isArray(opts.listen) || opts.listen.length === 0) {
     throw new ClusterError("ERR_CLUSTER_LISTEN", "listen must name at least one { hostname, port }");
   }
-  let app = opts.app;
-  if (app?.kind === "module" && !isAbsolute(app.module)) {
-    // Resolved here, from where worker-main.ts lives, as the worker's own import() did before
-    // workers ran a bundle from the temp directory (where a package name would not resolve).
-    let resolved: string;
-    try {
-      resolved = Bun.resolveSync(app.module, import.meta.dir);
-    } catch (err) {
-      throw new ClusterError("ERR_CLUSTER_APP", `app module "${app.module}" cannot be resolved: ${err instanceof Error ? err.message : String(err)}`);
-    }
-    app = { ...app, module: resolved };
+  const cluster = new Cluster(opts);
+  // The built-in apps run from the bundle; a module app imports myriad itself and must share
+  // one copy of it with the worker (see worker-bundle.ts), so it runs from the sources.
+  if (opts.workerEntry !== undefined) cluster.entry = opts.workerEntry;
+  else if (opts.app?.kind !== "module") {
+    cluster.bundled = true;
+    cluster.entry = (await bundledWorkerEntry(cluster.warn)) ?? WORKER_MAIN_SOURCE;
   }
-  const cluster = new Cluster({ ...opts, app });
-  cluster.entry =
-    opts.workerEntry ?? (await bundledWorkerEntry((message) => opts.onEvent?.({ type: "warning", message }))) ?? WORKER_MAIN_SOURCE;
   try {
     await cluster.startAll();
   } catch (e) {

@@ -25,7 +25,7 @@ import { SegmentRefError } from "./errors.ts";
 
 /** Never a ref: what a zero-filled Int32Array of refs holds (ConnTable.inRef/outRef when empty). */
 export const NO_REF = 0;
-/** Refs at or above this are fallback buffers; pooled segment refs are below it. */
+/** Refs at or above this are fallback buffers; pooled segment refs are 1..maxSegments, below it. */
 export const FALLBACK_REF_BASE = 1 << 30;
 /** Largest capacity a ref may have: lengths and offsets must fit the Int32Arrays that hold them. */
 export const MAX_BUFFER_BYTES = 0x7fffffff;
@@ -38,7 +38,7 @@ export const MAX_CHUNK_BYTES = 1 << 30;
 export interface SegmentPoolOptions {
   /** Bytes per pooled segment; integer 1..2^24, default 4096. */
   segmentBytes?: number;
-  /** Most pooled segments ever reserved (segmentBytes each); integer 0..2^30. Past it, acquire() falls back. */
+  /** Most pooled segments ever reserved (segmentBytes each); integer 0..2^30 - 1. Past it, acquire() falls back. */
   maxSegments: number;
   /** Segments per lazily allocated chunk; integer >= 1, default 256 (1 MiB chunks of 4 KiB segments). */
   chunkSegments?: number;
@@ -78,7 +78,7 @@ function checkInt(name: string, value: number, min: number, max: number): void {
 export class SegmentPool {
   /** Bytes per pooled segment. */
   readonly segmentBytes: number;
-  /** Most pooled segments; refs below this are pooled. */
+  /** Most pooled segments; pooled refs are 1..maxSegments. */
   readonly maxSegments: number;
   /** Segments per chunk. */
   readonly chunkSegments: number;
@@ -109,7 +109,8 @@ export class SegmentPool {
     const maxSegments = opts.maxSegments;
     const chunkSegments = opts.chunkSegments ?? 256;
     checkInt("segmentBytes", segmentBytes, 1, MAX_SEGMENT_BYTES);
-    checkInt("maxSegments", maxSegments, 0, FALLBACK_REF_BASE);
+    // Pooled refs run up to maxSegments and must stay below the first fallback ref.
+    checkInt("maxSegments", maxSegments, 0, FALLBACK_REF_BASE - 1);
     checkInt("chunkSegments", chunkSegments, 1, Math.floor(MAX_CHUNK_BYTES / segmentBytes));
     this.segmentBytes = segmentBytes;
     this.maxSegments = maxSegments;

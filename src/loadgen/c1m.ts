@@ -296,6 +296,10 @@ export async function runC1m(o: C1mOptions): Promise<C1mResult> {
         restart: false,
         startTimeoutMs: 60_000,
         stdio: "inherit",
+        // A worker bundle that could not be made changes what is measured: say so.
+        onEvent: (e) => {
+          if (e.type === "warning") console.error(`c1m: ${kind}: ${e.message}`);
+        },
       });
       workerPids.push(...cluster.pids());
       // Each phase binds its own source addresses: the previous phase's ports may linger.

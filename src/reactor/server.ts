@@ -5,11 +5,13 @@
  * array reference, 8 bytes) and typed-array fields: the ConnTable's (48 bytes) plus
  * openedAt 4 + stallSince 4 + closeReason 1 here, plus the timing wheel's entry. No closure,
  * Map entry or object per connection; socket.data is the connection's handle (a number).
- * Those arrays are reserved for maxConnections but cost memory per page written, and every
- * field is 0 while unused (ConnTable keeps free slots zeroed; closeReason is put back to
- * R_NONE): a connection writes a field only when it uses it. One that never sends or
- * receives a byte writes `state` and its socket reference, plus lastActivity / openedAt
- * only when idleTimeoutMs / handshakeTimeoutMs are set.
+ * Those arrays are reserved for maxConnections but cost memory per page written, so a
+ * connection writes a field only when it uses it: ConnTable keeps free slots zeroed,
+ * closeReason is put back to R_NONE at close, and openedAt / stallSince are written (and
+ * read) only while handshakeTimeoutMs / writeStallTimeoutMs are set; they keep whatever the
+ * slot's last user left, never read before they are written again. One connection that
+ * never sends or receives a byte writes `state` and its socket reference, plus lastActivity
+ * and openedAt when idleTimeoutMs and handshakeTimeoutMs are set.
  * Callbacks get one flyweight Conn re-pointed per callback; an async callback keeps the one
  * it got (bound to its connection for good) and the server makes a new one (settle()).
  *
@@ -883,9 +885,12 @@ class ReactorServer implements Server, ConnOps {
     table.flags[slot]! |= F_PAUSED;
     this.pausedConnections++;
     if ((table.flags[slot]! & F_CLOSING) === 0) this.sockets[slot]!.pause();
-    const nowF = performance.now();
-    this.stallSince[slot] = nowF >>> 0;
-    if (this.writeStallTimeoutMs > 0) this.refile(slot, nowF);
+    if (this.writeStallTimeoutMs > 0) {
+      // Read only by the stall deadline (stallActive); left unwritten, its page costs nothing.
+      const nowF = performance.now();
+      this.stallSince[slot] = nowF >>> 0;
+      this.refile(slot, nowF);
+    }
   }
 
   broadcast(bytes: Uint8Array | string): number {
@@ -943,9 +948,11 @@ class ReactorServer implements Server, ConnOps {
     if (slot === this.corkSlot) this.corkHandle = -1;
     if ((flags & F_PAUSED) === 0) {
       this.sockets[slot]!.pause();
-      const nowF = performance.now();
-      this.stallSince[slot] = nowF >>> 0;
-      if (this.timed) this.refile(slot, nowF);
+      if (this.timed) {
+        const nowF = performance.now();
+        if (this.writeStallTimeoutMs > 0) this.stallSince[slot] = nowF >>> 0;
+        this.refile(slot, nowF);
+      }
     }
   }
 
