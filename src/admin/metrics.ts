@@ -1,4 +1,5 @@
-import { CLOSE_REASONS, type AdminSnapshot, type HistogramMs, type PoolStats, type ServerStats } from "./types.ts";
+import { COUNTED_CLOSE_REASONS } from "../reactor/index.ts";
+import type { AdminSnapshot, HistogramMs, PoolStats, ServerStats } from "./types.ts";
 
 /** The content type of Prometheus text exposition format 0.0.4. */
 export const PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
@@ -134,7 +135,7 @@ export function renderMetrics(snap: AdminSnapshot): string {
     workers.length,
     (i, w) => {
       const closed = stats(i).closed;
-      for (const r of CLOSE_REASONS) w.sample("myriad_connections_closed_total", `${wl[i]},reason="${r}"`, closed[r] ?? 0);
+      for (const r of COUNTED_CLOSE_REASONS) w.sample("myriad_connections_closed_total", `${wl[i]},reason="${r}"`, closed[r] ?? 0);
     },
   );
   for (const m of SERVER_SCALARS_AFTER_CLOSED) {

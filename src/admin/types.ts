@@ -1,7 +1,6 @@
 /**
  * The shapes the admin server reads. ServerStats and PoolStats are the reactor's and the
- * pool's own types, imported as types only: the admin server depends at run time on nothing
- * but the numbers it displays, and any object of the right shape can be a stats source.
+ * pool's own types: any object of the right shape can be a stats source.
  */
 import type { PoolStats } from "../pool/index.ts";
 import type { ServerStats } from "../reactor/index.ts";
@@ -15,19 +14,6 @@ export interface HistogramMs {
   sumMs: number;
   count: number;
 }
-
-/** Close reasons the reactor counts; "limit" closes are counted as `rejected`. */
-export const CLOSE_REASONS = [
-  "peer",
-  "idle",
-  "handshake",
-  "protocol",
-  "writeStall",
-  "shutdown",
-  "server",
-  "error",
-] as const;
-export type CountedCloseReason = (typeof CLOSE_REASONS)[number];
 
 /** One server process's (worker's) stats, and one pool's: the reactor's and the pool's own types. */
 export type { ServerStats, PoolStats };

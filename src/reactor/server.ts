@@ -332,19 +332,7 @@ class ReactorServer implements Server, ConnOps {
       this.refile(slot, nowF);
     }
     const open = this.handler.open;
-    if (open !== undefined) {
-      const outer = this.fw;
-      const prev = outer.id;
-      this.enter(h, prev);
-      try {
-        const conn = this.fw;
-        const r: unknown = open.call(this.handler, conn);
-        if (r !== undefined) this.settle(conn, r, h);
-      } catch (err) {
-        this.handlerThrew(h, err);
-      }
-      this.leave(outer, prev, h);
-    }
+    if (open !== undefined) this.callHook(h, open, undefined, true);
   }
 
   /** Over a limit or stopping: closed at once (never queued, never retried), counted. */
@@ -692,19 +680,7 @@ class ReactorServer implements Server, ConnOps {
     table.state[slot] = S_CLOSED;
     if (slot === this.corkSlot) this.corkHandle = -1;
     const close = this.handler.close;
-    if (close !== undefined) {
-      const outer = this.fw;
-      const prev = outer.id;
-      this.enter(h, prev);
-      try {
-        const conn = this.fw;
-        const r: unknown = close.call(this.handler, conn, REASONS[code]!);
-        if (r !== undefined) this.settle(conn, r, h);
-      } catch (err) {
-        this.report(h, err);
-      }
-      this.leave(outer, prev, h);
-    }
+    if (close !== undefined) this.callHook(h, close, REASONS[code]!, false);
     this.sockets[slot] = undefined;
     table.free(h);
     if (this.stopping && table.size === 0) this.finishStop();
@@ -988,6 +964,26 @@ class ReactorServer implements Server, ConnOps {
       this.callError(h, err);
     }
     this.closeNow(h, R_PROTOCOL, false);
+  }
+
+  /**
+   * Calls a lifecycle hook (open, close) with h's flyweight and `arg`. A throw closes the
+   * connection "error" when `closeOnThrow` (open), else is only reported (close: it is
+   * closing already); an async hook is settled like any other callback.
+   */
+  private callHook(h: number, hook: (conn: ConnRef, arg?: any) => unknown, arg: unknown, closeOnThrow: boolean): void {
+    const outer = this.fw;
+    const prev = outer.id;
+    this.enter(h, prev);
+    try {
+      const conn = this.fw;
+      const r: unknown = hook.call(this.handler, conn, arg);
+      if (r !== undefined) this.settle(conn, r, h);
+    } catch (err) {
+      if (closeOnThrow) this.handlerThrew(h, err);
+      else this.report(h, err);
+    }
+    this.leave(outer, prev, h);
   }
 
   private handlerThrew(h: number, err: unknown): void {

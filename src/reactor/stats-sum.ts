@@ -5,14 +5,15 @@
  */
 import type { CountedCloseReason, ServerStats } from "./types.ts";
 
-const COUNTED_REASONS: readonly CountedCloseReason[] = ["peer", "idle", "handshake", "protocol", "writeStall", "shutdown", "server", "error"];
+/** The reasons ServerStats.closed counts, in display order ("limit" closes are counted as rejected). */
+export const COUNTED_CLOSE_REASONS: readonly CountedCloseReason[] = ["peer", "idle", "handshake", "protocol", "writeStall", "shutdown", "server", "error"];
 
 type Histogram = ServerStats["handlerLatency"];
 
 /** All-zero stats with the given latency bounds: a sum of nothing, or a worker that has not reported yet. */
 export function emptyServerStats(boundsMs: readonly number[] = []): ServerStats {
   const closed = {} as Record<CountedCloseReason, number>;
-  for (const r of COUNTED_REASONS) closed[r] = 0;
+  for (const r of COUNTED_CLOSE_REASONS) closed[r] = 0;
   return {
     connections: 0,
     peakConnections: 0,
@@ -69,7 +70,7 @@ export function sumServerStats(list: readonly ServerStats[], sameProcess = false
     out.peakConnections += s.peakConnections;
     out.accepted += s.accepted;
     out.rejected += s.rejected;
-    for (const r of COUNTED_REASONS) out.closed[r] += s.closed[r] ?? 0;
+    for (const r of COUNTED_CLOSE_REASONS) out.closed[r] += s.closed[r] ?? 0;
     out.bytesIn += s.bytesIn;
     out.bytesOut += s.bytesOut;
     out.framesIn += s.framesIn;
