@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
-import { join } from "node:path";
+import { runFixture } from "./helpers/fixture.ts";
 import { ConnTable, MAX_CAPACITY, NO_REF, STATE_ALLOCATED, STATE_FREE } from "../src/conn-table/index.ts";
 
 function liveSet(table: ConnTable): number[] {
@@ -225,10 +225,7 @@ describe("ConnTable fields", () => {
 
   test("slots that use no field cost no memory: 2^20 live slots touch only the state column", async () => {
     // Measured in a fresh process (see the fixture for why).
-    const proc = Bun.spawn([process.execPath, join(import.meta.dir, "fixtures", "conn-table-rss.ts")], { stdout: "pipe", stderr: "pipe" });
-    const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
-    if (code !== 0) throw new Error(`tests/fixtures/conn-table-rss.ts exited ${code}:\n${err}${out}`);
-    const r = JSON.parse(out.trim()) as { capacity: number; noFieldMiB: number; oneColumnMiB: number };
+    const r = await runFixture<{ capacity: number; noFieldMiB: number; oneColumnMiB: number }>("conn-table-rss.ts");
     console.log(`2^20 live slots, no field written: RssAnon +${r.noFieldMiB.toFixed(1)} MiB (the whole table is ${(MAX_CAPACITY * ConnTable.BYTES_PER_SLOT) / 2 ** 20} MiB); then bytesIn written: +${r.oneColumnMiB.toFixed(1)} MiB`);
     expect(r.capacity).toBe(MAX_CAPACITY);
     // The state column is 1 MiB; were alloc() writing every field, 44 MiB would be touched.

@@ -7,7 +7,7 @@
  * holds nothing left over from other test files (see that file for why it matters).
  */
 import { expect, test } from "bun:test";
-import { join } from "node:path";
+import { runFixture } from "./helpers/fixture.ts";
 
 interface HeapReport {
   n: number;
@@ -23,15 +23,7 @@ interface HeapReport {
 
 test("per connection the heap holds Bun's socket and no other object (timeouts armed, a partial frame held)", async () => {
   const n = 1500;
-  const proc = Bun.spawn([process.execPath, join(import.meta.dir, "fixtures", "reactor-heap.ts"), String(n)], {
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  const killer = setTimeout(() => proc.kill("SIGKILL"), 50_000);
-  const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
-  clearTimeout(killer);
-  if (code !== 0) throw new Error(`tests/fixtures/reactor-heap.ts exited ${code}:\n${err}${out}`);
-  const r = JSON.parse(out.trim().split("\n").at(-1)!) as HeapReport;
+  const r = await runFixture<HeapReport>("reactor-heap.ts", [String(n)]);
 
   const grown = Object.entries(r.during)
     .map(([type, count]) => [type, count - (r.before[type] ?? 0)] as const)
