@@ -1,15 +1,5 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 
-/**
- * Returns true when `a` equals `b`, in time that depends on neither where they first differ
- * nor their lengths: both sides are hashed to 32 bytes and compared with timingSafeEqual.
- */
-export function tokensEqual(a: string, b: string): boolean {
-  const da = createHash("sha256").update(a).digest();
-  const db = createHash("sha256").update(b).digest();
-  return timingSafeEqual(da, db);
-}
-
 /** Returns the token of an `Authorization: Bearer <token>` header value (scheme matched
  *  case-insensitively, RFC 7235), or null when the header is missing or another scheme. */
 export function bearerToken(header: string | null | undefined): string | null {

@@ -56,10 +56,6 @@ export class KvStore {
     return this.expiries.size;
   }
 
-  /** The store's clock (monotonic ms). */
-  now(): number {
-    return this.expiry.clock();
-  }
 
   /** Deletes `key` when its deadline has passed; returns true when it did. */
   private reapIfDue(key: string): boolean {
@@ -107,21 +103,18 @@ export class KvStore {
 
   /** Deletes key; true when it existed (and had not expired). */
   delete(key: string): boolean {
-    const v = this.values.get(key);
-    if (v === undefined) return false;
     if (this.expiries.size !== 0) {
       const id = this.expiries.get(key);
       if (id !== undefined) {
         const due = this.expiry.deadlineOf(id) <= this.expiry.clock();
         this.expiries.delete(key);
         this.expiry.remove(id);
-        this.values.delete(key);
+        const existed = this.values.delete(key);
         if (due) this.expiredKeys++;
-        return !due;
+        return existed && !due;
       }
     }
-    this.values.delete(key);
-    return true;
+    return this.values.delete(key);
   }
 
   /**
@@ -168,12 +161,6 @@ export class KvStore {
     this.expiry.close();
   }
 
-  /** Every live key (a snapshot; for tests and tools, O(n)). */
-  keys(): string[] {
-    const out: string[] = [];
-    for (const k of this.values.keys()) if (this.get(k) !== undefined) out.push(k);
-    return out;
-  }
 
   private setDeadline(key: string, deadlineMs: number): boolean {
     const id = this.expiries.get(key);

@@ -56,10 +56,11 @@ export interface KvApp {
 
 type Run = (args: Uint8Array[], conn: Conn) => void;
 
-const ERR_SYNTAX = "ERR syntax error";
-const ERR_NOT_INT = "ERR value is not an integer or out of range";
-const ERR_OVERFLOW = "ERR increment or decrement would overflow";
-const ERR_OOM = "OOM command not allowed when used memory > 'maxmemory'.";
+// Fixed error replies, encoded once (replies are never written into after they are sent).
+const ERR_SYNTAX_REPLY = errorReply("ERR syntax error");
+const ERR_NOT_INT_REPLY = errorReply("ERR value is not an integer or out of range");
+const ERR_OVERFLOW_REPLY = errorReply("ERR increment or decrement would overflow");
+const ERR_OOM_REPLY = errorReply("OOM command not allowed when used memory > 'maxmemory'.");
 const ERR_PROTOCOL_REPLY = errorReply("ERR Protocol error: invalid request");
 const ERR_TOO_LARGE_REPLY = errorReply("ERR Protocol error: request larger than maxFrameBytes");
 
@@ -149,7 +150,7 @@ export function createKvApp(opts: KvAppOptions = {}): KvApp {
     const argc = args.length;
     if (argc === 3) {
       // The common case: no options.
-      if (!store.set(key, owned(args[2]!))) send(errorReply(ERR_OOM));
+      if (!store.set(key, owned(args[2]!))) send(ERR_OOM_REPLY);
       else send(OK);
       return;
     }
@@ -177,14 +178,14 @@ export function createKvApp(opts: KvAppOptions = {}): KvApp {
         flags |= SET_PXAT;
         expireArg = args[++j];
       } else {
-        send(errorReply(ERR_SYNTAX));
+        send(ERR_SYNTAX_REPLY);
         return;
       }
     }
     let ttlMs = 0;
     if (expireArg !== undefined) {
       if (!parseInt64(expireArg)) {
-        send(errorReply(ERR_NOT_INT));
+        send(ERR_NOT_INT_REPLY);
         return;
       }
       const seconds = (flags & (SET_EX | SET_EXAT)) !== 0;
@@ -223,7 +224,7 @@ export function createKvApp(opts: KvAppOptions = {}): KvApp {
     } else {
       done = store.set(key, owned(args[2]!), cond, ttlMs, (flags & SET_KEEPTTL) !== 0);
       if (!done && cond === SetCondition.Always) {
-        send(errorReply(ERR_OOM));
+        send(ERR_OOM_REPLY);
         return;
       }
     }
@@ -253,7 +254,7 @@ export function createKvApp(opts: KvAppOptions = {}): KvApp {
     let big: bigint | null = null;
     if (cur !== undefined) {
       if (!parseInt64(cur)) {
-        send(errorReply(ERR_NOT_INT));
+        send(ERR_NOT_INT_REPLY);
         return;
       }
       if (int64IsBig) big = int64Big;
@@ -265,14 +266,14 @@ export function createKvApp(opts: KvAppOptions = {}): KvApp {
     } else {
       const r = (big ?? BigInt(small)) + (byBig ?? BigInt(by));
       if (r > INT64_MAX || r < INT64_MIN) {
-        send(errorReply(ERR_OVERFLOW));
+        send(ERR_OVERFLOW_REPLY);
         return;
       }
       next = r;
     }
     // INCR keeps the key's deadline, as redis does.
     if (!store.set(key, int64Bytes(next), SetCondition.Always, 0, true)) {
-      send(errorReply(ERR_OOM));
+      send(ERR_OOM_REPLY);
       return;
     }
     if (typeof next === "number") send(integer(next));
@@ -289,7 +290,7 @@ export function createKvApp(opts: KvAppOptions = {}): KvApp {
 
   function cmdIncrBy(args: Uint8Array[]): void {
     if (!parseInt64(args[2]!)) {
-      send(errorReply(ERR_NOT_INT));
+      send(ERR_NOT_INT_REPLY);
       return;
     }
     if (int64IsBig) incrBy(args[1]!, int64Big, 0);
@@ -298,7 +299,7 @@ export function createKvApp(opts: KvAppOptions = {}): KvApp {
 
   function cmdDecrBy(args: Uint8Array[]): void {
     if (!parseInt64(args[2]!)) {
-      send(errorReply(ERR_NOT_INT));
+      send(ERR_NOT_INT_REPLY);
       return;
     }
     const by = int64AsBig();
@@ -326,7 +327,7 @@ export function createKvApp(opts: KvAppOptions = {}): KvApp {
     }
     for (let i = 1; i < args.length; i += 2) {
       if (!store.set(keyOf(args[i]!), owned(args[i + 1]!))) {
-        send(errorReply(ERR_OOM));
+        send(ERR_OOM_REPLY);
         return;
       }
     }
@@ -362,7 +363,7 @@ export function createKvApp(opts: KvAppOptions = {}): KvApp {
       return;
     }
     if (!parseInt64(args[2]!)) {
-      send(errorReply(ERR_NOT_INT));
+      send(ERR_NOT_INT_REPLY);
       return;
     }
     let ttlMs: number;
@@ -385,17 +386,17 @@ export function createKvApp(opts: KvAppOptions = {}): KvApp {
       ttlMs = Number(w);
     }
     const key = keyOf(args[1]!);
+    // Without NX/XX/GT/LT the current TTL does not matter: expire() answers for a missing key.
+    if (!flags) return send(integer(store.expire(key, ttlMs) ? 1 : 0));
     const current = store.ttlMs(key);
     if (current === -2) {
       send(integer(0));
       return;
     }
-    if (flags) {
-      if (flags & EXP_NX && current !== -1) return send(integer(0));
-      if (flags & EXP_XX && current === -1) return send(integer(0));
-      if (flags & EXP_GT && (current === -1 || ttlMs <= current)) return send(integer(0));
-      if (flags & EXP_LT && current !== -1 && ttlMs >= current) return send(integer(0));
-    }
+    if (flags & EXP_NX && current !== -1) return send(integer(0));
+    if (flags & EXP_XX && current === -1) return send(integer(0));
+    if (flags & EXP_GT && (current === -1 || ttlMs <= current)) return send(integer(0));
+    if (flags & EXP_LT && current !== -1 && ttlMs >= current) return send(integer(0));
     send(integer(store.expire(key, ttlMs) ? 1 : 0));
   }
 
@@ -445,7 +446,7 @@ export function createKvApp(opts: KvAppOptions = {}): KvApp {
 
   function cmdFlushall(args: Uint8Array[], _conn: Conn): void {
     if (args.length > 2 || (args.length === 2 && !isWord(args[1]!, "sync") && !isWord(args[1]!, "async"))) {
-      send(errorReply(ERR_SYNTAX));
+      send(ERR_SYNTAX_REPLY);
       return;
     }
     store.flush();
@@ -454,7 +455,7 @@ export function createKvApp(opts: KvAppOptions = {}): KvApp {
 
   function cmdSelect(args: Uint8Array[]): void {
     if (!parseInt64(args[1]!)) {
-      send(errorReply(ERR_NOT_INT));
+      send(ERR_NOT_INT_REPLY);
       return;
     }
     if (int64IsBig || int64Small > 2147483647 || int64Small < -2147483648) send(errorReply("ERR value is out of range, value must between -2147483648 and 2147483647"));

@@ -20,8 +20,6 @@ export class PubSub {
   private readonly channels = new Map<string, Map<number, Conn>>();
   /** handle -> its channels, for subscribed connections only. */
   private readonly byConn = new Map<number, Set<string>>();
-  /** Messages delivered (one per subscriber reached). */
-  delivered = 0;
 
   /** Number of connections in subscribed mode. */
   get subscribers(): number {
@@ -98,7 +96,6 @@ export class PubSub {
         n++;
       }
     }
-    this.delivered += n;
     return n;
   }
 }

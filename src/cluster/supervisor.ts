@@ -24,6 +24,7 @@ import {
   type WorkerToSupervisor,
 } from "./protocol.ts";
 import { sumStats, zeroStats } from "./stats.ts";
+import { backoffCeilingMs } from "../pool/backoff.ts";
 import { bundledWorkerEntry, WORKER_MAIN_SOURCE } from "./worker-bundle.ts";
 
 /** Restart policy: the delay doubles from initialDelayMs to maxDelayMs per consecutive crash. */
@@ -369,7 +370,7 @@ export class Cluster implements AdminStatsSource {
     const max = policy.maxDelayMs ?? 10_000;
     const ranMs = Date.now() - s.startedAtMs;
     if (wasReady && ranMs >= (policy.resetAfterMs ?? 30_000)) s.consecutiveCrashes = 0;
-    const delayMs = Math.min(max, initial * 2 ** s.consecutiveCrashes);
+    const delayMs = backoffCeilingMs(s.consecutiveCrashes + 1, initial, max);
     s.consecutiveCrashes++;
     s.state = "restarting";
     s.restarts++;
@@ -453,6 +454,9 @@ export async function runCluster(opts: ClusterOptions): Promise<Cluster> {
 }
 
 async function waitExit(pid: number): Promise<void> {
+  // A worker never spawned has pid 0, and kill(0, 0) signals our own process group, which
+  // always succeeds: waiting on it made every failed start take the full 5 s.
+  if (pid <= 0) return;
   for (let i = 0; i < 100; i++) {
     try {
       process.kill(pid, 0);

@@ -84,10 +84,11 @@ function capped(handler: Handler, counter: CapCounter, onOver: () => void): Hand
       return handler.open?.(conn);
     },
     message(conn, frame) {
-      if (!over.has(conn.id)) return handler.message(conn, frame);
+      // `over` is almost always empty: skip the lookup on the per-message path.
+      if (over.size === 0 || !over.has(conn.id)) return handler.message(conn, frame);
     },
     close(conn, reason) {
-      if (over.delete(conn.id)) return;
+      if (over.size !== 0 && over.delete(conn.id)) return;
       counter.live--;
       return handler.close?.(conn, reason);
     },

@@ -77,12 +77,6 @@ export function readUtf8(buf: Uint8Array, start: number, end: number): string {
   return utf8Slice.call(buf, start, end);
 }
 
-/** UTF-8 bytes of s in a new array. */
-export function utf8Bytes(s: string): Uint8Array {
-  const out = new Uint8Array(utf8Length(s));
-  writeUtf8(s, out, 0);
-  return out;
-}
 
 /** Decimal digits of a non-negative safe integer. */
 export function digitCount(n: number): number {

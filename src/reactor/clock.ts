@@ -115,10 +115,6 @@ export class ReactorClock {
     return this.wheel !== null && this.wheel.cancel(id);
   }
 
-  /** True while id is armed. */
-  isPending(id: number): boolean {
-    return this.wheel !== null && this.wheel.isPending(id);
-  }
 
   private rebuild(capacity: number, tickMs: number, newcomer: ClockClient): void {
     const now = performance.now();

@@ -798,7 +798,8 @@ class ReactorServer implements Server, ConnOps {
   private wrote(slot: number, n: number): void {
     this.bytesOut += n;
     this.table.bytesOut[slot]! += n;
-    if (this.idleTimeoutMs > 0) this.table.lastActivity[slot] = performance.now() >>> 0;
+    // Inside the connection's own data event, onData has stamped the time already.
+    if (this.idleTimeoutMs > 0 && slot !== this.corkSlot) this.table.lastActivity[slot] = performance.now() >>> 0;
   }
 
   /**
