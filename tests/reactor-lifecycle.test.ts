@@ -181,6 +181,30 @@ test("a kept id or conn.ref() is generation-checked: it never reaches the next o
   expect(b.closed).toBe(false);
 });
 
+test('an application close with "limit" counts as rejected (closed has no "limit"), and the close hook hears "limit"', async () => {
+  const heard: CloseReason[] = [];
+  const server = await createServer({
+    protocol: "lines",
+    handler: {
+      message(conn, line: Uint8Array) {
+        if (new TextDecoder().decode(line) === "too many") conn.close("limit");
+      },
+      close(_c, r) {
+        heard.push(r);
+      },
+    },
+  });
+  servers.push(server);
+  const a = await client(server.port);
+  await a.send("too many\n");
+  await a.waitClosed(2000);
+  await until(() => server.connections === 0, 2000, "the close");
+  const st = server.stats();
+  expect(heard).toEqual(["limit"]);
+  expect(st.rejected).toBe(1);
+  expect(Object.values(st.closed).reduce((x, y) => x + y, 0)).toBe(0);
+});
+
 test("stats count connections, bytes, frames and handler latency", async () => {
   const server = await createServer({
     protocol: "lines",

@@ -45,6 +45,7 @@ import {
   R_ERROR,
   R_HANDSHAKE,
   R_IDLE,
+  R_LIMIT,
   R_NONE,
   R_PEER,
   R_PROTOCOL,
@@ -1138,7 +1139,9 @@ class ReactorServer implements Server, ConnOps {
       connections: this.table.size,
       peakConnections: this.peak,
       accepted: this.accepted,
-      rejected: this.rejected,
+      // An accepted connection the application closed with "limit" was refused by its own
+      // limit: counted with the refusals, as CloseReason documents (closed has no "limit").
+      rejected: this.rejected + this.closedCounts[R_LIMIT]!,
       closed: closedRecord(this.closedCounts),
       bytesIn: this.bytesIn,
       bytesOut: this.bytesOut,
