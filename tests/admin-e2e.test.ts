@@ -8,19 +8,12 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import type { AdminStatsBody } from "../src/admin/index.ts";
 import { launchBrowser, type Browser } from "./helpers/browser.ts";
+import { freePort } from "./helpers/redis-server.ts";
 
 const ROOT = join(import.meta.dir, "..");
 const SCREENSHOT = process.env.MYRIAD_DASHBOARD_PNG ?? join(tmpdir(), "myriad-dashboard-e2e.png");
 const N = 40;
 const TOKEN = "e2e-token-7f3a9c";
-
-/** Returns a TCP port that was free a moment ago on 127.0.0.1. */
-function freePort(): number {
-  const l = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const port = l.port;
-  l.stop(true);
-  return port;
-}
 
 let serve: Bun.Subprocess<"ignore", "pipe", "pipe"> | null = null;
 let browser: Browser | null = null;

@@ -8,17 +8,11 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { FRAME_MALFORMED, RespError, type RespValue, respCodec, respReplyBufferCodec } from "../src/codec/index.ts";
 import { concat, reassemble } from "./helpers/reassemble.ts";
+import { freePort } from "./helpers/redis-server.ts";
 
 const enc = new TextEncoder();
 let redis: ReturnType<typeof Bun.spawn> | undefined;
 let port = 0;
-
-async function freePort(): Promise<number> {
-  const l = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const p = l.port;
-  l.stop(true);
-  return p;
-}
 
 beforeAll(async () => {
   if (!Bun.which("redis-server")) {

@@ -2,6 +2,7 @@
 // client that returns each reply's exact bytes, and a fake Conn to drive a handler in-process.
 import { respReplyCodec } from "../src/codec/index.ts";
 import type { Conn } from "../src/reactor/index.ts";
+import { freePort } from "./helpers/redis-server.ts";
 
 const enc = new TextEncoder();
 
@@ -33,13 +34,7 @@ export function text(b: Uint8Array): string {
   return s;
 }
 
-/** A port nobody listens on right now (bound then released). */
-export async function freePort(): Promise<number> {
-  const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const port = s.port;
-  s.stop(true);
-  return port;
-}
+export { freePort } from "./helpers/redis-server.ts";
 
 function which(tool: string): string {
   const path = Bun.which(tool);

@@ -86,18 +86,7 @@ export function reassemble<T>(codec: Codec<T, any>, chunks: readonly Uint8Array[
   return { frames, error: null, pendingBytes: pendingLen, maxPendingBytes, errorAtByte: -1 };
 }
 
-/** Concatenates byte arrays. */
-export function concat(parts: readonly Uint8Array[]): Uint8Array {
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
+export { concat } from "./net.ts";
 
 /** Splits bytes at the given cut points (any order, duplicates and out-of-range ignored). */
 export function splitAt(bytes: Uint8Array, cuts: readonly number[]): Uint8Array[] {
