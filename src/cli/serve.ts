@@ -17,7 +17,7 @@ import { resolve } from "node:path";
 import { startAdminServer, serverSource, type AdminServer, type AdminStatsSource } from "../admin/index.ts";
 import { createEchoApp, createKvApp, type KvApp } from "../apps/index.ts";
 import type { ClusterEvent, ListenAddress, WorkerApp } from "../cluster/index.ts";
-import { serveCommand, type ServeConfig } from "../config/index.ts";
+import { serveCommand, workersOf, type ServeConfig } from "../config/index.ts";
 import { VERSION } from "../index.ts";
 import { createServer, defaultMaxConnections, type Server, type ServerOptions, type ServerStats } from "../reactor/index.ts";
 
@@ -118,12 +118,6 @@ export function formatListen(addresses: readonly ListenAddress[]): string {
   return out.join(", ");
 }
 
-/** The `--workers` value once validated: a count or "auto". */
-function workersSpec(cfg: ServeConfig): number | "auto" {
-  const s = cfg.workers.trim().toLowerCase();
-  return s === "auto" ? "auto" : Number(s);
-}
-
 /** The limits line of the startup block (everything but the connection cap). */
 function limitsTail(cfg: ServeConfig): string {
   return (
@@ -159,7 +153,7 @@ async function main(): Promise<void> {
   const hosts = [...new Set(cfg.host)];
   const ports: number[] = [];
   for (let p = cfg.port.from; p <= cfg.port.to; p++) ports.push(p);
-  const workers = workersSpec(cfg);
+  const workers = workersOf(cfg.workers)!; // the config's validate() accepted it
   if (cfg.unix === undefined && (workers !== 1 || hosts.length * ports.length > 1)) await serveCluster(cfg, workers, hosts, ports);
   else await serveSingle(cfg);
 }
