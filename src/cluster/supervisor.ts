@@ -56,6 +56,12 @@ export interface ClusterOptions {
   workerEntry?: string;
   /** Arguments for bun before the script (e.g. ["--smol"]). */
   bunArgs?: string[];
+  /**
+   * A command the workers run under, which must exec bun in the same process (the pid is the
+   * worker's) and keep its descriptors (the IPC channel): e.g. ["ip", "netns", "exec", name]
+   * to run the workers in a network namespace. Default none.
+   */
+  spawnPrefix?: string[];
   /** How often workers report stats (default 1000 ms). */
   statsIntervalMs?: number;
   /** A worker not ready this long after spawn fails the start (default 30 s). */
@@ -288,7 +294,7 @@ export class Cluster implements AdminStatsSource {
         if (p !== null) this.entry = p;
       });
     }
-    const proc: Subprocess = Bun.spawn([process.execPath, ...(this.o.bunArgs ?? []), this.entry], {
+    const proc: Subprocess = Bun.spawn([...(this.o.spawnPrefix ?? []), process.execPath, ...(this.o.bunArgs ?? []), this.entry], {
       env: { ...process.env, ...this.o.env, [WORKER_CONFIG_ENV]: JSON.stringify(cfg) },
       stdio: ["ignore", stdio, stdio],
       ipc: (m: WorkerToSupervisor) => this.onMessage(s, m),
