@@ -6,6 +6,7 @@ import fc from "fast-check";
 import { isProcessAlive } from "../src/cluster/index.ts";
 import { niceScale, renderChart } from "../src/loadgen/chart.ts";
 import type { C1mResult } from "../src/loadgen/c1m.ts";
+import { tunSupport } from "../src/loadgen/tun/netns.ts";
 
 const ROOT = join(import.meta.dir, "..");
 const out = mkdtempSync(join(tmpdir(), "myriad-c1m-"));
@@ -13,18 +14,84 @@ afterAll(() => rmSync(out, { recursive: true, force: true }));
 
 const CONNECTIONS = 20_000;
 
+/** The experiment's namespaces left on the machine (must be none after a run). */
+function c1mNamespaces(): string[] {
+  const r = Bun.spawnSync(["ip", "netns", "list"], { stdout: "pipe", stderr: "pipe" });
+  return r.stdout
+    .toString()
+    .split("\n")
+    .map((l) => l.split(" ")[0]!)
+    .filter((n) => n.startsWith("myriad-c1m"));
+}
+
+/** The TUN client needs root, /dev/net/tun and iproute2: say how to get them rather than skip. */
+function requireTun(): void {
+  const support = tunSupport();
+  if (!support.ok) throw new Error(`the c1m TUN client cannot run here: ${support.why}`);
+}
+
 describe("bun run c1m", () => {
   test(
-    `${CONNECTIONS} connections end to end: report files, sane figures, every process gone`,
+    `${CONNECTIONS} connections with the TUN client: one socket per connection, figures, every process and the namespace gone`,
     async () => {
+      requireTun();
       const p = Bun.spawn(
-        [process.execPath, "src/cli/c1m.ts", "--connections", String(CONNECTIONS), "--hold", "2", "--out-dir", out, "--json"],
+        [process.execPath, "src/cli/c1m.ts", "--connections", String(CONNECTIONS), "--hold", "2", "--client", "tun", "--out-dir", out, "--json"],
         { cwd: ROOT, stdout: "pipe", stderr: "pipe" },
       );
       const [stdout, stderr, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
       if (code !== 0) console.error(stderr);
       expect(code).toBe(0);
       const r = JSON.parse(stdout) as C1mResult;
+      expect(r.options.client).toBe("tun");
+      expect(r.phases.map((x) => x.server)).toEqual(["myriad", "raw"]);
+      for (const ph of r.phases) {
+        expect(ph.client).toBe("tun");
+        // Confirmed: the server application echoed every connection's probe.
+        expect(ph.confirm).toBe(true);
+        expect(ph.reached).toBe(CONNECTIONS);
+        expect(ph.held).toBe(CONNECTIONS);
+        expect(ph.serverHeld).toBe(CONNECTIONS);
+        expect(ph.lostDuringHold).toBe(0);
+        expect(ph.serverDropDuringHold).toBe(0);
+        expect(ph.failed).toBe(0);
+        expect(ph.leftovers).toEqual([]);
+        expect(ph.loadersDied).toEqual([]);
+        expect(ph.workersDied).toEqual([]);
+        expect(ph.connectUs.count).toBe(CONNECTIONS);
+        for (const pid of [...ph.workerPids, ...ph.loaderPids]) expect(isProcessAlive(pid)).toBe(false);
+        // One socket per connection (the servers'), read from the experiment's namespace.
+        expect(ph.socketsAdded).toBeGreaterThanOrEqual(CONNECTIONS * 0.95);
+        expect(ph.socketsAdded).toBeLessThanOrEqual(CONNECTIONS * 1.05);
+        if (ph.slabinfoReadable) {
+          expect(ph.kernelBytesPerSocket!).toBeGreaterThan(1000);
+          expect(ph.kernelBytesPerSocket!).toBeLessThan(10_000);
+        }
+        // The TUN client keeps a few bytes per connection; its process's growth is small beside a socket's cost.
+        expect(ph.loaderUserlandBytesPerConnection!).toBeLessThan(2000);
+        // Its packets stayed in the namespace: the kernel counted no listen-queue overflow there.
+        expect(ph.listenOverflows).toBe(0);
+      }
+      expect(c1mNamespaces()).toEqual([]);
+      const md = readFileSync(r.files.md, "utf8");
+      expect(md).toContain("Load client: userland TCP on TUN devices");
+      expect(md).toContain("| connections reached | 20,000 of 20,000 ✅ | 20,000 of 20,000 ✅ |");
+    },
+    120_000,
+  );
+
+  test(
+    `${CONNECTIONS} connections with kernel-socket clients: report files, sane figures, every process gone`,
+    async () => {
+      const p = Bun.spawn(
+        [process.execPath, "src/cli/c1m.ts", "--connections", String(CONNECTIONS), "--hold", "2", "--client", "sockets", "--out-dir", out, "--json"],
+        { cwd: ROOT, stdout: "pipe", stderr: "pipe" },
+      );
+      const [stdout, stderr, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+      if (code !== 0) console.error(stderr);
+      expect(code).toBe(0);
+      const r = JSON.parse(stdout) as C1mResult;
+      expect(r.options.client).toBe("sockets");
       for (const f of [r.files.json, r.files.svg, r.files.md]) expect(existsSync(f)).toBe(true);
       expect(JSON.parse(readFileSync(r.files.json, "utf8")).phases).toHaveLength(2);
 
@@ -117,6 +184,8 @@ describe("bun run c1m", () => {
       expect(ph.leftovers).toEqual([]);
       for (const pid of [...ph.workerPids, ...ph.loaderPids]) expect(isProcessAlive(pid)).toBe(false);
       expect(readFileSync(r.files.md, "utf8")).toContain("Interrupted");
+      // With the TUN client (the default here), its namespace went with the teardown.
+      if (r.options.client === "tun") expect(c1mNamespaces()).toEqual([]);
     },
     90_000,
   );
@@ -127,6 +196,7 @@ describe("bun run c1m", () => {
       [["--servers", "nginx"], "--servers must be a comma-separated list of myriad, raw"],
       [["--ports", "0"], "--ports must be fixed ports"],
       [["--workers", "-3"], "--workers"],
+      [["--client", "udp"], "--client must be one of auto, tun, sockets"],
     ] as const) {
       const r = Bun.spawnSync([process.execPath, "src/cli/c1m.ts", ...args], { cwd: ROOT, stdout: "pipe", stderr: "pipe" });
       expect(r.exitCode).toBe(2);

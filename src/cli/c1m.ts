@@ -9,7 +9,8 @@ import { join } from "node:path";
 import { defineCommand, runCommand } from "../config/index.ts";
 import { diagnose, parsePorts, readPageBytes, readSlabinfo, readSystemLimits } from "../cluster/index.ts";
 import { parseAddresses } from "../loadgen/index.ts";
-import { runC1m, type ServerKind } from "../loadgen/c1m.ts";
+import { runC1m, type C1mClient, type ServerKind } from "../loadgen/c1m.ts";
+import { tunSupport } from "../loadgen/tun/netns.ts";
 
 const ROOT = join(import.meta.dir, "..", "..");
 
@@ -21,6 +22,12 @@ const command = defineCommand({
     connections: { type: "int", short: "c", min: 1, max: 10_000_000, default: 1_000_000, help: "target concurrent connections (100k, 1m accepted)" },
     hold: { type: "string", default: "60", help: "how long to hold them: seconds (60) or a duration (500ms, 90s, 2m), at most 1h", placeholder: "<seconds|duration>" },
     servers: { type: "list", choices: ["myriad", "raw"], default: ["myriad", "raw"], help: "server kinds to measure, in order" },
+    client: {
+      type: "enum",
+      choices: ["auto", "tun", "sockets"],
+      default: "auto",
+      help: "load client: tun = userland TCP on TUN devices in a network namespace of its own (one kernel socket per connection, the server's; needs root and /dev/net/tun), sockets = kernel sockets over loopback (two per connection); auto = tun where possible",
+    },
     workers: { type: "string", default: "auto", help: "server workers per phase: a number or auto (ulimit -n, reusePort balance, one per CPU)" },
     loaders: { type: "string", default: "auto", help: "load processes: a number or auto (ulimit -n, one per CPU)" },
     ports: { type: "string", default: "7100-7103", help: "ports every worker listens on (0.0.0.0), e.g. 7100-7103" },
@@ -38,8 +45,7 @@ const command = defineCommand({
     retries: { type: "int", min: 0, max: 20, default: 3, help: "extra attempts per failed connection" },
     confirm: {
       type: "bool",
-      default: false,
-      help: "count a connection only after one echo round trip, so the connect window also bounds the servers' accept queues (safer on a starved machine, about 3x slower ramp)",
+      help: "count a connection only after one echo round trip, so the connect window also bounds the servers' accept queues (default: on with the tun client, off with sockets, where it ramps about 3x slower)",
     },
     rampTimeout: { type: "duration-ms", min: 1000, max: 3_600_000, default: 0, help: "give up ramping after this long (default max(60s, 4 × connections/20,000 s))" },
     sample: { type: "duration-ms", min: 50, max: 60_000, default: 500, help: "time-series sample period" },
@@ -55,7 +61,7 @@ const command = defineCommand({
   ].join("\n"),
 });
 
-const { values: v } = runCommand(command);
+const { values: v, sources } = runCommand(command);
 const fail = (msg: string): never => {
   process.stderr.write(`c1m: ${msg}\n`);
   process.exit(2);
@@ -102,11 +108,24 @@ for (const sig of ["SIGINT", "SIGTERM"] as const) {
   });
 }
 
+let client: C1mClient;
+if (v.client === "sockets") client = "sockets";
+else {
+  const support = tunSupport();
+  if (support.ok) client = "tun";
+  else if (v.client === "tun") client = fail(`--client tun: ${support.why}`);
+  else {
+    process.stderr.write(`c1m: the TUN client is not available (${support.why}); using kernel sockets on loopback: two sockets per connection\n`);
+    client = "sockets";
+  }
+}
+
 const rampTimeoutMs = v.rampTimeout > 0 ? v.rampTimeout : Math.max(60_000, Math.ceil((4 * v.connections) / 20_000) * 1000);
 const result = await runC1m({
   connections: v.connections,
   holdMs: hold,
   servers: v.servers as ServerKind[],
+  client,
   workers: intOrAuto("workers", v.workers),
   loaders: intOrAuto("loaders", v.loaders),
   ports,
@@ -116,7 +135,8 @@ const result = await runC1m({
   connectRatePerSec: v.connectRate,
   connectTimeoutMs: v.connectTimeout,
   retries: v.retries,
-  confirm: v.confirm,
+  // Unset: the client decides (see the flag).
+  confirm: sources.confirm === undefined || sources.confirm === "default" ? undefined : v.confirm,
   rampTimeoutMs,
   sampleMs: v.sample,
   outDir: v.outDir.startsWith("/") ? v.outDir : join(ROOT, v.outDir),

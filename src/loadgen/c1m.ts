@@ -4,8 +4,17 @@
  * For each server kind (myriad's reactor workers, then raw Bun.listen workers as the
  * baseline) it starts the server workers (runCluster, reusePort on every port), starts the
  * load processes, measures the machine with everything idle, ramps to the target, holds,
- * measures again, and tears everything down by pid. Both ends are on this machine, so every
- * connection is two sockets: kernel figures are per socket, machine figures per connection.
+ * measures again, and tears everything down by pid.
+ *
+ * Two load clients:
+ * - "tun" (the default where the machine allows it: root, /dev/net/tun, iproute2): each
+ *   phase runs in a network namespace of its own (tun/netns.ts); the load processes are
+ *   userland TCP clients on TUN devices (tun/engine.ts) that keep 3 bytes per connection
+ *   and no socket, so the machine pays for one kernel socket per connection, the server's,
+ *   as it would with the clients on other machines. Nothing leaves the namespace.
+ * - "sockets": load processes with kernel sockets over loopback (engine.ts). Both ends are
+ *   then on this machine and every connection is two sockets.
+ * Kernel figures are per socket, machine figures per connection.
  *
  * What is measured, and from where:
  * - connections: the load processes' counters (reached = most open at once, held = open at
@@ -22,6 +31,8 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import {
+  readProcFile,
+  type ProcReader,
   connectionsPerProcess,
   isProcessAlive,
   planWorkers,
@@ -41,14 +52,19 @@ import {
 import { renderChart, type ChartSeries } from "./chart.ts";
 import { startLoad, teardownGraceMs, type LoadReport, type LoadRun } from "./coordinator.ts";
 import { autoSources, type Target } from "./targets.ts";
+import { Netns, procReaderIn, SERVER_ADDRESS } from "./tun/netns.ts";
 
 export type ServerKind = "myriad" | "raw";
+/** The load client: userland TCP on TUN devices in a namespace of ours, or kernel sockets on loopback. */
+export type C1mClient = "tun" | "sockets";
 
 export interface C1mOptions {
   connections: number;
   holdMs: number;
   /** Server kinds, in order (default myriad then raw). */
   servers: ServerKind[];
+  /** The load client (see the module comment). */
+  client: C1mClient;
   /** Server workers per phase; default planWorkers (enough for ulimit -n, ≥ one per CPU). */
   workers?: number;
   /** Load processes; default enough for ulimit -n, at least one per CPU. */
@@ -65,7 +81,7 @@ export interface C1mOptions {
   connectRatePerSec: number;
   connectTimeoutMs: number;
   retries: number;
-  /** Confirm each connection with an echo round trip (see EngineOptions.confirm); default false. */
+  /** Confirm each connection with an echo round trip (see EngineOptions.confirm); default true with the TUN client, false with sockets. */
   confirm?: boolean;
   rampTimeoutMs: number;
   /** Sample period for the time series (default 500 ms). */
@@ -110,6 +126,9 @@ interface MachineState {
 /** The figures of one phase. Bytes per connection/socket are null when nothing was held. */
 export interface C1mPhaseResult {
   server: ServerKind;
+  client: C1mClient;
+  /** Connections counted open only after an echo round trip. */
+  confirm: boolean;
   workers: number;
   loaders: number;
   workerPids: number[];
@@ -219,7 +238,12 @@ export const SOCKET_CACHES = [
   "kmalloc-cg-1k",
 ] as const;
 
-function machineState(pageBytes: number): MachineState {
+/** Sockets in use by TCP over the whole machine (the TCP slab's objects): a TUN phase's sockets are in a namespace whose sockstat the root namespace does not see. */
+function tcpSlabObjects(pageBytes: number): number {
+  return readSlabinfo(undefined, pageBytes).get("TCP")?.activeObjects ?? 0;
+}
+
+function machineState(pageBytes: number, netRead: ProcReader): MachineState {
   const mem = readMeminfo();
   const slabs = readSlabinfo(undefined, pageBytes);
   const pick: MachineState["slabs"] = {};
@@ -230,7 +254,7 @@ function machineState(pageBytes: number): MachineState {
   const total = mem.MemTotal ?? 0;
   const avail = mem.MemAvailable ?? 0;
   const allSlab = total - (mem.MemFree ?? 0) - (mem.Buffers ?? 0) - (mem.Cached ?? 0);
-  return { memUsedBytes: total - avail, memUsedAllSlabBytes: allSlab, memAvailableBytes: avail, slabBytes: mem.Slab ?? 0, sockstat: readSockstat(), slabs: pick };
+  return { memUsedBytes: total - avail, memUsedAllSlabBytes: allSlab, memAvailableBytes: avail, slabBytes: mem.Slab ?? 0, sockstat: readSockstat(netRead), slabs: pick };
 }
 
 function sumRss(pids: readonly number[]): number {
@@ -262,7 +286,8 @@ export async function runC1m(o: C1mOptions): Promise<C1mResult> {
   const samples: C1mSample[] = [];
   const phases: C1mPhaseResult[] = [];
   const workers = o.workers ?? planWorkers({ maxConnections: o.connections, nofile: limits.nofileSoft, cpus: limits.cpus }).workers;
-  const loaders = o.loaders ?? Math.max(limits.cpus, Math.ceil(o.connections / connectionsPerProcess(limits.nofileSoft)));
+  // A TUN client holds no descriptor per connection: one process per CPU; socket clients need ulimit -n each.
+  const loaders = o.loaders ?? (o.client === "tun" ? limits.cpus : Math.max(limits.cpus, Math.ceil(o.connections / connectionsPerProcess(limits.nofileSoft))));
   const targets: Target[] = [];
   for (const host of o.destinations) for (const port of o.ports) targets.push({ host, port });
   const perSourceCount = Math.max(1, Math.ceil(o.connections / o.perSource));
@@ -270,6 +295,11 @@ export async function runC1m(o: C1mOptions): Promise<C1mResult> {
   // TCP sockets in use may only be this many before a phase's "before" picture: the previous
   // phase's sockets must be gone (other programs' sockets come and go: only ours are waited for).
   let settleCeiling = Infinity;
+  // TUN phases: the previous namespace's sockets go when it is destroyed, after its processes exit;
+  // the TCP slab (machine-wide) says when they are gone.
+  const tcpObjectsAtStart = tcpSlabObjects(pageBytes);
+  const tun = o.client === "tun";
+  const confirm = o.confirm ?? tun;
   const aborted = new Promise<void>((resolve) => {
     if (o.signal?.aborted) resolve();
     o.signal?.addEventListener("abort", () => resolve(), { once: true });
@@ -278,8 +308,11 @@ export async function runC1m(o: C1mOptions): Promise<C1mResult> {
     if (o.signal?.aborted) break;
     log(`c1m: phase ${kind}: ${workers} server workers on ${o.ports.length} ports, ${loaders} load processes, ${fmt(o.connections)} connections`);
     // Sockets of the previous phase must be gone before this one's "before" picture.
-    await settleSockets(settleCeiling, 30_000);
-    const before0 = machineState(pageBytes);
+    if (tun) await settleSlab(tcpObjectsAtStart + Math.max(500, o.connections * 0.02), pageBytes, 60_000);
+    else await settleSockets(settleCeiling, 30_000);
+    let ns: Netns | undefined;
+    let netRead: ProcReader = readProcFile;
+    const before0 = machineState(pageBytes, netRead);
     let cluster: Cluster | undefined;
     let run: LoadRun | undefined;
     let stage: C1mSample["stage"] = "start";
@@ -287,7 +320,9 @@ export async function runC1m(o: C1mOptions): Promise<C1mResult> {
     const workerPids: number[] = [];
     let loaderPids: number[] = [];
     try {
+      if (tun) ns = Netns.create(`c1m${phaseIndex}`);
       cluster = await runCluster({
+        spawnPrefix: ns?.execPrefix,
         workers,
         listen: o.ports.map((port) => ({ hostname: "0.0.0.0", port })),
         app: { kind: "echo" },
@@ -302,6 +337,8 @@ export async function runC1m(o: C1mOptions): Promise<C1mResult> {
         },
       });
       workerPids.push(...cluster.pids());
+      // sockstat and netstat are per namespace: read the workers'.
+      if (tun) netRead = procReaderIn(workerPids[0]!, readProcFile);
       // Each phase binds its own source addresses: the previous phase's ports may linger.
       const sources = autoSources(perSourceCount, `127.${phaseIndex + 1}.0.1`);
       // Bun listens with a backlog of 512: a quarter of every listener's queue is the most
@@ -311,10 +348,12 @@ export async function runC1m(o: C1mOptions): Promise<C1mResult> {
         {
           connections: o.connections,
           processes: loaders,
-          targets,
-          sources,
+          targets: tun ? o.ports.map((port) => ({ host: SERVER_ADDRESS, port })) : targets,
+          sources: tun ? [] : sources,
+          tun,
+          spawnPrefix: ns?.execPrefix,
           connectWindow,
-          confirm: o.confirm === true,
+          confirm,
           connectRatePerSec: o.connectRatePerSec,
           connectTimeoutMs: o.connectTimeoutMs,
           retries: o.retries,
@@ -329,12 +368,12 @@ export async function runC1m(o: C1mOptions): Promise<C1mResult> {
       await Bun.sleep(1000);
       const serverRssBaseline = sumRss(workerPids);
       const loaderRssBaseline = sumRss(loaderPids);
-      const before = machineState(pageBytes);
+      const before = machineState(pageBytes, netRead);
       const c = cluster;
       const r = run;
       const sample = () => {
         const k = r.counters();
-        const st = readSockstat();
+        const st = readSockstat(netRead);
         const mem = readMeminfo();
         samples.push({
           t: (performance.now() - t0) / 1000,
@@ -361,11 +400,11 @@ export async function runC1m(o: C1mOptions): Promise<C1mResult> {
           log(`c1m: ${kind} ${stage}: ${fmt(k.open)}/${fmt(o.connections)} open, server ${fmt(c.totals().connections)}, failed ${fmt(k.failed)}, lost ${fmt(k.lost)}`);
         }
       }, 250);
-      const netBefore = readNetstat();
+      const netBefore = readNetstat(netRead);
       r.begin();
       await Promise.race([r.ramped(), aborted]);
       const ramped = await r.refresh();
-      const netAfter = readNetstat();
+      const netAfter = readNetstat(netRead);
       // Server counts arrive by IPC every sampleMs: ask once more so the ramp-end figure is current.
       await c.refreshStats(15_000);
       const serverAtRamp = c.totals().connections;
@@ -379,7 +418,7 @@ export async function runC1m(o: C1mOptions): Promise<C1mResult> {
       const serverStatsComplete = c.lastRefreshComplete;
       const workersDied = c.workers.filter((w) => w.state === "exited").map((w) => w.pid);
       const serverHeld = c.totals().connections;
-      const held = machineState(pageBytes);
+      const held = machineState(pageBytes, netRead);
       const serverRssHeld = sumRss(workerPids);
       const loaderRssHeld = sumRss(loaderPids);
       clearInterval(progress);
@@ -415,6 +454,8 @@ export async function runC1m(o: C1mOptions): Promise<C1mResult> {
       const per = (x: number, n: number) => (n > 0 ? x / n : null);
       phases.push({
         server: kind,
+        client: o.client,
+        confirm,
         workers,
         loaders,
         workerPids,
@@ -488,6 +529,8 @@ export async function runC1m(o: C1mOptions): Promise<C1mResult> {
         cluster.kill();
         await cluster.stop({ graceful: false, timeoutMs: 1000 }).catch(() => undefined);
       }
+      // Its processes are gone (or going): the namespace, its devices and sockets go with them.
+      ns?.delete();
     }
   }
 
@@ -520,6 +563,12 @@ export async function runC1m(o: C1mOptions): Promise<C1mResult> {
   writeFileSync(files.svg, chartOf(result));
   writeFileSync(files.md, markdownOf(result));
   return result;
+}
+
+/** Waits (up to timeoutMs) until the TCP slab holds at most `ceiling` sockets: a destroyed namespace's sockets are gone. */
+async function settleSlab(ceiling: number, pageBytes: number, timeoutMs: number): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (tcpSlabObjects(pageBytes) > ceiling && performance.now() < deadline) await Bun.sleep(250);
 }
 
 /** Waits (up to timeoutMs) until TCP sockets in use are at most `ceiling`: the previous phase's sockets are gone. */
@@ -583,7 +632,9 @@ function goalLines(p: C1mPhaseResult): string[] {
     `- server userland ≤ 1 KB per connection: ${ok(p.serverUserlandBytesPerConnection !== null && p.serverUserlandBytesPerConnection <= SERVER_USERLAND_GOAL_BYTES)} (${p.serverUserlandBytesPerConnection === null ? "n/a" : `${fmt(p.serverUserlandBytesPerConnection)} B`}).`,
     `- total machine memory ≤ 5 KB per connection (against the write-up's 7.31 KB): ` +
       `${ok(p.machineBytesPerConnection !== null && p.machineBytesPerConnection <= MACHINE_GOAL_BYTES)} (${kib(p.machineBytesPerConnection)}). ` +
-      "The load generator runs on this machine too, so this figure pays for both ends: two kernel sockets and two userlands per connection. " +
+      (p.client === "tun"
+        ? "The load generator is a userland TCP client on TUN devices (3 B per connection, no socket), so this figure pays for the server's socket and userland, as a server with its clients elsewhere would, plus the client's bytes. "
+        : "The load generator runs on this machine with kernel sockets, so this figure pays for both ends: two kernel sockets and two userlands per connection. ") +
       `The server's own share (one socket + server userland), the like-for-like figure for the write-up's server, is ${kib(p.serverSideBytesPerConnection)}` +
       ` (${kib(p.serverSideWithBaselineBytesPerConnection)} counting the server workers' idle RSS); it is derived from the per-socket kernel figure, not measured on a machine that runs only the server.`,
   ];
@@ -602,7 +653,9 @@ export function markdownOf(r: C1mResult): string {
       `ulimit -n ${r.machine.nofileSoft}, ephemeral ports ${r.machine.portRange.low}-${r.machine.portRange.high}, somaxconn ${r.machine.somaxconn}.`,
     `Load: ${r.options.ports.length} ports × ${r.options.destinations.length} destination addresses, ${fmt(r.options.perSource)} connections per source address, ` +
       `connect window ${fmt(r.options.connectWindow)} (capped at 128 per listener: see the table), connect rate ${r.options.connectRatePerSec ? fmt(r.options.connectRatePerSec) + "/s" : "unbounded"}.`,
-    "Both ends run on this machine: every connection is two sockets (kernel figures are per socket, machine figures per connection).",
+    r.options.client === "tun"
+      ? `Load client: userland TCP on TUN devices in a network namespace made for each phase (no client socket: every connection is one kernel socket, the server's)${r.phases[0]?.confirm ? "; a connection counts once the server application echoed a probe byte" : ""}. Kernel figures are per socket, machine figures per connection.`
+      : "Load client: kernel sockets over loopback. Both ends run on this machine: every connection is two sockets (kernel figures are per socket, machine figures per connection).",
     "",
     ...(headline ? [`## Goals (${headline.server === "myriad" ? "myriad workers" : "raw Bun.listen workers"})`, "", ...goalLines(headline), ""] : []),
     `![connections and memory against time](${r.files.svg.split("/").pop()})`,
@@ -642,7 +695,9 @@ export function markdownOf(r: C1mResult): string {
         .join(", ") || "n/a",
   );
   row(
-    "**total machine memory per connection**, both ends on this machine: 2 sockets + server and load-generator userland (growth of MemTotal − MemAvailable)",
+    r.options.client === "tun"
+      ? "**total machine memory per connection**: the server's socket + server userland + the TUN client's bytes (growth of MemTotal − MemAvailable)"
+      : "**total machine memory per connection**, both ends on this machine: 2 sockets + server and load-generator userland (growth of MemTotal − MemAvailable)",
     (p) => `${kb(p.machineBytesPerConnection)} ${goal(p.machineBytesPerConnection !== null && p.machineBytesPerConnection <= MACHINE_GOAL_BYTES)}`,
     "≤ 5 KB (5,120 B), the issue's goal",
   );
@@ -670,8 +725,10 @@ export function markdownOf(r: C1mResult): string {
   lines.push(
     "",
     "How each figure is measured: server userland = Σ worker VmRSS at the end of the hold minus Σ with the workers up and idle, over the server's connections; " +
-      "kernel = growth of the socket slab caches (/proc/slabinfo) plus TCP buffer pages (/proc/net/sockstat), over the growth of TCP sockets in use (client and server sockets alike); " +
-      "total machine = growth of MemTotal − MemAvailable from every process up and idle to the end of the hold, over connections held: two sockets and two userlands (server and load generator) each; " +
+      "kernel = growth of the socket slab caches (/proc/slabinfo) plus TCP buffer pages (/proc/net/sockstat), over the growth of TCP sockets in use" +
+      (r.options.client === "tun" ? " (the servers' sockets: the TUN client has none); " : " (client and server sockets alike); ") +
+      "total machine = growth of MemTotal − MemAvailable from every process up and idle to the end of the hold, over connections held" +
+      (r.options.client === "tun" ? ": one socket, the server userland and the TUN client's bytes each; " : ": two sockets and two userlands (server and load generator) each; ") +
       "MemAvailable counts reclaimable slab (dentry, sock_inode_cache) as available, so the row below it counts every slab byte as used. " +
       "The server's share = kernel per socket + server userland: what one end costs, the figure to compare with single-server write-ups; the row below it adds the server workers' idle RSS " +
       `(${r.phases[0]?.workers ?? 0} workers, as ulimit -n caps each process at ${fmt(r.machine.nofileSoft)} descriptors). ` +

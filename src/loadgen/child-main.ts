@@ -26,9 +26,25 @@ const send = (m: ChildToParent) => {
   }
 };
 
-let engine: LoadEngine;
+/** What this process drives: a socket engine, or the TUN engine (idle only: it has no traffic to start). */
+interface ChildEngine {
+  start(): Promise<void>;
+  startTraffic(): void;
+  stopConnecting(): void;
+  counters(): ReturnType<LoadEngine["counters"]>;
+  report(): ReturnType<LoadEngine["report"]>;
+  stop(): Promise<void>;
+}
+
+let engine: ChildEngine;
 try {
-  engine = await LoadEngine.create(cfg.engine as EngineOptions);
+  if (cfg.tun !== undefined) {
+    // Loaded only here: a socket load process keeps its light baseline.
+    const { createTunEngine } = await import("./tun/child.ts");
+    engine = createTunEngine(cfg.engine, cfg.tun);
+  } else {
+    engine = await LoadEngine.create(cfg.engine as EngineOptions);
+  }
 } catch (e) {
   send({ t: "fatal", message: (e as Error).message });
   process.exit(1);

@@ -14,8 +14,9 @@ import { join } from "node:path";
 import { MyriadError } from "../errors.ts";
 import { addCounters, emptyCounters, type EngineOptions, type EngineReport, type LoadCounters, type LoadMode, type LoadProtocol } from "./engine.ts";
 import { LogHistogram, type PercentileSummary } from "./histogram.ts";
-import type { ChildConfig, ChildToParent, ParentToChild } from "./protocol.ts";
-import { splitEvenly, type Target } from "./targets.ts";
+import type { ChildConfig, ChildToParent, ParentToChild, TunChildConfig } from "./protocol.ts";
+import { parseIPv4, splitEvenly, type Target } from "./targets.ts";
+import { clientBlocks, type ClientBlock } from "./tun/netns.ts";
 
 /** Settings of one load run. Totals (window, rates) are split evenly over the processes. */
 /**
@@ -51,6 +52,15 @@ export interface LoadOptions
   onProgress?: (counters: LoadCounters) => void;
   /** Start connecting as soon as every process is ready (default true); false: call run.begin(). */
   autoBegin?: boolean;
+  /**
+   * Userland TCP clients instead of sockets (tun/engine.ts): each process makes its own TUN
+   * device and client addresses (tun/netns.ts clientBlocks). Idle mode only; every target
+   * must be on one host, the servers' address inside the namespace. Needs spawnPrefix to
+   * put the processes in that namespace.
+   */
+  tun?: boolean;
+  /** Command the load processes run under, e.g. Netns.execPrefix (default none). */
+  spawnPrefix?: string[];
 }
 
 /** The run's final figures. Durations in ms, latencies in µs. */
@@ -386,6 +396,24 @@ export class LoadRun {
   }
 }
 
+/** Each TUN process's device, client block and servers; throws LoadError for options the TUN client cannot run. */
+function tunConfigs(opts: LoadOptions, processes: number): TunChildConfig[] {
+  if ((opts.mode ?? "idle") !== "idle") throw new LoadError("ERR_LOADGEN_TUN", `the TUN client holds idle connections only, not mode ${opts.mode}`);
+  const hosts = new Set(opts.targets.map((t) => t.host));
+  const host = opts.targets[0]?.host;
+  const serverIp = host === undefined ? undefined : parseIPv4(host);
+  if (hosts.size !== 1 || serverIp === undefined)
+    throw new LoadError("ERR_LOADGEN_TUN", `the TUN client needs every target on one IPv4 address (the servers' address in the namespace), got ${[...hosts].join(", ") || "none"}`);
+  const ports = [...new Set(opts.targets.map((t) => t.port))];
+  let blocks: ClientBlock[];
+  try {
+    blocks = clientBlocks(opts.connections, processes);
+  } catch (e) {
+    throw new LoadError("ERR_LOADGEN_TUN", (e as Error).message);
+  }
+  return blocks.map((b, p) => ({ device: `myriad-tun${p}`, clientFirstIp: b.firstIp, clientCidr: b.cidr, serverIp, ports }));
+}
+
 /**
  * Spawns the load processes, waits until each is ready (startTimeoutMs, default 30 s), and
  * tells them to start connecting. On any failure to start, kills every child it spawned and
@@ -398,6 +426,7 @@ export async function startLoad(opts: LoadOptions, startTimeoutMs = 30_000): Pro
     throw new LoadError("ERR_LOADGEN_CONNECTIONS", `connections must be an integer >= 0, got ${opts.connections}`);
   const shares = splitEvenly(opts.connections, P);
   const window = Math.max(1, Math.ceil((opts.connectWindow ?? 256) / P));
+  const tun = opts.tun === true ? tunConfigs(opts, P) : undefined;
   const children: Child[] = [];
   let fatal: string | undefined;
   for (let p = 0; p < P; p++) {
@@ -424,6 +453,7 @@ export async function startLoad(opts: LoadOptions, startTimeoutMs = 30_000): Pro
       engine,
       progressIntervalMs: opts.progressIntervalMs ?? 250,
       maxLifetimeMs: opts.maxLifetimeMs ?? 3_600_000,
+      tun: tun?.[p],
     };
     const child: Child = {
       index: p,
@@ -442,7 +472,7 @@ export async function startLoad(opts: LoadOptions, startTimeoutMs = 30_000): Pro
       signal: null,
       waiters: [],
     };
-    child.proc = Bun.spawn([process.execPath, ...(opts.bunArgs ?? []), CHILD_ENTRY], {
+    child.proc = Bun.spawn([...(opts.spawnPrefix ?? []), process.execPath, ...(opts.bunArgs ?? []), CHILD_ENTRY], {
       env: { ...process.env, MYRIAD_LOADGEN_CHILD: JSON.stringify(cfg) },
       stdio: ["ignore", "inherit", "inherit"],
       ipc(message: ChildToParent) {

@@ -7,6 +7,18 @@ export interface ChildConfig {
   progressIntervalMs: number;
   /** The child stops and exits by itself after this long, whatever happens. */
   maxLifetimeMs: number;
+  /** Set: this process is a userland TCP client on its own TUN device (tun/child.ts), not a socket client. */
+  tun?: TunChildConfig;
+}
+
+/** A TUN load process's device, client addresses and servers (see tun/netns.ts). */
+export interface TunChildConfig {
+  device: string;
+  /** First client address (IPv4, unsigned 32-bit) and the route that covers this process's block. */
+  clientFirstIp: number;
+  clientCidr: string;
+  serverIp: number;
+  ports: number[];
 }
 
 export type ParentToChild =

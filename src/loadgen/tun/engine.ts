@@ -1,0 +1,513 @@
+/**
+ * A userland TCP client over a TUN device: opens, holds and resets up to millions of TCP
+ * connections to servers on this machine without a kernel socket of its own.
+ *
+ * Why: with both ends on one machine, a kernel-socket load generator costs a second socket
+ * per connection (~3.5 KB of slab), so the machine's memory per connection measures two
+ * sockets where a real deployment has one. This client sends SYNs from addresses routed to
+ * its TUN device (in a network namespace of the experiment's own, see netns.ts), answers the
+ * servers' SYN-ACKs, and keeps 3 bytes per connection: a state byte and, while a connect is
+ * in flight, its slot in the window. The servers hold real, established kernel sockets.
+ *
+ * Addressing: connection i (0 ≤ i < connections) comes from address
+ * `clientFirstIp + floor(i / PORTS_PER_ADDRESS)`, port `FIRST_CLIENT_PORT + i % PORTS_PER_ADDRESS`,
+ * and goes to `serverIp:ports[i % ports.length]`; a packet's destination maps back to i by
+ * arithmetic, so no table is needed. Initial sequence numbers come from i and a per-run salt.
+ *
+ * What it answers (statelessly wherever it can, so a retransmitted SYN-ACK or a late FIN
+ * gets the right reply): SYN-ACK → ACK (and the connection counts open); data → ACK;
+ * FIN or RST on an open connection → it counts lost (a FIN gets a RST); a segment for a
+ * connection it does not hold → RST. SYNs are retransmitted after 1, 2, 4 ... s like the
+ * kernel's, until connectTimeoutMs; `retries` more attempts follow a timeout or a refusal.
+ * stop() resets every connection it holds (one RST each), which frees the servers' sockets
+ * at once, then closes the device.
+ *
+ * Idle mode only: it holds connections; it sends no payload.
+ */
+import { ptr } from "bun:ffi";
+import { emptyCounters, type EngineReport, type LoadCounters } from "../engine.ts";
+import { LogHistogram } from "../histogram.ts";
+import type { TunDevice } from "./device.ts";
+import { readU16, readU32, tcpOffset, TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, writeSegment } from "./packet.ts";
+
+/** Client ports per client address: 1024..65023. */
+export const PORTS_PER_ADDRESS = 64_000;
+export const FIRST_CLIENT_PORT = 1024;
+/** The first SYN retransmit comes this long after the SYN (Linux's initial RTO); each next one waits twice as long. */
+export const SYN_RTO_MS = 1000;
+/** Most connects in flight per engine (slots are 16-bit). */
+export const MAX_TUN_WINDOW = 65_535;
+
+const IDLE = 0;
+const SYN_SENT = 1;
+const OPEN = 2;
+const FAILED = 3;
+/** Closed by the server (lost) or reset by us at stop. */
+const CLOSED = 4;
+/** confirm: handshake done, our probe byte sent, waiting for its echo. */
+const CONFIRMING = 5;
+/** The probe byte confirm mode sends (echo servers send it back). */
+const PROBE_BYTE = 0x2e;
+
+/** What an engine needs: its connections, its addresses, where they go, how fast. */
+export interface TunEngineOptions {
+  connections: number;
+  /** First client address (IPv4 as an unsigned 32-bit number); the engine uses ceil(connections / PORTS_PER_ADDRESS) from there. */
+  clientFirstIp: number;
+  /** The servers' address (IPv4, unsigned 32-bit) and ports. */
+  serverIp: number;
+  ports: readonly number[];
+  /** Connects in flight at most (default 1024, at most MAX_TUN_WINDOW). */
+  connectWindow?: number;
+  /** New connections per second; 0 = as fast as the window allows (default). */
+  connectRatePerSec?: number;
+  /** An attempt not answered by a SYN-ACK this long after its first SYN fails with ETIMEDOUT (default 10 s). */
+  connectTimeoutMs?: number;
+  /** More attempts after a timeout or a refusal (default 0). */
+  retries?: number;
+  /** Salt of the initial sequence numbers (default random). */
+  isnSalt?: number;
+  /**
+   * Count a connection open only once the server application echoed a probe byte, sent
+   * with the handshake's last ACK (default false). The connect-window place is held until
+   * then, so the window also bounds the servers' accept queues: a full accept queue drops
+   * the handshake's ACK, and the connection then waits a second for the SYN-ACK again.
+   * Needs echo servers.
+   */
+  confirm?: boolean;
+}
+
+/** Packets seen and sent, for the report and for tests. */
+export interface TunPacketCounters {
+  packetsIn: number;
+  packetsOut: number;
+  /** Segments for an address or port that is none of this engine's connections. */
+  stray: number;
+  /** Packets that were not IPv4/TCP or were malformed. */
+  malformed: number;
+  /** RSTs sent for segments of connections not open (and for FINs). */
+  resetsSent: number;
+  /** Packets the device dropped on write (busy) or refused. */
+  writeDrops: number;
+}
+
+const immediate = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/** Number of client addresses `connections` need. */
+export function clientAddressesFor(connections: number): number {
+  return Math.max(1, Math.ceil(connections / PORTS_PER_ADDRESS));
+}
+
+export class TunEngine {
+  private readonly dev: TunDevice;
+  private readonly n: number;
+  private readonly clientFirstIp: number;
+  private readonly clientLastIp: number;
+  private readonly serverIp: number;
+  private readonly ports: Int32Array;
+  private readonly window: number;
+  private readonly ratePerSec: number;
+  private readonly connectTimeoutMs: number;
+  private readonly retries: number;
+  private readonly salt: number;
+
+  /** Per connection: IDLE / SYN_SENT / OPEN / FAILED / CLOSED. */
+  private readonly state: Uint8Array;
+  /** Per connection in SYN_SENT: its slot in the window arrays below. */
+  private readonly slotOf: Uint16Array;
+  /** The window: per slot the connection (-1 = free), first SYN of the attempt, last SYN, next RTO, attempts left. */
+  private readonly slotConn: Int32Array;
+  private readonly slotFirstAt: Float64Array;
+  private readonly slotSentAt: Float64Array;
+  private readonly slotRtoMs: Float64Array;
+  private readonly slotTriesLeft: Uint8Array;
+  /** The server's initial sequence number, once its SYN-ACK came (confirm mode resends ACK + probe from it). */
+  private readonly slotPeerIsn: Uint32Array;
+  private readonly confirm: boolean;
+  private readonly freeSlots: Int32Array;
+  private freeTop: number;
+
+  /** One receive and one send buffer, reused for every packet; large, so their memory never moves under ptr(). */
+  private readonly rx = new Uint8Array(65_536);
+  private readonly tx = new Uint8Array(65_536);
+  private readonly rxPtr: number;
+  private readonly txPtr: number;
+
+  private readonly k: LoadCounters;
+  private readonly connectUs = new LogHistogram();
+  private readonly latencyUs = new LogHistogram();
+  readonly packets: TunPacketCounters = { packetsIn: 0, packetsOut: 0, stray: 0, malformed: 0, resetsSent: 0, writeDrops: 0 };
+
+  private next = 0;
+  private ramping = false;
+  private stopping = false;
+  private closed = false;
+  private rampStartedAt = 0;
+  private lastScanAt = 0;
+  private loopDone: Promise<void> | undefined;
+  private rampWaiters: Array<() => void> = [];
+
+  /** Takes an open device (the engine closes it at stop) and the options; allocates all its memory now. */
+  constructor(dev: TunDevice, o: TunEngineOptions) {
+    if (!Number.isInteger(o.connections) || o.connections < 0) throw new RangeError(`connections must be an integer >= 0, got ${o.connections}`);
+    if (o.ports.length === 0) throw new RangeError("ports must not be empty");
+    const window = o.connectWindow ?? 1024;
+    if (!Number.isInteger(window) || window < 1 || window > MAX_TUN_WINDOW) throw new RangeError(`connectWindow must be an integer 1..${MAX_TUN_WINDOW}, got ${window}`);
+    this.dev = dev;
+    this.n = o.connections;
+    this.clientFirstIp = o.clientFirstIp >>> 0;
+    this.clientLastIp = this.clientFirstIp + clientAddressesFor(o.connections) - 1;
+    this.serverIp = o.serverIp >>> 0;
+    this.ports = Int32Array.from(o.ports);
+    this.window = window;
+    this.ratePerSec = o.connectRatePerSec ?? 0;
+    this.connectTimeoutMs = o.connectTimeoutMs ?? 10_000;
+    this.retries = Math.min(255, o.retries ?? 0);
+    this.salt = (o.isnSalt ?? Math.floor(Math.random() * 2 ** 32)) >>> 0;
+    this.state = new Uint8Array(this.n);
+    this.slotOf = new Uint16Array(this.n);
+    this.slotConn = new Int32Array(window).fill(-1);
+    this.slotFirstAt = new Float64Array(window);
+    this.slotSentAt = new Float64Array(window);
+    this.slotRtoMs = new Float64Array(window);
+    this.slotTriesLeft = new Uint8Array(window);
+    this.slotPeerIsn = new Uint32Array(window);
+    this.confirm = o.confirm === true;
+    this.freeSlots = new Int32Array(window);
+    for (let s = 0; s < window; s++) this.freeSlots[s] = window - 1 - s;
+    this.freeTop = window;
+    this.rxPtr = ptr(this.rx);
+    this.txPtr = ptr(this.tx);
+    this.k = emptyCounters(this.n);
+    this.loopDone = this.loop();
+  }
+
+  /** Starts opening connections; resolves when each one has opened or failed for good (or stopConnecting was called and the window emptied). */
+  start(): Promise<void> {
+    if (!this.ramping && this.rampStartedAt === 0 && !this.stopping) {
+      this.ramping = true;
+      this.rampStartedAt = performance.now();
+      this.checkRampDone();
+    }
+    return this.ramped();
+  }
+
+  /** Resolves once the ramp is done. */
+  ramped(): Promise<void> {
+    if (this.k.rampDone) return Promise.resolve();
+    return new Promise((resolve) => this.rampWaiters.push(resolve));
+  }
+
+  /** Idle mode only: there is no traffic to start (the load protocol's "traffic" message is a no-op). */
+  startTraffic(): void {}
+
+  /** Opens no new connection; attempts in flight finish (or time out). */
+  stopConnecting(): void {
+    this.next = this.n;
+    this.checkRampDone();
+  }
+
+  /** Counters now (a fresh object). */
+  counters(): LoadCounters {
+    const k = this.k;
+    k.connecting = this.window - this.freeTop;
+    k.rampMs = this.rampStartedAt === 0 ? 0 : k.rampDone ? k.rampMs : performance.now() - this.rampStartedAt;
+    k.rssBytes = process.memoryUsage().rss;
+    return { ...k, errors: { ...k.errors } };
+  }
+
+  /** Counters plus the connect-time histogram (µs, first SYN of the attempt to SYN-ACK); no request latencies in idle mode. */
+  report(): EngineReport {
+    return { ...this.counters(), connectUs: this.connectUs.toJSON(), latencyUs: this.latencyUs.toJSON() };
+  }
+
+  /**
+   * Resets every connection it holds or is opening (one RST each), closes the device and
+   * resolves when done. Idempotent. Lost counting stops here: closes after this are ours.
+   */
+  async stop(): Promise<void> {
+    if (this.stopping) {
+      await this.loopDone;
+      return;
+    }
+    this.stopping = true;
+    this.ramping = false;
+    this.next = this.n;
+    await this.loopDone;
+    let sinceYield = 0;
+    for (let i = 0; i < this.n; i++) {
+      const s = this.state[i]!;
+      if (s !== OPEN && s !== SYN_SENT && s !== CONFIRMING) continue;
+      if (s === OPEN) this.k.open--;
+      else this.freeSlot(i);
+      this.state[i] = CLOSED;
+      this.send(i, this.nextSeq(i, s), 0, TCP_RST);
+      // The servers' side of each RST runs in this write; let the event loop (IPC) breathe.
+      if (++sinceYield === 4096) {
+        sinceYield = 0;
+        this.drain(65_536);
+        await immediate();
+      }
+    }
+    this.drain(65_536);
+    this.checkRampDone();
+    if (process.env.MYRIAD_TUN_DEBUG) console.error("tun engine", JSON.stringify(this.packets), this.dev.writesDropped, this.dev.writeErrors);
+    this.dev.close();
+    this.closed = true;
+  }
+
+  private isn(i: number): number {
+    return (Math.imul(i + 1, 0x9e3779b1) ^ this.salt) >>> 0;
+  }
+
+  /** Our next sequence number in state `st`: after the SYN, and after the probe byte once sent. */
+  private nextSeq(i: number, st: number): number {
+    return (this.isn(i) + (this.confirm && (st === OPEN || st === CONFIRMING) ? 2 : 1)) >>> 0;
+  }
+
+  /** The handshake's last ACK; in confirm mode it carries the probe byte. */
+  private sendHandshakeAck(i: number, peerIsn: number): void {
+    if (!this.confirm) {
+      this.send(i, (this.isn(i) + 1) >>> 0, (peerIsn + 1) >>> 0, TCP_ACK);
+      return;
+    }
+    this.tx[40] = PROBE_BYTE;
+    this.send(i, (this.isn(i) + 1) >>> 0, (peerIsn + 1) >>> 0, TCP_ACK | TCP_PSH, 1);
+  }
+
+  private clientIp(i: number): number {
+    return this.clientFirstIp + Math.floor(i / PORTS_PER_ADDRESS);
+  }
+
+  /** Writes one segment of connection i (payload, if any, already at tx[40]). */
+  private send(i: number, seq: number, ack: number, flags: number, payloadBytes = 0): void {
+    const len = writeSegment(this.tx, this.clientIp(i), this.serverIp, FIRST_CLIENT_PORT + (i % PORTS_PER_ADDRESS), this.ports[i % this.ports.length]!, seq, ack, flags, payloadBytes);
+    if (this.dev.write(this.txPtr, len)) this.packets.packetsOut++;
+    else this.packets.writeDrops++;
+    if ((flags & TCP_RST) !== 0) this.packets.resetsSent++;
+  }
+
+  /** A RST answering a segment (RFC 793: seq = its ACK when it has one, else ACK of its end). */
+  private resetFor(dstIp: number, srcIp: number, dstPort: number, srcPort: number, seq: number, ack: number, flags: number, payload: number): void {
+    const rst = (flags & TCP_ACK) !== 0;
+    const len = writeSegment(
+      this.tx,
+      dstIp,
+      srcIp,
+      dstPort,
+      srcPort,
+      rst ? ack : 0,
+      (seq + payload + ((flags & TCP_SYN) !== 0 ? 1 : 0) + ((flags & TCP_FIN) !== 0 ? 1 : 0)) >>> 0,
+      rst ? TCP_RST : TCP_RST | TCP_ACK,
+    );
+    if (this.dev.write(this.txPtr, len)) this.packets.packetsOut++;
+    else this.packets.writeDrops++;
+    this.packets.resetsSent++;
+  }
+
+  private async loop(): Promise<void> {
+    while (!this.stopping) {
+      const worked = this.pump();
+      if (worked) {
+        await immediate();
+      } else if (this.ramping) {
+        // Waiting on SYN-ACKs: sleep in poll (1 ms at most) rather than spin a core the servers need.
+        this.dev.waitReadable(1);
+        await immediate();
+      } else {
+        await Bun.sleep(10);
+      }
+    }
+  }
+
+  /** One round: read what arrived, send new SYNs, retransmit. Returns whether anything happened. */
+  private pump(): boolean {
+    let worked = this.drain(1024) > 0;
+    const now = performance.now();
+    if (this.ramping && this.next < this.n) {
+      let budget = 512;
+      if (this.ratePerSec > 0) budget = Math.min(budget, Math.floor(((now - this.rampStartedAt) / 1000) * this.ratePerSec) - this.next);
+      while (budget-- > 0 && this.freeTop > 0 && this.next < this.n) {
+        this.beginAttempt(this.next++, now, this.retries);
+        worked = true;
+      }
+      if (this.next >= this.n) this.checkRampDone();
+    }
+    if (now - this.lastScanAt >= 50) {
+      this.lastScanAt = now;
+      this.scan(now);
+    }
+    return worked;
+  }
+
+  private beginAttempt(i: number, now: number, triesLeft: number): void {
+    const s = this.freeSlots[--this.freeTop]!;
+    this.slotConn[s] = i;
+    this.slotFirstAt[s] = now;
+    this.slotSentAt[s] = now;
+    this.slotRtoMs[s] = SYN_RTO_MS;
+    this.slotTriesLeft[s] = triesLeft;
+    this.slotOf[i] = s;
+    this.state[i] = SYN_SENT;
+    this.k.attempts++;
+    this.send(i, this.isn(i), 0, TCP_SYN);
+  }
+
+  private freeSlot(i: number): number {
+    const s = this.slotOf[i]!;
+    this.slotConn[s] = -1;
+    this.freeSlots[this.freeTop++] = s;
+    return s;
+  }
+
+  /** Retransmits due SYNs; times out attempts past connectTimeoutMs. */
+  private scan(now: number): void {
+    for (let s = 0; s < this.window; s++) {
+      const i = this.slotConn[s]!;
+      if (i < 0) continue;
+      if (now - this.slotFirstAt[s]! >= this.connectTimeoutMs) {
+        this.attemptFailed(i, "ETIMEDOUT", now);
+      } else if (now - this.slotSentAt[s]! >= this.slotRtoMs[s]!) {
+        this.slotSentAt[s] = now;
+        this.slotRtoMs[s] = this.slotRtoMs[s]! * 2;
+        if (this.state[i] === CONFIRMING) this.sendHandshakeAck(i, this.slotPeerIsn[s]!);
+        else this.send(i, this.isn(i), 0, TCP_SYN);
+      }
+    }
+  }
+
+  private attemptFailed(i: number, kind: string, now: number): void {
+    // A half-confirmed connection may be established at the server: drop its side first.
+    if (this.state[i] === CONFIRMING) this.send(i, this.nextSeq(i, CONFIRMING), 0, TCP_RST);
+    const s = this.freeSlot(i);
+    const triesLeft = this.slotTriesLeft[s]!;
+    this.k.errors[kind] = (this.k.errors[kind] ?? 0) + 1;
+    if (triesLeft > 0 && !this.stopping) {
+      this.beginAttempt(i, now, triesLeft - 1);
+      return;
+    }
+    this.state[i] = FAILED;
+    this.k.failed++;
+    this.checkRampDone();
+  }
+
+  private checkRampDone(): void {
+    if (this.k.rampDone || this.rampStartedAt === 0) return;
+    if (this.next < this.n || this.freeTop < this.window) return;
+    this.k.rampDone = true;
+    this.k.rampMs = performance.now() - this.rampStartedAt;
+    const w = this.rampWaiters;
+    this.rampWaiters = [];
+    for (const f of w) f();
+  }
+
+  /** Handles up to `max` waiting packets; returns how many. */
+  private drain(max: number): number {
+    let handled = 0;
+    while (handled < max) {
+      const len = this.dev.read(this.rxPtr, this.rx.length);
+      if (len <= 0) break;
+      handled++;
+      this.packets.packetsIn++;
+      this.handle(len);
+    }
+    return handled;
+  }
+
+  private handle(len: number): void {
+    const b = this.rx;
+    const t = tcpOffset(b, len);
+    if (t < 0) {
+      this.packets.malformed++;
+      return;
+    }
+    const srcIp = readU32(b, 12);
+    const dstIp = readU32(b, 16);
+    const srcPort = readU16(b, t);
+    const dstPort = readU16(b, t + 2);
+    const seq = readU32(b, t + 4);
+    const ack = readU32(b, t + 8);
+    const flags = b[t + 13]!;
+    const payload = readU16(b, 2) - t - (b[t + 12]! >>> 4) * 4;
+    const portIndex = dstPort - FIRST_CLIENT_PORT;
+    const i = (dstIp - this.clientFirstIp) * PORTS_PER_ADDRESS + portIndex;
+    if (dstIp < this.clientFirstIp || dstIp > this.clientLastIp || portIndex < 0 || portIndex >= PORTS_PER_ADDRESS || i >= this.n || srcIp !== this.serverIp || srcPort !== this.ports[i % this.ports.length]) {
+      this.packets.stray++;
+      if ((flags & TCP_RST) === 0) this.resetFor(dstIp, srcIp, dstPort, srcPort, seq, ack, flags, payload);
+      return;
+    }
+    const st = this.state[i]!;
+    const myNext = this.nextSeq(i, st);
+    if ((flags & TCP_RST) !== 0) {
+      if (st === OPEN) {
+        this.state[i] = CLOSED;
+        this.k.open--;
+        if (!this.stopping) this.k.lost++;
+      } else if (st === SYN_SENT && (flags & TCP_ACK) !== 0 && ack === myNext) {
+        this.attemptFailed(i, "ECONNREFUSED", performance.now());
+      } else if (st === CONFIRMING) {
+        this.attemptFailed(i, "ECONNRESET", performance.now());
+      }
+      return;
+    }
+    if ((flags & (TCP_SYN | TCP_ACK)) === (TCP_SYN | TCP_ACK)) {
+      if (ack !== ((this.isn(i) + 1) >>> 0) || (st !== SYN_SENT && st !== CONFIRMING && st !== OPEN)) {
+        this.resetFor(dstIp, srcIp, dstPort, srcPort, seq, ack, flags, payload);
+        return;
+      }
+      if (st === SYN_SENT) {
+        if (this.confirm) {
+          const s = this.slotOf[i]!;
+          this.slotPeerIsn[s] = seq;
+          // The probe's RTO starts now: the SYN's backoff has nothing to do with it.
+          this.slotSentAt[s] = performance.now();
+          this.slotRtoMs[s] = SYN_RTO_MS;
+          this.state[i] = CONFIRMING;
+        } else {
+          this.opened(i);
+        }
+      }
+      // Also when past SYN_SENT: the server did not get our ACK and sent its SYN-ACK again.
+      this.sendHandshakeAck(i, seq);
+      return;
+    }
+    if (st !== OPEN && st !== CONFIRMING) {
+      // Not ours (any more): a RST tells the server to drop its side.
+      this.resetFor(dstIp, srcIp, dstPort, srcPort, seq, ack, flags, payload);
+      return;
+    }
+    if ((flags & TCP_FIN) !== 0) {
+      // The server closed: we hold nothing to finish, so reset rather than keep a half-closed state.
+      if (st === CONFIRMING) {
+        this.send(i, myNext, 0, TCP_RST);
+        this.attemptFailed(i, "ECONNRESET", performance.now());
+        return;
+      }
+      this.state[i] = CLOSED;
+      this.k.open--;
+      if (!this.stopping) this.k.lost++;
+      this.send(i, myNext, 0, TCP_RST);
+      return;
+    }
+    if (payload > 0) {
+      this.k.bytesIn += payload;
+      if (st === CONFIRMING) {
+        // The echo of the probe: the server application holds the connection. Our probe is
+        // acknowledged by this segment (or will be, with our next ACK's help).
+        this.state[i] = OPEN;
+        this.opened(i);
+      }
+      this.send(i, this.nextSeq(i, OPEN), (seq + payload) >>> 0, TCP_ACK);
+    }
+  }
+
+  /** Connection i's connect is done: count it open and free its window place. */
+  private opened(i: number): void {
+    const s = this.freeSlot(i);
+    this.connectUs.record(Math.round((performance.now() - this.slotFirstAt[s]!) * 1000));
+    this.state[i] = OPEN;
+    this.k.connected++;
+    if (++this.k.open > this.k.peakOpen) this.k.peakOpen = this.k.open;
+    this.checkRampDone();
+  }
+}
