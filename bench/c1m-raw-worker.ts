@@ -81,7 +81,7 @@ function stats() {
     rssBytes: mem.rss,
     heapUsedBytes: mem.heapUsed,
     uptimeMs: performance.now() - startedAt,
-    handlerLatency: { boundsMs: [], counts: [0], sumMs: 0, count: 0 },
+    requestLatency: { boundsMs: [], counts: [0], sumMs: 0, count: 0 },
   };
 }
 const send = (m: unknown) => {

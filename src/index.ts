@@ -10,7 +10,7 @@ export * from "./conn-table/index.ts";
 export * from "./codec/index.ts";
 export * from "./reactor/index.ts";
 export * from "./pool/index.ts";
-export { createKvApp, createEchoApp, type KvApp, type EchoApp } from "./apps/index.ts";
+export { createKvApp, createEchoApp, type KvApp, type EchoApp, type AppContext, type AppFactory, type ModuleApp } from "./apps/index.ts";
 
 /** The package version. */
 export const VERSION = "0.1.0";

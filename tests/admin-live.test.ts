@@ -14,6 +14,9 @@ import { createServer, type Server, type ServerStats } from "../src/reactor/inde
 import { parsePrometheusText, sampleValue, samples } from "./helpers/prom-parse.ts";
 
 const POOL_NAME = 'a"b\\c\nd';
+// POST /admin/stop needs a token; the reads then need it too.
+const TOKEN = "live-token-3c1e";
+const AUTH = { authorization: `Bearer ${TOKEN}` };
 
 // The admin module mirrors the reactor's and the pool's stats shapes; typecheck fails here
 // if they drift apart.
@@ -66,7 +69,7 @@ beforeAll(async () => {
   });
   let nextId = 0;
   pool = new Pool({ name: POOL_NAME, max: 2, create: () => ({ id: nextId++ }) });
-  admin = await startAdminServer({ port: 0, token: "", source: serverSource(server, { pools: { [POOL_NAME]: pool }, stopTimeoutMs: 2000 }) });
+  admin = await startAdminServer({ port: 0, token: TOKEN, source: serverSource(server, { pools: { [POOL_NAME]: pool }, stopTimeoutMs: 2000 }) });
   base = `http://127.0.0.1:${admin.port}`;
 });
 
@@ -81,10 +84,10 @@ afterAll(async () => {
 });
 
 async function stats(): Promise<AdminStatsBody> {
-  return (await (await fetch(`${base}/stats`)).json()) as AdminStatsBody;
+  return (await (await fetch(`${base}/stats`, { headers: AUTH })).json()) as AdminStatsBody;
 }
 
-test("/stats and /metrics count real connections, bytes, frames, closes and handler latency", async () => {
+test("/stats and /metrics count real connections, bytes, frames, closes and request latency", async () => {
   const before = (await stats()).totals;
   const N = 12;
   for (let i = 0; i < N; i++) clients.push(await connect(server.port));
@@ -104,14 +107,17 @@ test("/stats and /metrics count real connections, bytes, frames, closes and hand
   expect(t.bytesIn).toBe(before.bytesIn + N * 2 * line.length);
   expect(t.bytesOut).toBe(before.bytesOut + N * 2 * line.length);
   expect(t.framesIn).toBe(before.framesIn + N * 2);
-  expect(t.handlerLatency.count).toBeGreaterThan(before.handlerLatency.count);
+  // One observation per request frame (two lines per client, sent in one write).
+  expect(t.requestLatency.count).toBe(before.requestLatency.count + N * 2);
   expect(t.rssBytes).toBeGreaterThan(0);
+  // The RSS with no connection open (at listen): the base of the dashboard's per-connection figure.
+  expect(t.baselineRssBytes).toBeGreaterThan(0);
 
   // Close 4 from the client side: counted as "peer".
   for (const c of clients.splice(0, 4)) c.end();
   await until("4 peer closes", async () => (await stats()).totals.closed.peer === before.closed.peer + 4);
 
-  const res = await fetch(`${base}/metrics`);
+  const res = await fetch(`${base}/metrics`, { headers: AUTH });
   expect(res.headers.get("content-type")).toBe("text/plain; version=0.0.4; charset=utf-8");
   const fams = parsePrometheusText(await res.text(), { prefix: "myriad_" });
   const w = { worker: "0" };
@@ -120,9 +126,9 @@ test("/stats and /metrics count real connections, bytes, frames, closes and hand
   expect(sampleValue(fams, "myriad_connections_closed_total", { ...w, reason: "peer" })).toBe(before.closed.peer + 4);
   expect(sampleValue(fams, "myriad_received_bytes_total", w)).toBe(before.bytesIn + N * 2 * line.length);
   expect(sampleValue(fams, "myriad_frames_received_total", w)).toBe(before.framesIn + N * 2);
-  const count = sampleValue(fams, "myriad_handler_latency_seconds", w, "myriad_handler_latency_seconds_count");
-  expect(count).toBeGreaterThan(before.handlerLatency.count);
-  const inf = samples(fams, "myriad_handler_latency_seconds", { ...w, le: "+Inf" }, "myriad_handler_latency_seconds_bucket");
+  const count = sampleValue(fams, "myriad_request_duration_seconds", w, "myriad_request_duration_seconds_count");
+  expect(count).toBe(before.requestLatency.count + N * 2);
+  const inf = samples(fams, "myriad_request_duration_seconds", { ...w, le: "+Inf" }, "myriad_request_duration_seconds_bucket");
   expect(inf.map((s) => s.value)).toEqual([count]);
 });
 
@@ -132,17 +138,17 @@ test("a real pool's stats and acquire-wait histogram, under a name that needs es
   const waiter = pool.acquire({ timeoutMs: 2000 }); // waits: max is 2
   await until("a waiter", () => pool.stats().waiting === 1);
   const mid = (await stats()).pools;
-  expect(mid.map((p) => p.name)).toEqual([POOL_NAME]);
+  expect(mid.map((p) => [p.worker, p.name])).toEqual([["0", POOL_NAME]]);
   expect(mid[0]!.stats).toMatchObject({ size: 2, borrowed: 2, waiting: 1 });
   await Bun.sleep(20);
   pool.release(a);
   pool.release(await waiter);
   pool.release(b);
 
-  const text = await (await fetch(`${base}/metrics`)).text();
+  const text = await (await fetch(`${base}/metrics`, { headers: AUTH })).text();
   expect(text).toContain('pool="a\\"b\\\\c\\nd"');
   const fams = parsePrometheusText(text, { prefix: "myriad_" });
-  const l = { pool: POOL_NAME };
+  const l = { worker: "0", pool: POOL_NAME };
   expect(sampleValue(fams, "myriad_pool_size", l)).toBe(2);
   expect(sampleValue(fams, "myriad_pool_borrowed", l)).toBe(0);
   expect(sampleValue(fams, "myriad_pool_acquired_total", l)).toBe(3);
@@ -158,14 +164,14 @@ test("POST /admin/stop: /readyz turns 503 while the graceful stop runs, then the
   await until("the connection", async () => (await stats()).totals.connections >= 1);
   expect((await fetch(`${base}/readyz`)).status).toBe(200);
 
-  const res = await fetch(`${base}/admin/stop`, { method: "POST" });
+  const res = await fetch(`${base}/admin/stop`, { method: "POST", headers: AUTH });
   expect(res.status).toBe(202);
   expect((await fetch(`${base}/readyz`)).status).toBe(503);
   expect(server.accepting).toBe(false);
   // The admin server keeps answering during the stop.
   expect((await fetch(`${base}/healthz`)).status).toBe(200);
 
-  const done = await fetch(`${base}/admin/stop?wait=1`, { method: "POST" });
+  const done = await fetch(`${base}/admin/stop?wait=1`, { method: "POST", headers: AUTH });
   expect(done.status).toBe(200);
   expect((await fetch(`${base}/readyz`)).status).toBe(503);
   expect((await stats()).totals.connections).toBe(0);

@@ -32,9 +32,10 @@ function serverStats(seed: number): AdminServerStats {
     writeQueueBytes: 4096 * seed,
     pausedConnections: seed,
     rssBytes: 64 * 1024 * 1024 * seed,
+    baselineRssBytes: 40 * 1024 * 1024 * seed,
     heapUsedBytes: 8 * 1024 * 1024 * seed,
     uptimeMs: 60_000 * seed,
-    handlerLatency: { boundsMs: [0.1, 1, 10], counts: [5 * seed, 3, 2, seed], sumMs: 12.5 * seed, count: 5 * seed + 5 + seed },
+    requestLatency: { boundsMs: [0.1, 1, 10], counts: [5 * seed, 3, 2, seed], sumMs: 12.5 * seed, count: 5 * seed + 5 + seed },
   };
 }
 
@@ -137,11 +138,12 @@ describe("GET /stats", () => {
     expect(t.closed.error).toBe(a.closed.error + b.closed.error);
     expect(t.bytesOut).toBe(a.bytesOut + b.bytesOut);
     expect(t.rssBytes).toBe(a.rssBytes + b.rssBytes);
+    expect(t.baselineRssBytes).toBe(a.baselineRssBytes! + b.baselineRssBytes!);
     expect(t.writeQueueBytes).toBe(a.writeQueueBytes + b.writeQueueBytes);
     expect(t.uptimeMs).toBe(Math.max(a.uptimeMs, b.uptimeMs));
-    expect(t.handlerLatency.boundsMs).toEqual([0.1, 1, 10]);
-    expect(t.handlerLatency.counts).toEqual(a.handlerLatency.counts.map((c, i) => c + b.handlerLatency.counts[i]!));
-    expect(t.handlerLatency.count).toBe(a.handlerLatency.count + b.handlerLatency.count);
+    expect(t.requestLatency.boundsMs).toEqual([0.1, 1, 10]);
+    expect(t.requestLatency.counts).toEqual(a.requestLatency.counts.map((c, i) => c + b.requestLatency.counts[i]!));
+    expect(t.requestLatency.count).toBe(a.requestLatency.count + b.requestLatency.count);
     expect(body.pools.map((p) => p.name)).toEqual(["redis", TRICKY_POOL]);
     expect(body.pools[1]!.stats).toEqual(poolStats(5));
   });
@@ -180,7 +182,7 @@ describe("GET /metrics", () => {
     }
     expect(fams.get("myriad_connections")!.type).toBe("gauge");
     expect(fams.get("myriad_connections_accepted_total")!.type).toBe("counter");
-    expect(fams.get("myriad_handler_latency_seconds")!.type).toBe("histogram");
+    expect(fams.get("myriad_request_duration_seconds")!.type).toBe("histogram");
     expect(fams.get("myriad_pool_acquire_wait_seconds")!.type).toBe("histogram");
 
     expect(sampleValue(fams, "myriad_workers")).toBe(2);
@@ -202,16 +204,17 @@ describe("GET /metrics", () => {
       expect(sampleValue(fams, "myriad_write_queue_bytes", l)).toBe(s.writeQueueBytes);
       expect(sampleValue(fams, "myriad_paused_connections", l)).toBe(s.pausedConnections);
       expect(sampleValue(fams, "myriad_resident_memory_bytes", l)).toBe(s.rssBytes);
+      expect(sampleValue(fams, "myriad_baseline_resident_memory_bytes", l)).toBe(s.baselineRssBytes!);
       expect(sampleValue(fams, "myriad_heap_used_bytes", l)).toBe(s.heapUsedBytes);
       expect(sampleValue(fams, "myriad_uptime_seconds", l)).toBe(s.uptimeMs / 1000);
 
       // Buckets in seconds, cumulative; the parser already checked +Inf == _count.
-      const buckets = samples(fams, "myriad_handler_latency_seconds", l, "myriad_handler_latency_seconds_bucket");
+      const buckets = samples(fams, "myriad_request_duration_seconds", l, "myriad_request_duration_seconds_bucket");
       expect(buckets.map((b) => b.labels.le)).toEqual(["0.0001", "0.001", "0.01", "+Inf"]);
       let cum = 0;
-      expect(buckets.map((b) => b.value)).toEqual(s.handlerLatency.counts.map((c) => (cum += c)));
-      expect(sampleValue(fams, "myriad_handler_latency_seconds", l, "myriad_handler_latency_seconds_count")).toBe(s.handlerLatency.count);
-      expect(sampleValue(fams, "myriad_handler_latency_seconds", l, "myriad_handler_latency_seconds_sum")).toBeCloseTo(s.handlerLatency.sumMs / 1000, 12);
+      expect(buckets.map((b) => b.value)).toEqual(s.requestLatency.counts.map((c) => (cum += c)));
+      expect(sampleValue(fams, "myriad_request_duration_seconds", l, "myriad_request_duration_seconds_count")).toBe(s.requestLatency.count);
+      expect(sampleValue(fams, "myriad_request_duration_seconds", l, "myriad_request_duration_seconds_sum")).toBeCloseTo(s.requestLatency.sumMs / 1000, 12);
     }
 
     // The pool named a"b\c<newline>d comes back intact through escaping and parsing.
@@ -231,6 +234,28 @@ describe("GET /metrics", () => {
       expect(buckets.map((b) => [b.labels.le, b.value])).toEqual([["0.0005", 400], ["0.005", 490], ["0.05", 500], ["+Inf", 500]]);
     }
     expect(text).toContain('pool="a\\"b\\\\c\\nd"');
+  });
+
+  test("pools registered by workers carry the worker's label: one name under two workers is two series, a repeat within one worker gets #2", async () => {
+    const snap: AdminSnapshot = {
+      workers: SNAP.workers,
+      pools: [
+        { worker: "w0", name: "upstream", stats: poolStats(1) },
+        { worker: "w1", name: "upstream", stats: poolStats(2) },
+        { worker: "w1", name: "upstream", stats: poolStats(4) },
+      ],
+    };
+    const { base } = await start({ snap });
+    const body = (await (await fetch(`${base}/stats`)).json()) as AdminStatsBody;
+    expect(body.pools.map((p) => [p.worker, p.name, p.stats.borrowed])).toEqual([["w0", "upstream", 1], ["w1", "upstream", 2], ["w1", "upstream", 4]]);
+    const fams = parsePrometheusText(await (await fetch(`${base}/metrics`)).text(), { prefix: "myriad_" });
+    expect(samples(fams, "myriad_pool_borrowed").map((x) => [x.labels.worker, x.labels.pool, x.value])).toEqual([
+      ["w0", "upstream", 1],
+      ["w1", "upstream", 2],
+      ["w1", "upstream#2", 4],
+    ]);
+    const waits = samples(fams, "myriad_pool_acquire_wait_seconds", { worker: "w1", pool: "upstream", le: "+Inf" }, "myriad_pool_acquire_wait_seconds_bucket");
+    expect(waits.map((x) => x.value)).toEqual([500]);
   });
 
   test("stays valid with duplicate names, no pools, no workers and hostile worker names", async () => {
@@ -321,19 +346,22 @@ describe("token", () => {
   });
 });
 
-describe("POST /admin/stop without a token", () => {
-  test("from loopback: starts one graceful stop, /readyz turns 503, ?wait=1 waits for it", async () => {
-    const { base, state } = await start();
-    const first = await fetch(`${base}/admin/stop`, { method: "POST" });
+describe("POST /admin/stop", () => {
+  const TOKEN = "stop-token-5b2d";
+  const auth = { authorization: `Bearer ${TOKEN}` };
+
+  test("with the token: starts one graceful stop, /readyz turns 503, ?wait=1 waits for it", async () => {
+    const { base, state } = await start({ token: TOKEN });
+    const first = await fetch(`${base}/admin/stop`, { method: "POST", headers: auth });
     expect(first.status).toBe(202);
     expect(await first.json()).toEqual({ stopping: true });
     expect(state.stops).toBe(1);
     expect((await fetch(`${base}/readyz`)).status).toBe(503);
-    expect((await fetch(`${base}/admin/stop`, { method: "POST" })).status).toBe(202);
+    expect((await fetch(`${base}/admin/stop`, { method: "POST", headers: auth })).status).toBe(202);
     expect(state.stops).toBe(1);
 
     let waited = false;
-    const waiting = fetch(`${base}/admin/stop?wait=1`, { method: "POST" }).then(async (r) => {
+    const waiting = fetch(`${base}/admin/stop?wait=1`, { method: "POST", headers: auth }).then(async (r) => {
       waited = true;
       return r;
     });
@@ -346,37 +374,38 @@ describe("POST /admin/stop without a token", () => {
     expect(state.stops).toBe(1);
   });
 
-  test("GET /admin/stop is not a stop", async () => {
-    const { base, state } = await start();
-    expect((await fetch(`${base}/admin/stop`)).status).toBe(404);
-    expect(state.stops).toBe(0);
-  });
-
-  test("refused (403) from a cross-site page, a non-loopback Host (DNS rebinding) or a non-loopback peer", async () => {
+  test("without a token configured: refused (403) from loopback too, saying how to enable it; the server keeps running", async () => {
     const { base, state } = await start();
     for (const headers of [
+      {},
+      { origin: base, "sec-fetch-site": "same-origin" },
+      { authorization: "Bearer anything" },
       { origin: "http://evil.example" },
-      { origin: "null" },
-      { "sec-fetch-site": "cross-site" },
-      { "sec-fetch-site": "same-site" },
       { host: "evil.example" },
     ] as Array<Record<string, string>>) {
-      const res = await fetch(`${base}/admin/stop`, { method: "POST", headers });
-      expect({ headers, status: res.status }).toEqual({ headers, status: 403 });
-      expect(((await res.json()) as { error: string }).error).toContain("--admin-token");
+      for (const path of ["/admin/stop", "/admin/stop?wait=1"]) {
+        const res = await fetch(`${base}${path}`, { method: "POST", headers });
+        expect({ headers, path, status: res.status }).toEqual({ headers, path, status: 403 });
+        const { error } = (await res.json()) as { error: string };
+        expect(error).toContain("set --admin-token or MYRIAD_ADMIN_TOKEN to enable /admin/stop");
+      }
     }
-    // The app as mounted elsewhere, seen from a remote peer.
+    // Nothing was stopped: the source was never asked, and it still reports ready and serves.
+    expect(state.stops).toBe(0);
+    expect(state.accepting).toBe(true);
+    expect((await fetch(`${base}/readyz`)).status).toBe(200);
+    expect((await fetch(`${base}/stats`)).status).toBe(200);
+    // The app as mounted elsewhere refuses too.
     const fx = fixtureSource(SNAP);
     const app = createAdminApp({ source: fx.source });
-    const remote = await app.request("/admin/stop", { method: "POST", headers: { host: "127.0.0.1:9180" } }, { remoteAddress: "10.1.2.3" });
-    expect(remote.status).toBe(403);
-    const unknown = await app.request("/admin/stop", { method: "POST", headers: { host: "127.0.0.1:9180" } });
-    expect(unknown.status).toBe(403);
-    expect(state.stops + fx.state.stops).toBe(0);
-    // A same-origin page on the dashboard may stop it.
-    const same = await fetch(`${base}/admin/stop`, { method: "POST", headers: { origin: base, "sec-fetch-site": "same-origin" } });
-    expect(same.status).toBe(202);
-    expect(state.stops).toBe(1);
+    expect((await app.request("/admin/stop", { method: "POST", headers: { host: "127.0.0.1:9180" } })).status).toBe(403);
+    expect(fx.state.stops).toBe(0);
+  });
+
+  test("GET /admin/stop is not a stop", async () => {
+    const { base, state } = await start({ token: TOKEN });
+    expect((await fetch(`${base}/admin/stop`, { headers: auth })).status).toBe(404);
+    expect(state.stops).toBe(0);
   });
 });
 

@@ -251,14 +251,14 @@ describe("runCluster", () => {
 
 describe("sumStats", () => {
   test("servers of one process share rss; workers add it up", () => {
-    const a = { ...zeroStats([1, 10]), connections: 3, accepted: 4, rssBytes: 100, handlerLatency: { boundsMs: [1, 10], counts: [1, 2, 3], sumMs: 5, count: 6 } };
-    const b = { ...zeroStats([1, 10]), connections: 2, accepted: 2, rssBytes: 100, handlerLatency: { boundsMs: [1, 10], counts: [1, 0, 0], sumMs: 1, count: 1 } };
+    const a = { ...zeroStats([1, 10]), connections: 3, accepted: 4, rssBytes: 100, requestLatency: { boundsMs: [1, 10], counts: [1, 2, 3], sumMs: 5, count: 6 } };
+    const b = { ...zeroStats([1, 10]), connections: 2, accepted: 2, rssBytes: 100, requestLatency: { boundsMs: [1, 10], counts: [1, 0, 0], sumMs: 1, count: 1 } };
     a.closed.peer = 1;
     b.closed.peer = 2;
     const same = sumStats([a, b], true);
     expect(same).toMatchObject({ connections: 5, accepted: 6, rssBytes: 100 });
     expect(same.closed.peer).toBe(3);
-    expect(same.handlerLatency).toEqual({ boundsMs: [1, 10], counts: [2, 2, 3], sumMs: 6, count: 7 });
+    expect(same.requestLatency).toEqual({ boundsMs: [1, 10], counts: [2, 2, 3], sumMs: 6, count: 7 });
     expect(sumStats([a, b], false).rssBytes).toBe(200);
   });
 });

@@ -205,7 +205,7 @@ test('an application close with "limit" counts as rejected (closed has no "limit
   expect(Object.values(st.closed).reduce((x, y) => x + y, 0)).toBe(0);
 });
 
-test("stats count connections, bytes, frames and handler latency", async () => {
+test("stats count connections, bytes, frames and request latency (per frame)", async () => {
   const server = await createServer({
     protocol: "lines",
     handler: {
@@ -236,13 +236,46 @@ test("stats count connections, bytes, frames and handler latency", async () => {
   expect(st.bytesOut).toBe(8 + 6);
   expect(st.framesIn).toBe(3);
   expect(st.framesOut).toBe(3);
-  const h = st.handlerLatency;
+  const h = st.requestLatency;
   expect(h.counts.length).toBe(h.boundsMs.length + 1);
-  expect(h.count).toBeGreaterThanOrEqual(2); // one per data event, not per frame
-  expect(h.count).toBeLessThanOrEqual(3);
+  expect(h.count).toBe(3); // one per frame, whatever reads they came in
   expect(h.counts.reduce((x, y) => x + y, 0)).toBe(h.count);
   expect(h.sumMs).toBeGreaterThan(0);
   expect(st.uptimeMs).toBeGreaterThan(0);
+});
+
+test("request latency is timed per frame: one slow frame among fast ones of the same read is one slow observation; off, nothing is timed", async () => {
+  const SLOW_MS = 30;
+  const handler = {
+    message(conn: Conn, line: Uint8Array) {
+      if (line.length === 4 && line[0] === 115 /* "slow" */) {
+        const until = performance.now() + SLOW_MS;
+        while (performance.now() < until) {
+          // a handler that computes for SLOW_MS
+        }
+      }
+      conn.send(line);
+    },
+  };
+  const timed = await createServer({ protocol: "lines", handler });
+  const untimed = await createServer({ protocol: "lines", handler, measureLatency: false });
+  servers.push(timed, untimed);
+  for (const server of [timed, untimed]) {
+    const c = await client(server.port);
+    await c.send("fast\nslow\nfast\n"); // one write: usually one read of three frames
+    await c.waitBytes(15);
+  }
+  const h = timed.stats().requestLatency;
+  expect(h.count).toBe(3);
+  // Observations above the 25 ms bound: the slow frame alone (per data event, the fast
+  // frames of its read would have been timed with it as one observation).
+  const from = h.boundsMs.findIndex((b) => b >= 25) + 1;
+  expect(h.counts.slice(from).reduce((x, y) => x + y, 0)).toBe(1);
+  expect(h.sumMs).toBeGreaterThanOrEqual(SLOW_MS);
+  const off = untimed.stats();
+  expect(off.framesIn).toBe(3);
+  expect(off.requestLatency.count).toBe(0);
+  expect(off.requestLatency.sumMs).toBe(0);
 });
 
 test("listen errors: a port in use says which and what to do", async () => {

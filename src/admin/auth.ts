@@ -33,14 +33,3 @@ export function isLoopbackHost(host: string): boolean {
   const m = /^127\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(h);
   return m !== null && m.slice(1).every((o) => Number(o) <= 255);
 }
-
-/** Returns the host part of a Host header value (`name:port`, `[v6]:port`, or bare). */
-export function hostOfHostHeader(value: string): string {
-  const v = value.trim();
-  if (v.startsWith("[")) {
-    const end = v.indexOf("]");
-    return end < 0 ? v : v.slice(0, end + 1);
-  }
-  const colon = v.lastIndexOf(":");
-  return colon < 0 || v.indexOf(":") !== colon ? v : v.slice(0, colon);
-}

@@ -244,15 +244,16 @@ function buildFixedCharts(): void {
   ]);
   chart("chart-memory", [{ scale: "y", fmt: fmtBytes, minTop: 1024 }, { scale: "rss", fmt: fmtBytes, side: 1, minTop: 1 << 20 }]);
   showSeries("chart-memory", [
-    { key: "rssPerConn", label: "rss / connection", color: color(4), fmt: fmtBytes },
+    { key: "perConn", label: "(rss − rss at 0 conns) / connection", color: color(4), fmt: fmtBytes },
     { key: "rss", label: "rss (right axis)", color: color(8), fmt: fmtBytes, scale: "rss", dash: [4, 4] },
+    { key: "baseline", label: "rss at 0 conns (right axis)", color: color(5), fmt: fmtBytes, scale: "rss", dash: [1, 3] },
   ]);
   chart("chart-writeq", [{ scale: "y", fmt: fmtBytes, minTop: 1024, whole: true }]);
   showSeries("chart-writeq", [
     { key: "writeQueue", label: "write queue", color: color(3), fmt: fmtBytes },
   ]);
   chart("chart-pools", [{ scale: "y", fmt: (v) => fmtSi(v, 0), minTop: 4, whole: true }]);
-  showPools([]);
+  showPools([], false);
 }
 
 /** Accepts always; rejects and each close reason once it has happened at least once, so the
@@ -266,12 +267,27 @@ function showRates(seen: Set<string>): void {
   showSeries("chart-rates", series);
 }
 
-function showPools(names: string[]): void {
+type PoolEntry = AdminStatsBody["pools"][number];
+
+/** A pool's key in the chart's store: each worker's pool of a name is a pool of its own. */
+function poolKey(p: PoolEntry): string {
+  return `${p.worker ?? ""}\u0000${p.name}`;
+}
+
+/** A pool's name in legends and tables: "redis", or "redis @ worker-1" when several workers
+ *  report pools. */
+function poolLabel(p: PoolEntry, manyWorkers: boolean): string {
+  return manyWorkers && p.worker !== undefined ? `${p.name} @ ${p.worker}` : p.name;
+}
+
+function showPools(pools: PoolEntry[], manyWorkers: boolean): void {
   const series: SeriesSpec[] = [];
-  names.forEach((n, i) => {
-    series.push({ key: `${n}\u0000borrowed`, label: `${n} borrowed`, color: color(i), fmt: fmtCount });
-    series.push({ key: `${n}\u0000size`, label: `${n} size`, color: color(i), fmt: fmtCount, dash: [1, 3] });
-    series.push({ key: `${n}\u0000waiting`, label: `${n} waiting`, color: color(i + 2), fmt: fmtCount, dash: [5, 3] });
+  pools.forEach((p, i) => {
+    const k = poolKey(p);
+    const n = poolLabel(p, manyWorkers);
+    series.push({ key: `${k}\u0000borrowed`, label: `${n} borrowed`, color: color(i), fmt: fmtCount });
+    series.push({ key: `${k}\u0000size`, label: `${n} size`, color: color(i), fmt: fmtCount, dash: [1, 3] });
+    series.push({ key: `${k}\u0000waiting`, label: `${n} waiting`, color: color(i + 2), fmt: fmtCount, dash: [5, 3] });
   });
   if (series.length === 0) series.push({ key: "none", label: "no pools registered", color: color(8), fmt: fmtCount });
   showSeries("chart-pools", series);
@@ -325,21 +341,25 @@ function render(body: AdminStatsBody, ready: boolean): void {
   const closedSum = closedRates.every((v) => v === null) ? null : closedRates.reduce<number>((a, v) => a + (v ?? 0), 0);
   const inRate = rate(t.bytesIn, p?.bytesIn, dtS);
   const outRate = rate(t.bytesOut, p?.bytesOut, dtS);
-  const rssPerConn = t.connections > 0 ? t.rssBytes / t.connections : null;
+  // The process's own footprint (runtime, code, heap at rest) is not a connection's cost:
+  // count only what the RSS grew by since the servers last had no connection.
+  const baseline = t.baselineRssBytes;
+  const perConn = t.connections > 0 && baseline !== undefined && baseline > 0 ? Math.max(0, t.rssBytes - baseline) / t.connections : null;
 
   setText("connections", fmtCount(t.connections), t.connections);
   setText("peak", fmtCount(t.peakConnections), t.peakConnections);
   setText("accept-rate", accepted === null ? "–" : fmtSi(accepted), accepted ?? 0);
   setText("close-rate", closedSum === null ? "–" : fmtSi(closedSum), closedSum ?? 0);
-  setValue("rss-per-conn", rssPerConn === null ? "–" : fmtBytes(rssPerConn), rssPerConn ?? 0);
-  setText("rss", fmtBytes(t.rssBytes), t.rssBytes);
+  setValue("mem-per-conn", perConn === null ? "–" : fmtBytes(perConn), perConn ?? 0);
+  setValue("rss", fmtBytes(t.rssBytes), t.rssBytes);
+  setText("rss-baseline", baseline === undefined ? "–" : fmtBytes(baseline), baseline ?? 0);
   setValue("bytes-in-rate", inRate === null ? "–" : bytesPerSec(inRate), inRate ?? 0);
   setValue("bytes-out-rate", outRate === null ? "–" : bytesPerSec(outRate), outRate ?? 0);
   setValue("write-queue", fmtBytes(t.writeQueueBytes), t.writeQueueBytes);
   setText("workers", String(body.workers.length), body.workers.length);
   setText("uptime", fmtDuration(t.uptimeMs));
-  const lat = t.handlerLatency;
-  setText("handler-latency", lat.count > 0 ? `${((lat.sumMs / lat.count) * 1000).toFixed(0)} µs avg` : "–");
+  const lat = t.requestLatency;
+  setText("request-latency", lat.count > 0 ? `${((lat.sumMs / lat.count) * 1000).toFixed(1)} µs avg per request` : "–");
 
   pushPoint("chart-connections", x, { connections: t.connections, paused: t.pausedConnections });
 
@@ -354,15 +374,17 @@ function render(body: AdminStatsBody, ready: boolean): void {
   pushPoint("chart-rates", x, rates);
 
   pushPoint("chart-bytes", x, { in: inRate, out: outRate });
-  pushPoint("chart-memory", x, { rssPerConn, rss: t.rssBytes });
+  pushPoint("chart-memory", x, { perConn, rss: t.rssBytes, baseline: baseline ?? null });
   pushPoint("chart-writeq", x, { writeQueue: t.writeQueueBytes });
 
-  showPools(body.pools.map((p) => p.name));
+  const manyWorkers = body.workers.length > 1;
+  showPools(body.pools, manyWorkers);
   const pools: Record<string, number | null> = {};
   for (const p of body.pools) {
-    pools[`${p.name}\u0000borrowed`] = p.stats.borrowed;
-    pools[`${p.name}\u0000size`] = p.stats.size;
-    pools[`${p.name}\u0000waiting`] = p.stats.waiting;
+    const k = poolKey(p);
+    pools[`${k}\u0000borrowed`] = p.stats.borrowed;
+    pools[`${k}\u0000size`] = p.stats.size;
+    pools[`${k}\u0000waiting`] = p.stats.waiting;
   }
   pushPoint("chart-pools", x, pools);
 
@@ -373,13 +395,15 @@ function render(body: AdminStatsBody, ready: boolean): void {
     fmtCount(w.stats.peakConnections),
     fmtCount(w.stats.accepted),
     fmtBytes(w.stats.rssBytes),
-    w.stats.connections > 0 ? fmtBytes(w.stats.rssBytes / w.stats.connections) : "–",
+    w.stats.connections > 0 && (w.stats.baselineRssBytes ?? 0) > 0
+      ? fmtBytes(Math.max(0, w.stats.rssBytes - w.stats.baselineRssBytes!) / w.stats.connections)
+      : "–",
     fmtBytes(w.stats.writeQueueBytes),
     fmtDuration(w.stats.uptimeMs),
   ]));
   renderRows("pools-body", body.pools.map((p) => {
     const s: PoolStats = p.stats;
-    return [p.name, String(s.size), String(s.idle), String(s.borrowed), String(s.waiting), String(s.pending),
+    return [p.worker ?? "", p.name, String(s.size), String(s.idle), String(s.borrowed), String(s.waiting), String(s.pending),
       fmtCount(s.acquired), fmtCount(s.timeouts), `${s.acquireWaitMs.p99.toFixed(2)} ms`];
   }));
   el("pools-section").hidden = body.pools.length === 0;

@@ -37,6 +37,23 @@ function uniqueNames(names: string[]): string[] {
 }
 
 /**
+ * Returns each pool's rendered labels: `worker="w",pool="p"` (or `pool="p"` for a pool
+ * without a worker), with a name repeated within one worker made unique, so that no two
+ * series collide while the same pool name under two workers stays the same name.
+ */
+function poolLabels(pools: AdminSnapshot["pools"]): string[] {
+  const seen = new Map<string, number>();
+  return pools.map((p) => {
+    const key = `${p.worker ?? ""}\u0000${p.name}`;
+    const k = (seen.get(key) ?? 0) + 1;
+    seen.set(key, k);
+    const name = k === 1 ? p.name : `${p.name}#${k}`;
+    const pool = `pool="${escapeLabelValue(name)}"`;
+    return p.worker === undefined ? pool : `worker="${escapeLabelValue(p.worker)}",${pool}`;
+  });
+}
+
+/**
  * Writes families one at a time so that every family's # HELP and # TYPE come right before
  * its samples and its samples stay together, as the format requires.
  */
@@ -89,6 +106,7 @@ const SERVER_SCALARS_AFTER_CLOSED: ServerGauge[] = [
   { name: "myriad_input_buffer_bytes", kind: "gauge", help: "Bytes of incomplete input frames held in pooled segments.", get: (s) => s.inputBufferBytes ?? 0 },
   { name: "myriad_paused_connections", kind: "gauge", help: "Connections whose reading is paused because their write queue is over the high-water mark.", get: (s) => s.pausedConnections },
   { name: "myriad_resident_memory_bytes", kind: "gauge", help: "Resident set size of the worker process.", get: (s) => s.rssBytes },
+  { name: "myriad_baseline_resident_memory_bytes", kind: "gauge", help: "Resident set size of the worker process when it last had no connection open (at start, or at a stats read that found none).", get: (s) => s.baselineRssBytes ?? 0 },
   { name: "myriad_heap_used_bytes", kind: "gauge", help: "JavaScript heap in use in the worker process.", get: (s) => s.heapUsedBytes },
   { name: "myriad_uptime_seconds", kind: "gauge", help: "Seconds since the worker's server started.", get: (s) => s.uptimeMs / 1000 },
 ];
@@ -112,7 +130,8 @@ const POOL_SCALARS: PoolScalar[] = [
 
 /**
  * Returns the snapshot in Prometheus text exposition format 0.0.4: every server series has a
- * `worker` label, every pool series a `pool` label; latencies are histograms in seconds.
+ * `worker` label, every pool series a `pool` label (and the `worker` whose app registered
+ * it, when the snapshot says); latencies are histograms in seconds.
  * Families with no series (no pools registered) are left out. Ends with a newline.
  */
 export function renderMetrics(snap: AdminSnapshot): string {
@@ -142,15 +161,15 @@ export function renderMetrics(snap: AdminSnapshot): string {
     w.family(m.name, m.kind, m.help, workers.length, (i, w) => w.sample(m.name, wl[i] as string, m.get(stats(i))));
   }
   w.family(
-    "myriad_handler_latency_seconds",
+    "myriad_request_duration_seconds",
     "histogram",
-    "Time the handler took per data event (decoding and message callbacks), in seconds.",
+    "Server-side time from a decoded request frame to the handler's return, per frame, in seconds.",
     workers.length,
-    (i, w) => w.histogramSeconds("myriad_handler_latency_seconds", wl[i] as string, stats(i).handlerLatency),
+    (i, w) => w.histogramSeconds("myriad_request_duration_seconds", wl[i] as string, stats(i).requestLatency),
   );
 
   const pools = snap.pools;
-  const pl = uniqueNames(pools.map((p) => p.name)).map((n) => `pool="${escapeLabelValue(n)}"`);
+  const pl = poolLabels(pools);
   const pstats = (i: number) => (pools[i] as (typeof pools)[number]).stats;
   for (const m of POOL_SCALARS) {
     w.family(m.name, m.kind, m.help, pools.length, (i, w) => w.sample(m.name, pl[i] as string, m.get(pstats(i))));

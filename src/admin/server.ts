@@ -60,8 +60,8 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
       // Explicit: with development: false, Bun 1.4 otherwise sets SO_REUSEPORT, and a second
       // admin server on a taken port would silently share it instead of failing.
       reusePort: false,
-      fetch(req, srv) {
-        return app.fetch(req, { remoteAddress: srv.requestIP(req)?.address });
+      fetch(req) {
+        return app.fetch(req);
       },
     });
   } catch (cause) {

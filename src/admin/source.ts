@@ -26,7 +26,8 @@ export interface ServerSourceOptions {
 
 /**
  * Returns an AdminStatsSource over one server in this process: one worker (this pid), the
- * given pools, readiness from `server.accepting`, and a graceful `server.stop()`.
+ * given pools (labelled with the same worker), readiness from `server.accepting`, and a
+ * graceful `server.stop()`.
  */
 export function serverSource(server: StatsServer, opts: ServerSourceOptions = {}): AdminStatsSource {
   const worker = opts.worker ?? "0";
@@ -36,7 +37,7 @@ export function serverSource(server: StatsServer, opts: ServerSourceOptions = {}
       const entries: Array<[string, StatsPool]> = pools === undefined ? [] : pools instanceof Map ? [...pools] : Object.entries(pools);
       return {
         workers: [{ worker, pid: process.pid, stats: server.stats() }],
-        pools: entries.map(([name, pool]) => ({ name, stats: pool.stats() })),
+        pools: entries.map(([name, pool]) => ({ worker, name, stats: pool.stats() })),
       };
     },
     isAccepting: () => server.accepting,

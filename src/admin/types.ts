@@ -18,11 +18,16 @@ export interface HistogramMs {
 /** One server process's (worker's) stats, and one pool's: the reactor's and the pool's own types. */
 export type { ServerStats, PoolStats };
 
-/** What the admin server shows at one instant. Worker names and pool names should be
- *  unique; duplicates are disambiguated in /metrics with a "#2", "#3"... suffix. */
+/**
+ * What the admin server shows at one instant. Worker names should be unique, and pool names
+ * unique within one worker; duplicates are disambiguated in /metrics with a "#2", "#3"...
+ * suffix. A pool's `worker` names the worker process whose app registered it (each worker
+ * of a cluster has its own pools, often under the same name); /metrics then labels its
+ * series with that worker as well as the pool.
+ */
 export interface AdminSnapshot {
   workers: Array<{ worker: string; pid: number; stats: ServerStats }>;
-  pools: Array<{ name: string; stats: PoolStats }>;
+  pools: Array<{ worker?: string; name: string; stats: PoolStats }>;
 }
 
 /**

@@ -3,6 +3,7 @@
  * configuration a worker gets in MYRIAD_CLUSTER_WORKER. Any worker entry that speaks this
  * (src/cluster/worker-main.ts, bench/c1m-raw-worker.ts) can run under the supervisor.
  */
+import type { PoolSnapshot } from "../apps/index.ts";
 import type { ProtocolName, ServerOptions, ServerStats } from "../reactor/index.ts";
 import type { ListenAddress } from "./plan.ts";
 
@@ -14,8 +15,9 @@ export const WORKER_CONFIG_ENV = "MYRIAD_CLUSTER_WORKER";
  * - echo: src/apps createEchoApp({ protocol });
  * - kv: src/apps createKvApp({ tickMs, maxKeys }) — each worker has its own store;
  * - module: `export` (default "default") of `module` (an absolute path or package name),
- *   a function (options, { workerIndex, workers }) returning (or resolving to)
- *   { protocol? | codec?, handler, close?() }.
+ *   a function (options, { workerIndex, workers, registerPool }) returning (or resolving to)
+ *   { protocol? | codec?, handler, close?() } (src/apps' AppFactory); the pools it
+ *   registers travel with the worker's stats reports.
  */
 export type WorkerApp =
   | { kind: "echo"; protocol?: ProtocolName }
@@ -56,11 +58,14 @@ export interface WorkerConfig {
   statsIntervalMs: number;
 }
 
-/** `stats` asks for a report now; the answer carries the same `id` (periodic reports carry none). */
+/**
+ * `stats` asks for a report now; the answer carries the same `id` (periodic reports carry
+ * none). `pools` holds the stats of the pools the app registered (left out when it has none).
+ */
 export type SupervisorToWorker = { t: "stop"; graceful: boolean; timeoutMs: number } | { t: "stats"; id: number };
 
 export type WorkerToSupervisor =
   | { t: "ready"; pid: number; listen: ListenAddress[] }
-  | { t: "stats"; stats: ServerStats; id?: number }
-  | { t: "stopped"; stats: ServerStats }
+  | { t: "stats"; stats: ServerStats; pools?: PoolSnapshot[]; id?: number }
+  | { t: "stopped"; stats: ServerStats; pools?: PoolSnapshot[] }
   | { t: "fatal"; message: string };

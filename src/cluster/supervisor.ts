@@ -5,13 +5,15 @@
  * over all of them — an AdminStatsSource for the admin server.
  *
  *   const cluster = await runCluster({ workers: 4, listen: [{ hostname: "0.0.0.0", port: 7000 }], app: { kind: "echo" } });
- *   cluster.snapshot();        // { workers: [{ worker: "worker-0", pid, stats }, ...], pools: [] }
+ *   cluster.snapshot();        // { workers: [{ worker: "worker-0", pid, stats }, ...],
+ *                              //   pools: [{ worker: "worker-0", name, stats }, ...] }  (module apps' registered pools)
  *   await cluster.stop();      // graceful; SIGKILL by pid after stopTimeoutMs
  */
 import type { Subprocess } from "bun";
 import { existsSync } from "node:fs";
 import type { AdminSnapshot, AdminStatsSource } from "../admin/index.ts";
 import { MyriadError } from "../errors.ts";
+import type { PoolSnapshot } from "../apps/index.ts";
 import type { ServerStats } from "../reactor/index.ts";
 import { readSystemLimits } from "./limits.ts";
 import { connectionsPerProcess, type ListenAddress } from "./plan.ts";
@@ -97,6 +99,8 @@ export interface WorkerInfo {
   restarts: number;
   /** Latest stats report (zeros until the first one). */
   stats: ServerStats;
+  /** The pools its app registered, as of the latest report (empty for echo and kv, and once it exited). */
+  pools: PoolSnapshot[];
   startedAtMs: number;
 }
 
@@ -143,6 +147,7 @@ export class Cluster implements AdminStatsSource {
         state: "starting",
         restarts: 0,
         stats: zeroStats(),
+        pools: [],
         startedAtMs: 0,
         proc: undefined,
         consecutiveCrashes: 0,
@@ -163,7 +168,7 @@ export class Cluster implements AdminStatsSource {
 
   /** Each worker's state (copies). */
   get workers(): WorkerInfo[] {
-    return this.slots.map(({ index, pid, state, restarts, stats, startedAtMs }) => ({ index, pid, state, restarts, stats, startedAtMs }));
+    return this.slots.map(({ index, pid, state, restarts, stats, pools, startedAtMs }) => ({ index, pid, state, restarts, stats, pools, startedAtMs }));
   }
 
   /** Pids of the live worker processes. */
@@ -171,11 +176,17 @@ export class Cluster implements AdminStatsSource {
     return this.slots.filter((s) => s.proc !== undefined && s.state !== "exited").map((s) => s.pid);
   }
 
-  /** Latest stats of every worker, as the admin server wants them. */
+  /**
+   * Latest stats of every worker and of every pool their apps registered (each pool with its
+   * worker's name: two workers each have their own pool of the same name), as the admin
+   * server wants them.
+   */
   snapshot(): AdminSnapshot {
+    const pools: AdminSnapshot["pools"] = [];
+    for (const s of this.slots) for (const p of s.pools) pools.push({ worker: `worker-${s.index}`, name: p.name, stats: p.stats });
     return {
       workers: this.slots.map((s) => ({ worker: `worker-${s.index}`, pid: s.pid, stats: s.stats })),
-      pools: [],
+      pools,
     };
   }
 
@@ -332,6 +343,7 @@ export class Cluster implements AdminStatsSource {
       case "stats":
       case "stopped": {
         s.stats = m.stats;
+        s.pools = m.pools ?? [];
         // A periodic report may have left before the request: only the answer counts.
         const answered = m.t === "stopped" ? Infinity : (m.id ?? -1);
         const keep: Slot["statsWaiters"] = [];
@@ -362,7 +374,9 @@ export class Cluster implements AdminStatsSource {
     const expected = this.stopping !== undefined;
     const wasReady = s.state === "ready";
     s.state = "exited";
-    s.stats = { ...s.stats, connections: 0, rssBytes: 0, heapUsedBytes: 0 };
+    s.stats = { ...s.stats, connections: 0, rssBytes: 0, baselineRssBytes: 0, heapUsedBytes: 0 };
+    // Its pools died with it; the restarted process registers its own.
+    s.pools = [];
     for (const w of s.statsWaiters) w.resolve();
     s.statsWaiters = [];
     this.o.onEvent?.({ type: "exit", worker: s.index, pid: s.pid, exitCode, signal, expected });

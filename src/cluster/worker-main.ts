@@ -10,6 +10,7 @@
  * them and closing a connection over the cap at once (counted as rejected).
  */
 import { createServer, type Conn, type Handler, type Server, type ServerOptions, type ServerStats } from "../reactor/index.ts";
+import type { PoolRegistry } from "../apps/index.ts";
 import { sumStats } from "./stats.ts";
 import { WORKER_CONFIG_ENV, type SupervisorToWorker, type WorkerApp, type WorkerConfig, type WorkerToSupervisor } from "./protocol.ts";
 
@@ -17,7 +18,7 @@ interface LoadedApp {
   protocol?: ServerOptions["protocol"];
   codec?: ServerOptions["codec"];
   handler: Handler;
-  close?(): void;
+  close?(): void | Promise<void>;
 }
 
 const raw = process.env[WORKER_CONFIG_ENV];
@@ -35,6 +36,9 @@ function send(m: WorkerToSupervisor): void {
   }
 }
 
+/** The pools a module app registered (module apps only): their stats go with every report. */
+let registry: PoolRegistry | null = null;
+
 async function loadApp(app: WorkerApp): Promise<LoadedApp> {
   switch (app.kind) {
     case "echo": {
@@ -46,12 +50,9 @@ async function loadApp(app: WorkerApp): Promise<LoadedApp> {
       return createKvApp({ tickMs: app.tickMs, maxKeys: app.maxKeys });
     }
     case "module": {
-      const mod = (await import(app.module)) as Record<string, unknown>;
-      const factory = mod[app.export ?? "default"];
-      if (typeof factory !== "function") {
-        throw new Error(`${app.module} has no function export "${app.export ?? "default"}" (it must return { protocol?, codec?, handler, close? })`);
-      }
-      return (await factory(app.options, { workerIndex: cfg.index, workers: cfg.workers })) as LoadedApp;
+      const { loadModuleApp, PoolRegistry } = await import("../apps/index.ts");
+      registry = new PoolRegistry();
+      return loadModuleApp(app, { workerIndex: cfg.index, workers: cfg.workers }, registry);
     }
   }
 }
@@ -148,7 +149,15 @@ function stats(): ServerStats {
   return s;
 }
 
-const timer = setInterval(() => send({ t: "stats", stats: stats() }), cfg.statsIntervalMs);
+/** A stats report: the servers' stats, and the registered pools' when there are any. */
+function report(id?: number): WorkerToSupervisor {
+  const m: Extract<WorkerToSupervisor, { t: "stats" }> = { t: "stats", stats: stats() };
+  if (registry !== null && registry.pools.size > 0) m.pools = registry.snapshot();
+  if (id !== undefined) m.id = id;
+  return m;
+}
+
+const timer = setInterval(() => send(report()), cfg.statsIntervalMs);
 let stopping = false;
 
 async function stop(graceful: boolean, timeoutMs: number): Promise<void> {
@@ -156,14 +165,20 @@ async function stop(graceful: boolean, timeoutMs: number): Promise<void> {
   stopping = true;
   clearInterval(timer);
   await Promise.all(servers.map((srv) => srv.stop({ graceful, timeoutMs })));
-  app!.close?.();
-  send({ t: "stopped", stats: stats() });
+  try {
+    await app!.close?.();
+  } catch (e) {
+    console.error(`worker ${cfg.index}: the app's close() failed:`, e);
+  }
+  const last: Extract<WorkerToSupervisor, { t: "stopped" }> = { t: "stopped", stats: stats() };
+  if (registry !== null && registry.pools.size > 0) last.pools = registry.snapshot();
+  send(last);
   setTimeout(() => process.exit(0), 50);
 }
 
 process.on("message", (m: SupervisorToWorker) => {
   if (m.t === "stop") void stop(m.graceful, m.timeoutMs);
-  else if (m.t === "stats") send({ t: "stats", stats: stats(), id: m.id });
+  else if (m.t === "stats") send(report(m.id));
 });
 // The supervisor went away (killed, crashed): nobody will restart or stop us; stop now.
 process.on("disconnect", () => {
@@ -176,4 +191,4 @@ process.on("SIGINT", () => {});
 process.on("SIGTERM", () => void stop(true, 10_000));
 
 send({ t: "ready", pid: process.pid, listen: servers.map((srv) => ({ hostname: srv.hostname, port: srv.port })) });
-send({ t: "stats", stats: stats() });
+send(report());

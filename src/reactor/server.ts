@@ -122,6 +122,12 @@ class ReactorServer implements Server, ConnOps {
   private readonly clockPerEvent: boolean;
   private readonly measureLatency: boolean;
   /**
+   * measureLatency: performance.now() at which the frame being delivered began: the data
+   * event's start for its first frame, then the previous handler's return. One clock read
+   * per frame (at the handler's return) serves as one frame's end and the next one's start.
+   */
+  private frameStartMs = 0;
+  /**
    * The codec's frames all end with "\n" (lines, RESP): while a frame is pending, a read
    * without "\n" cannot complete it, so parsePending measures again only when one arrives,
    * when the bytes held pass a power of two (so that a malformed or oversized prefix is
@@ -177,8 +183,11 @@ class ReactorServer implements Server, ConnOps {
   private inputBytes = 0;
   private pausedConnections = 0;
   private readonly closedCounts = new Float64Array(REASONS.length);
+  /** Request latency: per frame, from its decoding to the handler's return. */
   private readonly latency = new LatencyHistogram();
   private readonly startedAt = performance.now();
+  /** The process's RSS with no connection open: at listen, then at each stats() that finds none. */
+  private baselineRss = 0;
 
   private stopping = false;
   private stopPromise: Promise<ServerStats> | null = null;
@@ -275,6 +284,7 @@ class ReactorServer implements Server, ConnOps {
     } catch (err) {
       throw listenError(err, address, o);
     }
+    this.baselineRss = process.memoryUsage.rss();
   }
 
   get port(): number {
@@ -351,6 +361,7 @@ class ReactorServer implements Server, ConnOps {
     const t0 = this.clockPerEvent ? performance.now() : 0;
     // Read only by the idle timeout: without one, a store here is a cache line per event.
     if (this.idleTimeoutMs > 0) table.lastActivity[slot] = t0 >>> 0;
+    this.frameStartMs = t0;
     const n = buf.length;
     table.bytesIn[slot]! += n;
     this.bytesIn += n;
@@ -378,7 +389,16 @@ class ReactorServer implements Server, ConnOps {
     this.corkSlot = prevCork;
     this.corkHandle = prevCorkHandle === -1 ? -1 : this.corkable(prevCorkHandle);
     this.leave(outer, prev, h);
-    if (this.measureLatency) this.latency.record(performance.now() - t0);
+  }
+
+  /**
+   * measureLatency: counts the frame whose handler just returned, from frameStartMs (the
+   * frame's decoding) to now; the next frame of the same read starts now.
+   */
+  private frameDone(): void {
+    const now = performance.now();
+    this.latency.record(now - this.frameStartMs);
+    this.frameStartMs = now;
   }
 
   /** Frames straight out of buf[pos, end): the zero-copy path. */
@@ -400,6 +420,7 @@ class ReactorServer implements Server, ConnOps {
         // Read per frame: an async handler takes the flyweight with it (settle).
         const conn = this.fw;
         const r: unknown = handler.message(conn, frame);
+        if (this.measureLatency) this.frameDone();
         if (r !== undefined) this.settle(conn, r, h);
         if (state[slot] !== S_OPEN || (flags[slot]! & (F_PAUSED | F_CLOSING)) !== 0) {
           // Closed, closing or paused by the handler's writes: a paused connection keeps
@@ -473,6 +494,7 @@ class ReactorServer implements Server, ConnOps {
       table.flags[slot]! |= F_GREETED;
       const conn = this.fw;
       const r: unknown = this.handler.message(conn, codec.decode(view, 0, flen));
+      if (this.measureLatency) this.frameDone();
       if (r !== undefined) this.settle(conn, r, h);
       if (table.state[slot] !== S_OPEN) return; // closed: onClose released the segment
       if (flen < old) {
@@ -523,6 +545,7 @@ class ReactorServer implements Server, ConnOps {
       table.flags[slot]! |= F_GREETED;
       const conn = this.fw;
       const r: unknown = this.handler.message(conn, codec.decode(view, 0, flen));
+      if (this.measureLatency) this.frameDone();
       if (r !== undefined) this.settle(conn, r, h);
       pos += flen;
       if (table.state[slot] !== S_OPEN) return;
@@ -618,8 +641,13 @@ class ReactorServer implements Server, ConnOps {
     if (prevCork >= 0 && this.corkLen !== 0) this.uncork(prevCork);
     this.corkSlot = slot;
     this.corkHandle = this.corkable(h);
+    // This may run inside another connection's data event: keep that event's frame clock.
+    const prevFrameStart = this.frameStartMs;
     try {
-      if (table.inRef[slot]! !== NO_REF) this.drainInput(h, slot, 0);
+      if (table.inRef[slot]! !== NO_REF) {
+        if (this.measureLatency) this.frameStartMs = performance.now();
+        this.drainInput(h, slot, 0);
+      }
       const drain = this.handler.drain;
       if (drain !== undefined && table.state[slot] === S_OPEN && (table.flags[slot]! & F_PAUSED) === 0) {
         const conn = this.fw;
@@ -629,6 +657,7 @@ class ReactorServer implements Server, ConnOps {
     } catch (err) {
       this.handlerThrew(h, err);
     }
+    this.frameStartMs = prevFrameStart;
     if (this.corkLen !== 0) this.uncork(slot);
     this.corkSlot = prevCork;
     this.corkHandle = prevCorkHandle === -1 ? -1 : this.corkable(prevCorkHandle);
@@ -1135,6 +1164,9 @@ class ReactorServer implements Server, ConnOps {
   stats(): ServerStats {
     if (this.finalStats !== null) return this.finalStats;
     const mem = process.memoryUsage();
+    // Free: stats() reads the RSS anyway, and a moment with no connection is what the
+    // process costs without any (its warm-up included), for the per-connection estimate.
+    if (this.table.size === 0) this.baselineRss = mem.rss;
     return {
       connections: this.table.size,
       peakConnections: this.peak,
@@ -1151,9 +1183,10 @@ class ReactorServer implements Server, ConnOps {
       inputBufferBytes: this.inputBytes,
       pausedConnections: this.pausedConnections,
       rssBytes: mem.rss,
+      baselineRssBytes: this.baselineRss,
       heapUsedBytes: mem.heapUsed,
       uptimeMs: performance.now() - this.startedAt,
-      handlerLatency: this.latency.snapshot(),
+      requestLatency: this.latency.snapshot(),
     };
   }
 

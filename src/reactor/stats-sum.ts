@@ -8,7 +8,7 @@ import type { CountedCloseReason, ServerStats } from "./types.ts";
 /** The reasons ServerStats.closed counts, in display order ("limit" closes are counted as rejected). */
 export const COUNTED_CLOSE_REASONS: readonly CountedCloseReason[] = ["peer", "idle", "handshake", "protocol", "writeStall", "shutdown", "server", "error"];
 
-type Histogram = ServerStats["handlerLatency"];
+type Histogram = ServerStats["requestLatency"];
 
 /** All-zero stats with the given latency bounds: a sum of nothing, or a worker that has not reported yet. */
 export function emptyServerStats(boundsMs: readonly number[] = []): ServerStats {
@@ -28,9 +28,10 @@ export function emptyServerStats(boundsMs: readonly number[] = []): ServerStats 
     inputBufferBytes: 0,
     pausedConnections: 0,
     rssBytes: 0,
+    baselineRssBytes: 0,
     heapUsedBytes: 0,
     uptimeMs: 0,
-    handlerLatency: { boundsMs: [...boundsMs], counts: new Array<number>(boundsMs.length + 1).fill(0), sumMs: 0, count: 0 },
+    requestLatency: { boundsMs: [...boundsMs], counts: new Array<number>(boundsMs.length + 1).fill(0), sumMs: 0, count: 0 },
   };
 }
 
@@ -60,11 +61,11 @@ export function addHistogram(dst: Histogram, src: Histogram): void {
  * Returns `list` combined: counters, gauges and bytes add; latency histograms merge onto the
  * first one's bounds; `uptimeMs` is the longest; `peakConnections` is the sum of the peaks,
  * an upper bound of the true combined peak (exact for one server). With `sameProcess` (the
- * servers of one worker) the process figures rssBytes and heapUsedBytes are taken once (the
- * largest) instead of added.
+ * servers of one worker) the process figures rssBytes, baselineRssBytes and heapUsedBytes
+ * are taken once (the largest) instead of added.
  */
 export function sumServerStats(list: readonly ServerStats[], sameProcess = false): ServerStats {
-  const out = emptyServerStats(list[0]?.handlerLatency.boundsMs ?? []);
+  const out = emptyServerStats(list[0]?.requestLatency.boundsMs ?? []);
   for (const s of list) {
     out.connections += s.connections;
     out.peakConnections += s.peakConnections;
@@ -80,13 +81,15 @@ export function sumServerStats(list: readonly ServerStats[], sameProcess = false
     out.pausedConnections += s.pausedConnections;
     if (sameProcess) {
       out.rssBytes = Math.max(out.rssBytes, s.rssBytes);
+      out.baselineRssBytes = Math.max(out.baselineRssBytes ?? 0, s.baselineRssBytes ?? 0);
       out.heapUsedBytes = Math.max(out.heapUsedBytes, s.heapUsedBytes);
     } else {
       out.rssBytes += s.rssBytes;
+      out.baselineRssBytes = (out.baselineRssBytes ?? 0) + (s.baselineRssBytes ?? 0);
       out.heapUsedBytes += s.heapUsedBytes;
     }
     if (s.uptimeMs > out.uptimeMs) out.uptimeMs = s.uptimeMs;
-    addHistogram(out.handlerLatency, s.handlerLatency);
+    addHistogram(out.requestLatency, s.requestLatency);
   }
   return out;
 }

@@ -62,7 +62,7 @@ export function closedRecord(counts: Float64Array): Record<CountedCloseReason, n
   };
 }
 
-/** Bucket upper bounds of the handler-latency histogram, in ms. */
+/** Bucket upper bounds of the request-latency histogram, in ms. */
 export const LATENCY_BOUNDS_MS: readonly number[] = [
   0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 1000,
 ];
@@ -70,7 +70,7 @@ export const LATENCY_BOUNDS_MS: readonly number[] = [
 /**
  * A fixed-bucket histogram (Prometheus-style bounds, non-cumulative counts; the last bucket
  * is +Inf). record() is a short scan over 15 bounds and two additions: cheap enough for
- * once per data event. Allocates nothing after construction.
+ * once per frame. Allocates nothing after construction.
  */
 export class LatencyHistogram {
   readonly bounds: Float64Array = new Float64Array(LATENCY_BOUNDS_MS);
@@ -89,7 +89,7 @@ export class LatencyHistogram {
     this.count++;
   }
 
-  /** A copy for ServerStats.handlerLatency. */
+  /** A copy for ServerStats.requestLatency. */
   snapshot(): { boundsMs: number[]; counts: number[]; sumMs: number; count: number } {
     return { boundsMs: Array.from(this.bounds), counts: Array.from(this.counts), sumMs: this.sumMs, count: this.count };
   }

@@ -172,10 +172,10 @@ export interface ServerOptions<In = any> {
    */
   tickMs?: number;
   /**
-   * Measure the handler's time per data event into stats().handlerLatency. Default true.
-   * Costs two clock reads per data event (~100 ns on our test machine: ~2% of the server's
-   * CPU per round trip of a 32-byte echo at 1,000 connections, less with bigger handlers or
-   * pipelined frames, which share an event); false saves it.
+   * Measure request latency into stats().requestLatency: per frame, the server-side time from
+   * its decoding to the handler's return. Default true. Costs one clock read per frame plus
+   * one per data event (~50 ns each on our test machine); `bun run serve` turns it off when
+   * no admin server is attached, as nothing would read it.
    */
   measureLatency?: boolean;
   /** Bytes per pooled segment for partial input / pending output. Default 4096. */
@@ -211,14 +211,22 @@ export interface ServerStats {
   /** Connections whose reading is paused by write backpressure. */
   pausedConnections: number;
   rssBytes: number;
+  /**
+   * The process's RSS the last time this server had no connection open: when it started
+   * listening, or at a later stats() call that found none. (rssBytes - baselineRssBytes) /
+   * connections estimates what each connection costs, without the process's own baseline.
+   * Always set by createServer's stats(); optional for stats made by code that predates it.
+   */
+  baselineRssBytes?: number;
   heapUsedBytes: number;
   uptimeMs: number;
   /**
-   * Handler time per data event (all the frames of one read, until each synchronous
-   * handler returns; an async handler's awaits are not counted); counts per bucket,
-   * last = +Inf.
+   * Request latency, per frame: server-side time from the frame's decoding to the return of
+   * its message handler (a synchronous handler's whole work; an async handler's awaits are
+   * not counted). Several frames of one read are timed one after another, each from the
+   * previous one's return. Counts per bucket, last = +Inf; empty with measureLatency off.
    */
-  handlerLatency: { boundsMs: number[]; counts: number[]; sumMs: number; count: number };
+  requestLatency: { boundsMs: number[]; counts: number[]; sumMs: number; count: number };
 }
 
 /** A listening server. */

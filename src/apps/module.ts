@@ -1,0 +1,118 @@
+/**
+ * Module apps: an application in a file of its own, run by `bun run serve --app ./my-app.ts`
+ * (in this process or in every cluster worker) or by runCluster({ app: { kind: "module" } }).
+ *
+ *   // my-app.ts
+ *   import { createRespClient } from "myriad";
+ *   export default function (options, ctx) {
+ *     const redis = createRespClient({ port: 6379, pool: { max: 4 } });
+ *     ctx.registerPool("redis", redis.pool); // shown by the admin server, per worker
+ *     return { protocol: "resp", handler: { message(conn, args) { ... } }, close: () => redis.close() };
+ *   }
+ *
+ * The factory runs once per process (per worker); `options` is what the caller passed
+ * (serve passes none: read settings from the environment, which workers inherit).
+ */
+import type { PoolStats } from "../pool/index.ts";
+import type { ServerOptions } from "../reactor/index.ts";
+
+/** Anything with pool stats: a src/pool Pool, or a client's `.pool`. */
+export interface StatsPool {
+  stats(): PoolStats;
+}
+
+/** One registered pool's stats at one instant. */
+export interface PoolSnapshot {
+  name: string;
+  stats: PoolStats;
+}
+
+/** What a module app's factory gets besides its options. */
+export interface AppContext {
+  /** This process's worker index, 0-based (0 in a single process). */
+  readonly workerIndex: number;
+  /** How many workers run the app (1 in a single process). */
+  readonly workers: number;
+  /**
+   * Shows `pool` in the admin server (/stats, /metrics with pool and worker labels, the
+   * dashboard's pool chart) under `name`; its stats() is read at every stats report.
+   * Registering a name again replaces the pool shown under it.
+   */
+  registerPool(name: string, pool: StatsPool): void;
+}
+
+/** What a module app's factory returns (or resolves to). */
+export interface ModuleApp {
+  /** The framing by name, or `codec` for a codec object; neither: the server's default. */
+  protocol?: ServerOptions["protocol"];
+  codec?: ServerOptions["codec"];
+  handler: ServerOptions["handler"];
+  /** Called once the server has stopped (close upstream clients here). */
+  close?(): void | Promise<void>;
+}
+
+/** A module app's factory: the module's default export (or the export named in its spec). */
+export type AppFactory = (options: unknown, ctx: AppContext) => ModuleApp | Promise<ModuleApp>;
+
+/** Which module app to load. */
+export interface ModuleAppSpec {
+  /** An absolute path, a file URL or a package name (a relative path is resolved by import). */
+  module: string;
+  /** The export holding the factory. Default "default". */
+  export?: string;
+  /** Passed to the factory as its first argument. */
+  options?: unknown;
+}
+
+/**
+ * The pools an app registered, in registration order; `snapshot()` reads each one's stats.
+ * One per process: the context's registerPool writes here.
+ */
+export class PoolRegistry {
+  /** Live map: serverSource({ pools }) reads it at every snapshot, so later registrations show. */
+  readonly pools = new Map<string, StatsPool>();
+
+  /** Adds (or replaces) `pool` under `name`. */
+  register(name: string, pool: StatsPool): void {
+    if (typeof name !== "string" || name === "") throw new TypeError("registerPool(name, pool): name must be a non-empty string");
+    if (pool === null || typeof pool !== "object" || typeof (pool as StatsPool).stats !== "function") {
+      throw new TypeError(`registerPool(${JSON.stringify(name)}, pool): pool must have a stats() method (a Pool, or a client's .pool)`);
+    }
+    this.pools.set(name, pool);
+  }
+
+  /** Returns every registered pool's current stats (an empty array when there are none). */
+  snapshot(): PoolSnapshot[] {
+    const out: PoolSnapshot[] = [];
+    for (const [name, pool] of this.pools) out.push({ name, stats: pool.stats() });
+    return out;
+  }
+}
+
+/**
+ * Imports `spec.module` and runs its factory with `spec.options` and a context whose
+ * registerPool writes to `registry`. Resolves the app; rejects with an Error saying what the
+ * module must export when the export is not a function or the result has no handler.
+ */
+export async function loadModuleApp(
+  spec: ModuleAppSpec,
+  where: { workerIndex: number; workers: number },
+  registry: PoolRegistry,
+): Promise<ModuleApp> {
+  const name = spec.export ?? "default";
+  const mod = (await import(spec.module)) as Record<string, unknown>;
+  const factory = mod[name];
+  if (typeof factory !== "function") {
+    throw new Error(`${spec.module} has no function export "${name}" (it must return { protocol?, codec?, handler, close? })`);
+  }
+  const ctx: AppContext = {
+    workerIndex: where.workerIndex,
+    workers: where.workers,
+    registerPool: (poolName, pool) => registry.register(poolName, pool),
+  };
+  const app = (await (factory as AppFactory)(spec.options, ctx)) as ModuleApp | undefined;
+  if (app === null || typeof app !== "object" || app.handler === null || typeof app.handler !== "object" || typeof app.handler.message !== "function") {
+    throw new Error(`${spec.module}: export "${name}" must return { protocol?, codec?, handler: { message(conn, frame) }, close? }`);
+  }
+  return app;
+}
