@@ -90,8 +90,21 @@ try {
   fail((e as Error).message);
 }
 
+let client: C1mClient;
+if (v.client === "sockets") client = "sockets";
+else {
+  const support = tunSupport();
+  if (support.ok) client = "tun";
+  else if (v.client === "tun") client = fail(`--client tun: ${support.why}`);
+  else {
+    process.stderr.write(`c1m: the TUN client is not available (${support.why}); using kernel sockets on loopback: two sockets per connection\n`);
+    client = "sockets";
+  }
+}
+
 const limits = readSystemLimits();
-const report = diagnose(limits, { connections: v.connections, slabs: readSlabinfo(undefined, readPageBytes()) });
+// The TUN client holds no socket and no port: the machine then needs what a server alone needs (doctor --no-loopback).
+const report = diagnose(limits, { connections: v.connections, loopback: client === "sockets", slabs: readSlabinfo(undefined, readPageBytes()) });
 if (!report.ready && !v.force) {
   const bad = report.checks.filter((c) => c.status === "fail").map((c) => `${c.title}: ${c.fix ?? c.detail}`);
   fail(`the machine is not ready for ${v.connections} connections (bun run doctor -c ${v.connections}): ${bad.join("; ")} — or pass --force`);
@@ -106,18 +119,6 @@ for (const sig of ["SIGINT", "SIGTERM"] as const) {
     process.stderr.write(`c1m: ${sig}: tearing down (signal again to exit at once)\n`);
     abort.abort();
   });
-}
-
-let client: C1mClient;
-if (v.client === "sockets") client = "sockets";
-else {
-  const support = tunSupport();
-  if (support.ok) client = "tun";
-  else if (v.client === "tun") client = fail(`--client tun: ${support.why}`);
-  else {
-    process.stderr.write(`c1m: the TUN client is not available (${support.why}); using kernel sockets on loopback: two sockets per connection\n`);
-    client = "sockets";
-  }
 }
 
 const rampTimeoutMs = v.rampTimeout > 0 ? v.rampTimeout : Math.max(60_000, Math.ceil((4 * v.connections) / 20_000) * 1000);
