@@ -7,6 +7,8 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import type { Socket } from "bun";
 import { readSystemLimits, resolveWorkers } from "../src/cluster/index.ts";
+import { parsePrometheusText, sampleValue, samples } from "./helpers/prom-parse.ts";
+import { promtoolCheckMetrics } from "./helpers/promtool.ts";
 import { freePort, Wire } from "./kv-helpers.ts";
 
 const root = join(import.meta.dir, "..");
@@ -152,8 +154,8 @@ interface StatsBody {
   totals: { connections: number };
 }
 
-async function stats(adminPort: number): Promise<StatsBody> {
-  const r = await fetch(`http://127.0.0.1:${adminPort}/stats`);
+async function stats(adminPort: number, token?: string): Promise<StatsBody> {
+  const r = await fetch(`http://127.0.0.1:${adminPort}/stats`, token === undefined ? {} : { headers: { authorization: `Bearer ${token}` } });
   expect(r.status).toBe(200);
   return (await r.json()) as StatsBody;
 }
@@ -227,11 +229,15 @@ describe("serve --workers 2: 200 connections, admin view, a worker killed by pid
     // The kernel spreads connections over both listeners (all 200 on one: probability 2^-199).
     expect(Math.min(...per)).toBeGreaterThan(0);
 
+    // The cluster's /metrics, read by our strict parser and by Prometheus's own (promtool).
     const metrics = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
-    const open = [...metrics.matchAll(/^myriad_connections\{worker="(worker-\d)"\} (\d+)$/gm)].map((x) => [x[1], Number(x[2])] as const);
+    const fams = parsePrometheusText(metrics, { prefix: "myriad_" });
+    const open = samples(fams, "myriad_connections").map((x) => [x.labels.worker, x.value] as const);
     expect(open.map(([w]) => w)).toEqual(["worker-0", "worker-1"]);
     expect(open[0]![1] + open[1]![1]).toBe(200);
-    for (const [i, pid] of pidsAtStart.entries()) expect(metrics).toContain(`myriad_worker_info{worker="worker-${i}",pid="${pid}"} 1`);
+    expect(sampleValue(fams, "myriad_workers")).toBe(2);
+    for (const [i, pid] of pidsAtStart.entries()) expect(sampleValue(fams, "myriad_worker_info", { worker: `worker-${i}`, pid: String(pid) })).toBe(1);
+    expect(await promtoolCheckMetrics(metrics)).toEqual({ code: 0, output: "" });
   });
 
   test("SIGKILL to one worker: its connections close, it comes back under a new pid, the other keeps serving", async () => {
@@ -293,7 +299,8 @@ describe("serve --workers auto", () => {
     const l = readSystemLimits();
     const plan = resolveWorkers("auto", 40_000, l.nofileSoft, l.cpus);
     const adminPort = await freePort();
-    const s = await startServe(["--app", "echo", "--workers", "auto", "--max-connections", "40k", "--port", "0", "--admin-port", String(adminPort)]);
+    const token = "auto-token-0c4f";
+    const s = await startServe(["--app", "echo", "--workers", "auto", "--max-connections", "40k", "--port", "0", "--admin-port", String(adminPort), "--admin-token", token]);
     const m = new RegExp(`on ${plan.workers} workers \\(auto\\) listening on 127\\.0\\.0\\.1:(\\d+),`).exec(s.out.text);
     expect(m).not.toBeNull();
     const port = Number(m![1]);
@@ -302,14 +309,14 @@ describe("serve --workers auto", () => {
     const c = await openClients(port, 30);
     await echoEvery(c, "auto");
     const body = await waitFor("/stats to count 30 connections", async () => {
-      const b = await stats(adminPort);
+      const b = await stats(adminPort, token);
       return b.totals.connections === 30 ? b : undefined;
     });
     expect(body.workers).toHaveLength(plan.workers);
     const pids = body.workers.map((w) => w.pid);
     for (const pid of pids) workerPids.add(pid);
     expect((await fetch(`http://127.0.0.1:${adminPort}/readyz`)).status).toBe(200);
-    const stop = await fetch(`http://127.0.0.1:${adminPort}/admin/stop`, { method: "POST" });
+    const stop = await fetch(`http://127.0.0.1:${adminPort}/admin/stop`, { method: "POST", headers: { authorization: `Bearer ${token}` } });
     expect(stop.status).toBe(202);
     const code = await Promise.race([s.proc.exited, Bun.sleep(20_000).then(() => -1)]);
     await s.out.done;

@@ -130,11 +130,21 @@ describe("bun run serve: redis-cli session, admin, graceful stop", () => {
     expect(piped.code).toBe(0);
     expect(piped.out.trimEnd().split("\n")).toEqual(["OK", "42", "42", "-1"]);
 
-    // The admin server runs beside it.
+    // The admin server runs beside it and counts exactly the connections this test opened:
+    // waitForPort's probe, the 12 one-shot redis-cli runs and the piped one, all closed by
+    // their side. (A probe that found nothing listening was refused, never accepted.)
+    const opened = 1 + 12 + 1;
     const health = await fetch(`http://127.0.0.1:${adminPort}/healthz`);
     expect(health.status).toBe(200);
-    const stats = (await (await fetch(`http://127.0.0.1:${adminPort}/stats`)).json()) as { total?: { accepted?: number } };
-    expect(JSON.stringify(stats)).toContain("accepted");
+    type Totals = { connections: number; accepted: number; rejected: number; closed: { peer: number } };
+    let totals: Totals | undefined;
+    const deadline = Date.now() + 5000;
+    while (Date.now() < deadline) {
+      totals = ((await (await fetch(`http://127.0.0.1:${adminPort}/stats`)).json()) as { totals: Totals }).totals;
+      if (totals.connections === 0 && totals.closed.peer === opened) break;
+      await Bun.sleep(20);
+    }
+    expect(totals).toMatchObject({ connections: 0, accepted: opened, rejected: 0, closed: { peer: opened } });
 
     process.kill(proc.pid, "SIGTERM");
     const code = await proc.exited;
@@ -149,8 +159,7 @@ describe("bun run serve: redis-cli session, admin, graceful stop", () => {
     const final = out.split("\n").find((l) => l.startsWith("serve: stopped after"));
     expect(final).toBeDefined();
     const accepted = Number(/accepted (\d+)/.exec(final!)?.[1]);
-    // 13 one-shot redis-cli runs + the piped one, at least.
-    expect(accepted).toBeGreaterThanOrEqual(14);
+    expect(accepted).toBe(opened);
     expect(final).toMatch(/frames in \d+/);
     expect(err.split("\n").filter((l) => l && !l.startsWith("$ "))).toEqual([]);
   });

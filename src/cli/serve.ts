@@ -1,6 +1,7 @@
 /**
- * `bun run serve`: the RESP key-value store (or an echo server) on myriad's reactor, with
- * the admin server beside it. Settings: flags > MYRIAD_* > --config file > defaults (see
+ * `bun run serve`: the RESP key-value store (or an echo server, or a module app of the
+ * user's: `--app ./my-app.ts`, see src/apps/module.ts) on myriad's reactor, with the admin
+ * server beside it, which shows the pools a module app registers. Settings: flags > MYRIAD_* > --config file > defaults (see
  * `bun run serve --help`). SIGINT / SIGTERM stop it gracefully (a second signal exits at
  * once) and it prints the final stats; exit 0 after a clean stop, 1 when it cannot start,
  * 2 for bad settings.
@@ -14,10 +15,10 @@
  */
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
-import { startAdminServer, serverSource, type AdminServer, type AdminStatsSource } from "../admin/index.ts";
-import { createEchoApp, createKvApp, type KvApp } from "../apps/index.ts";
+import { isLoopbackHost, startAdminServer, serverSource, type AdminServer, type AdminStatsSource } from "../admin/index.ts";
+import { createEchoApp, createKvApp, loadModuleApp, PoolRegistry, type ModuleApp } from "../apps/index.ts";
 import type { ClusterEvent, ListenAddress, WorkerApp } from "../cluster/index.ts";
-import { serveCommand, workersOf, type ServeConfig } from "../config/index.ts";
+import { isModuleAppPath, serveCommand, workersOf, type ServeConfig } from "../config/index.ts";
 import { VERSION } from "../index.ts";
 import { createServer, defaultMaxConnections, type Server, type ServerOptions, type ServerStats } from "../reactor/index.ts";
 
@@ -44,11 +45,14 @@ function fail(message: string, code = 1): never {
   process.exit(code);
 }
 
-/** The server options for a validated config (TLS files read lazily by Bun). */
-export function serverOptionsOf(cfg: ServeConfig, handler: ServerOptions["handler"], protocol: ServerOptions["protocol"]): ServerOptions {
+/**
+ * The server options for a validated config and the app's framing (TLS files read lazily by
+ * Bun). Request latency is measured only when the admin server is there to show it.
+ */
+export function serverOptionsOf(cfg: ServeConfig, app: Pick<ModuleApp, "handler" | "protocol" | "codec">): ServerOptions {
   const opts: ServerOptions = {
-    protocol,
-    handler,
+    handler: app.handler,
+    measureLatency: cfg.admin,
     maxFrameBytes: cfg.maxFrameBytes,
     maxWriteBufferBytes: cfg.maxWriteBufferBytes,
     writeStallTimeoutMs: cfg.writeStallTimeoutMs,
@@ -56,6 +60,8 @@ export function serverOptionsOf(cfg: ServeConfig, handler: ServerOptions["handle
     handshakeTimeoutMs: cfg.handshakeTimeoutMs,
     tickMs: cfg.tickMs,
   };
+  if (app.codec !== undefined) opts.codec = app.codec;
+  else if (app.protocol !== undefined) opts.protocol = app.protocol;
   if (cfg.unix !== undefined) opts.unix = cfg.unix;
   else {
     // One address: the multi-address settings go to the cluster (see main).
@@ -118,6 +124,20 @@ export function formatListen(addresses: readonly ListenAddress[]): string {
   return out.join(", ");
 }
 
+/**
+ * What the startup block calls the app: "kv (resp)", "echo (lines)", "./my-app.ts (resp)";
+ * a module app's framing is unknown to a supervisor (its workers load it): "./my-app.ts".
+ */
+function appLabel(cfg: ServeConfig, protocol: string | undefined): string {
+  if (cfg.app === "kv") return "kv (resp)";
+  return protocol === undefined ? cfg.app : `${cfg.app} (${protocol})`;
+}
+
+/** The admin line's note on POST /admin/stop, which needs a token. */
+function stopNote(cfg: ServeConfig): string {
+  return (cfg.adminToken ?? "") === "" ? "POST /admin/stop needs --admin-token" : "POST /admin/stop";
+}
+
 /** The limits line of the startup block (everything but the connection cap). */
 function limitsTail(cfg: ServeConfig): string {
   return (
@@ -150,6 +170,15 @@ async function main(): Promise<void> {
   ] as const) {
     if (path !== undefined && !existsSync(path)) fail(`${flag} ${path}: no such file (give a PEM file)`, 2);
   }
+  if (isModuleAppPath(cfg.app) && !existsSync(cfg.app)) fail(`--app ${cfg.app}: no such file (give kv, echo or the path of a module app)`, 2);
+  // Checked before anything listens: startAdminServer would refuse it only after the workers started.
+  if (cfg.admin && (cfg.adminToken ?? "") === "" && !isLoopbackHost(cfg.adminHost)) {
+    fail(
+      `--admin-host ${cfg.adminHost} is reachable from other machines and needs --admin-token <secret> (or MYRIAD_ADMIN_TOKEN); ` +
+        "or keep --admin-host on loopback (127.0.0.1), or pass --no-admin",
+      2,
+    );
+  }
   const hosts = [...new Set(cfg.host)];
   const ports: number[] = [];
   for (let p = cfg.port.from; p <= cfg.port.to; p++) ports.push(p);
@@ -158,26 +187,34 @@ async function main(): Promise<void> {
   else await serveSingle(cfg);
 }
 
+/** Loads a module app in this process (worker 0 of 1); exits 1 with the module's error. */
+async function loadModule(cfg: ServeConfig, registry: PoolRegistry): Promise<ModuleApp> {
+  try {
+    return await loadModuleApp({ module: resolve(cfg.app) }, { workerIndex: 0, workers: 1 }, registry);
+  } catch (e) {
+    fail(`--app ${cfg.app}: ${e instanceof Error ? e.message : String(e)}`);
+  }
+}
+
 /** One worker on one address (or a unix socket): the reactor in this process, no supervisor. */
 async function serveSingle(cfg: ServeConfig): Promise<void> {
-  let kv: KvApp | undefined;
-  let handler: ServerOptions["handler"];
-  let protocol: NonNullable<ServerOptions["protocol"]>;
-  if (cfg.app === "kv") {
-    kv = createKvApp({ tickMs: cfg.tickMs, maxKeys: cfg.maxKeys > 0 ? cfg.maxKeys : undefined });
-    handler = kv.handler;
-    protocol = "resp";
-  } else {
-    const echo = createEchoApp({ protocol: cfg.protocol ?? "raw" });
-    handler = echo.handler;
-    protocol = echo.protocol;
+  let app: ModuleApp;
+  // Pools a module app registers, read by the admin server at every snapshot.
+  const registry = new PoolRegistry();
+  if (cfg.app === "kv") app = createKvApp({ tickMs: cfg.tickMs, maxKeys: cfg.maxKeys > 0 ? cfg.maxKeys : undefined });
+  else if (cfg.app === "echo") app = createEchoApp({ protocol: cfg.protocol ?? "raw" });
+  else {
+    app = await loadModule(cfg, registry);
+    if (app.codec === undefined && app.protocol === undefined) app = { ...app, protocol: cfg.protocol ?? "raw" };
   }
+  const protocol = app.codec?.name ?? app.protocol ?? "raw";
 
   let server: Server;
   const where = cfg.unix !== undefined ? `unix:${cfg.unix}` : hostPort(cfg.host[0]!, cfg.port.from);
   try {
-    server = await createServer(serverOptionsOf(cfg, handler, protocol));
+    server = await createServer(serverOptionsOf(cfg, app));
   } catch (e) {
+    await app.close?.();
     fail(`cannot listen on ${where}: ${e instanceof Error ? e.message : String(e)} (choose another --port / --host, or stop what holds it)`);
   }
 
@@ -189,7 +226,11 @@ async function serveSingle(cfg: ServeConfig): Promise<void> {
     stopping = (async () => {
       const final = await server.stop({ graceful: true, timeoutMs: cfg.stopTimeoutMs });
       await admin?.stop().catch(() => {});
-      kv?.close();
+      try {
+        await app.close?.();
+      } catch (e) {
+        process.stderr.write(`serve: the app's close() failed: ${e instanceof Error ? e.message : String(e)}\n`);
+      }
       process.stdout.write(formatFinalStats(final) + "\n");
       process.exit(0);
     })();
@@ -203,6 +244,7 @@ async function serveSingle(cfg: ServeConfig): Promise<void> {
         host: cfg.adminHost,
         token: cfg.adminToken,
         source: serverSource(server, {
+          pools: registry.pools,
           stopTimeoutMs: cfg.stopTimeoutMs,
           onStopped: () => shutdown("POST /admin/stop"),
         }),
@@ -217,11 +259,11 @@ async function serveSingle(cfg: ServeConfig): Promise<void> {
 
   const listening = server.unix ? `unix:${server.unix}` : hostPort(server.hostname, server.port);
   const lines = [
-    `myriad ${VERSION} serve: ${cfg.app === "kv" ? "kv (resp)" : `echo (${protocol})`} listening on ${listening}${cfg.tlsCert ? " with TLS" : ""}, pid ${process.pid}`,
+    `myriad ${VERSION} serve: ${appLabel(cfg, protocol)} listening on ${listening}${cfg.tlsCert ? " with TLS" : ""}, pid ${process.pid}`,
     `  limits: max connections ${cfg.maxConnections > 0 ? cfg.maxConnections : `${defaultMaxConnections()} (ulimit -n minus a margin)`}` +
       `, per IP ${cfg.maxConnectionsPerIp || "unlimited"}` +
       limitsTail(cfg),
-    `  admin: ${admin ? `${admin.url} (healthz, readyz, stats, metrics; POST /admin/stop)` : "off"}`,
+    `  admin: ${admin ? `${admin.url} (healthz, readyz, stats, metrics${registry.pools.size > 0 ? `, pools ${[...registry.pools.keys()].join(", ")}` : ""}; ${stopNote(cfg)})` : "off"}`,
     `  stop: Ctrl-C or kill -TERM ${process.pid}`,
   ];
   process.stdout.write(lines.join("\n") + "\n");
@@ -253,7 +295,10 @@ async function serveCluster(cfg: ServeConfig, spec: number | "auto", hosts: stri
   const app: WorkerApp =
     cfg.app === "kv"
       ? { kind: "kv", tickMs: cfg.tickMs, maxKeys: cfg.maxKeys > 0 ? cfg.maxKeys : undefined }
-      : { kind: "echo", protocol: cfg.protocol ?? "raw" };
+      : cfg.app === "echo"
+        ? { kind: "echo", protocol: cfg.protocol ?? "raw" }
+        : // Absolute: the workers import it from their own working directory.
+          { kind: "module", module: resolve(cfg.app) };
   const startedAtMs = Date.now();
   let stopping: Promise<void> | undefined;
   let cluster: Awaited<ReturnType<typeof runCluster>> | undefined;
@@ -283,6 +328,9 @@ async function serveCluster(cfg: ServeConfig, spec: number | "auto", hosts: stri
         maxWriteBufferBytes: cfg.maxWriteBufferBytes,
         writeStallTimeoutMs: cfg.writeStallTimeoutMs,
         tickMs: cfg.tickMs,
+        measureLatency: cfg.admin,
+        // A module app that names no framing gets --protocol's (echo's default, raw).
+        protocol: cfg.app === "kv" ? undefined : (cfg.protocol ?? "raw"),
         maxConnectionsPerIp: cfg.maxConnectionsPerIp > 0 ? cfg.maxConnectionsPerIp : undefined,
         // Absolute: a worker must find the files whatever its working directory.
         tls: cfg.tlsCert !== undefined && cfg.tlsKey !== undefined ? { certPath: resolve(cfg.tlsCert), keyPath: resolve(cfg.tlsKey) } : undefined,
@@ -336,14 +384,14 @@ async function serveCluster(cfg: ServeConfig, spec: number | "auto", hosts: stri
 
   const total = perWorker * plan.workers;
   const lines = [
-    `myriad ${VERSION} serve: ${cfg.app === "kv" ? "kv (resp)" : `echo (${cfg.protocol ?? "raw"})`} on ${plan.workers} worker${plan.workers === 1 ? "" : "s"}` +
+    `myriad ${VERSION} serve: ${appLabel(cfg, cfg.app === "echo" ? (cfg.protocol ?? "raw") : undefined)} on ${plan.workers} worker${plan.workers === 1 ? "" : "s"}` +
       `${spec === "auto" ? " (auto)" : ""} listening on ${formatListen(c.addresses)}${cfg.tlsCert ? " with TLS" : ""}, supervisor pid ${process.pid}`,
     `  workers: ${c.workers.map((w) => `worker-${w.index} pid ${w.pid}`).join(", ")} (reusePort; a worker that dies is restarted with backoff)`,
     `  limits: max connections ${cfg.maxConnections > 0 ? `${cfg.maxConnections} total` : `${total} total (ulimit -n ${limits.nofileSoft} minus a margin, per worker)`}` +
       `, ${perWorker} per worker${plan.workers > 1 && cfg.maxConnections > 0 ? " (its share + 10% + 16 for the kernel's uneven spread)" : ""}` +
       `, per IP ${cfg.maxConnectionsPerIp ? `${cfg.maxConnectionsPerIp} per worker` : "unlimited"}` +
       limitsTail(cfg),
-    `  admin: ${admin ? `${admin.url} (healthz, readyz, stats per worker and summed, metrics with a worker label; POST /admin/stop)` : "off"}`,
+    `  admin: ${admin ? `${admin.url} (healthz, readyz, stats per worker and summed, metrics with a worker label; ${stopNote(cfg)})` : "off"}`,
     `  stop: Ctrl-C or kill -TERM ${process.pid} (stops every worker)`,
   ];
   process.stdout.write(lines.join("\n") + "\n");

@@ -29,4 +29,4 @@ export {
   type ListFlag,
   type PortRangeFlag,
 } from "./flags.ts";
-export { serveCommand, serveFlags, workersOf, type ServeConfig } from "./serve.ts";
+export { serveCommand, serveFlags, workersOf, isModuleAppPath, type ServeConfig } from "./serve.ts";

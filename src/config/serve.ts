@@ -12,6 +12,14 @@ export const MAX_LISTEN_PORTS = 4096;
 export const MAX_WORKERS = 4096;
 
 /**
+ * True when an `--app` value names a module app, which must be a path: it has a "/" or ends
+ * in .ts, .js, .mjs, .mts, .tsx or .jsx (a bare word is a typo of kv or echo, not a package).
+ */
+export function isModuleAppPath(app: string): boolean {
+  return app.includes("/") || /\.(ts|js|mjs|mts|tsx|jsx)$/.test(app);
+}
+
+/**
  * The worker count a `--workers` value asks for: an integer from 1 to MAX_WORKERS, or
  * "auto"; undefined when the value is neither.
  */
@@ -29,11 +37,19 @@ export const serveFlags = {
     placeholder: "<path>",
     help: "JSON file of settings (keys: the flag names in camelCase, e.g. {\"port\": 6380, \"idleTimeoutMs\": \"30s\"})",
   },
-  app: { type: "enum", choices: ["kv", "echo"], default: "kv", help: "what to serve: the RESP key-value store, or an echo server" },
+  app: {
+    type: "string",
+    default: "kv",
+    minLength: 1,
+    placeholder: "<kv|echo|path>",
+    help:
+      "what to serve: kv (the RESP key-value store), echo, or the path of a module app (./my-app.ts: its default export " +
+      "(options, { workerIndex, workers, registerPool }) returns { protocol?, handler, close? }; pools it registers show in the admin server)",
+  },
   protocol: {
     type: "enum",
     choices: ["raw", "lines", "length-u16", "length-u32", "resp"],
-    help: "framing for --app echo (default raw); the kv app always speaks resp",
+    help: "framing for --app echo (default raw), and for a module app that names none; the kv app always speaks resp",
   },
   host: {
     type: "list",
@@ -104,7 +120,8 @@ export const serveFlags = {
 
 /**
  * `bun run serve`: its flags, env names, --help and config-file schema. Cross-flag rules:
- * --tls-cert and --tls-key go together; --protocol other than resp needs --app echo;
+ * --app is kv, echo or a module path; --tls-cert and --tls-key go together; --protocol other
+ * than resp does not go with --app kv;
  * --workers is auto or 1..4096, and other than 1 refuses --app kv and --unix; --port 0 stands
  * alone and a range names at most MAX_LISTEN_PORTS ports; --host names at least one address.
  */
@@ -122,6 +139,7 @@ export const serveCommand = defineCommand({
     "  bun run serve --port 7000 --idle-timeout-ms 5m --no-admin",
     "  bun run serve --app echo --protocol lines --port 7001",
     "  bun run serve --app echo --workers auto --max-connections 200k --port 7000-7019",
+    "  bun run serve --app ./my-proxy.ts --workers 2 --port 7000   # a module app in every worker",
     "  bun run serve --host 127.0.0.1,::1 --port 6380-6383      # kv: one worker, 8 listeners, one store",
     "  MYRIAD_PORT=7002 bun run serve --config serve.json",
     "  redis-cli -p 6380 set greeting hello",
@@ -133,6 +151,8 @@ export const serveCommand = defineCommand({
     "--unix (no reusePort) too.",
   ].join("\n"),
   validate(v) {
+    if (v.app !== "kv" && v.app !== "echo" && !isModuleAppPath(v.app))
+      return `--app must be kv, echo or the path of a module app (like ./my-app.ts), got ${JSON.stringify(v.app)}`;
     const workers = workersOf(v.workers);
     if (workers === undefined) return `--workers must be auto or an integer from 1 to ${MAX_WORKERS}, got ${JSON.stringify(v.workers)}`;
     if (v.host.length === 0) return "--host must name at least one address, like 127.0.0.1 or 127.0.0.1,::1";
