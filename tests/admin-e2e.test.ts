@@ -101,6 +101,18 @@ test("the dashboard in chromium shows the number of open connections", async () 
     expect(shown).toBe(expected);
     expect(await page.textContent("#status")).toBe("accepting");
 
+    // Memory per connection leaves the process's own footprint out: (rss - rss at 0
+    // connections) / connections, from the same poll as the raw rss shown beside it.
+    const mem = await page.evaluate(() => {
+      const v = (id: string) => Number(document.getElementById(id)?.dataset.value);
+      return { perConn: v("mem-per-conn"), rss: v("rss"), baseline: v("rss-baseline"), conns: v("connections") };
+    });
+    expect(mem.rss).toBeGreaterThan(0);
+    expect(mem.baseline).toBeGreaterThan(0);
+    expect(mem.conns).toBe(base.connections + N);
+    expect(mem.perConn).toBeCloseTo(Math.max(0, mem.rss - mem.baseline) / mem.conns, 6);
+    expect(mem.perConn).toBeLessThan(mem.rss / mem.conns);
+
     // Live: close some connections and the page follows.
     for (const c of clients.splice(0, 10)) c.end();
     const after = String(base.connections + N - 10);

@@ -17,6 +17,7 @@ import {
 } from "../src/admin/index.ts";
 import { MyriadError } from "../src/errors.ts";
 import { parsePrometheusText, sampleValue, samples } from "./helpers/prom-parse.ts";
+import { promtoolCheckMetrics } from "./helpers/promtool.ts";
 
 function serverStats(seed: number): AdminServerStats {
   return {
@@ -234,6 +235,8 @@ describe("GET /metrics", () => {
       expect(buckets.map((b) => [b.labels.le, b.value])).toEqual([["0.0005", 400], ["0.005", 490], ["0.05", 500], ["+Inf", 500]]);
     }
     expect(text).toContain('pool="a\\"b\\\\c\\nd"');
+    // Prometheus's own parser and linter agree, hostile pool name included.
+    expect(await promtoolCheckMetrics(text)).toEqual({ code: 0, output: "" });
   });
 
   test("pools registered by workers carry the worker's label: one name under two workers is two series, a repeat within one worker gets #2", async () => {
@@ -268,8 +271,10 @@ describe("GET /metrics", () => {
       pools: [],
     };
     const { base } = await start({ snap });
-    const fams = parsePrometheusText(await (await fetch(`${base}/metrics`)).text(), { prefix: "myriad_" });
+    const text = await (await fetch(`${base}/metrics`)).text();
+    const fams = parsePrometheusText(text, { prefix: "myriad_" });
     expect(samples(fams, "myriad_connections").map((s) => s.labels.worker)).toEqual(["x", "x#2", '\\"\n']);
+    expect(await promtoolCheckMetrics(text)).toEqual({ code: 0, output: "" });
     expect([...fams.keys()].some((k) => k.startsWith("myriad_pool_"))).toBe(false);
 
     const empty = await start({ snap: { workers: [], pools: [] } });
