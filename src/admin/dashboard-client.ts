@@ -45,9 +45,11 @@ function fmtSi(n: number, digits = 1): string {
 }
 function fmtBytes(n: number): string {
   const a = Math.abs(n);
+  // Three significant digits at most ("372 KiB", "72.5 MiB"): the cards stay narrow.
+  const fixed = (v: number) => (Math.abs(v) >= 100 ? v.toFixed(0) : v.toFixed(1));
   if (a >= 1 << 30) return (n / (1 << 30)).toFixed(2) + " GiB";
-  if (a >= 1 << 20) return (n / (1 << 20)).toFixed(1) + " MiB";
-  if (a >= 1 << 10) return (n / (1 << 10)).toFixed(1) + " KiB";
+  if (a >= 1 << 20) return fixed(n / (1 << 20)) + " MiB";
+  if (a >= 1 << 10) return fixed(n / (1 << 10)) + " KiB";
   return Math.round(n) + " B";
 }
 function hms(unixS: number): string {
