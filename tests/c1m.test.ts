@@ -190,6 +190,35 @@ describe("bun run c1m", () => {
     90_000,
   );
 
+  test(
+    "a second SIGTERM exits at once and still deletes the TUN client's namespace",
+    async () => {
+      requireTun();
+      const p = Bun.spawn([process.execPath, "src/cli/c1m.ts", "--connections", "2000", "--hold", "60", "--servers", "myriad", "--client", "tun", "--out-dir", out], {
+        cwd: ROOT,
+        stdout: "ignore",
+        stderr: "pipe",
+      });
+      const reader = p.stderr.getReader();
+      let err = "";
+      const deadline = performance.now() + 60_000;
+      while (!err.includes("ramp done") && performance.now() < deadline) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        err += new TextDecoder().decode(value);
+      }
+      expect(err).toContain("ramp done");
+      expect(c1mNamespaces()).toHaveLength(1);
+      p.kill("SIGTERM");
+      await Bun.sleep(30);
+      p.kill("SIGTERM");
+      reader.releaseLock();
+      expect(await p.exited).toBe(130);
+      expect(c1mNamespaces()).toEqual([]);
+    },
+    90_000,
+  );
+
   test("bad flags: one line, exit 2", () => {
     for (const [args, want] of [
       [["--hold", "forever"], "--hold must be seconds"],

@@ -9,7 +9,7 @@
  * Two load clients:
  * - "tun" (the default where the machine allows it: root, /dev/net/tun, iproute2): each
  *   phase runs in a network namespace of its own (tun/netns.ts); the load processes are
- *   userland TCP clients on TUN devices (tun/engine.ts) that keep 3 bytes per connection
+ *   userland TCP clients on TUN devices (tun/engine.ts) that keep 7 bytes per connection
  *   and no socket, so the machine pays for one kernel socket per connection, the server's,
  *   as it would with the clients on other machines. Nothing leaves the namespace.
  * - "sockets": load processes with kernel sockets over loopback (engine.ts). Both ends are
@@ -52,7 +52,7 @@ import {
 import { renderChart, type ChartSeries } from "./chart.ts";
 import { startLoad, teardownGraceMs, type LoadReport, type LoadRun } from "./coordinator.ts";
 import { autoSources, type Target } from "./targets.ts";
-import { Netns, procReaderIn, SERVER_ADDRESS } from "./tun/netns.ts";
+import { CLIENT_NETWORK, Netns, SERVER_ADDRESS } from "./tun/netns.ts";
 
 export type ServerKind = "myriad" | "raw";
 /** The load client: userland TCP on TUN devices in a namespace of ours, or kernel sockets on loopback. */
@@ -308,8 +308,10 @@ export async function runC1m(o: C1mOptions): Promise<C1mResult> {
     if (o.signal?.aborted) break;
     log(`c1m: phase ${kind}: ${workers} server workers on ${o.ports.length} ports, ${loaders} load processes, ${fmt(o.connections)} connections`);
     // Sockets of the previous phase must be gone before this one's "before" picture.
-    if (tun) await settleSlab(tcpObjectsAtStart + Math.max(500, o.connections * 0.02), pageBytes, 60_000);
-    else await settleSockets(settleCeiling, 30_000);
+    const settled = tun
+      ? await settleSlab(tcpObjectsAtStart + Math.max(500, o.connections * 0.02), pageBytes, 60_000)
+      : await settleSockets(settleCeiling, 30_000);
+    if (!settled) log(`c1m: phase ${kind}: the previous phase's sockets were not all gone after the wait; memory they free now lowers this phase's figures`);
     let ns: Netns | undefined;
     let netRead: ProcReader = readProcFile;
     const before0 = machineState(pageBytes, netRead);
@@ -320,7 +322,11 @@ export async function runC1m(o: C1mOptions): Promise<C1mResult> {
     const workerPids: number[] = [];
     let loaderPids: number[] = [];
     try {
-      if (tun) ns = Netns.create(`c1m${phaseIndex}`);
+      if (tun) {
+        ns = Netns.create(`c1m${phaseIndex}`);
+        // sockstat and netstat are per namespace: read the namespace's.
+        netRead = ns.procReader(readProcFile);
+      }
       cluster = await runCluster({
         spawnPrefix: ns?.execPrefix,
         workers,
@@ -337,8 +343,6 @@ export async function runC1m(o: C1mOptions): Promise<C1mResult> {
         },
       });
       workerPids.push(...cluster.pids());
-      // sockstat and netstat are per namespace: read the workers'.
-      if (tun) netRead = procReaderIn(workerPids[0]!, readProcFile);
       // Each phase binds its own source addresses: the previous phase's ports may linger.
       const sources = autoSources(perSourceCount, `127.${phaseIndex + 1}.0.1`);
       // Bun listens with a backlog of 512: a quarter of every listener's queue is the most
@@ -530,7 +534,8 @@ export async function runC1m(o: C1mOptions): Promise<C1mResult> {
         await cluster.stop({ graceful: false, timeoutMs: 1000 }).catch(() => undefined);
       }
       // Its processes are gone (or going): the namespace, its devices and sockets go with them.
-      ns?.delete();
+      const complaint = ns?.delete();
+      if (complaint !== undefined) log(`c1m: ${kind}: ${complaint}`);
     }
   }
 
@@ -566,15 +571,23 @@ export async function runC1m(o: C1mOptions): Promise<C1mResult> {
 }
 
 /** Waits (up to timeoutMs) until the TCP slab holds at most `ceiling` sockets: a destroyed namespace's sockets are gone. */
-async function settleSlab(ceiling: number, pageBytes: number, timeoutMs: number): Promise<void> {
+async function settleSlab(ceiling: number, pageBytes: number, timeoutMs: number): Promise<boolean> {
   const deadline = performance.now() + timeoutMs;
-  while (tcpSlabObjects(pageBytes) > ceiling && performance.now() < deadline) await Bun.sleep(250);
+  while (tcpSlabObjects(pageBytes) > ceiling) {
+    if (performance.now() >= deadline) return false;
+    await Bun.sleep(250);
+  }
+  return true;
 }
 
 /** Waits (up to timeoutMs) until TCP sockets in use are at most `ceiling`: the previous phase's sockets are gone. */
-async function settleSockets(ceiling: number, timeoutMs: number): Promise<void> {
+async function settleSockets(ceiling: number, timeoutMs: number): Promise<boolean> {
   const deadline = performance.now() + timeoutMs;
-  while (readSockstat().tcpInuse > ceiling && performance.now() < deadline) await Bun.sleep(200);
+  while (readSockstat().tcpInuse > ceiling) {
+    if (performance.now() >= deadline) return false;
+    await Bun.sleep(200);
+  }
+  return true;
 }
 
 /** The chart: connections (client and server) and memory (machine, server RSS, load RSS) against time. */
@@ -633,7 +646,7 @@ function goalLines(p: C1mPhaseResult): string[] {
     `- total machine memory ≤ 5 KB per connection (against the write-up's 7.31 KB): ` +
       `${ok(p.machineBytesPerConnection !== null && p.machineBytesPerConnection <= MACHINE_GOAL_BYTES)} (${kib(p.machineBytesPerConnection)}). ` +
       (p.client === "tun"
-        ? "The load generator is a userland TCP client on TUN devices (3 B per connection, no socket), so this figure pays for the server's socket and userland, as a server with its clients elsewhere would, plus the client's bytes. "
+        ? "The load generator is a userland TCP client on TUN devices (7 B per connection, no socket), so this figure pays for the server's socket and userland, as a server with its clients elsewhere would, plus the client's bytes. "
         : "The load generator runs on this machine with kernel sockets, so this figure pays for both ends: two kernel sockets and two userlands per connection. ") +
       `The server's own share (one socket + server userland), the like-for-like figure for the write-up's server, is ${kib(p.serverSideBytesPerConnection)}` +
       ` (${kib(p.serverSideWithBaselineBytesPerConnection)} counting the server workers' idle RSS); it is derived from the per-socket kernel figure, not measured on a machine that runs only the server.`,
@@ -651,7 +664,9 @@ export function markdownOf(r: C1mResult): string {
     ...(r.interrupted ? ["**Interrupted** (signal): the figures cover only what ran before it.", ""] : []),
     `Run ${r.startedAt} → ${r.finishedAt}. Machine: ${r.machine.cpus} CPUs, ${(r.machine.memTotalBytes / 2 ** 30).toFixed(1)} GiB, ` +
       `ulimit -n ${r.machine.nofileSoft}, ephemeral ports ${r.machine.portRange.low}-${r.machine.portRange.high}, somaxconn ${r.machine.somaxconn}.`,
-    `Load: ${r.options.ports.length} ports × ${r.options.destinations.length} destination addresses, ${fmt(r.options.perSource)} connections per source address, ` +
+    (r.options.client === "tun"
+      ? `Load: ${r.options.ports.length} ports on ${SERVER_ADDRESS}, client addresses from ${CLIENT_NETWORK}/16, `
+      : `Load: ${r.options.ports.length} ports × ${r.options.destinations.length} destination addresses, ${fmt(r.options.perSource)} connections per source address, `) +
       `connect window ${fmt(r.options.connectWindow)} (capped at 128 per listener: see the table), connect rate ${r.options.connectRatePerSec ? fmt(r.options.connectRatePerSec) + "/s" : "unbounded"}.`,
     r.options.client === "tun"
       ? `Load client: userland TCP on TUN devices in a network namespace made for each phase (no client socket: every connection is one kernel socket, the server's)${r.phases[0]?.confirm ? "; a connection counts once the server application echoed a probe byte" : ""}. Kernel figures are per socket, machine figures per connection.`
@@ -670,7 +685,12 @@ export function markdownOf(r: C1mResult): string {
   row("lost during hold (client / server)", (p) => `${fmt(p.lostDuringHold)} / ${fmt(p.serverDropDuringHold)} ${goal(p.lostDuringHold === 0 && p.serverDropDuringHold === 0)}`, "0");
   row("failed connects (errors)", (p) => `${fmt(p.failed)} (${Object.entries(p.errors).map(([k, v]) => `${k} ${fmt(v)}`).join(", ") || "none"})`);
   row("ramp", (p) => `${p.rampSeconds.toFixed(2)} s, ${fmt(p.rampPerSec)}/s ${goal(p.rampPerSec >= 20_000)}`, "≥ 20,000/s");
-  row("listen-queue overflows / SYN retransmits during the ramp (whole machine)", (p) => `${fmt(p.listenOverflows)} / ${fmt(p.synRetransmits)}`);
+  row(
+    r.options.client === "tun"
+      ? "listen-queue overflows / server SYN-ACK retransmits during the ramp (the experiment's namespace)"
+      : "listen-queue overflows / SYN retransmits during the ramp (whole machine)",
+    (p) => `${fmt(p.listenOverflows)} / ${fmt(p.synRetransmits)}`,
+  );
   row("connects in flight (window)", (p) => fmt(p.connectWindow));
   row("connect time p50 / p99 / max (queueing in the window included)", (p) =>
     p.connectUs.count === 0

@@ -16,6 +16,7 @@ import { addCounters, emptyCounters, type EngineOptions, type EngineReport, type
 import { LogHistogram, type PercentileSummary } from "./histogram.ts";
 import type { ChildConfig, ChildToParent, ParentToChild, TunChildConfig } from "./protocol.ts";
 import { parseIPv4, splitEvenly, type Target } from "./targets.ts";
+import { MAX_TUN_WINDOW } from "./tun/engine.ts";
 import { clientBlocks, type ClientBlock } from "./tun/netns.ts";
 
 /** Settings of one load run. Totals (window, rates) are split evenly over the processes. */
@@ -405,6 +406,9 @@ function tunConfigs(opts: LoadOptions, processes: number): TunChildConfig[] {
   if (hosts.size !== 1 || serverIp === undefined)
     throw new LoadError("ERR_LOADGEN_TUN", `the TUN client needs every target on one IPv4 address (the servers' address in the namespace), got ${[...hosts].join(", ") || "none"}`);
   const ports = [...new Set(opts.targets.map((t) => t.port))];
+  const window = Math.ceil((opts.connectWindow ?? 256) / processes);
+  if (window > MAX_TUN_WINDOW)
+    throw new LoadError("ERR_LOADGEN_TUN", `a TUN process keeps at most ${MAX_TUN_WINDOW} connects in flight: connectWindow ${opts.connectWindow} over ${processes} processes is ${window} each`);
   let blocks: ClientBlock[];
   try {
     blocks = clientBlocks(opts.connections, processes);

@@ -10,15 +10,20 @@ import { TunDevice } from "./device.ts";
 import { TunEngine } from "./engine.ts";
 import { ip } from "./netns.ts";
 
-/** Device queue length: a ramp's burst of SYN-ACKs must not overflow the default 500 before we read them. */
-const TX_QUEUE_LEN = 10_000;
+/**
+ * Device queue length: a ramp's burst of SYN-ACKs (and, with confirm, echoes and ACKs: up to
+ * 3 packets per connect in flight) must not overflow the default 500 before we read them.
+ */
+function txQueueLen(window: number): number {
+  return Math.max(10_000, 4 * window);
+}
 
 /** Opens and configures the device, then creates the engine (which starts reading at once). */
 export function createTunEngine(engine: EngineOptions, tun: TunChildConfig): TunEngine {
   if ((engine.mode ?? "idle") !== "idle") throw new Error(`the TUN client holds idle connections only (mode ${engine.mode} asked)`);
   const dev = TunDevice.open(tun.device);
   try {
-    ip(["link", "set", "dev", tun.device, "up", "txqueuelen", String(TX_QUEUE_LEN)]);
+    ip(["link", "set", "dev", tun.device, "up", "txqueuelen", String(txQueueLen(engine.connectWindow ?? 1024))]);
     ip(["route", "add", tun.clientCidr, "dev", tun.device]);
     return new TunEngine(dev, {
       connections: engine.connections,

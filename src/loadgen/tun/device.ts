@@ -54,10 +54,25 @@ export function isInterfaceName(name: string): boolean {
 }
 
 /**
+ * What the engine needs of a packet device: one packet per read or write, through buffer
+ * pointers (bun:ffi `ptr`). TunDevice is the real one.
+ */
+export interface PacketDevice {
+  readonly name: string;
+  /** Reads one packet into the memory at bufPtr; its length, 0 when none is waiting. */
+  read(bufPtr: number, capacity: number): number;
+  /** Writes one packet of len bytes from bufPtr; false when it was dropped. */
+  write(bufPtr: number, len: number): boolean;
+  /** Blocks up to timeoutMs until a packet is waiting; true when one is. */
+  waitReadable(timeoutMs: number): boolean;
+  close(): void;
+}
+
+/**
  * An open TUN device (IFF_TUN | IFF_NO_PI: each read or write is one bare IPv4 packet),
  * non-blocking. The device lives as long as the descriptor: close() removes it.
  */
-export class TunDevice {
+export class TunDevice implements PacketDevice {
   readonly name: string;
   private fd: number;
   private readonly l: Libc;

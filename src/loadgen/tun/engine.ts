@@ -6,19 +6,23 @@
  * per connection (~3.5 KB of slab), so the machine's memory per connection measures two
  * sockets where a real deployment has one. This client sends SYNs from addresses routed to
  * its TUN device (in a network namespace of the experiment's own, see netns.ts), answers the
- * servers' SYN-ACKs, and keeps 3 bytes per connection: a state byte and, while a connect is
- * in flight, its slot in the window. The servers hold real, established kernel sockets.
+ * servers' SYN-ACKs, and keeps 7 bytes per connection: a state byte, the server's initial
+ * sequence number (to check resets and answer keepalives) and, while a connect is in
+ * flight, its slot in the window. The servers hold real, established kernel sockets.
  *
  * Addressing: connection i (0 ≤ i < connections) comes from address
  * `clientFirstIp + floor(i / PORTS_PER_ADDRESS)`, port `FIRST_CLIENT_PORT + i % PORTS_PER_ADDRESS`,
  * and goes to `serverIp:ports[i % ports.length]`; a packet's destination maps back to i by
  * arithmetic, so no table is needed. Initial sequence numbers come from i and a per-run salt.
  *
- * What it answers (statelessly wherever it can, so a retransmitted SYN-ACK or a late FIN
- * gets the right reply): SYN-ACK → ACK (and the connection counts open); data → ACK;
- * FIN or RST on an open connection → it counts lost (a FIN gets a RST); a segment for a
- * connection it does not hold → RST. SYNs are retransmitted after 1, 2, 4 ... s like the
- * kernel's, until connectTimeoutMs; `retries` more attempts follow a timeout or a refusal.
+ * What it answers (from the packet and those 7 bytes, so a retransmitted SYN-ACK or a late
+ * FIN gets the right reply): SYN-ACK → ACK (and the connection counts open); data → ACK;
+ * a keepalive probe or an out-of-window segment → ACK; a FIN, or a RST at exactly the next
+ * expected sequence number (RFC 5961), on an open connection → it counts lost (a FIN gets a
+ * RST); a RST elsewhere in the window → a challenge ACK; never a RST for a RST; a segment
+ * for a connection it does not hold → RST. SYNs are retransmitted after 1, 2, 4 ... s like
+ * the kernel's, until connectTimeoutMs; `retries` more attempts follow a timeout, a refusal
+ * or a close before the confirming echo, until stopConnecting().
  * stop() resets every connection it holds (one RST each), which frees the servers' sockets
  * at once, then closes the device.
  *
@@ -27,8 +31,8 @@
 import { ptr } from "bun:ffi";
 import { emptyCounters, type EngineReport, type LoadCounters } from "../engine.ts";
 import { LogHistogram } from "../histogram.ts";
-import type { TunDevice } from "./device.ts";
-import { readU16, readU32, tcpOffset, TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, writeSegment } from "./packet.ts";
+import type { PacketDevice } from "./device.ts";
+import { CLIENT_WINDOW, readU16, readU32, tcpOffset, TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, writeSegment } from "./packet.ts";
 
 /** Client ports per client address: 1024..65023. */
 export const PORTS_PER_ADDRESS = 64_000;
@@ -99,7 +103,7 @@ export function clientAddressesFor(connections: number): number {
 }
 
 export class TunEngine {
-  private readonly dev: TunDevice;
+  private readonly dev: PacketDevice;
   private readonly n: number;
   private readonly clientFirstIp: number;
   private readonly clientLastIp: number;
@@ -113,16 +117,16 @@ export class TunEngine {
 
   /** Per connection: IDLE / SYN_SENT / OPEN / FAILED / CLOSED. */
   private readonly state: Uint8Array;
-  /** Per connection in SYN_SENT: its slot in the window arrays below. */
+  /** Per connection in SYN_SENT / CONFIRMING: its slot in the window arrays below. */
   private readonly slotOf: Uint16Array;
+  /** Per connection past its SYN-ACK: the server's initial sequence number. */
+  private readonly peerIsn: Uint32Array;
   /** The window: per slot the connection (-1 = free), first SYN of the attempt, last SYN, next RTO, attempts left. */
   private readonly slotConn: Int32Array;
   private readonly slotFirstAt: Float64Array;
   private readonly slotSentAt: Float64Array;
   private readonly slotRtoMs: Float64Array;
   private readonly slotTriesLeft: Uint8Array;
-  /** The server's initial sequence number, once its SYN-ACK came (confirm mode resends ACK + probe from it). */
-  private readonly slotPeerIsn: Uint32Array;
   private readonly confirm: boolean;
   private readonly freeSlots: Int32Array;
   private freeTop: number;
@@ -139,6 +143,8 @@ export class TunEngine {
   readonly packets: TunPacketCounters = { packetsIn: 0, packetsOut: 0, stray: 0, malformed: 0, resetsSent: 0, writeDrops: 0 };
 
   private next = 0;
+  /** False after stopConnecting() or stop(): no new connection and no retry. */
+  private connectingAllowed = true;
   private ramping = false;
   private stopping = false;
   private closed = false;
@@ -148,7 +154,7 @@ export class TunEngine {
   private rampWaiters: Array<() => void> = [];
 
   /** Takes an open device (the engine closes it at stop) and the options; allocates all its memory now. */
-  constructor(dev: TunDevice, o: TunEngineOptions) {
+  constructor(dev: PacketDevice, o: TunEngineOptions) {
     if (!Number.isInteger(o.connections) || o.connections < 0) throw new RangeError(`connections must be an integer >= 0, got ${o.connections}`);
     if (o.ports.length === 0) throw new RangeError("ports must not be empty");
     const window = o.connectWindow ?? 1024;
@@ -166,12 +172,12 @@ export class TunEngine {
     this.salt = (o.isnSalt ?? Math.floor(Math.random() * 2 ** 32)) >>> 0;
     this.state = new Uint8Array(this.n);
     this.slotOf = new Uint16Array(this.n);
+    this.peerIsn = new Uint32Array(this.n);
     this.slotConn = new Int32Array(window).fill(-1);
     this.slotFirstAt = new Float64Array(window);
     this.slotSentAt = new Float64Array(window);
     this.slotRtoMs = new Float64Array(window);
     this.slotTriesLeft = new Uint8Array(window);
-    this.slotPeerIsn = new Uint32Array(window);
     this.confirm = o.confirm === true;
     this.freeSlots = new Int32Array(window);
     for (let s = 0; s < window; s++) this.freeSlots[s] = window - 1 - s;
@@ -203,6 +209,7 @@ export class TunEngine {
 
   /** Opens no new connection; attempts in flight finish (or time out). */
   stopConnecting(): void {
+    this.connectingAllowed = false;
     this.next = this.n;
     this.checkRampDone();
   }
@@ -216,7 +223,7 @@ export class TunEngine {
     return { ...k, errors: { ...k.errors } };
   }
 
-  /** Counters plus the connect-time histogram (µs, first SYN of the attempt to SYN-ACK); no request latencies in idle mode. */
+  /** Counters plus the connect-time histogram (µs, from the attempt's first SYN to the SYN-ACK, or to the echo with confirm); no request latencies in idle mode. */
   report(): EngineReport {
     return { ...this.counters(), connectUs: this.connectUs.toJSON(), latencyUs: this.latencyUs.toJSON() };
   }
@@ -231,6 +238,7 @@ export class TunEngine {
       return;
     }
     this.stopping = true;
+    this.connectingAllowed = false;
     this.ramping = false;
     this.next = this.n;
     await this.loopDone;
@@ -251,13 +259,18 @@ export class TunEngine {
     }
     this.drain(65_536);
     this.checkRampDone();
-    if (process.env.MYRIAD_TUN_DEBUG) console.error("tun engine", JSON.stringify(this.packets), this.dev.writesDropped, this.dev.writeErrors);
+    if (process.env.MYRIAD_TUN_DEBUG) console.error("tun engine", this.dev.name, JSON.stringify(this.packets));
     this.dev.close();
     this.closed = true;
   }
 
   private isn(i: number): number {
     return (Math.imul(i + 1, 0x9e3779b1) ^ this.salt) >>> 0;
+  }
+
+  /** The next sequence number we expect from the server in state `st` (OPEN or CONFIRMING): after its SYN, and after the echo once it came. */
+  private rcvNext(i: number, st: number): number {
+    return (this.peerIsn[i]! + (this.confirm && st === OPEN ? 2 : 1)) >>> 0;
   }
 
   /** Our next sequence number in state `st`: after the SYN, and after the probe byte once sent. */
@@ -307,7 +320,15 @@ export class TunEngine {
 
   private async loop(): Promise<void> {
     while (!this.stopping) {
-      const worked = this.pump();
+      let worked: boolean;
+      try {
+        worked = this.pump();
+      } catch (e) {
+        // A device that fails to read is gone: count it, stop pumping; stop() still resets and closes.
+        const kind = `tun: ${(e as Error).message}`;
+        this.k.errors[kind] = (this.k.errors[kind] ?? 0) + 1;
+        return;
+      }
       if (worked) {
         await immediate();
       } else if (this.ramping) {
@@ -366,23 +387,28 @@ export class TunEngine {
       const i = this.slotConn[s]!;
       if (i < 0) continue;
       if (now - this.slotFirstAt[s]! >= this.connectTimeoutMs) {
-        this.attemptFailed(i, "ETIMEDOUT", now);
+        this.attemptFailed(i, "ETIMEDOUT", now, true);
       } else if (now - this.slotSentAt[s]! >= this.slotRtoMs[s]!) {
         this.slotSentAt[s] = now;
         this.slotRtoMs[s] = this.slotRtoMs[s]! * 2;
-        if (this.state[i] === CONFIRMING) this.sendHandshakeAck(i, this.slotPeerIsn[s]!);
+        if (this.state[i] === CONFIRMING) this.sendHandshakeAck(i, this.peerIsn[i]!);
         else this.send(i, this.isn(i), 0, TCP_SYN);
       }
     }
   }
 
-  private attemptFailed(i: number, kind: string, now: number): void {
-    // A half-confirmed connection may be established at the server: drop its side first.
-    if (this.state[i] === CONFIRMING) this.send(i, this.nextSeq(i, CONFIRMING), 0, TCP_RST);
+  /**
+   * An attempt of connection i (SYN_SENT or CONFIRMING) failed: retry while tries are left
+   * and connecting is allowed, else it fails for good. `resetServer`: a half-confirmed
+   * connection may be established at the server, so drop its side first (never in answer
+   * to the server's own RST).
+   */
+  private attemptFailed(i: number, kind: string, now: number, resetServer: boolean): void {
+    if (resetServer && this.state[i] === CONFIRMING) this.send(i, this.nextSeq(i, CONFIRMING), 0, TCP_RST);
     const s = this.freeSlot(i);
     const triesLeft = this.slotTriesLeft[s]!;
     this.k.errors[kind] = (this.k.errors[kind] ?? 0) + 1;
-    if (triesLeft > 0 && !this.stopping) {
+    if (triesLeft > 0 && this.connectingAllowed) {
       this.beginAttempt(i, now, triesLeft - 1);
       return;
     }
@@ -395,6 +421,8 @@ export class TunEngine {
     if (this.k.rampDone || this.rampStartedAt === 0) return;
     if (this.next < this.n || this.freeTop < this.window) return;
     this.k.rampDone = true;
+    // The hold needs no 1 ms polling: the loop falls back to its 10 ms sleep.
+    this.ramping = false;
     this.k.rampMs = performance.now() - this.rampStartedAt;
     const w = this.rampWaiters;
     this.rampWaiters = [];
@@ -437,30 +465,35 @@ export class TunEngine {
       return;
     }
     const st = this.state[i]!;
-    const myNext = this.nextSeq(i, st);
+    const now = performance.now();
     if ((flags & TCP_RST) !== 0) {
-      if (st === OPEN) {
-        this.state[i] = CLOSED;
-        this.k.open--;
-        if (!this.stopping) this.k.lost++;
-      } else if (st === SYN_SENT && (flags & TCP_ACK) !== 0 && ack === myNext) {
-        this.attemptFailed(i, "ECONNREFUSED", performance.now());
-      } else if (st === CONFIRMING) {
-        this.attemptFailed(i, "ECONNRESET", performance.now());
+      if (st === SYN_SENT) {
+        if ((flags & TCP_ACK) !== 0 && ack === ((this.isn(i) + 1) >>> 0)) this.attemptFailed(i, "ECONNREFUSED", now, false);
+      } else if (st === OPEN || st === CONFIRMING) {
+        const rn = this.rcvNext(i, st);
+        if (seq === rn) {
+          if (st === OPEN) this.closedByServer(i);
+          else this.attemptFailed(i, "ECONNRESET", now, false);
+        } else if (((seq - rn) >>> 0) < CLIENT_WINDOW) {
+          // RFC 5961 3.2: in the window but not exact: a challenge ACK, the connection stays.
+          this.send(i, this.nextSeq(i, st), rn, TCP_ACK);
+        }
       }
       return;
     }
     if ((flags & (TCP_SYN | TCP_ACK)) === (TCP_SYN | TCP_ACK)) {
-      if (ack !== ((this.isn(i) + 1) >>> 0) || (st !== SYN_SENT && st !== CONFIRMING && st !== OPEN)) {
+      const known = st === CONFIRMING || st === OPEN;
+      if (ack !== ((this.isn(i) + 1) >>> 0) || !(st === SYN_SENT || known) || (known && seq !== this.peerIsn[i])) {
         this.resetFor(dstIp, srcIp, dstPort, srcPort, seq, ack, flags, payload);
         return;
       }
       if (st === SYN_SENT) {
+        this.peerIsn[i] = seq;
         if (this.confirm) {
+          this.k.bytesOut++;
           const s = this.slotOf[i]!;
-          this.slotPeerIsn[s] = seq;
           // The probe's RTO starts now: the SYN's backoff has nothing to do with it.
-          this.slotSentAt[s] = performance.now();
+          this.slotSentAt[s] = now;
           this.slotRtoMs[s] = SYN_RTO_MS;
           this.state[i] = CONFIRMING;
         } else {
@@ -476,29 +509,40 @@ export class TunEngine {
       this.resetFor(dstIp, srcIp, dstPort, srcPort, seq, ack, flags, payload);
       return;
     }
+    const rn = this.rcvNext(i, st);
+    let ackTo = rn;
+    if (payload > 0) {
+      if (st === CONFIRMING && seq === rn) {
+        // The echo of the probe: the server application holds the connection.
+        this.k.bytesIn += payload;
+        this.opened(i);
+        ackTo = (seq + payload) >>> 0;
+      } else if (!this.confirm && seq === rn) {
+        // Data we do not keep: acknowledged so the server does not resend it (not tracked further).
+        this.k.bytesIn += payload;
+        ackTo = (seq + payload) >>> 0;
+      }
+      // Otherwise a duplicate (a resent echo): the ACK of what we have.
+    }
     if ((flags & TCP_FIN) !== 0) {
       // The server closed: we hold nothing to finish, so reset rather than keep a half-closed state.
-      if (st === CONFIRMING) {
-        this.send(i, myNext, 0, TCP_RST);
-        this.attemptFailed(i, "ECONNRESET", performance.now());
-        return;
+      if (this.state[i] === OPEN) {
+        this.closedByServer(i);
+        this.send(i, this.nextSeq(i, OPEN), 0, TCP_RST);
+      } else {
+        this.attemptFailed(i, "EOF", now, true);
       }
-      this.state[i] = CLOSED;
-      this.k.open--;
-      if (!this.stopping) this.k.lost++;
-      this.send(i, myNext, 0, TCP_RST);
       return;
     }
-    if (payload > 0) {
-      this.k.bytesIn += payload;
-      if (st === CONFIRMING) {
-        // The echo of the probe: the server application holds the connection. Our probe is
-        // acknowledged by this segment (or will be, with our next ACK's help).
-        this.state[i] = OPEN;
-        this.opened(i);
-      }
-      this.send(i, this.nextSeq(i, OPEN), (seq + payload) >>> 0, TCP_ACK);
-    }
+    // Data, a keepalive probe (seq = next - 1) or any out-of-window segment gets an ACK; an in-order pure ACK does not.
+    if (payload > 0 || seq !== rn) this.send(i, this.nextSeq(i, this.state[i]!), ackTo, TCP_ACK);
+  }
+
+  /** Open connection i was closed by the server (FIN, or a RST at the expected sequence number). */
+  private closedByServer(i: number): void {
+    this.state[i] = CLOSED;
+    this.k.open--;
+    if (!this.stopping) this.k.lost++;
   }
 
   /** Connection i's connect is done: count it open and free its window place. */

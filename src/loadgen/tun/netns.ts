@@ -61,43 +61,89 @@ export function ip(args: string[]): void {
 }
 
 /**
- * Whether this machine can run the TUN client: Linux, /dev/net/tun, iproute2's `ip`, and
- * root (CAP_NET_ADMIN, to make namespaces and devices). `why` says what is missing and how to get it.
+ * Whether this machine can run the TUN client: Linux, /dev/net/tun, iproute2's `ip`, root,
+ * and the right to make a network namespace and a TUN device in it (tried, then undone:
+ * root in a container may lack CAP_SYS_ADMIN or CAP_NET_ADMIN). `why` says what is missing
+ * and how to get it.
  */
 export function tunSupport(): { ok: true } | { ok: false; why: string } {
   if (process.platform !== "linux") return { ok: false, why: "the TUN client needs Linux" };
   if (!existsSync("/dev/net/tun")) return { ok: false, why: "/dev/net/tun is missing: modprobe tun (or mkdir -p /dev/net && mknod /dev/net/tun c 10 200)" };
   if (Bun.which("ip") === null) return { ok: false, why: "`ip` is missing: apt-get install -y iproute2" };
   if (process.getuid?.() !== 0) return { ok: false, why: "the TUN client needs root (CAP_NET_ADMIN) to make a network namespace and TUN devices" };
+  const name = `myriad-probe-${process.pid}`;
+  try {
+    ip(["netns", "add", name]);
+    try {
+      ip(["-n", name, "tuntap", "add", "dev", "myriad-probe", "mode", "tun"]);
+    } finally {
+      Bun.spawnSync(["ip", "netns", "del", name], { stdout: "ignore", stderr: "ignore" });
+    }
+  } catch (e) {
+    return { ok: false, why: `cannot make a network namespace with a TUN device (${(e as Error).message}): needs CAP_SYS_ADMIN and CAP_NET_ADMIN` };
+  }
   return { ok: true };
 }
 
+/** Namespaces this process made and has not deleted: deleted on exit, whatever ends the process. */
+const live = new Set<Netns>();
+let exitHookInstalled = false;
+
+/** Our namespaces are named myriad-<tag>-<pid>: those of a process that is gone were left by a killed run. */
+function deleteStaleNamespaces(): void {
+  const r = Bun.spawnSync(["ip", "netns", "list"], { stdout: "pipe", stderr: "ignore" });
+  for (const line of r.stdout.toString().split("\n")) {
+    const m = /^(myriad-[A-Za-z0-9]+-(\d+))\b/.exec(line);
+    if (m === null || Number(m[2]) === process.pid || existsSync(`/proc/${m[2]}`)) continue;
+    Bun.spawnSync(["ip", "netns", "del", m[1]!], { stdout: "ignore", stderr: "ignore" });
+  }
+}
+
 /**
- * A network namespace of our own, named `myriad-<tag>-<pid>`, with loopback up and the
- * servers' address on it. delete() removes it (idempotent); sockets still in it go when
- * its last process exits.
+ * A network namespace of our own, named `myriad-<tag>-<pid>`, with loopback up, the
+ * servers' address on it, and an anchor process (`tail --pid`) living in it, through whose
+ * /proc/<pid>/net the namespace's sockstat and netstat are read whichever of the
+ * experiment's processes come and go. delete() kills the anchor and removes the namespace
+ * (idempotent); sockets still in it go when its last process exits. A namespace not
+ * deleted by the time the process exits (a second Ctrl-C, process.exit) is deleted then.
  */
 export class Netns {
   readonly name: string;
+  /** Pid of the anchor process inside the namespace. */
+  readonly anchorPid: number;
+  private readonly anchor: ReturnType<typeof Bun.spawn>;
   private deleted = false;
 
-  private constructor(name: string) {
+  private constructor(name: string, anchor: ReturnType<typeof Bun.spawn>) {
     this.name = name;
+    this.anchor = anchor;
+    this.anchorPid = anchor.pid;
   }
 
   /** Creates the namespace; throws NetnsError (with ip's message) when it cannot. */
   static create(tag: string): Netns {
+    deleteStaleNamespaces();
     const name = `myriad-${tag}-${process.pid}`;
-    // A namespace of ours left by a killed run of the same pid would make `add` fail.
+    // A namespace of ours left by an earlier phase of this process would make `add` fail.
     Bun.spawnSync(["ip", "netns", "del", name], { stdout: "ignore", stderr: "ignore" });
     ip(["netns", "add", name]);
-    const ns = new Netns(name);
+    let anchor: ReturnType<typeof Bun.spawn> | undefined;
     try {
       ip(["-n", name, "link", "set", "lo", "up"]);
       ip(["-n", name, "addr", "add", `${SERVER_ADDRESS}/32`, "dev", "lo"]);
+      // tail --pid ends by itself within a second of this process's end, however that comes.
+      anchor = Bun.spawn(["ip", "netns", "exec", name, "tail", "-f", `--pid=${process.pid}`, "/dev/null"], { stdio: ["ignore", "ignore", "ignore"] });
     } catch (e) {
-      ns.delete();
+      Bun.spawnSync(["ip", "netns", "del", name], { stdout: "ignore", stderr: "ignore" });
       throw e;
+    }
+    const ns = new Netns(name, anchor);
+    live.add(ns);
+    if (!exitHookInstalled) {
+      exitHookInstalled = true;
+      process.on("exit", () => {
+        for (const n of live) n.delete();
+      });
     }
     return ns;
   }
@@ -107,11 +153,23 @@ export class Netns {
     return ["ip", "netns", "exec", this.name];
   }
 
-  /** Deletes the namespace. */
-  delete(): void {
-    if (this.deleted) return;
+  /** A ProcReader that reads this namespace's /proc/net files (through the anchor). */
+  procReader(read: (path: string) => string | undefined): (path: string) => string | undefined {
+    return procReaderIn(this.anchorPid, read);
+  }
+
+  /** Kills the anchor and deletes the namespace; returns ip's complaint when the delete failed (undefined when done). */
+  delete(): string | undefined {
+    if (this.deleted) return undefined;
     this.deleted = true;
-    Bun.spawnSync(["ip", "netns", "del", this.name], { stdout: "ignore", stderr: "ignore" });
+    live.delete(this);
+    try {
+      process.kill(this.anchorPid, "SIGKILL");
+    } catch {
+      // already gone
+    }
+    const r = Bun.spawnSync(["ip", "netns", "del", this.name], { stdout: "ignore", stderr: "pipe" });
+    return r.exitCode === 0 ? undefined : `ip netns del ${this.name}: ${r.stderr.toString().trim()}`;
   }
 }
 
