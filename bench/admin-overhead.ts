@@ -150,6 +150,7 @@ async function runCoordinator(): Promise<void> {
       quick: { type: "boolean", default: process.env.BENCH_QUICK === "1" },
       fetch: { type: "boolean", default: false },
       browser: { type: "boolean", default: false },
+      control: { type: "boolean", default: false },
       "no-pin": { type: "boolean", default: false },
       connections: { type: "string" },
       seconds: { type: "string" },
@@ -163,8 +164,9 @@ async function runCoordinator(): Promise<void> {
   });
   if (values.help) {
     console.log(
-      "usage: bun bench/admin-overhead.ts [--quick] [--fetch] [--no-pin] [--connections N] [--seconds S] [--rounds R] [--message-bytes B] [--depth D] [--json]\n" +
-        "  default poller: the dashboard in headless chromium (--browser, kept for older scripts); --fetch: /stats + /metrics every second",
+      "usage: bun bench/admin-overhead.ts [--quick] [--fetch] [--control] [--no-pin] [--connections N] [--seconds S] [--rounds R] [--message-bytes B] [--depth D] [--json]\n" +
+        "  default poller: the dashboard in headless chromium (--browser, kept for older scripts); --fetch: /stats + /metrics every second\n" +
+        "  --control: 'on' phases poll nothing (an A/A run: the spread of identical phases, the noise floor the ratio is read against)",
     );
     return;
   }
@@ -248,6 +250,7 @@ async function runCoordinator(): Promise<void> {
     // "on" phases at whose end the page showed the server's connection count (it was live).
     let pageLive = 0;
     const startPolling = async () => {
+      if (values.control) return;
       if (browser) {
         await browser.page.goto(`${adminBase}/`);
         // Let the page build its charts and draw its first points before measuring.
@@ -263,7 +266,7 @@ async function runCoordinator(): Promise<void> {
     const stopPolling = async () => {
       if (polling) clearInterval(polling);
       polling = null;
-      if (browser) {
+      if (browser && !values.control) {
         const shown = await browser.page.evaluate(() => document.getElementById("connections")?.dataset.value ?? "");
         if (shown === String(connections)) pageLive++;
         await browser.page.goto("about:blank");
@@ -298,6 +301,21 @@ async function runCoordinator(): Promise<void> {
     const deltaPct = (medianRatio - 1) * 100;
     const statsRes = await fetch(`${adminBase}/stats`);
     const totals = ((await statsRes.json()) as { totals: { connections: number } }).totals;
+    // The admin server's own cost, read off the server's CPU clock: throughput rounds on 2
+    // shared cores spread far wider than 2%, this does not. The load stops first, so the
+    // server's clock counts the requests alone (its connections stay open).
+    client.stdin.write("quit\n");
+    client.stdin.flush();
+    await Bun.sleep(500);
+    const requestCpuUs: Record<string, number> = {};
+    for (const path of ["/stats", "/readyz", "/metrics", "/"]) {
+      const n = values.quick ? 100 : 2000;
+      const c0 = cpuSeconds(server.pid);
+      for (let i = 0; i < n; i++) await (await fetch(`${adminBase}${path}`)).arrayBuffer();
+      requestCpuUs[path] = ((cpuSeconds(server.pid) - c0) * 1e6) / n;
+    }
+    // The dashboard polls /stats and /readyz once a second.
+    const dashboardCorePct = (((requestCpuUs["/stats"] ?? 0) + (requestCpuUs["/readyz"] ?? 0)) / 1e6) * 100;
     const report = {
       connections,
       seconds,
@@ -320,16 +338,22 @@ async function runCoordinator(): Promise<void> {
       serverCpuUsPerMBOn: cpuOn,
       serverCpuRatios: cpuRatios,
       serverCpuMedianRatio: median(cpuRatios),
+      control: values.control,
+      /** Server CPU per admin request (µs), measured after the load stopped. */
+      requestCpuUs,
+      /** What the dashboard's polling costs the server: % of one core. */
+      dashboardCorePct,
     };
     if (values.json) console.log(JSON.stringify(report, null, 2));
     else
       console.log(
         `admin on/off, median of ${rounds} rounds: ${medianRatio.toFixed(4)} (${deltaPct >= 0 ? "+" : ""}${deltaPct.toFixed(2)}%; goal: within 2%), ` +
           `rounds ${report.ratioMin.toFixed(4)}..${report.ratioMax.toFixed(4)}; server CPU per MB on/off median ${report.serverCpuMedianRatio.toFixed(4)} ` +
-          `— ${report.poller}, ${connections} connections, pinned: ${report.pinned}`,
+          `— ${values.control ? "CONTROL (A/A: 'on' phases poll nothing)" : report.poller}, ${connections} connections, pinned: ${report.pinned}\n` +
+          `server CPU per admin request: ${Object.entries(requestCpuUs)
+            .map(([k, v]) => `${k} ${v.toFixed(0)} µs`)
+            .join(", ")}; the dashboard's polling (/stats + /readyz each second) takes ${dashboardCorePct.toFixed(3)}% of the server's core`,
       );
-    client.stdin.write("quit\n");
-    client.stdin.flush();
   } finally {
     await browser?.close();
     killAll();
