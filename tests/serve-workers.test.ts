@@ -9,6 +9,7 @@ import type { Socket } from "bun";
 import { readSystemLimits, resolveWorkers } from "../src/cluster/index.ts";
 import { parsePrometheusText, sampleValue, samples } from "./helpers/prom-parse.ts";
 import { promtoolCheckMetrics } from "./helpers/promtool.ts";
+import { collect, waitFor, type Served } from "./helpers/serve-process.ts";
 import { freePort, Wire } from "./kv-helpers.ts";
 
 const root = join(import.meta.dir, "..");
@@ -34,40 +35,6 @@ afterAll(async () => {
   // A supervisor killed above leaves its workers to stop on the IPC disconnect; make sure.
   for (const pid of workerPids) if (alive(pid)) process.kill(pid, "SIGKILL");
 });
-
-/** Text of a stream as it arrives. */
-function collect(stream: ReadableStream<Uint8Array>): { text: string; done: Promise<void> } {
-  const out = { text: "", done: Promise.resolve() };
-  out.done = (async () => {
-    const dec = new TextDecoder();
-    for await (const chunk of stream) out.text += dec.decode(chunk, { stream: true });
-  })();
-  return out;
-}
-
-async function waitFor<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await probe();
-      if (v !== undefined) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (${String(last)})` : ""}`);
-    await Bun.sleep(25);
-  }
-}
-
-interface Served {
-  /** `bun run`, which runs serve as its child. */
-  proc: Bun.Subprocess<"ignore", "pipe", "pipe">;
-  /** serve itself: the supervisor (from its startup block). */
-  pid: number;
-  out: { text: string; done: Promise<void> };
-  err: { text: string; done: Promise<void> };
-}
 
 /** Starts `bun run serve ...args` and resolves once its startup block is printed. */
 async function startServe(args: string[]): Promise<Served> {
