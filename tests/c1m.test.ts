@@ -30,6 +30,18 @@ function requireTun(): void {
   if (!support.ok) throw new Error(`the c1m TUN client cannot run here: ${support.why}`);
 }
 
+/** Runs `bun run c1m` at CONNECTIONS with a 2 s hold and `--client`; expects exit 0; the parsed result and the progress text. */
+async function runC1m(client: "tun" | "sockets"): Promise<{ r: C1mResult; stderr: string }> {
+  const p = Bun.spawn(
+    [process.execPath, "src/cli/c1m.ts", "--connections", String(CONNECTIONS), "--hold", "2", "--client", client, "--out-dir", out, "--json"],
+    { cwd: ROOT, stdout: "pipe", stderr: "pipe" },
+  );
+  const [stdout, stderr, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+  if (code !== 0) console.error(stderr);
+  expect(code).toBe(0);
+  return { r: JSON.parse(stdout) as C1mResult, stderr };
+}
+
 /**
  * Every connection reached, held by both ends and never lost; nothing died before the
  * teardown (its own exits and kills are not deaths); every connect time reported; every
@@ -54,14 +66,7 @@ describe("bun run c1m", () => {
     `${CONNECTIONS} connections with the TUN client: one socket per connection, figures, every process and the namespace gone`,
     async () => {
       requireTun();
-      const p = Bun.spawn(
-        [process.execPath, "src/cli/c1m.ts", "--connections", String(CONNECTIONS), "--hold", "2", "--client", "tun", "--out-dir", out, "--json"],
-        { cwd: ROOT, stdout: "pipe", stderr: "pipe" },
-      );
-      const [stdout, stderr, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
-      if (code !== 0) console.error(stderr);
-      expect(code).toBe(0);
-      const r = JSON.parse(stdout) as C1mResult;
+      const { r } = await runC1m("tun");
       expect(r.options.client).toBe("tun");
       expect(r.phases.map((x) => x.server)).toEqual(["myriad", "raw"]);
       for (const ph of r.phases) {
@@ -92,14 +97,7 @@ describe("bun run c1m", () => {
   test(
     `${CONNECTIONS} connections with kernel-socket clients: report files, sane figures, every process gone`,
     async () => {
-      const p = Bun.spawn(
-        [process.execPath, "src/cli/c1m.ts", "--connections", String(CONNECTIONS), "--hold", "2", "--client", "sockets", "--out-dir", out, "--json"],
-        { cwd: ROOT, stdout: "pipe", stderr: "pipe" },
-      );
-      const [stdout, stderr, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
-      if (code !== 0) console.error(stderr);
-      expect(code).toBe(0);
-      const r = JSON.parse(stdout) as C1mResult;
+      const { r, stderr } = await runC1m("sockets");
       expect(r.options.client).toBe("sockets");
       for (const f of [r.files.json, r.files.svg, r.files.md]) expect(existsSync(f)).toBe(true);
       expect(JSON.parse(readFileSync(r.files.json, "utf8")).phases).toHaveLength(2);

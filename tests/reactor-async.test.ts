@@ -8,22 +8,13 @@ import { afterAll, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createServer, type CloseReason, type Conn, type Server } from "../src/reactor/index.ts";
-import { connect, until, type TestClient } from "./helpers/net.ts";
+import { createServer, type CloseReason, type Conn } from "../src/reactor/index.ts";
+import { until, type TestClient, trackPeers } from "./helpers/net.ts";
 
-const servers: Server[] = [];
-const clients: TestClient[] = [];
+const { servers, client } = trackPeers();
 const dir = mkdtempSync(join(tmpdir(), "myriad-async-"));
-afterAll(async () => {
-  for (const c of clients) if (!c.closed) c.close();
-  for (const s of servers) await s.stop({ graceful: false });
-  rmSync(dir, { recursive: true, force: true });
-});
-async function client(port: number): Promise<TestClient> {
-  const c = await connect({ port });
-  clients.push(c);
-  return c;
-}
+// Registered after trackPeers' hook: the servers are stopped before their directory goes.
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const text = (b: Uint8Array) => new TextDecoder().decode(b);
 

@@ -2,23 +2,13 @@
  * Graceful stop, broadcast, handles kept beyond a callback, stats counters and listen
  * errors, over real sockets.
  */
-import { afterAll, expect, test } from "bun:test";
+import { expect, test } from "bun:test";
 import { createEchoApp } from "../src/apps/index.ts";
 import { encodeRespCommand } from "../src/codec/index.ts";
 import { createServer, ListenError, type CloseReason, type Conn, type ProtocolName, type Server } from "../src/reactor/index.ts";
-import { connect, pseudoRandomBytes, until, type TestClient } from "./helpers/net.ts";
+import { connect, pseudoRandomBytes, until, type TestClient, trackPeers } from "./helpers/net.ts";
 
-const servers: Server[] = [];
-const clients: TestClient[] = [];
-afterAll(async () => {
-  for (const c of clients) if (!c.closed) c.close();
-  for (const s of servers) await s.stop({ graceful: false });
-});
-async function client(port: number): Promise<TestClient> {
-  const c = await connect({ port });
-  clients.push(c);
-  return c;
-}
+const { servers, client } = trackPeers();
 const MiB = 1 << 20;
 
 test("graceful stop loses nothing: 8 MiB written before stop reach a slow reader, then it closes with shutdown", async () => {

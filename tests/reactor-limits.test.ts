@@ -3,26 +3,15 @@
  * limits (maxConnections, maxConnectionsPerIp) without spinning, and protocol errors that
  * close only the offending connection.
  */
-import { afterAll, expect, test } from "bun:test";
+import { expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { lengthU16Codec } from "../src/codec/index.ts";
-import { createServer, type CloseReason, type Server } from "../src/reactor/index.ts";
-import { connect, until, type TestClient } from "./helpers/net.ts";
+import { createServer, type CloseReason } from "../src/reactor/index.ts";
+import { connect, until, type TestClient, trackPeers } from "./helpers/net.ts";
 
-const servers: Server[] = [];
-const clients: TestClient[] = [];
-afterAll(async () => {
-  for (const c of clients) if (!c.closed) c.close();
-  for (const s of servers) await s.stop({ graceful: false });
-});
-
-async function client(port: number, hostname = "127.0.0.1"): Promise<TestClient> {
-  const c = await connect({ port, hostname });
-  clients.push(c);
-  return c;
-}
+const { servers, client } = trackPeers();
 
 /** A lines server that records, per connection, when it last read and when/why it closed. */
 async function recordingServer(opts: Record<string, unknown>) {

@@ -4,21 +4,11 @@
  * path for the connection whose data event is running keeps order and refuses writes once
  * that connection pauses for a queue or starts closing.
  */
-import { afterAll, expect, test } from "bun:test";
+import { expect, test } from "bun:test";
 import { createServer, type Conn, type Server } from "../src/reactor/index.ts";
-import { connect, pseudoRandomBytes, until, type TestClient } from "./helpers/net.ts";
+import { pseudoRandomBytes, until, trackPeers } from "./helpers/net.ts";
 
-const servers: Server[] = [];
-const clients: TestClient[] = [];
-afterAll(async () => {
-  for (const c of clients) if (!c.closed) c.close();
-  for (const s of servers) await s.stop({ graceful: false });
-});
-async function client(port: number): Promise<TestClient> {
-  const c = await connect({ port });
-  clients.push(c);
-  return c;
-}
+const { servers, client } = trackPeers();
 const MiB = 1 << 20;
 const enc = new TextEncoder();
 const dec = new TextDecoder();

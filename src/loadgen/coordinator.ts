@@ -397,8 +397,8 @@ export class LoadRun {
   }
 }
 
-/** Each TUN process's device, client block and servers; throws LoadError for options the TUN client cannot run. */
-function tunConfigs(opts: LoadOptions, processes: number): TunChildConfig[] {
+/** Each TUN process's device, client block and servers (`window`: its connects in flight); throws LoadError for options the TUN client cannot run. */
+function tunConfigs(opts: LoadOptions, processes: number, window: number): TunChildConfig[] {
   if ((opts.mode ?? "idle") !== "idle") throw new LoadError("ERR_LOADGEN_TUN", `the TUN client holds idle connections only, not mode ${opts.mode}`);
   const hosts = new Set(opts.targets.map((t) => t.host));
   const host = opts.targets[0]?.host;
@@ -406,7 +406,6 @@ function tunConfigs(opts: LoadOptions, processes: number): TunChildConfig[] {
   if (hosts.size !== 1 || serverIp === undefined)
     throw new LoadError("ERR_LOADGEN_TUN", `the TUN client needs every target on one IPv4 address (the servers' address in the namespace), got ${[...hosts].join(", ") || "none"}`);
   const ports = [...new Set(opts.targets.map((t) => t.port))];
-  const window = Math.ceil((opts.connectWindow ?? 256) / processes);
   if (window > MAX_TUN_WINDOW)
     throw new LoadError("ERR_LOADGEN_TUN", `a TUN process keeps at most ${MAX_TUN_WINDOW} connects in flight: connectWindow ${opts.connectWindow} over ${processes} processes is ${window} each`);
   let blocks: ClientBlock[];
@@ -430,7 +429,7 @@ export async function startLoad(opts: LoadOptions, startTimeoutMs = 30_000): Pro
     throw new LoadError("ERR_LOADGEN_CONNECTIONS", `connections must be an integer >= 0, got ${opts.connections}`);
   const shares = splitEvenly(opts.connections, P);
   const window = Math.max(1, Math.ceil((opts.connectWindow ?? 256) / P));
-  const tun = opts.tun === true ? tunConfigs(opts, P) : undefined;
+  const tun = opts.tun === true ? tunConfigs(opts, P, window) : undefined;
   const children: Child[] = [];
   let fatal: string | undefined;
   for (let p = 0; p < P; p++) {

@@ -2,7 +2,9 @@
  * Test clients over real sockets (Bun.connect): collect what the server sends, wait for a
  * byte count or a close, write byte by byte, stop reading. Every wait is bounded in time.
  */
+import { afterAll } from "bun:test";
 import type { Socket } from "bun";
+import type { Server } from "../../src/reactor/index.ts";
 
 export type Target =
   | { port: number; hostname?: string; tls?: boolean }
@@ -198,4 +200,26 @@ export function pseudoRandomBytes(n: number, seed = 1): Uint8Array {
     out[i] = x & 0xff;
   }
   return out;
+}
+
+/**
+ * The servers and clients a test file opens, closed after its last test (clients first,
+ * then servers, without grace). Call once, at the file's top level: it registers an
+ * afterAll. Push servers into `servers`; `client(port, hostname?)` connects and tracks.
+ */
+export function trackPeers(): { servers: Server[]; client(port: number, hostname?: string): Promise<TestClient> } {
+  const servers: Server[] = [];
+  const clients: TestClient[] = [];
+  afterAll(async () => {
+    for (const c of clients) if (!c.closed) c.close();
+    for (const s of servers) await s.stop({ graceful: false });
+  });
+  return {
+    servers,
+    async client(port: number, hostname = "127.0.0.1"): Promise<TestClient> {
+      const c = await connect({ port, hostname });
+      clients.push(c);
+      return c;
+    },
+  };
 }

@@ -77,10 +77,6 @@ export class TunDevice implements PacketDevice {
   private fd: number;
   private readonly l: Libc;
   private readonly pollfd = new Uint8Array(8);
-  /** Packets the kernel refused (write failed other than EAGAIN). */
-  writeErrors = 0;
-  /** Writes that found the device busy (EAGAIN) and were dropped, as a NIC would. */
-  writesDropped = 0;
 
   private constructor(name: string, fd: number, l: Libc) {
     this.name = name;
@@ -133,14 +129,10 @@ export class TunDevice implements PacketDevice {
     throw new TunError(`read from ${this.name} failed (errno ${e})`);
   }
 
-  /** Writes one packet of `len` bytes; returns false when it was dropped (device busy or refused). */
+  /** Writes one packet of `len` bytes; returns false when it was dropped (device busy, EAGAIN, or refused), as a NIC drops. */
   write(bufPtr: number, len: number): boolean {
     if (this.fd < 0) return false;
-    const n = this.l.symbols.write(this.fd, bufPtr, len) as number;
-    if (n === len) return true;
-    if (n < 0 && errno(this.l) === EAGAIN) this.writesDropped++;
-    else this.writeErrors++;
-    return false;
+    return (this.l.symbols.write(this.fd, bufPtr, len) as number) === len;
   }
 
   /** Blocks up to timeoutMs until a packet is waiting; true when one is. */

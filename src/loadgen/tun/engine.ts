@@ -42,7 +42,7 @@ export const SYN_RTO_MS = 1000;
 /** Most connects in flight per engine (slots are 16-bit). */
 export const MAX_TUN_WINDOW = 65_535;
 
-const IDLE = 0;
+// Connection states; 0, what the zeroed state array starts with, is "not attempted yet".
 const SYN_SENT = 1;
 const OPEN = 2;
 const FAILED = 3;
@@ -115,7 +115,7 @@ export class TunEngine {
   private readonly retries: number;
   private readonly salt: number;
 
-  /** Per connection: IDLE / SYN_SENT / OPEN / FAILED / CLOSED. */
+  /** Per connection: 0 (not attempted yet) / SYN_SENT / OPEN / FAILED / CLOSED / CONFIRMING. */
   private readonly state: Uint8Array;
   /** Per connection in SYN_SENT / CONFIRMING: its slot in the window arrays below. */
   private readonly slotOf: Uint16Array;
@@ -147,7 +147,6 @@ export class TunEngine {
   private connectingAllowed = true;
   private ramping = false;
   private stopping = false;
-  private closed = false;
   private rampStartedAt = 0;
   private lastScanAt = 0;
   private loopDone: Promise<void> | undefined;
@@ -259,9 +258,7 @@ export class TunEngine {
     }
     this.drain(65_536);
     this.checkRampDone();
-    if (process.env.MYRIAD_TUN_DEBUG) console.error("tun engine", this.dev.name, JSON.stringify(this.packets));
     this.dev.close();
-    this.closed = true;
   }
 
   private isn(i: number): number {
@@ -294,7 +291,11 @@ export class TunEngine {
 
   /** Writes one segment of connection i (payload, if any, already at tx[40]). */
   private send(i: number, seq: number, ack: number, flags: number, payloadBytes = 0): void {
-    const len = writeSegment(this.tx, this.clientIp(i), this.serverIp, FIRST_CLIENT_PORT + (i % PORTS_PER_ADDRESS), this.ports[i % this.ports.length]!, seq, ack, flags, payloadBytes);
+    this.writeTx(writeSegment(this.tx, this.clientIp(i), this.serverIp, FIRST_CLIENT_PORT + (i % PORTS_PER_ADDRESS), this.ports[i % this.ports.length]!, seq, ack, flags, payloadBytes), flags);
+  }
+
+  /** Writes the segment of `len` bytes built in tx (with these flags) and counts it. */
+  private writeTx(len: number, flags: number): void {
     if (this.dev.write(this.txPtr, len)) this.packets.packetsOut++;
     else this.packets.writeDrops++;
     if ((flags & TCP_RST) !== 0) this.packets.resetsSent++;
@@ -302,21 +303,21 @@ export class TunEngine {
 
   /** A RST answering a segment (RFC 793: seq = its ACK when it has one, else ACK of its end). */
   private resetFor(dstIp: number, srcIp: number, dstPort: number, srcPort: number, seq: number, ack: number, flags: number, payload: number): void {
-    const rst = (flags & TCP_ACK) !== 0;
+    const hasAck = (flags & TCP_ACK) !== 0;
+    const rstFlags = hasAck ? TCP_RST : TCP_RST | TCP_ACK;
     const len = writeSegment(
       this.tx,
       dstIp,
       srcIp,
       dstPort,
       srcPort,
-      rst ? ack : 0,
+      hasAck ? ack : 0,
       (seq + payload + ((flags & TCP_SYN) !== 0 ? 1 : 0) + ((flags & TCP_FIN) !== 0 ? 1 : 0)) >>> 0,
-      rst ? TCP_RST : TCP_RST | TCP_ACK,
+      rstFlags,
     );
-    if (this.dev.write(this.txPtr, len)) this.packets.packetsOut++;
-    else this.packets.writeDrops++;
-    this.packets.resetsSent++;
+    this.writeTx(len, rstFlags);
   }
+
 
   private async loop(): Promise<void> {
     while (!this.stopping) {
@@ -387,7 +388,7 @@ export class TunEngine {
       const i = this.slotConn[s]!;
       if (i < 0) continue;
       if (now - this.slotFirstAt[s]! >= this.connectTimeoutMs) {
-        this.attemptFailed(i, "ETIMEDOUT", now, true);
+        this.attemptFailed(i, "ETIMEDOUT", true);
       } else if (now - this.slotSentAt[s]! >= this.slotRtoMs[s]!) {
         this.slotSentAt[s] = now;
         this.slotRtoMs[s] = this.slotRtoMs[s]! * 2;
@@ -403,13 +404,13 @@ export class TunEngine {
    * connection may be established at the server, so drop its side first (never in answer
    * to the server's own RST).
    */
-  private attemptFailed(i: number, kind: string, now: number, resetServer: boolean): void {
+  private attemptFailed(i: number, kind: string, resetServer: boolean): void {
     if (resetServer && this.state[i] === CONFIRMING) this.send(i, this.nextSeq(i, CONFIRMING), 0, TCP_RST);
     const s = this.freeSlot(i);
     const triesLeft = this.slotTriesLeft[s]!;
     this.k.errors[kind] = (this.k.errors[kind] ?? 0) + 1;
     if (triesLeft > 0 && this.connectingAllowed) {
-      this.beginAttempt(i, now, triesLeft - 1);
+      this.beginAttempt(i, performance.now(), triesLeft - 1);
       return;
     }
     this.state[i] = FAILED;
@@ -465,15 +466,14 @@ export class TunEngine {
       return;
     }
     const st = this.state[i]!;
-    const now = performance.now();
     if ((flags & TCP_RST) !== 0) {
       if (st === SYN_SENT) {
-        if ((flags & TCP_ACK) !== 0 && ack === ((this.isn(i) + 1) >>> 0)) this.attemptFailed(i, "ECONNREFUSED", now, false);
+        if ((flags & TCP_ACK) !== 0 && ack === ((this.isn(i) + 1) >>> 0)) this.attemptFailed(i, "ECONNREFUSED", false);
       } else if (st === OPEN || st === CONFIRMING) {
         const rn = this.rcvNext(i, st);
         if (seq === rn) {
           if (st === OPEN) this.closedByServer(i);
-          else this.attemptFailed(i, "ECONNRESET", now, false);
+          else this.attemptFailed(i, "ECONNRESET", false);
         } else if (((seq - rn) >>> 0) < CLIENT_WINDOW) {
           // RFC 5961 3.2: in the window but not exact: a challenge ACK, the connection stays.
           this.send(i, this.nextSeq(i, st), rn, TCP_ACK);
@@ -493,7 +493,7 @@ export class TunEngine {
           this.k.bytesOut++;
           const s = this.slotOf[i]!;
           // The probe's RTO starts now: the SYN's backoff has nothing to do with it.
-          this.slotSentAt[s] = now;
+          this.slotSentAt[s] = performance.now();
           this.slotRtoMs[s] = SYN_RTO_MS;
           this.state[i] = CONFIRMING;
         } else {
@@ -530,7 +530,7 @@ export class TunEngine {
         this.closedByServer(i);
         this.send(i, this.nextSeq(i, OPEN), 0, TCP_RST);
       } else {
-        this.attemptFailed(i, "EOF", now, true);
+        this.attemptFailed(i, "EOF", true);
       }
       return;
     }

@@ -54,6 +54,12 @@ export function clientBlocks(connections: number, processes: number): ClientBloc
   return out;
 }
 
+/** Deletes namespace `name`; returns ip's complaint when it could not (undefined when done or already gone). */
+function deleteNamespace(name: string): string | undefined {
+  const r = Bun.spawnSync(["ip", "netns", "del", name], { stdout: "ignore", stderr: "pipe" });
+  return r.exitCode === 0 ? undefined : `ip netns del ${name}: ${r.stderr.toString().trim()}`;
+}
+
 /** Runs `ip args...`; throws NetnsError with ip's own message when it fails. */
 export function ip(args: string[]): void {
   const r = Bun.spawnSync(["ip", ...args], { stdout: "ignore", stderr: "pipe" });
@@ -77,7 +83,7 @@ export function tunSupport(): { ok: true } | { ok: false; why: string } {
     try {
       ip(["-n", name, "tuntap", "add", "dev", "myriad-probe", "mode", "tun"]);
     } finally {
-      Bun.spawnSync(["ip", "netns", "del", name], { stdout: "ignore", stderr: "ignore" });
+      deleteNamespace(name);
     }
   } catch (e) {
     return { ok: false, why: `cannot make a network namespace with a TUN device (${(e as Error).message}): needs CAP_SYS_ADMIN and CAP_NET_ADMIN` };
@@ -95,7 +101,7 @@ function deleteStaleNamespaces(): void {
   for (const line of r.stdout.toString().split("\n")) {
     const m = /^(myriad-[A-Za-z0-9]+-(\d+))\b/.exec(line);
     if (m === null || Number(m[2]) === process.pid || existsSync(`/proc/${m[2]}`)) continue;
-    Bun.spawnSync(["ip", "netns", "del", m[1]!], { stdout: "ignore", stderr: "ignore" });
+    deleteNamespace(m[1]!);
   }
 }
 
@@ -111,13 +117,11 @@ export class Netns {
   readonly name: string;
   /** Pid of the anchor process inside the namespace. */
   readonly anchorPid: number;
-  private readonly anchor: ReturnType<typeof Bun.spawn>;
   private deleted = false;
 
-  private constructor(name: string, anchor: ReturnType<typeof Bun.spawn>) {
+  private constructor(name: string, anchorPid: number) {
     this.name = name;
-    this.anchor = anchor;
-    this.anchorPid = anchor.pid;
+    this.anchorPid = anchorPid;
   }
 
   /** Creates the namespace; throws NetnsError (with ip's message) when it cannot. */
@@ -125,19 +129,19 @@ export class Netns {
     deleteStaleNamespaces();
     const name = `myriad-${tag}-${process.pid}`;
     // A namespace of ours left by an earlier phase of this process would make `add` fail.
-    Bun.spawnSync(["ip", "netns", "del", name], { stdout: "ignore", stderr: "ignore" });
+    deleteNamespace(name);
     ip(["netns", "add", name]);
-    let anchor: ReturnType<typeof Bun.spawn> | undefined;
+    let anchorPid: number;
     try {
       ip(["-n", name, "link", "set", "lo", "up"]);
       ip(["-n", name, "addr", "add", `${SERVER_ADDRESS}/32`, "dev", "lo"]);
       // tail --pid ends by itself within a second of this process's end, however that comes.
-      anchor = Bun.spawn(["ip", "netns", "exec", name, "tail", "-f", `--pid=${process.pid}`, "/dev/null"], { stdio: ["ignore", "ignore", "ignore"] });
+      anchorPid = Bun.spawn(["ip", "netns", "exec", name, "tail", "-f", `--pid=${process.pid}`, "/dev/null"], { stdio: ["ignore", "ignore", "ignore"] }).pid;
     } catch (e) {
-      Bun.spawnSync(["ip", "netns", "del", name], { stdout: "ignore", stderr: "ignore" });
+      deleteNamespace(name);
       throw e;
     }
-    const ns = new Netns(name, anchor);
+    const ns = new Netns(name, anchorPid);
     live.add(ns);
     if (!exitHookInstalled) {
       exitHookInstalled = true;
@@ -153,9 +157,14 @@ export class Netns {
     return ["ip", "netns", "exec", this.name];
   }
 
-  /** A ProcReader that reads this namespace's /proc/net files (through the anchor). */
+  /**
+   * A ProcReader (see cluster/limits.ts) that reads this namespace's /proc/net/* through the
+   * anchor's /proc/<pid>/net: sockstat and netstat are per namespace, so the root
+   * namespace's files do not show the experiment's sockets. Other paths read as they are.
+   */
   procReader(read: (path: string) => string | undefined): (path: string) => string | undefined {
-    return procReaderIn(this.anchorPid, read);
+    const pid = this.anchorPid;
+    return (path) => read(path.startsWith("/proc/net/") ? `/proc/${pid}/net/${path.slice("/proc/net/".length)}` : path);
   }
 
   /** Kills the anchor and deletes the namespace; returns ip's complaint when the delete failed (undefined when done). */
@@ -168,16 +177,6 @@ export class Netns {
     } catch {
       // already gone
     }
-    const r = Bun.spawnSync(["ip", "netns", "del", this.name], { stdout: "ignore", stderr: "pipe" });
-    return r.exitCode === 0 ? undefined : `ip netns del ${this.name}: ${r.stderr.toString().trim()}`;
+    return deleteNamespace(this.name);
   }
-}
-
-/**
- * A ProcReader (see cluster/limits.ts) that reads /proc/net/* of the namespace process `pid`
- * lives in: sockstat and netstat are per namespace, so the root namespace's files do not
- * show the experiment's sockets. Other paths read as they are.
- */
-export function procReaderIn(pid: number, read: (path: string) => string | undefined): (path: string) => string | undefined {
-  return (path) => read(path.startsWith("/proc/net/") ? `/proc/${pid}/net/${path.slice("/proc/net/".length)}` : path);
 }
