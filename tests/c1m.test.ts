@@ -42,6 +42,18 @@ async function runC1m(client: "tun" | "sockets"): Promise<{ r: C1mResult; stderr
   return { r: JSON.parse(stdout) as C1mResult, stderr };
 }
 
+/** Reads a stream's text until it contains `marker`, it ends, or timeoutMs pass; returns what it read. */
+async function readUntil(reader: ReadableStreamDefaultReader<Uint8Array>, marker: string, timeoutMs: number): Promise<string> {
+  let text = "";
+  const deadline = performance.now() + timeoutMs;
+  while (!text.includes(marker) && performance.now() < deadline) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    text += new TextDecoder().decode(value);
+  }
+  return text;
+}
+
 /**
  * Every connection reached, held by both ends and never lost; nothing died before the
  * teardown (its own exits and kills are not deaths); every connect time reported; every
@@ -158,14 +170,7 @@ describe("bun run c1m", () => {
         { cwd: ROOT, stdout: "pipe", stderr: "pipe" },
       );
       const reader = p.stderr.getReader();
-      let err = "";
-      const deadline = performance.now() + 60_000;
-      while (!err.includes("ramp done") && performance.now() < deadline) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        err += new TextDecoder().decode(value);
-      }
-      expect(err).toContain("ramp done");
+      expect(await readUntil(reader, "ramp done", 60_000)).toContain("ramp done");
       p.kill("SIGTERM");
       reader.releaseLock();
       const [stdout, code] = await Promise.all([new Response(p.stdout).text(), p.exited]);
@@ -194,14 +199,7 @@ describe("bun run c1m", () => {
         stderr: "pipe",
       });
       const reader = p.stderr.getReader();
-      let err = "";
-      const deadline = performance.now() + 60_000;
-      while (!err.includes("ramp done") && performance.now() < deadline) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        err += new TextDecoder().decode(value);
-      }
-      expect(err).toContain("ramp done");
+      expect(await readUntil(reader, "ramp done", 60_000)).toContain("ramp done");
       expect(c1mNamespaces()).toHaveLength(1);
       p.kill("SIGTERM");
       await Bun.sleep(30);
