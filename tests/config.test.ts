@@ -281,7 +281,7 @@ describe("defineCommand / parse", () => {
 });
 
 describe("a CLI as a subprocess", () => {
-  const fixture = join(import.meta.dir, "config-cli.fixture.ts");
+  const fixture = join(import.meta.dir, "fixtures", "config-cli.ts");
   async function run(args: string[], env: Record<string, string> = {}) {
     const proc = Bun.spawn([process.execPath, fixture, ...args], {
       stdout: "pipe",

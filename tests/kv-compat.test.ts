@@ -3,8 +3,8 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createKvApp, type KvApp } from "../src/apps/index.ts";
 import { createServer, type Server } from "../src/reactor/index.ts";
-import { COMPAT_SCRIPTS } from "./kv-cases.ts";
-import { startRedis, Wire, type RedisServer } from "./kv-helpers.ts";
+import { COMPAT_SCRIPTS } from "./fixtures/kv-cases.ts";
+import { startRedis, Wire, type RedisServer } from "./helpers/kv.ts";
 
 let redis: RedisServer;
 let app: KvApp;
@@ -45,7 +45,7 @@ describe("replies match redis-server byte for byte", () => {
 
   test("pipelined: many commands in one write get the same replies in order", async () => {
     const cmds = COMPAT_SCRIPTS.find((s) => s.name === "incr / decr")!.commands;
-    const { encodeCommand, text } = await import("./kv-helpers.ts");
+    const { encodeCommand, text } = await import("./helpers/kv.ts");
     const batch = (w: Wire) => {
       const parts = cmds.map((c) => encodeCommand(c));
       const all = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
@@ -67,7 +67,7 @@ describe("replies match redis-server byte for byte", () => {
   });
 
   test("inline commands (as typed into telnet) answer as redis does", async () => {
-    const { text } = await import("./kv-helpers.ts");
+    const { text } = await import("./helpers/kv.ts");
     for (const line of ["PING\r\n", "set inl 'a b'\r\n", "get inl\r\n", "nosuch x y\r\n", "get\r\n"]) {
       toRedis.send(line);
       toMyriad.send(line);

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import Redis from "ioredis";
 import { createKvApp, type KvApp } from "../src/apps/index.ts";
 import { createServer, type Server } from "../src/reactor/index.ts";
-import { encodeCommand, latin1, text, Wire } from "./kv-helpers.ts";
+import { encodeCommand, latin1, text, Wire } from "./helpers/kv.ts";
 
 let app: KvApp;
 let server: Server;

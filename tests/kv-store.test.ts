@@ -4,7 +4,7 @@ import { createKvApp, ExpiryIndex, KvStore, SetCondition } from "../src/apps/ind
 import { int64Bytes, parseInt64, int64AsBig } from "../src/apps/int64.ts";
 import { CommandTable } from "../src/apps/commands.ts";
 import { respCodec } from "../src/codec/index.ts";
-import { encodeCommand, FakeConn, latin1, text } from "./kv-helpers.ts";
+import { encodeCommand, FakeConn, latin1, text } from "./helpers/kv.ts";
 
 const b = (s: string) => latin1(s);
 

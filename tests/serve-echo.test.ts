@@ -3,7 +3,7 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { createEchoApp } from "../src/apps/index.ts";
 import { createServer, type ProtocolName, type Server } from "../src/reactor/index.ts";
-import { encodeCommand, latin1, text } from "./kv-helpers.ts";
+import { encodeCommand, latin1, text } from "./helpers/kv.ts";
 
 const servers: Server[] = [];
 afterAll(async () => {

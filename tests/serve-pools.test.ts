@@ -9,7 +9,7 @@ import { promtoolCheckMetrics } from "./helpers/promtool.ts";
 import { freePort, RedisServer } from "./helpers/redis-server.ts";
 import { alive, errLines, killAllServes, startServe, stopServe, waitFor, workerPidsOf } from "./helpers/serve-process.ts";
 import { concat } from "./helpers/net.ts";
-import { encodeCommand, text as latin1Text, Wire } from "./kv-helpers.ts";
+import { encodeCommand, text as latin1Text, Wire } from "./helpers/kv.ts";
 
 const TOKEN = "pools-token-91d0";
 const AUTH = { authorization: `Bearer ${TOKEN}` };

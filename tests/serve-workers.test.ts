@@ -10,7 +10,7 @@ import { readSystemLimits, resolveWorkers } from "../src/cluster/index.ts";
 import { parsePrometheusText, sampleValue, samples } from "./helpers/prom-parse.ts";
 import { promtoolCheckMetrics } from "./helpers/promtool.ts";
 import { collect, waitFor, type Served } from "./helpers/serve-process.ts";
-import { freePort, Wire } from "./kv-helpers.ts";
+import { freePort, Wire } from "./helpers/kv.ts";
 
 const root = join(import.meta.dir, "..");
 const started: Bun.Subprocess[] = [];

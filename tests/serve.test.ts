@@ -4,7 +4,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { freePort, waitForPort } from "./kv-helpers.ts";
+import { freePort, waitForPort } from "./helpers/kv.ts";
 
 const root = join(import.meta.dir, "..");
 const started: Bun.Subprocess[] = [];
@@ -170,7 +170,7 @@ describe("bun run serve: redis-cli session, admin, graceful stop", () => {
     started.push(proc);
     const outP = new Response(proc.stdout).text();
     await waitForPort(port);
-    const { Wire } = await import("./kv-helpers.ts");
+    const { Wire } = await import("./helpers/kv.ts");
     const w = await Wire.connect(port);
     expect(await w.call("SET", "k", "v")).toBe("+OK\r\n");
     process.kill(proc.pid, "SIGTERM");

@@ -1,8 +1,8 @@
-// Shared by the kv / serve tests: a real redis-server on a free port, a minimal RESP wire
-// client that returns each reply's exact bytes, and a fake Conn to drive a handler in-process.
-import { respReplyCodec } from "../src/codec/index.ts";
-import type { Conn } from "../src/reactor/index.ts";
-import { freePort } from "./helpers/redis-server.ts";
+// RESP test tools for the kv / serve tests: a minimal RESP wire client that returns each reply's
+// exact bytes, request encoding, and a fake Conn to drive a handler in-process.
+import { respReplyCodec } from "../../src/codec/index.ts";
+import type { Conn } from "../../src/reactor/index.ts";
+import { freePort } from "./redis-server.ts";
 
 const enc = new TextEncoder();
 
@@ -34,7 +34,7 @@ export function text(b: Uint8Array): string {
   return s;
 }
 
-export { freePort } from "./helpers/redis-server.ts";
+export { freePort } from "./redis-server.ts";
 
 function which(tool: string): string {
   const path = Bun.which(tool);
