@@ -4,7 +4,7 @@
  * supervisor are separate entry points, `myriad/admin` and `myriad/cluster`, so that a worker
  * process that imports `myriad` does not pay for them.
  */
-export { MyriadError } from "./errors.ts";
+export { MyriadError, MyriadRangeError, MyriadTypeError, MYRIAD_ERROR_CODES, isMyriadError, type MyriadErrorCode } from "./errors.ts";
 export * from "./timers/index.ts";
 export * from "./conn-table/index.ts";
 export * from "./codec/index.ts";

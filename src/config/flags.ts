@@ -16,7 +16,7 @@
 import { Type, type TSchema, type TObject } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
 import { readFileSync } from "node:fs";
-import { MyriadError } from "../errors.ts";
+import { MyriadError, type MyriadErrorCode } from "../errors.ts";
 
 /** A `port-range` value: `6380` is `{ from: 6380, to: 6380 }`; `6380-6389` is both ends, inclusive. */
 export interface PortRange {
@@ -150,14 +150,18 @@ export interface ParseOptions {
   env?: Record<string, string | undefined>;
 }
 
+/** The codes a FlagError carries. */
+export type FlagErrorCode = Extract<MyriadErrorCode, "ERR_FLAG_UNKNOWN" | "ERR_FLAG_VALUE" | "ERR_FLAG_MISSING" | "ERR_FLAG_ARGUMENT" | "ERR_CONFIG_FILE">;
+
 /**
  * A bad flag, environment value or config file entry. `message` is the one line to print
  * (without the command prefix); `code` is ERR_FLAG_UNKNOWN, ERR_FLAG_VALUE, ERR_FLAG_MISSING,
  * ERR_FLAG_ARGUMENT or ERR_CONFIG_FILE.
  */
 export class FlagError extends MyriadError {
+  declare readonly code: FlagErrorCode;
   readonly command: string;
-  constructor(command: string, code: string, message: string) {
+  constructor(command: string, code: FlagErrorCode, message: string) {
     super(code, message);
     this.command = command;
   }
@@ -462,7 +466,7 @@ class CommandImpl<F extends Record<string, FlagSpec>> implements Command<F> {
     return e ?? "MYRIAD_" + snakeUpper(key);
   }
 
-  private fail(code: string, message: string): never {
+  private fail(code: FlagErrorCode, message: string): never {
     throw new FlagError(this.name, code, message);
   }
 

@@ -20,7 +20,7 @@ export class ServerOptionError extends MyriadError {
 export class ListenError extends MyriadError {
   /** "host:port" or the unix socket path. */
   readonly address: string;
-  constructor(code: string, address: string, message: string, cause: unknown) {
+  constructor(code: "ERR_ADDRESS_IN_USE" | "ERR_ACCESS_DENIED" | "ERR_LISTEN", address: string, message: string, cause: unknown) {
     super(code, message, { cause });
     this.address = address;
   }

@@ -1,12 +1,12 @@
-import { MyriadError } from "../errors.ts";
+import { MyriadError, MyriadRangeError, MyriadTypeError } from "../errors.ts";
 
 /**
  * A TimingWheel argument is outside its allowed range: an id that is not an integer in
  * [0, capacity), a delay that is negative, NaN, infinite or too large, an advance() to a time
  * before the wheel's current time, or a bad constructor option.
  *
- * It extends RangeError (not MyriadError) because the contract promises a RangeError; it
- * carries the same stable `code` a MyriadError would:
+ * It is a RangeError, as the wheel's contract promises, and `instanceof MyriadError` too
+ * (see src/errors.ts). Its stable `code`:
  * - `ERR_TIMER_OPTIONS`: constructor option (capacity, tickMs, startMs)
  * - `ERR_TIMER_ID`: id
  * - `ERR_TIMER_DELAY`: delayMs
@@ -14,33 +14,27 @@ import { MyriadError } from "../errors.ts";
  *
  * Always thrown before the wheel changes: its state is exactly as before the call.
  */
-export class TimerRangeError extends RangeError {
-  /** Stable, for programs: ERR_TIMER_OPTIONS | ERR_TIMER_ID | ERR_TIMER_DELAY | ERR_TIMER_TIME. */
-  readonly code: string;
+export class TimerRangeError extends MyriadRangeError {
+  declare readonly code: "ERR_TIMER_OPTIONS" | "ERR_TIMER_ID" | "ERR_TIMER_DELAY" | "ERR_TIMER_TIME";
   /** Name of the offending argument or option, e.g. "delayMs". */
   readonly argument: string;
-  constructor(code: string, argument: string, message: string) {
-    super(message);
-    this.name = "TimerRangeError";
-    this.code = code;
+  constructor(code: "ERR_TIMER_OPTIONS" | "ERR_TIMER_ID" | "ERR_TIMER_DELAY" | "ERR_TIMER_TIME", argument: string, message: string) {
+    super(code, message);
     this.argument = argument;
   }
 }
 
 /**
  * A TimingWheel argument has the wrong type: advance()'s onExpire is not a function, or the
- * constructor was not given an options object. Code ERR_TIMER_TYPE. Thrown before the wheel
- * changes.
+ * constructor was not given an options object. Code ERR_TIMER_TYPE; `instanceof MyriadError`
+ * too. Thrown before the wheel changes.
  */
-export class TimerTypeError extends TypeError {
-  /** Always "ERR_TIMER_TYPE". */
-  readonly code: string;
+export class TimerTypeError extends MyriadTypeError {
+  declare readonly code: "ERR_TIMER_TYPE";
   /** Name of the offending argument, e.g. "onExpire". */
   readonly argument: string;
   constructor(argument: string, message: string) {
-    super(message);
-    this.name = "TimerTypeError";
-    this.code = "ERR_TIMER_TYPE";
+    super("ERR_TIMER_TYPE", message);
     this.argument = argument;
   }
 }
