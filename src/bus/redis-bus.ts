@@ -349,7 +349,7 @@ class RedisBus implements NodeBus {
     }
     if (Array.isArray(reply)) {
       const kind = text(reply[0]);
-      if (kind === "message" && reply.length === 3) return this.onMessage(text(reply[1]), reply[2]);
+      if (kind === "message" && reply.length === 3) return this.onMessage(text(reply[1]), reply[2]!);
       if (kind === "subscribe") {
         if (!this.isUp && this.pendingConfirms > 0) this.pendingConfirms--;
         this.maybeUp();
