@@ -85,6 +85,11 @@ export const MYRIAD_ERROR_CODES = {
   ERR_ADMIN_LISTEN: "the admin server could not listen",
   ERR_ADMIN_ASSET_MISSING: "the dashboard's script (uplot) is not installed",
 
+  // src/bus
+  ERR_BUS_OPTION: "createRedisBus: a bad url, port or node id",
+  ERR_BUS_DOWN: "a bus publish failed (the bus server is down, refused it or did not answer in time): other nodes did not get it",
+  ERR_BUS_CLOSED: "a publish on a bus that was closed",
+
   // src/loadgen
   ERR_LOADGEN_OPTION: "the load generator or its histogram got an option out of range",
   ERR_LOADGEN_ADDRESS: "a load target that is not host:port, or a source address that cannot be used",
