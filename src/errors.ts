@@ -80,6 +80,7 @@ export const MYRIAD_ERROR_CODES = {
   ERR_CLUSTER_BUNDLE: "the worker bundle could not be built or written",
 
   // src/admin
+  ERR_ADMIN_OPTION: "the admin server's options are of the wrong shape (no stats source, a host or token that is not a string)",
   ERR_ADMIN_BAD_PORT: "the admin port is not an integer from 0 to 65535",
   ERR_ADMIN_TOKEN_REQUIRED: "the admin server refuses a non-loopback host without a token",
   ERR_ADMIN_LISTEN: "the admin server could not listen",

@@ -1,4 +1,5 @@
 import { Hono, type Context, type MiddlewareHandler } from "hono";
+import { MyriadTypeError } from "../errors.ts";
 import { bearerChecker } from "./auth.ts";
 import { dashboardAssets, type Asset } from "./dashboard.ts";
 import { PROMETHEUS_CONTENT_TYPE, renderMetrics } from "./metrics.ts";
@@ -51,6 +52,7 @@ function serveAsset(c: Context, a: Asset, extra: Record<string, string> = {}): R
  * the comparison is constant-time.
  */
 export function createAdminApp(opts: AdminAppOptions): Hono {
+  checkAdminOptions(opts);
   const { source } = opts;
   const token = opts.token !== undefined && opts.token !== "" ? opts.token : null;
   const check = token !== null ? bearerChecker(token) : null;
@@ -116,4 +118,27 @@ export function createAdminApp(opts: AdminAppOptions): Hono {
   app.get("/assets/dashboard.js", (c) => serveAsset(c, assets["/assets/dashboard.js"]));
 
   return app;
+}
+
+/**
+ * Throws MyriadTypeError (ERR_ADMIN_OPTION) unless opts is { source, token? } with a source
+ * that has snapshot(), isAccepting() and stop(): caught at start-up, not at the first request.
+ */
+function checkAdminOptions(opts: AdminAppOptions): void {
+  if (typeof opts !== "object" || opts === null) {
+    throw new MyriadTypeError("ERR_ADMIN_OPTION", `admin options must be an object like { source, token? }, got ${String(opts)}`);
+  }
+  const source = opts.source as Partial<AdminStatsSource> | null | undefined;
+  if (
+    typeof source !== "object" ||
+    source === null ||
+    typeof source.snapshot !== "function" ||
+    typeof source.isAccepting !== "function" ||
+    typeof source.stop !== "function"
+  ) {
+    throw new MyriadTypeError("ERR_ADMIN_OPTION", "admin option source must have snapshot(), isAccepting() and stop() (see serverSource)");
+  }
+  if (opts.token !== undefined && typeof opts.token !== "string") {
+    throw new MyriadTypeError("ERR_ADMIN_OPTION", `admin option token must be a string, got ${typeof opts.token}`);
+  }
 }

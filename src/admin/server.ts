@@ -1,4 +1,4 @@
-import { MyriadError } from "../errors.ts";
+import { MyriadError, MyriadTypeError } from "../errors.ts";
 import { createAdminApp } from "./app.ts";
 import { isLoopbackHost } from "./auth.ts";
 import type { AdminStatsSource } from "./types.ts";
@@ -33,11 +33,18 @@ export interface AdminServer {
 
 /**
  * Serves createAdminApp with Bun.serve on `host:port` and resolves once it listens.
- * Throws MyriadError ERR_ADMIN_TOKEN_REQUIRED for a non-loopback host without a token,
- * ERR_ADMIN_BAD_PORT for a port outside 0..65535, and ERR_ADMIN_LISTEN when the address
- * cannot be bound (for instance, the port is taken).
+ * Rejects with MyriadError ERR_ADMIN_TOKEN_REQUIRED for a non-loopback host without a token,
+ * ERR_ADMIN_BAD_PORT for a port outside 0..65535, ERR_ADMIN_LISTEN when the address
+ * cannot be bound (for instance, the port is taken), and ERR_ADMIN_OPTION for options of the
+ * wrong shape (no source with snapshot/isAccepting/stop, a host or token that is not a string).
  */
 export async function startAdminServer(opts: AdminServerOptions): Promise<AdminServer> {
+  if (typeof opts !== "object" || opts === null) {
+    throw new MyriadTypeError("ERR_ADMIN_OPTION", `startAdminServer(options): options must be an object like { source, port?, host?, token? }, got ${String(opts)}`);
+  }
+  if (opts.host !== undefined && typeof opts.host !== "string") {
+    throw new MyriadTypeError("ERR_ADMIN_OPTION", `admin option host must be a string such as "127.0.0.1", got ${typeof opts.host}`);
+  }
   const port = opts.port ?? DEFAULT_ADMIN_PORT;
   const host = opts.host ?? DEFAULT_ADMIN_HOST;
   const token = opts.token ?? process.env.MYRIAD_ADMIN_TOKEN ?? "";

@@ -13,6 +13,7 @@
  * encodeRespCommand for RESP): one small allocation per frame buys one write per frame.
  */
 import { encodeRespCommand, linesCodec, lengthU16Codec, lengthU32Codec } from "../codec/index.ts";
+import { MyriadRangeError } from "../errors.ts";
 import type { Conn, Handler, ProtocolName } from "../reactor/index.ts";
 
 export interface EchoApp {
@@ -22,7 +23,7 @@ export interface EchoApp {
 
 /** Creates the echo app for `protocol` (default "raw"). */
 export function createEchoApp(opts: { protocol?: ProtocolName } = {}): EchoApp {
-  const protocol = opts.protocol ?? "raw";
+  const protocol = opts?.protocol ?? "raw";
   let message: (conn: Conn, frame: Uint8Array | Uint8Array[]) => void;
   switch (protocol) {
     case "raw":
@@ -55,7 +56,7 @@ export function createEchoApp(opts: { protocol?: ProtocolName } = {}): EchoApp {
       };
       break;
     default:
-      throw new RangeError(`createEchoApp: protocol must be one of raw, lines, length-u16, length-u32, resp; got ${String(protocol)}`);
+      throw new MyriadRangeError("ERR_APP_OPTION", `createEchoApp: protocol must be one of raw, lines, length-u16, length-u32, resp; got ${String(protocol)}`);
   }
   return {
     protocol,

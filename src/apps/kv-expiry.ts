@@ -7,6 +7,7 @@
  * (lazy expiry): a key is never visible after its deadline. The wheel never fires early, and
  * a timer whose deadline lies beyond the wheel's longest delay is re-filed when it fires.
  */
+import { MyriadTypeError } from "../errors.ts";
 import { TimingWheel } from "../timers/index.ts";
 
 /** Longest delay handed to the wheel in one go; longer deadlines are re-filed on firing. */
@@ -48,7 +49,11 @@ export class ExpiryIndex {
   private readonly fireBound: (id: number) => void;
   private readonly tickBound: () => void;
 
+  /** Throws MyriadTypeError (ERR_APP_OPTION) without an onExpire function; a bad tickMs is the wheel's TimerRangeError. */
   constructor(opts: ExpiryIndexOptions) {
+    if (typeof opts !== "object" || opts === null || typeof opts.onExpire !== "function") {
+      throw new MyriadTypeError("ERR_APP_OPTION", "new ExpiryIndex(options): options must be an object with an onExpire(key) function");
+    }
     this.tickMs = opts.tickMs ?? 10;
     this.now = opts.now ?? (() => performance.now());
     this.onExpire = opts.onExpire;

@@ -6,6 +6,7 @@
  * hashes them natively. Values are Uint8Array copies owned by the store. Keys without a
  * deadline cost one Map entry; keys with one add an entry in `expiries` (key -> id).
  */
+import { MyriadRangeError, MyriadTypeError } from "../errors.ts";
 import { ExpiryIndex } from "./kv-expiry.ts";
 
 /** What KvStore.set does about an existing key: Always, IfAbsent (NX) or IfPresent (XX). */
@@ -21,6 +22,22 @@ export interface KvStoreOptions {
   now?: () => number;
 }
 
+function checkKvOptions(opts: KvStoreOptions): void {
+  if (typeof opts !== "object" || opts === null) {
+    throw new MyriadTypeError("ERR_APP_OPTION", `KV store options must be an object like { maxKeys: 100000 }, got ${String(opts)}`);
+  }
+  const { maxKeys, tickMs, now } = opts;
+  if (maxKeys !== undefined && maxKeys !== Infinity && !(Number.isInteger(maxKeys) && maxKeys >= 0)) {
+    throw new MyriadRangeError("ERR_APP_OPTION", `KV store option maxKeys must be an integer >= 0 (or Infinity for no limit), got ${String(maxKeys)}`);
+  }
+  if (tickMs !== undefined && !(Number.isInteger(tickMs) && tickMs >= 1)) {
+    throw new MyriadRangeError("ERR_APP_OPTION", `KV store option tickMs must be an integer number of milliseconds >= 1, got ${String(tickMs)}`);
+  }
+  if (now !== undefined && typeof now !== "function") {
+    throw new MyriadTypeError("ERR_APP_OPTION", `KV store option now must be a function returning milliseconds, got ${typeof now}`);
+  }
+}
+
 export class KvStore {
   private readonly values = new Map<string, Uint8Array>();
   /** key -> expiry id, only for keys with a deadline. */
@@ -31,7 +48,12 @@ export class KvStore {
   /** Keys removed because their deadline passed (by the wheel or on access). */
   expiredKeys = 0;
 
+  /**
+   * An empty store. Throws MyriadRangeError / MyriadTypeError (ERR_APP_OPTION) naming a bad
+   * option: maxKeys an integer >= 0 or Infinity, tickMs an integer >= 1, now a function.
+   */
   constructor(opts: KvStoreOptions = {}) {
+    checkKvOptions(opts);
     this.maxKeys = opts.maxKeys ?? Infinity;
     const maxIds = Number.isFinite(this.maxKeys) ? Math.max(1, this.maxKeys) : undefined;
     this.expiry = new ExpiryIndex({

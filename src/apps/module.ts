@@ -13,6 +13,7 @@
  * The factory runs once per process (per worker); `options` is what the caller passed
  * (serve passes none: read settings from the environment, which workers inherit).
  */
+import { MyriadError, MyriadTypeError } from "../errors.ts";
 import type { PoolStats } from "../pool/index.ts";
 import type { ServerOptions } from "../reactor/index.ts";
 
@@ -72,11 +73,13 @@ export class PoolRegistry {
   /** Live map: serverSource({ pools }) reads it at every snapshot, so later registrations show. */
   readonly pools = new Map<string, StatsPool>();
 
-  /** Adds (or replaces) `pool` under `name`. */
+  /** Adds (or replaces) `pool` under `name`. Throws MyriadTypeError (ERR_APP_ARGUMENT) for a bad name or pool. */
   register(name: string, pool: StatsPool): void {
-    if (typeof name !== "string" || name === "") throw new TypeError("registerPool(name, pool): name must be a non-empty string");
+    if (typeof name !== "string" || name === "") {
+      throw new MyriadTypeError("ERR_APP_ARGUMENT", "registerPool(name, pool): name must be a non-empty string");
+    }
     if (pool === null || typeof pool !== "object" || typeof (pool as StatsPool).stats !== "function") {
-      throw new TypeError(`registerPool(${JSON.stringify(name)}, pool): pool must have a stats() method (a Pool, or a client's .pool)`);
+      throw new MyriadTypeError("ERR_APP_ARGUMENT", `registerPool(${JSON.stringify(name)}, pool): pool must have a stats() method (a Pool, or a client's .pool)`);
     }
     this.pools.set(name, pool);
   }
@@ -91,28 +94,43 @@ export class PoolRegistry {
 
 /**
  * Imports `spec.module` and runs its factory with `spec.options` and a context whose
- * registerPool writes to `registry`. Resolves the app; rejects with an Error saying what the
- * module must export when the export is not a function or the result has no handler.
+ * registerPool writes to `registry`. Resolves the app. Rejects with MyriadError ERR_APP_MODULE
+ * (the original error as `cause`) when the module cannot be imported, the export is not a
+ * function, the factory throws, or its result has no handler; MyriadTypeError
+ * (ERR_APP_MODULE) when spec is not { module: string }.
  */
 export async function loadModuleApp(
   spec: ModuleAppSpec,
   where: { workerIndex: number; workers: number },
   registry: PoolRegistry,
 ): Promise<ModuleApp> {
+  if (spec === null || typeof spec !== "object" || typeof spec.module !== "string" || spec.module === "") {
+    throw new MyriadTypeError("ERR_APP_MODULE", `loadModuleApp: spec must be { module: "<path or package>", export?, options? }, got ${String(spec)}`);
+  }
   const name = spec.export ?? "default";
-  const mod = (await import(spec.module)) as Record<string, unknown>;
+  let mod: Record<string, unknown>;
+  try {
+    mod = (await import(spec.module)) as Record<string, unknown>;
+  } catch (cause) {
+    throw new MyriadError("ERR_APP_MODULE", `cannot import app module ${spec.module}: ${(cause as Error)?.message ?? String(cause)}`, { cause });
+  }
   const factory = mod[name];
   if (typeof factory !== "function") {
-    throw new Error(`${spec.module} has no function export "${name}" (it must return { protocol?, codec?, handler, close? })`);
+    throw new MyriadError("ERR_APP_MODULE", `${spec.module} has no function export "${name}" (it must return { protocol?, codec?, handler, close? })`);
   }
   const ctx: AppContext = {
     workerIndex: where.workerIndex,
     workers: where.workers,
     registerPool: (poolName, pool) => registry.register(poolName, pool),
   };
-  const app = (await (factory as AppFactory)(spec.options, ctx)) as ModuleApp | undefined;
+  let app: ModuleApp | undefined;
+  try {
+    app = (await (factory as AppFactory)(spec.options, ctx)) as ModuleApp | undefined;
+  } catch (cause) {
+    throw new MyriadError("ERR_APP_MODULE", `${spec.module}: export "${name}" threw: ${(cause as Error)?.message ?? String(cause)}`, { cause });
+  }
   if (app === null || typeof app !== "object" || app.handler === null || typeof app.handler !== "object" || typeof app.handler.message !== "function") {
-    throw new Error(`${spec.module}: export "${name}" must return { protocol?, codec?, handler: { message(conn, frame) }, close? }`);
+    throw new MyriadError("ERR_APP_MODULE", `${spec.module}: export "${name}" must return { protocol?, codec?, handler: { message(conn, frame) }, close? }`);
   }
   return app;
 }

@@ -2,7 +2,7 @@
  * How many processes a connection count needs when each process may hold only `ulimit -n`
  * descriptors, and how a `--port 7000-7019` / several-hosts listen list expands.
  */
-import { MyriadError } from "../errors.ts";
+import { MyriadError, MyriadRangeError, MyriadTypeError } from "../errors.ts";
 
 /**
  * Descriptors a process keeps free for everything that is not a connection (listeners,
@@ -57,7 +57,10 @@ export interface WorkerPlan {
  */
 export function planWorkers(input: WorkerPlanInput): WorkerPlan {
   if (!Number.isSafeInteger(input.maxConnections) || input.maxConnections < 0) {
-    throw new MyriadError("ERR_CLUSTER_PLAN", `maxConnections must be a non-negative integer, got ${input.maxConnections}`);
+    throw new MyriadRangeError("ERR_CLUSTER_PLAN", `maxConnections must be a non-negative integer, got ${input.maxConnections}`);
+  }
+  if (!(input.nofile >= 1) || !(input.cpus >= 1)) {
+    throw new MyriadRangeError("ERR_CLUSTER_PLAN", `nofile and cpus must be numbers >= 1, got nofile ${input.nofile}, cpus ${input.cpus}`);
   }
   const cap = connectionsPerProcess(input.nofile);
   const mean = safeMeanPerWorker(cap);
@@ -76,6 +79,7 @@ export interface ListenAddress {
  * Throws MyriadError ERR_CLUSTER_PORTS naming what it accepts.
  */
 export function parsePorts(spec: string): number[] {
+  if (typeof spec !== "string") throw new MyriadTypeError("ERR_CLUSTER_PORTS", `ports must be a string like "7000-7019", got ${typeof spec}`);
   const out: number[] = [];
   for (const part of spec.split(",").map((s) => s.trim()).filter(Boolean)) {
     const m = /^(\d+)(?:-(\d+))?$/.exec(part);

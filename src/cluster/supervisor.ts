@@ -448,6 +448,9 @@ export class Cluster implements AdminStatsSource {
  * ClusterError (code ERR_CLUSTER_START) carrying the worker's reason.
  */
 export async function runCluster(opts: ClusterOptions): Promise<Cluster> {
+  if (typeof opts !== "object" || opts === null) {
+    throw new ClusterError("ERR_CLUSTER_WORKERS", `runCluster(options): options must be an object like { workers, listen, app }, got ${String(opts)}`);
+  }
   if (!Number.isInteger(opts.workers) || opts.workers < 1 || opts.workers > 4096) {
     throw new ClusterError("ERR_CLUSTER_WORKERS", `workers must be an integer from 1 to 4096, got ${opts.workers}`);
   }

@@ -20,6 +20,7 @@
 import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { isAbsolute, join, resolve } from "node:path";
+import { MyriadError } from "../errors.ts";
 
 /** The unbundled entry: what workers run when bundling is not possible. */
 export const WORKER_MAIN_SOURCE = join(import.meta.dir, "worker-main.ts");
@@ -59,18 +60,18 @@ function privateDir(): string {
   const dir = join(tmpdir(), `myriad-${uid}`);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const st = lstatSync(dir);
-  if (!st.isDirectory() || st.uid !== uid) throw new Error(`${dir} is not a directory owned by uid ${uid}`);
+  if (!st.isDirectory() || st.uid !== uid) throw new MyriadError("ERR_CLUSTER_BUNDLE", `${dir} is not a directory owned by uid ${uid}`);
   if ((st.mode & 0o077) !== 0) chmodSync(dir, 0o700);
   return dir;
 }
 
 async function build(): Promise<string> {
   const result = await Bun.build({ entrypoints: [WORKER_MAIN_SOURCE], target: "bun", sourcemap: "linked" });
-  if (!result.success) throw new Error(result.logs.map((l) => String(l)).join("; ") || "Bun.build failed");
+  if (!result.success) throw new MyriadError("ERR_CLUSTER_BUNDLE", result.logs.map((l) => String(l)).join("; ") || "Bun.build failed");
   const entry = result.outputs.find((o) => o.kind === "entry-point");
   const map = result.outputs.find((o) => o.kind === "sourcemap");
   if (entry === undefined || result.outputs.some((o) => o.kind === "chunk")) {
-    throw new Error(`unexpected build outputs: ${result.outputs.map((o) => `${o.kind} ${o.path}`).join(", ")}`);
+    throw new MyriadError("ERR_CLUSTER_BUNDLE", `unexpected build outputs: ${result.outputs.map((o) => `${o.kind} ${o.path}`).join(", ")}`);
   }
   const code = await entry.text();
   let mapText: string | undefined;

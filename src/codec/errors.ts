@@ -1,4 +1,4 @@
-import { MyriadError } from "../errors.ts";
+import { MyriadError, MyriadRangeError } from "../errors.ts";
 
 /** `codecByName` was given a name it does not know. code: ERR_UNKNOWN_CODEC. */
 export class UnknownCodecError extends MyriadError {
@@ -9,9 +9,11 @@ export class UnknownCodecError extends MyriadError {
 
 /**
  * A message cannot be encoded by this codec (a u16 payload over 65535 bytes, a line that
- * contains "\n", ...). Thrown by `encode`; code: ERR_CODEC_ENCODE.
+ * contains "\n", a fractional RESP integer, ...). Thrown by `encode` and the `resp` encoders;
+ * code: ERR_CODEC_ENCODE. A RangeError (the value is out of what the wire can carry) and
+ * `instanceof MyriadError`. A message of the wrong type is a MyriadTypeError with the same code.
  */
-export class CodecEncodeError extends MyriadError {
+export class CodecEncodeError extends MyriadRangeError {
   constructor(message: string) {
     super("ERR_CODEC_ENCODE", message);
   }

@@ -1,4 +1,5 @@
 import { bytesAt } from "./bytes.ts";
+import { MyriadTypeError } from "../errors.ts";
 import { CodecEncodeError } from "./errors.ts";
 import { FRAME_INCOMPLETE, FRAME_TOO_LARGE, type Codec } from "./types.ts";
 
@@ -34,6 +35,9 @@ function lengthPrefixed(name: string, headerBytes: 2 | 4): Codec<Uint8Array, Uin
       return bytesAt(buf, start + headerBytes, start + length);
     },
     encode(message: Uint8Array): Uint8Array {
+      if (!(message instanceof Uint8Array)) {
+        throw new MyriadTypeError("ERR_CODEC_ENCODE", `${name} codec: encode takes a Uint8Array, got ${typeof message}`);
+      }
       const n = message.length;
       if (n > maxPayload) {
         throw new CodecEncodeError(

@@ -1,3 +1,4 @@
+import { MyriadTypeError } from "../errors.ts";
 import { CodecEncodeError } from "./errors.ts";
 import { CR, LF, bytesAt, indexOfByte, utf8Length, writeUtf8 } from "./bytes.ts";
 import { FRAME_INCOMPLETE, FRAME_TOO_LARGE, type Codec } from "./types.ts";
@@ -41,6 +42,9 @@ export const linesCodec: Codec<Uint8Array, Uint8Array | string> = {
       writeUtf8(message, out, 0);
       out[n] = LF;
       return out;
+    }
+    if (!(message instanceof Uint8Array)) {
+      throw new MyriadTypeError("ERR_CODEC_ENCODE", `lines codec: encode takes a string or a Uint8Array, got ${typeof message}`);
     }
     if (message.indexOf(LF) >= 0) throw newlineError();
     const out = new Uint8Array(message.length + 1);

@@ -1,4 +1,6 @@
+import { MyriadTypeError } from "../errors.ts";
 import { CR, LF, digitCount, utf8Length, writeUint, writeUtf8 } from "./bytes.ts";
+import { CodecEncodeError } from "./errors.ts";
 
 /**
  * RESP2 reply encoders for servers. Each returns the reply's bytes on the wire, ready for
@@ -14,6 +16,7 @@ function ascii(s: string): Uint8Array {
 
 /** "+<text>\r\n" or "-<text>\r\n"; "\r" and "\n" inside text become spaces, as redis does. */
 function line(type: number, text: string): Uint8Array {
+  if (typeof text !== "string") throw notA("a string", type === 43 ? "simple" : "error", text);
   const n = utf8Length(text);
   const out = new Uint8Array(n + 3);
   out[0] = type;
@@ -29,7 +32,8 @@ function line(type: number, text: string): Uint8Array {
 
 function encodeInteger(n: number): Uint8Array {
   if (!Number.isSafeInteger(n)) {
-    throw new RangeError(`resp.integer(${n}): RESP integers are whole numbers; send ${n} with resp.bulk(String(n))`);
+    if (typeof n !== "number") throw notA("a number", "integer", n);
+    throw new CodecEncodeError(`resp.integer(${n}): RESP integers are whole numbers; send ${n} with resp.bulk(String(n))`);
   }
   const neg = n < 0;
   const abs = neg ? -n : n;
@@ -44,6 +48,12 @@ function encodeInteger(n: number): Uint8Array {
   return out;
 }
 
+/** The error for a resp encoder given a value of the wrong type. */
+function notA(what: string, encoder: string, got: unknown): MyriadTypeError {
+  const shown = typeof got === "string" ? JSON.stringify(got) : got instanceof Uint8Array ? "a Uint8Array" : String(got);
+  return new MyriadTypeError("ERR_CODEC_ENCODE", `resp.${encoder}: takes ${what}, got ${shown} (${typeof got})`);
+}
+
 const SMALL_INT_MIN = -1;
 const SMALL_INT_MAX = 1023;
 // Filled on first use, not at import: every worker process imports the codecs, and an eager
@@ -53,6 +63,7 @@ const smallInts: (Uint8Array | undefined)[] = new Array(SMALL_INT_MAX - SMALL_IN
 /** "$<len>\r\n<bytes>\r\n" for bytes or a string (sent as UTF-8). */
 function encodeBulk(value: Uint8Array | string): Uint8Array {
   const isString = typeof value === "string";
+  if (!isString && !(value instanceof Uint8Array)) throw notA("a string or Uint8Array", "bulk", value);
   const len = isString ? utf8Length(value) : value.length;
   const d = digitCount(len);
   const out = new Uint8Array(1 + d + 2 + len + 2);
@@ -72,7 +83,11 @@ function encodeBulk(value: Uint8Array | string): Uint8Array {
 function encodeArray(items: readonly Uint8Array[]): Uint8Array {
   const n = items.length;
   let size = 1 + digitCount(n) + 2;
-  for (let i = 0; i < n; i++) size += (items[i] as Uint8Array).length;
+  for (let i = 0; i < n; i++) {
+    const item = items[i];
+    if (!(item instanceof Uint8Array)) throw notA("an array of encoded replies (Uint8Array)", "array", item);
+    size += item.length;
+  }
   const out = new Uint8Array(size);
   out[0] = 42;
   let p = 1 + writeUint(n, out, 1);
@@ -104,7 +119,7 @@ export const resp = {
   emptyArray: ascii("*0\r\n"),
   /** "$0\r\n\r\n", the empty bulk string. Shared: do not modify. */
   emptyBulk: ascii("$0\r\n\r\n"),
-  /** A simple string "+<s>\r\n"; CR/LF inside s become spaces. */
+  /** A simple string "+<s>\r\n"; CR/LF inside s become spaces. MyriadTypeError (ERR_CODEC_ENCODE) for a non-string. */
   simple(s: string): Uint8Array {
     return line(43, s);
   },
@@ -115,7 +130,7 @@ export const resp = {
   error(msg: string): Uint8Array {
     return line(45, msg);
   },
-  /** An integer reply ":<n>\r\n" for a safe integer (throws RangeError otherwise). */
+  /** An integer reply ":<n>\r\n" for a safe integer; otherwise throws CodecEncodeError (a RangeError), MyriadTypeError for a non-number. */
   integer(n: number): Uint8Array {
     if (n >= SMALL_INT_MIN && n <= SMALL_INT_MAX && (n | 0) === n) return (smallInts[n - SMALL_INT_MIN] ??= encodeInteger(n));
     return encodeInteger(n);
@@ -135,6 +150,7 @@ export const resp = {
     for (let i = 0; i < n; i++) {
       const v = values[i];
       if (v == null) size += 5;
+      else if (typeof v !== "string" && !(v instanceof Uint8Array)) throw notA("an array of strings, Uint8Arrays or null", "bulkArray", v);
       else {
         const len = typeof v === "string" ? utf8Length(v) : v.length;
         size += 1 + digitCount(len) + 2 + len + 2;

@@ -1,4 +1,5 @@
 import { CR, LF, digitCount, indexOfByte, readUtf8, utf8Length, writeUint, writeUtf8 } from "./bytes.ts";
+import { MyriadTypeError } from "../errors.ts";
 import { CodecEncodeError, RespError } from "./errors.ts";
 import {
   NUM_INCOMPLETE,
@@ -251,6 +252,7 @@ function writeCommand(command: RespCommand, first: number, out: Uint8Array, p: n
  * (redis would never answer it) or a word of another type.
  */
 function encodeCommand(command: RespCommand): Uint8Array {
+  if (!Array.isArray(command)) throw notACommand(command);
   if (wordBytes.length < command.length) wordBytes = new Int32Array(Math.max(command.length, wordBytes.length * 2));
   const out = new Uint8Array(sizeCommand(command, 0));
   writeCommand(command, 0, out, 0);
@@ -262,8 +264,15 @@ function encodeCommand(command: RespCommand): Uint8Array {
  * CodecEncodeError (and encodes nothing) for an empty or badly typed command.
  */
 export function encodeRespCommands(commands: ReadonlyArray<RespCommand>): Uint8Array {
+  if (!Array.isArray(commands)) {
+    throw new MyriadTypeError("ERR_CODEC_ENCODE", `encodeRespCommands takes an array of commands, got ${typeof commands}`);
+  }
   let words = 0;
-  for (let c = 0; c < commands.length; c++) words += (commands[c] as RespCommand).length;
+  for (let c = 0; c < commands.length; c++) {
+    const command = commands[c];
+    if (!Array.isArray(command)) throw notACommand(command);
+    words += command.length;
+  }
   if (wordBytes.length < words) wordBytes = new Int32Array(Math.max(words, wordBytes.length * 2));
   let size = 0;
   let first = 0;
@@ -299,6 +308,13 @@ function writeNumber(n: number, out: Uint8Array, p: number): void {
   }
   const s = String(n);
   for (let i = 0; i < s.length; i++) out[p + i] = s.charCodeAt(i);
+}
+
+function notACommand(command: unknown): MyriadTypeError {
+  return new MyriadTypeError(
+    "ERR_CODEC_ENCODE",
+    `a RESP command is an array of words like ["SET", "k", "v"], got ${command === null ? "null" : typeof command}`,
+  );
 }
 
 function badWord(w: unknown, i: number): CodecEncodeError {

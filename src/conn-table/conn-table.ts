@@ -34,6 +34,8 @@
  * only when it is non-zero, so it does not touch pages of columns the connection never used.
  */
 
+import { MyriadRangeError } from "../errors.ts";
+
 /** The most slots one table can hold: 2^20, so a slot fits the handle's low 20 bits. */
 export const MAX_CAPACITY = 1 << 20;
 
@@ -75,7 +77,11 @@ export class ConnTable {
   readonly flags: Uint8Array;
   /** Bumped by every free(); handles carry its low 12 bits. Owned by the table: read only. */
   readonly generation: Uint16Array;
-  /** The reactor's tick counter of the last read or write. 0 after alloc(). */
+  /**
+   * When the connection last read or wrote: the reactor's performance.now() in whole ms,
+   * wrapped to 32 bits (compare with `(now - t) >>> 0`), written only when an idle timeout is
+   * on. 0 after alloc().
+   */
   readonly lastActivity: Uint32Array;
   /** Bytes read from the connection. 0 after alloc(); a double counts exactly to 2^53. */
   readonly bytesIn: Float64Array;
@@ -111,13 +117,14 @@ export class ConnTable {
   private highWater = 0;
 
   /**
-   * Creates a table of `capacity` free slots. Throws RangeError unless capacity is an
-   * integer in 1..2^20. Allocates all typed arrays now (pages are zero-filled lazily by
+   * Creates a table of `capacity` free slots. Throws MyriadRangeError (ERR_CONN_TABLE_OPTION)
+   * unless capacity is an integer in 1..2^20. Allocates all typed arrays now (pages are zero-filled lazily by
    * the OS); alloc() and free() allocate nothing.
    */
   constructor(capacity: number) {
     if (!Number.isInteger(capacity) || capacity < 1 || capacity > MAX_CAPACITY) {
-      throw new RangeError(
+      throw new MyriadRangeError(
+        "ERR_CONN_TABLE_OPTION",
         `ConnTable capacity must be an integer in 1..${MAX_CAPACITY} (2^20), got ${String(capacity)}; ` +
           `run more processes for more connections`,
       );

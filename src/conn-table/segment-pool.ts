@@ -21,6 +21,7 @@
  * segment is reused first. A per-segment in-use byte catches double releases before they
  * could put one segment on the free stack twice (and hand it to two connections).
  */
+import { MyriadRangeError, MyriadTypeError } from "../errors.ts";
 import { SegmentRefError } from "./errors.ts";
 
 /** Never a ref: what a zero-filled Int32Array of refs holds (ConnTable.inRef/outRef when empty). */
@@ -34,7 +35,7 @@ export const MAX_SEGMENT_BYTES = 1 << 24;
 /** Largest chunk (chunkSegments × segmentBytes) accepted (1 GiB). */
 export const MAX_CHUNK_BYTES = 1 << 30;
 
-/** Options of new SegmentPool(); each is range-checked (RangeError naming it). */
+/** Options of new SegmentPool(); each is range-checked (MyriadRangeError ERR_SEGMENT_POOL_OPTION naming it). */
 export interface SegmentPoolOptions {
   /** Bytes per pooled segment; integer 1..2^24, default 4096. */
   segmentBytes?: number;
@@ -66,7 +67,7 @@ export interface SegmentPoolStats {
 
 function checkInt(name: string, value: number, min: number, max: number): void {
   if (!Number.isInteger(value) || value < min || value > max) {
-    throw new RangeError(`SegmentPool: ${name} must be an integer in ${min}..${max}, got ${String(value)}`);
+    throw new MyriadRangeError("ERR_SEGMENT_POOL_OPTION", `SegmentPool: ${name} must be an integer in ${min}..${max}, got ${String(value)}`);
   }
 }
 
@@ -102,9 +103,13 @@ export class SegmentPool {
 
   /**
    * Creates an empty pool; reserves no segment memory until the first acquire() (only the
-   * bookkeeping arrays: 5 bytes per maxSegments). Throws RangeError for an option out of range.
+   * bookkeeping arrays: 5 bytes per maxSegments). Throws MyriadRangeError
+   * (ERR_SEGMENT_POOL_OPTION) for an option out of range, MyriadTypeError when opts is not an object.
    */
   constructor(opts: SegmentPoolOptions) {
+    if (typeof opts !== "object" || opts === null) {
+      throw new MyriadTypeError("ERR_SEGMENT_POOL_OPTION", `new SegmentPool(options): options must be an object like { maxSegments: 1024 }, got ${String(opts)}`);
+    }
     const segmentBytes = opts.segmentBytes ?? 4096;
     const maxSegments = opts.maxSegments;
     const chunkSegments = opts.chunkSegments ?? 256;
@@ -174,7 +179,8 @@ export class SegmentPool {
    * when startByte > 0); otherwise the bytes go to a new fallback of capacity
    * max(need, 2 × capacity(ref)) and ref is released — use only the returned ref after.
    * startByte (default 0) lets a write queue drop its sent prefix in the same copy.
-   * Throws SegmentRefError for a ref not in use, RangeError for a bad count (ref untouched).
+   * Throws SegmentRefError for a ref not in use, MyriadRangeError (ERR_SEGMENT_POOL_OPTION) for a
+   * bad count (ref untouched).
    */
   grow(ref: number, usedBytes: number, minBytes: number, startByte = 0): number {
     const cap = this.capacity(ref);
@@ -306,7 +312,7 @@ export class SegmentPool {
     if (i === undefined) {
       i = this.fallbacks.length;
       if (i >= MAX_BUFFER_BYTES - FALLBACK_REF_BASE) {
-        throw new RangeError(`SegmentPool: more than ${MAX_BUFFER_BYTES - FALLBACK_REF_BASE} fallback buffers in use; release refs`);
+        throw new MyriadRangeError("ERR_SEGMENT_POOL_FULL", `SegmentPool: more than ${MAX_BUFFER_BYTES - FALLBACK_REF_BASE} fallback buffers in use; release refs`);
       }
       this.fallbacks.push(null);
     }

@@ -423,6 +423,8 @@ function tunConfigs(opts: LoadOptions, processes: number, window: number): TunCh
  * throws LoadError.
  */
 export async function startLoad(opts: LoadOptions, startTimeoutMs = 30_000): Promise<LoadRun> {
+  if (typeof opts !== "object" || opts === null) throw new LoadError("ERR_LOADGEN_OPTION", `startLoad(options): options must be an object, got ${String(opts)}`);
+  if (!Array.isArray(opts.targets) || opts.targets.length === 0) throw new LoadError("ERR_LOADGEN_ADDRESS", "targets must name at least one host:port");
   const P = opts.processes;
   if (!Number.isInteger(P) || P < 1) throw new LoadError("ERR_LOADGEN_PROCESSES", `processes must be an integer >= 1, got ${P}`);
   if (!Number.isInteger(opts.connections) || opts.connections < 0)

@@ -8,6 +8,7 @@
  * socket's `data`); the only per-connection objects are Bun's sockets themselves.
  */
 import type { Socket } from "bun";
+import { MyriadRangeError } from "../errors.ts";
 import { LogHistogram, type HistogramJSON } from "./histogram.ts";
 import type { RespSupport } from "./resp-support.ts";
 import { tupleOf, type Target } from "./targets.ts";
@@ -258,11 +259,11 @@ export class LoadEngine {
       keyspace: opts.keyspace ?? 1000,
       confirm: opts.confirm ?? false,
     };
-    if (!Number.isInteger(o.connections) || o.connections < 0) throw new RangeError(`connections must be an integer >= 0, got ${o.connections}`);
-    if (o.targets.length === 0) throw new RangeError("targets must name at least one host:port");
-    if (!(o.connectWindow >= 1)) throw new RangeError(`connectWindow must be >= 1, got ${o.connectWindow}`);
-    if (!(o.payloadBytes >= 1)) throw new RangeError(`payloadBytes must be >= 1, got ${o.payloadBytes}`);
-    if (o.protocol === "resp" && resp === undefined) throw new RangeError("protocol resp needs the RESP support: use LoadEngine.create");
+    if (!Number.isInteger(o.connections) || o.connections < 0) throw new MyriadRangeError("ERR_LOADGEN_CONNECTIONS", `connections must be an integer >= 0, got ${o.connections}`);
+    if (!Array.isArray(o.targets) || o.targets.length === 0) throw new MyriadRangeError("ERR_LOADGEN_ADDRESS", "targets must name at least one host:port");
+    if (!(o.connectWindow >= 1)) throw new MyriadRangeError("ERR_LOADGEN_OPTION", `connectWindow must be >= 1, got ${o.connectWindow}`);
+    if (!(o.payloadBytes >= 1)) throw new MyriadRangeError("ERR_LOADGEN_OPTION", `payloadBytes must be >= 1, got ${o.payloadBytes}`);
+    if (o.protocol === "resp" && resp === undefined) throw new MyriadRangeError("ERR_LOADGEN_OPTION", "protocol resp needs the RESP support: use LoadEngine.create");
     this.resp = resp;
     this.options = o;
     const n = o.connections;

@@ -8,6 +8,7 @@
  * same subBucketBits merge by adding counts, so load processes ship theirs to the parent
  * (toJSON / fromJSON, sparse) and the parent's percentiles are exact over all of them.
  */
+import { MyriadRangeError } from "../errors.ts";
 
 export interface HistogramJSON {
   subBucketBits: number;
@@ -50,8 +51,8 @@ export class LogHistogram {
   constructor(opts: { subBucketBits?: number; maxExponent?: number } = {}) {
     const bits = opts.subBucketBits ?? 7;
     const maxExp = opts.maxExponent ?? 40;
-    if (!Number.isInteger(bits) || bits < 1 || bits > 12) throw new RangeError(`subBucketBits must be an integer 1..12, got ${bits}`);
-    if (!Number.isInteger(maxExp) || maxExp < bits || maxExp > 52) throw new RangeError(`maxExponent must be an integer ${bits}..52, got ${maxExp}`);
+    if (!Number.isInteger(bits) || bits < 1 || bits > 12) throw new MyriadRangeError("ERR_LOADGEN_OPTION", `LogHistogram: subBucketBits must be an integer 1..12, got ${bits}`);
+    if (!Number.isInteger(maxExp) || maxExp < bits || maxExp > 52) throw new MyriadRangeError("ERR_LOADGEN_OPTION", `LogHistogram: maxExponent must be an integer ${bits}..52, got ${maxExp}`);
     this.subBucketBits = bits;
     this.maxExponent = maxExp;
     this.subCount = 1 << bits;
@@ -153,11 +154,12 @@ export class LogHistogram {
     };
   }
 
-  /** Adds every count of `other` (same subBucketBits and maxExponent, else RangeError). */
+  /** Adds every count of `other` (same subBucketBits and maxExponent, else MyriadRangeError ERR_LOADGEN_OPTION). */
   merge(other: LogHistogram | HistogramJSON): this {
     if (other.subBucketBits !== this.subBucketBits || other.maxExponent !== this.maxExponent) {
-      throw new RangeError(
-        `cannot merge histograms of different shapes (subBucketBits ${other.subBucketBits} vs ${this.subBucketBits}, maxExponent ${other.maxExponent} vs ${this.maxExponent})`,
+      throw new MyriadRangeError(
+        "ERR_LOADGEN_OPTION",
+        `LogHistogram.merge: cannot merge histograms of different shapes (subBucketBits ${other.subBucketBits} vs ${this.subBucketBits}, maxExponent ${other.maxExponent} vs ${this.maxExponent})`,
       );
     }
     if (other.count === 0) return this;

@@ -26,18 +26,14 @@ interface Range {
   client: ClockClient;
 }
 
-/** Process-wide; see module comment. Exported for tests and for the servers only. */
-export class ReactorClock {
+/** Process-wide; see module comment. Servers use the one instance, `clock`. */
+class ReactorClock {
   private wheel: TimingWheel | null = null;
   private ranges: Range[] = [];
   private timer: ReturnType<typeof setTimeout> | null = null;
   /** performance.now() at which the armed timer fires; Infinity when none is armed. */
   private armedAt = Infinity;
   private firing = false;
-  /** Timers fired since the process started (for tests and stats). */
-  fired = 0;
-  /** Times the driver woke up. */
-  wakeups = 0;
   private readonly fireBound = (): void => this.fire();
   private readonly expireBound = (id: number): void => this.expire(id);
 
@@ -146,11 +142,10 @@ export class ReactorClock {
     this.armedAt = Infinity;
     const wheel = this.wheel;
     if (wheel === null) return;
-    this.wakeups++;
     const now = performance.now();
     this.firing = true;
     try {
-      this.fired += wheel.advance(now, this.expireBound);
+      wheel.advance(now, this.expireBound);
     } finally {
       this.firing = false;
     }

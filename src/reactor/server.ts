@@ -1191,13 +1191,15 @@ class ReactorServer implements Server, ConnOps {
   }
 
   stop(opts: { graceful?: boolean; timeoutMs?: number } = {}): Promise<ServerStats> {
-    if (this.stopPromise !== null) return this.stopPromise;
-    const graceful = opts.graceful ?? true;
-    const timeoutMs = opts.timeoutMs ?? 10_000;
-    if (typeof graceful !== "boolean") throw new ServerOptionError("stop.graceful", "expected true or false");
+    const graceful = opts?.graceful ?? true;
+    const timeoutMs = opts?.timeoutMs ?? 10_000;
+    // Checked before the stopping check so a bad argument gets the same answer in any state;
+    // a promise-returning call reports it by rejecting (src/errors.ts).
+    if (typeof graceful !== "boolean") return Promise.reject(new ServerOptionError("stop.graceful", "expected true or false"));
     if (typeof timeoutMs !== "number" || !(timeoutMs >= 0) || timeoutMs > 2 ** 31 - 1) {
-      throw new ServerOptionError("stop.timeoutMs", `expected milliseconds 0..${2 ** 31 - 1}, got ${String(timeoutMs)}`);
+      return Promise.reject(new ServerOptionError("stop.timeoutMs", `expected milliseconds 0..${2 ** 31 - 1}, got ${String(timeoutMs)}`));
     }
+    if (this.stopPromise !== null) return this.stopPromise;
     this.stopping = true;
     this.stopPromise = new Promise<ServerStats>((resolve) => {
       this.stopResolve = resolve;

@@ -4,6 +4,7 @@
  * with the process's share of the connections. The process runs inside the experiment's
  * namespace (netns.ts), so the device and the route exist only there.
  */
+import { MyriadError } from "../../errors.ts";
 import type { EngineOptions } from "../engine.ts";
 import type { TunChildConfig } from "../protocol.ts";
 import { TunDevice } from "./device.ts";
@@ -20,7 +21,7 @@ function txQueueLen(window: number): number {
 
 /** Opens and configures the device, then creates the engine (which starts reading at once). */
 export function createTunEngine(engine: EngineOptions, tun: TunChildConfig): TunEngine {
-  if ((engine.mode ?? "idle") !== "idle") throw new Error(`the TUN client holds idle connections only (mode ${engine.mode} asked)`);
+  if ((engine.mode ?? "idle") !== "idle") throw new MyriadError("ERR_LOADGEN_TUN", `the TUN client holds idle connections only (mode ${engine.mode} asked)`);
   const dev = TunDevice.open(tun.device);
   try {
     ip(["link", "set", "dev", tun.device, "up", "txqueuelen", String(txQueueLen(engine.connectWindow ?? 1024))]);

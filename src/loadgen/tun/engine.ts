@@ -29,6 +29,7 @@
  * Idle mode only: it holds connections; it sends no payload.
  */
 import { ptr } from "bun:ffi";
+import { MyriadRangeError } from "../../errors.ts";
 import { emptyCounters, type EngineReport, type LoadCounters } from "../engine.ts";
 import { LogHistogram } from "../histogram.ts";
 import type { PacketDevice } from "./device.ts";
@@ -154,10 +155,10 @@ export class TunEngine {
 
   /** Takes an open device (the engine closes it at stop) and the options; allocates all its memory now. */
   constructor(dev: PacketDevice, o: TunEngineOptions) {
-    if (!Number.isInteger(o.connections) || o.connections < 0) throw new RangeError(`connections must be an integer >= 0, got ${o.connections}`);
-    if (o.ports.length === 0) throw new RangeError("ports must not be empty");
+    if (!Number.isInteger(o.connections) || o.connections < 0) throw new MyriadRangeError("ERR_LOADGEN_CONNECTIONS", `connections must be an integer >= 0, got ${o.connections}`);
+    if (o.ports.length === 0) throw new MyriadRangeError("ERR_LOADGEN_TUN", "ports must not be empty");
     const window = o.connectWindow ?? 1024;
-    if (!Number.isInteger(window) || window < 1 || window > MAX_TUN_WINDOW) throw new RangeError(`connectWindow must be an integer 1..${MAX_TUN_WINDOW}, got ${window}`);
+    if (!Number.isInteger(window) || window < 1 || window > MAX_TUN_WINDOW) throw new MyriadRangeError("ERR_LOADGEN_TUN", `connectWindow must be an integer 1..${MAX_TUN_WINDOW}, got ${window}`);
     this.dev = dev;
     this.n = o.connections;
     this.clientFirstIp = o.clientFirstIp >>> 0;
