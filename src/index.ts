@@ -11,6 +11,4 @@ export * from "./codec/index.ts";
 export * from "./reactor/index.ts";
 export * from "./pool/index.ts";
 export { createKvApp, createEchoApp, type KvApp, type EchoApp, type AppContext, type AppFactory, type ModuleApp } from "./apps/index.ts";
-
-/** The package version. */
-export const VERSION = "0.1.0";
+export { VERSION } from "./version.ts";

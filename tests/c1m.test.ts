@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
-import { isProcessAlive } from "../src/cluster/index.ts";
+import { isProcessAlive } from "../src/system/index.ts";
 import { niceScale, renderChart } from "../src/loadgen/chart.ts";
 import type { C1mResult } from "../src/loadgen/c1m.ts";
 import { tunSupport } from "../src/loadgen/tun/netns.ts";

@@ -3,7 +3,8 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Socket } from "bun";
-import { isProcessAlive, runCluster, sumStats, zeroStats, type Cluster, type ClusterEvent } from "../src/cluster/index.ts";
+import { runCluster, sumStats, zeroStats, type Cluster, type ClusterEvent } from "../src/cluster/index.ts";
+import { isProcessAlive } from "../src/system/index.ts";
 
 const ROOT = join(import.meta.dir, "..");
 const tmp = mkdtempSync(join(tmpdir(), "myriad-cluster-"));

@@ -2,21 +2,20 @@ import { describe, expect, test } from "bun:test";
 import { readFileSync, existsSync } from "node:fs";
 import { join } from "node:path";
 import fc from "fast-check";
+import { parsePorts, resolveWorkers } from "../src/cluster/index.ts";
 import {
   connectionsPerProcess,
   diagnose,
   parseMeminfo,
   parseNetstat,
   parseNofile,
-  parsePorts,
   parseSlabinfo,
   parseSockstat,
   planWorkers,
   readSystemLimits,
-  resolveWorkers,
   safeMeanPerWorker,
   type SystemLimits,
-} from "../src/cluster/index.ts";
+} from "../src/system/index.ts";
 
 const ROOT = join(import.meta.dir, "..");
 

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { Socket, TCPSocketListener } from "bun";
-import { isProcessAlive } from "../src/cluster/index.ts";
+import { isProcessAlive } from "../src/system/index.ts";
 import { startLoad, type LoadReport } from "../src/loadgen/index.ts";
 
 // A load process's figures must not depend on how long it takes to close its connections:

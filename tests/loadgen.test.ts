@@ -16,7 +16,7 @@ import {
   splitEvenly,
   tupleOf,
 } from "../src/loadgen/index.ts";
-import { isProcessAlive } from "../src/cluster/index.ts";
+import { isProcessAlive } from "../src/system/index.ts";
 
 const ROOT = join(import.meta.dir, "..");
 

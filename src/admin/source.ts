@@ -1,15 +1,11 @@
-import type { AdminSnapshot, AdminStatsSource, PoolStats, ServerStats } from "./types.ts";
+import type { StatsPool } from "../pool/index.ts";
+import type { AdminSnapshot, AdminStatsSource, ServerStats } from "./types.ts";
 
 /** What serverSource needs of a src/reactor Server. */
 export interface StatsServer {
   stats(): ServerStats;
   readonly accepting: boolean;
   stop(opts?: { graceful?: boolean; timeoutMs?: number }): Promise<unknown>;
-}
-
-/** Anything with PoolStats: a src/pool Pool, or a client that owns one. */
-export interface StatsPool {
-  stats(): PoolStats;
 }
 
 /** Options of serverSource. */

@@ -7,13 +7,4 @@ export { KvStore, SetCondition, type KvStoreOptions } from "./kv-store.ts";
 export { ExpiryIndex, type ExpiryIndexOptions } from "./kv-expiry.ts";
 export { createEchoApp, type EchoApp } from "./echo.ts";
 export { PubSub } from "./pubsub.ts";
-export {
-  loadModuleApp,
-  PoolRegistry,
-  type AppContext,
-  type AppFactory,
-  type ModuleApp,
-  type ModuleAppSpec,
-  type PoolSnapshot,
-  type StatsPool,
-} from "./module.ts";
+export { loadModuleApp, type AppContext, type AppFactory, type ModuleApp, type ModuleAppSpec } from "./module.ts";

@@ -13,7 +13,7 @@
  * by the store (kv-store.ts); deadlines live on a timing wheel with a lazy check on access.
  */
 import { ProtocolError, type Conn, type Handler } from "../reactor/index.ts";
-import { VERSION } from "../index.ts";
+import { VERSION } from "../version.ts";
 import { CommandTable, arityOk, isWord, type CommandSpec } from "./commands.ts";
 import { int64AsBig, int64Big, int64Bytes, int64IsBig, int64Small, parseInt64, INT64_MAX, INT64_MIN } from "./int64.ts";
 import { KvStore, SetCondition } from "./kv-store.ts";

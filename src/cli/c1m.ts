@@ -7,10 +7,9 @@
  */
 import { join } from "node:path";
 import { defineCommand, runCommand } from "../config/index.ts";
-import { diagnose, parsePorts, readPageBytes, readSlabinfo, readSystemLimits } from "../cluster/index.ts";
-import { parseAddresses } from "../loadgen/index.ts";
-import { runC1m, type C1mClient, type ServerKind } from "../loadgen/c1m.ts";
-import { tunSupport } from "../loadgen/tun/netns.ts";
+import { parsePorts } from "../cluster/index.ts";
+import { parseAddresses, runC1m, tunSupport, type C1mClient, type ServerKind } from "../loadgen/index.ts";
+import { diagnose, readPageBytes, readSlabinfo, readSystemLimits } from "../system/index.ts";
 
 const ROOT = join(import.meta.dir, "..", "..");
 

@@ -4,7 +4,7 @@
  * Exit code: 0 when ready for N, 1 when a check fails, 2 on a bad flag.
  */
 import { defineCommand, runCommand } from "../config/index.ts";
-import { diagnose, formatDoctorReport, readPageBytes, readSlabinfo, readSystemLimits } from "../cluster/index.ts";
+import { diagnose, formatDoctorReport, readPageBytes, readSlabinfo, readSystemLimits } from "../system/index.ts";
 
 const command = defineCommand({
   name: "doctor",

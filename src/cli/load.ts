@@ -4,7 +4,7 @@
  * for --duration, then stops by itself and reports (text, or JSON with --json).
  */
 import { defineCommand, runCommand } from "../config/index.ts";
-import { connectionsPerProcess, readSystemLimits } from "../cluster/index.ts";
+import { connectionsPerProcess, readSystemLimits } from "../system/index.ts";
 import {
   formatLoadReport,
   maxPerTuple,

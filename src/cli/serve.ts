@@ -16,10 +16,11 @@
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { isLoopbackHost, startAdminServer, serverSource, type AdminServer, type AdminStatsSource } from "../admin/index.ts";
-import { createEchoApp, createKvApp, loadModuleApp, PoolRegistry, type ModuleApp } from "../apps/index.ts";
+import { createEchoApp, createKvApp, loadModuleApp, type ModuleApp } from "../apps/index.ts";
+import { PoolRegistry } from "../pool/index.ts";
 import type { ClusterEvent, ListenAddress, WorkerApp } from "../cluster/index.ts";
 import { isModuleAppPath, serveCommand, workersOf, type ServeConfig } from "../config/index.ts";
-import { VERSION } from "../index.ts";
+import { VERSION } from "../version.ts";
 import { createServer, defaultMaxConnections, type Server, type ServerOptions, type ServerStats } from "../reactor/index.ts";
 
 /** "1 MiB", "4 MiB", "512 B". */
@@ -275,7 +276,10 @@ async function serveSingle(cfg: ServeConfig): Promise<void> {
  * or POST /admin/stop stops every worker gracefully by pid and prints their summed stats.
  */
 async function serveCluster(cfg: ServeConfig, spec: number | "auto", hosts: string[], ports: number[]): Promise<void> {
-  const { runCluster, resolveWorkers, listenAddresses, readSystemLimits, connectionsPerProcess } = await import("../cluster/index.ts");
+  const [{ runCluster, resolveWorkers, listenAddresses }, { readSystemLimits, connectionsPerProcess }] = await Promise.all([
+    import("../cluster/index.ts"),
+    import("../system/index.ts"),
+  ]);
   const limits = readSystemLimits();
   const plan = resolveWorkers(spec, cfg.maxConnections, limits.nofileSoft, limits.cpus);
   const listen = listenAddresses(hosts, ports);

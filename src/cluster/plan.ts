@@ -1,72 +1,10 @@
 /**
- * How many processes a connection count needs when each process may hold only `ulimit -n`
- * descriptors, and how a `--port 7000-7019` / several-hosts listen list expands.
+ * A cluster's shape: how a `--port 7000-7019` / several-hosts listen list expands, and how
+ * `--workers N|auto` with `--max-connections` becomes a worker count and a per-worker cap
+ * (the sizing rules themselves are src/system's).
  */
-import { MyriadError, MyriadRangeError, MyriadTypeError } from "../errors.ts";
-
-/**
- * Descriptors a process keeps free for everything that is not a connection (listeners,
- * stdio, IPC, files): min(1024, max(32, limit / 64)) — the reactor's own margin.
- */
-export function fdMarginOf(nofile: number): number {
-  return Math.min(1024, Math.max(32, Math.floor(nofile / 64)));
-}
-
-/**
- * Most connections one process can hold under a soft RLIMIT_NOFILE of `nofile`:
- * min(nofile - margin, 95% of nofile) — 19,000 at 20,000. At least 1.
- */
-export function connectionsPerProcess(nofile: number): number {
-  if (!Number.isFinite(nofile)) return 1 << 20;
-  return Math.max(1, Math.min(nofile - fdMarginOf(nofile), Math.floor(nofile * 0.95)));
-}
-
-/**
- * The mean per-worker load that keeps every worker under `capacity` when the kernel spreads
- * connections at random over reusePort listeners: each worker's share is binomial, so the
- * mean leaves room for four standard deviations plus 1%.
- */
-export function safeMeanPerWorker(capacity: number): number {
-  // Solve m + 4*sqrt(m) + 0.01*m <= capacity for m.
-  const a = 1.01;
-  const s = (-4 + Math.sqrt(16 + 4 * a * capacity)) / (2 * a);
-  return Math.max(1, Math.floor(s * s));
-}
-
-export interface WorkerPlanInput {
-  /** Connections the cluster must hold in total. */
-  maxConnections: number;
-  /** Soft RLIMIT_NOFILE each worker will have. */
-  nofile: number;
-  /** Logical CPUs: at least one worker each. */
-  cpus: number;
-}
-
-export interface WorkerPlan {
-  workers: number;
-  /** maxConnections to give each worker: what its descriptors allow. */
-  maxConnectionsPerWorker: number;
-  /** maxConnections / workers. */
-  meanPerWorker: number;
-}
-
-/**
- * `--workers auto`: enough workers that an even-by-chance reusePort spread of maxConnections
- * stays under each worker's descriptor budget, and at least one per CPU.
- * Contract: workers × safeMeanPerWorker(cap) >= maxConnections, workers >= cpus.
- */
-export function planWorkers(input: WorkerPlanInput): WorkerPlan {
-  if (!Number.isSafeInteger(input.maxConnections) || input.maxConnections < 0) {
-    throw new MyriadRangeError("ERR_CLUSTER_PLAN", `maxConnections must be a non-negative integer, got ${input.maxConnections}`);
-  }
-  if (!(input.nofile >= 1) || !(input.cpus >= 1)) {
-    throw new MyriadRangeError("ERR_CLUSTER_PLAN", `nofile and cpus must be numbers >= 1, got nofile ${input.nofile}, cpus ${input.cpus}`);
-  }
-  const cap = connectionsPerProcess(input.nofile);
-  const mean = safeMeanPerWorker(cap);
-  const workers = Math.max(Math.max(1, Math.floor(input.cpus)), Math.ceil(input.maxConnections / mean));
-  return { workers, maxConnectionsPerWorker: cap, meanPerWorker: Math.ceil(input.maxConnections / workers) };
-}
+import { MyriadError, MyriadTypeError } from "../errors.ts";
+import { connectionsPerProcess, planWorkers, type WorkerPlan } from "../system/index.ts";
 
 /** One address a worker listens on. */
 export interface ListenAddress {

@@ -3,7 +3,7 @@
  * configuration a worker gets in MYRIAD_CLUSTER_WORKER. Any worker entry that speaks this
  * (src/cluster/worker-main.ts, bench/c1m-raw-worker.ts) can run under the supervisor.
  */
-import type { PoolSnapshot } from "../apps/index.ts";
+import type { PoolSnapshot } from "../pool/index.ts";
 import type { ProtocolName, ServerOptions, ServerStats } from "../reactor/index.ts";
 import type { ListenAddress } from "./plan.ts";
 

@@ -13,10 +13,10 @@ import type { Subprocess } from "bun";
 import { existsSync } from "node:fs";
 import type { AdminSnapshot, AdminStatsSource } from "../admin/index.ts";
 import { MyriadError } from "../errors.ts";
-import type { PoolSnapshot } from "../apps/index.ts";
 import type { ServerStats } from "../reactor/index.ts";
-import { readSystemLimits } from "./limits.ts";
-import { connectionsPerProcess, type ListenAddress } from "./plan.ts";
+import { backoffCeilingMs, type PoolSnapshot } from "../pool/index.ts";
+import { connectionsPerProcess, readSystemLimits } from "../system/index.ts";
+import type { ListenAddress } from "./plan.ts";
 import {
   WORKER_CONFIG_ENV,
   type SupervisorToWorker,
@@ -26,7 +26,6 @@ import {
   type WorkerToSupervisor,
 } from "./protocol.ts";
 import { sumStats, zeroStats } from "./stats.ts";
-import { backoffCeilingMs } from "../pool/backoff.ts";
 import { bundledWorkerEntry, WORKER_MAIN_SOURCE } from "./worker-bundle.ts";
 
 /** Restart policy: the delay doubles from initialDelayMs to maxDelayMs per consecutive crash. */

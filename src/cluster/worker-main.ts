@@ -10,7 +10,7 @@
  * them and closing a connection over the cap at once (counted as rejected).
  */
 import { createServer, type Conn, type Handler, type Server, type ServerOptions, type ServerStats } from "../reactor/index.ts";
-import type { PoolRegistry } from "../apps/index.ts";
+import type { PoolRegistry } from "../pool/index.ts";
 import { sumStats } from "./stats.ts";
 import { WORKER_CONFIG_ENV, type SupervisorToWorker, type WorkerApp, type WorkerConfig, type WorkerToSupervisor } from "./protocol.ts";
 
@@ -50,7 +50,7 @@ async function loadApp(app: WorkerApp): Promise<LoadedApp> {
       return createKvApp({ tickMs: app.tickMs, maxKeys: app.maxKeys });
     }
     case "module": {
-      const { loadModuleApp, PoolRegistry } = await import("../apps/index.ts");
+      const [{ loadModuleApp }, { PoolRegistry }] = await Promise.all([import("../apps/index.ts"), import("../pool/index.ts")]);
       registry = new PoolRegistry();
       return loadModuleApp(app, { workerIndex: cfg.index, workers: cfg.workers }, registry);
     }

@@ -30,6 +30,7 @@
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { runCluster, type Cluster } from "../cluster/index.ts";
 import {
   readProcFile,
   type ProcReader,
@@ -43,12 +44,10 @@ import {
   readSlabinfo,
   readSockstat,
   readSystemLimits,
-  runCluster,
-  type Cluster,
   type SlabCache,
   type Sockstat,
   type SystemLimits,
-} from "../cluster/index.ts";
+} from "../system/index.ts";
 import { renderChart, type ChartSeries } from "./chart.ts";
 import { startLoad, teardownGraceMs, type LoadReport, type LoadRun } from "./coordinator.ts";
 import { autoSources, type Target } from "./targets.ts";

@@ -32,3 +32,5 @@ export {
 } from "./engine.ts";
 export { startLoad, teardownGraceMs, LoadRun, LoadError, type LoadOptions, type LoadReport } from "./coordinator.ts";
 export { progressLine, formatLoadReport } from "./progress.ts";
+export { runC1m, type C1mClient, type C1mOptions, type C1mResult, type C1mPhaseResult, type ServerKind } from "./c1m.ts";
+export { tunSupport } from "./tun/netns.ts";

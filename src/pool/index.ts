@@ -1,5 +1,6 @@
 /**
- * src/pool public surface: Channel, Pool, the pooled pipelined TCP client and the RESP client.
+ * src/pool public surface: Channel, Pool, the pooled pipelined TCP client and the RESP client,
+ * and the registry of pools an application shows in the admin server.
  */
 export { Channel } from "./channel.ts";
 export { Pool, type PoolStats, type AcquireOptions } from "./pool.ts";
@@ -26,3 +27,4 @@ export {
   type TcpClientStats,
 } from "./tcp-client.ts";
 export { createRespClient, type RespClient, type RespClientOptions } from "./resp-client.ts";
+export { PoolRegistry, type PoolSnapshot, type StatsPool } from "./registry.ts";

@@ -158,7 +158,7 @@ export class Netns {
   }
 
   /**
-   * A ProcReader (see cluster/limits.ts) that reads this namespace's /proc/net/* through the
+   * A ProcReader (see src/system/proc.ts) that reads this namespace's /proc/net/* through the
    * anchor's /proc/<pid>/net: sockstat and netstat are per namespace, so the root
    * namespace's files do not show the experiment's sockets. Other paths read as they are.
    */

@@ -8,8 +8,9 @@
  * tuple) or busy sockets, but myriad's workers and load processes work around it;
  * "fail" — blocks the target even with myriad's plan until fixed.
  */
-import type { SlabCache, SystemLimits } from "./limits.ts";
-import { connectionsPerProcess, planWorkers } from "./plan.ts";
+import type { SystemLimits } from "./limits.ts";
+import type { SlabCache } from "./proc.ts";
+import { connectionsPerProcess, planWorkers } from "./capacity.ts";
 
 export type CheckStatus = "ok" | "warn" | "fail";
 

@@ -1,0 +1,47 @@
+/**
+ * The machine under myriad: its limits as /proc tells them, the sizing rules every process
+ * count comes from (descriptors per process, workers, load processes), and the doctor that
+ * says which limit bites first for a connection count. Imports nothing of myriad but
+ * errors.ts: the reactor, the cluster and the load generator all build on it.
+ */
+export {
+  readProcFile,
+  readSockstat,
+  readSlabinfo,
+  readMeminfo,
+  readNetstat,
+  readRssBytes,
+  readPageBytes,
+  isProcessAlive,
+  parseNetstat,
+  parseNofile,
+  parseMeminfo,
+  parseSockstat,
+  parseSlabinfo,
+  type ProcReader,
+  type Sockstat,
+  type SlabCache,
+} from "./proc.ts";
+export { readSystemLimits, type SystemLimits, type ConntrackInfo, type Triple } from "./limits.ts";
+export {
+  fdMargin,
+  connectionsPerProcess,
+  safeMeanPerWorker,
+  planWorkers,
+  type WorkerPlan,
+  type WorkerPlanInput,
+} from "./capacity.ts";
+export {
+  diagnose,
+  formatDoctorReport,
+  kernelBytesPerSocketFromSlabs,
+  DEFAULT_COST_MODEL,
+  DEFAULT_CONNECTIONS_PER_SOURCE,
+  SOCKET_SLAB_CACHES,
+  type DoctorCheck,
+  type DoctorOptions,
+  type DoctorPlan,
+  type DoctorReport,
+  type CostModel,
+  type CheckStatus,
+} from "./doctor.ts";
