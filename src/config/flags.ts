@@ -1,10 +1,10 @@
 /**
  * The command-line layer every myriad CLI uses (serve, load, c1m, doctor).
  *
- * A command declares its flags once; from that one declaration come the argv parser, the
- * `--help` text, the `MYRIAD_*` environment names and a TypeBox schema that validates the
- * same settings when they come from a JSON config file. Precedence, highest first:
- * flags > environment > config file > defaults.
+ * A command declares its flags once (spec.ts); from that one declaration come the argv
+ * parser (here), the `--help` text (help.ts), the `MYRIAD_*` environment names and a
+ * TypeBox schema (coerce.ts) that validates the same settings when they come from a JSON
+ * config file. Precedence, highest first: flags > environment > config file > defaults.
  *
  * Flag names are camelCase in code and in JSON files (`maxConnections`) and kebab-case on the
  * command line (`--max-connections`); the environment name is `MYRIAD_` + SNAKE_CASE
@@ -16,185 +16,22 @@
 import { Type, type TSchema, type TObject } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
 import { readFileSync } from "node:fs";
-import { MyriadError, type MyriadErrorCode } from "../errors.ts";
-
-/** A `port-range` value: `6380` is `{ from: 6380, to: 6380 }`; `6380-6389` is both ends, inclusive. */
-export interface PortRange {
-  from: number;
-  to: number;
-}
-
-interface FlagBase {
-  /** One line for `--help`. */
-  help: string;
-  /** Environment variable that sets it; default `MYRIAD_<SNAKE_NAME>`; false for none. */
-  env?: string | false;
-  /** A one-letter alias: `short: "p"` accepts `-p 80`. */
-  short?: string;
-  /** A missing value (no flag, env, file entry or default) is an error. */
-  required?: boolean;
-  /** Hidden from `--help` (still accepted). */
-  hidden?: boolean;
-  /** The word shown after the flag in `--help`, e.g. `<path>`. */
-  placeholder?: string;
-}
-/** Integer; accepts `_` separators and `k` / `m` suffixes (`100k`, `1m` = 1,000,000). */
-export interface IntFlag extends FlagBase {
-  type: "int";
-  default?: number;
-  min?: number;
-  max?: number;
-}
-/** Any finite number. */
-export interface NumberFlag extends FlagBase {
-  type: "number";
-  default?: number;
-  min?: number;
-  max?: number;
-}
-/** A duration, stored in milliseconds: `250`, `250ms`, `2s`, `1.5m`, `1h`. */
-export interface DurationFlag extends FlagBase {
-  type: "duration-ms";
-  default?: number;
-  /** Bounds in milliseconds. */
-  min?: number;
-  max?: number;
-}
-export interface StringFlag extends FlagBase {
-  type: "string";
-  default?: string;
-  /** Minimum length (1 = non-empty). */
-  minLength?: number;
-}
-/** `--flag`, `--flag=true|false|1|0|yes|no|on|off`, `--no-flag`. Default false unless given. */
-export interface BoolFlag extends FlagBase {
-  type: "bool";
-  default?: boolean;
-}
-export interface EnumFlag<C extends string = string> extends FlagBase {
-  type: "enum";
-  choices: readonly C[];
-  default?: C;
-}
-/** Comma-separated and/or repeated (`--x a,b --x c` = [a, b, c]); items may be restricted to choices. */
-export interface ListFlag extends FlagBase {
-  type: "list";
-  default?: readonly string[];
-  choices?: readonly string[];
-}
-/** `6380` or `6380-6389`; ports within min..max (default 1..65535). */
-export interface PortRangeFlag extends FlagBase {
-  type: "port-range";
-  default?: PortRange;
-  min?: number;
-  max?: number;
-}
-
-export type FlagSpec = IntFlag | NumberFlag | DurationFlag | StringFlag | BoolFlag | EnumFlag | ListFlag | PortRangeFlag;
-export type FlagType = FlagSpec["type"];
-
-/** The parsed type of one flag. */
-export type FlagValue<S> = S extends { type: "int" | "number" | "duration-ms" }
-  ? number
-  : S extends { type: "bool" }
-    ? boolean
-    : S extends { type: "enum"; choices: readonly (infer C)[] }
-      ? C
-      : S extends { type: "list" }
-        ? string[]
-        : S extends { type: "port-range" }
-          ? PortRange
-          : string;
-
-/** Parsed values: a flag with a default (or a bool, or a required flag) is always set. */
-export type FlagValues<F extends Record<string, FlagSpec>> = {
-  [K in keyof F]: F[K] extends { default: unknown } | { type: "bool" } | { required: true }
-    ? FlagValue<F[K]>
-    : FlagValue<F[K]> | undefined;
-};
-
-/** Where a value came from. */
-export type ValueSource = "default" | "file" | "env" | "flag";
-
-export interface CommandSpec<F extends Record<string, FlagSpec>> {
-  /** The command's name as the user types it after `bun run` (`serve`). Prefixes every error. */
-  name: string;
-  /** One or two sentences shown at the top of `--help`. */
-  summary: string;
-  flags: F;
-  /** Usage line override; default `bun run <name> [flags]`. */
-  usage?: string;
-  /** Extra text at the end of `--help` (examples, notes). */
-  epilog?: string;
-  /** Positional arguments accepted (names for `--help`); none by default, so a stray word is an error. */
-  positionals?: { name: string; help: string; variadic?: boolean }[];
-  /**
-   * Name of a string flag whose value is a JSON config file (keys = flag names in camelCase);
-   * its settings rank below env and flags.
-   */
-  configFlag?: keyof F & string;
-  /** Cross-flag checks after parsing: return one error line (without the command prefix), or undefined. */
-  validate?: (values: FlagValues<F>) => string | undefined;
-}
-
-export interface ParsedCommand<F extends Record<string, FlagSpec>> {
-  /** True when `--help` / `-h` was given: the values are then only the defaults. */
-  help: boolean;
-  values: FlagValues<F>;
-  positionals: string[];
-  sources: { [K in keyof F]: ValueSource | undefined };
-}
-
-export interface ParseOptions {
-  /** Environment to read `MYRIAD_*` from; default `process.env`. Pass `{}` to ignore it. */
-  env?: Record<string, string | undefined>;
-}
-
-/** The codes a FlagError carries. */
-export type FlagErrorCode = Extract<MyriadErrorCode, "ERR_FLAG_UNKNOWN" | "ERR_FLAG_VALUE" | "ERR_FLAG_MISSING" | "ERR_FLAG_ARGUMENT" | "ERR_CONFIG_FILE">;
-
-/**
- * A bad flag, environment value or config file entry. `message` is the one line to print
- * (without the command prefix); `code` is ERR_FLAG_UNKNOWN, ERR_FLAG_VALUE, ERR_FLAG_MISSING,
- * ERR_FLAG_ARGUMENT or ERR_CONFIG_FILE.
- */
-export class FlagError extends MyriadError {
-  declare readonly code: FlagErrorCode;
-  readonly command: string;
-  constructor(command: string, code: FlagErrorCode, message: string) {
-    super(code, message);
-    this.command = command;
-  }
-  /** The line a CLI prints: `serve: --port must be ...`. */
-  format(): string {
-    return `${this.command}: ${this.message}`;
-  }
-}
-
-export interface Command<F extends Record<string, FlagSpec>> {
-  readonly name: string;
-  readonly spec: CommandSpec<F>;
-  /** TypeBox schema of the typed values (all keys optional, no others): validates a config object. */
-  readonly schema: TObject;
-  /** Parses argv (without the runtime and script: `process.argv.slice(2)`). Throws FlagError. */
-  parse(argv: readonly string[], opts?: ParseOptions): ParsedCommand<F>;
-  /**
-   * Parses argv; on `--help` prints usage to stdout and exits 0; on a FlagError prints its
-   * one line to stderr and exits 2. Returns only with valid values.
-   */
-  parseOrExit(argv?: readonly string[], opts?: ParseOptions): ParsedCommand<F>;
-  /** The `--help` text. */
-  helpText(): string;
-  /**
-   * Validates a config object (as read from a JSON file) against the schema; throws FlagError
-   * naming the key, the value and what it accepts. `origin` names it in errors.
-   */
-  checkConfig(config: unknown, origin?: string): Partial<FlagValues<F>>;
-  /** The command-line spelling of a flag: `maxConnections` -> `--max-connections`. */
-  flagName(key: keyof F & string): string;
-  /** The environment variable of a flag, or undefined when it has none. */
-  envName(key: keyof F & string): string | undefined;
-}
+import { MyriadError } from "../errors.ts";
+import { CoerceError, coerceFileValue, coerceString, flagSchema } from "./coerce.ts";
+import { FlagError, type FlagErrorCode } from "./errors.ts";
+import { describeAccepts, helpText } from "./help.ts";
+import {
+  envNameOf,
+  flagNameOf,
+  kebabCase,
+  type Command,
+  type CommandSpec,
+  type FlagSpec,
+  type FlagValues,
+  type ParsedCommand,
+  type ParseOptions,
+  type ValueSource,
+} from "./spec.ts";
 
 /** Declares a command. `const` inference keeps enum choices as literal types. */
 export function defineCommand<const F extends Record<string, FlagSpec>>(spec: CommandSpec<F>): Command<F> {
@@ -206,126 +43,8 @@ export function runCommand<F extends Record<string, FlagSpec>>(cmd: Command<F>, 
   return cmd.parseOrExit(process.argv.slice(2), opts);
 }
 
-// ---------------------------------------------------------------------------------------
-
-/** `maxConnections` -> `max-connections`. */
-export function kebabCase(name: string): string {
-  return name.replace(/[A-Z]/g, (c) => "-" + c.toLowerCase());
-}
-/** `maxConnections` -> `MAX_CONNECTIONS`. */
-export function snakeUpper(name: string): string {
-  return name.replace(/[A-Z]/g, (c) => "_" + c).toUpperCase();
-}
-
-const TRUE_WORDS = new Set(["true", "1", "yes", "on", "y"]);
-const FALSE_WORDS = new Set(["false", "0", "no", "off", "n", ""]);
-
 function quote(v: unknown): string {
   return typeof v === "string" ? JSON.stringify(v) : JSON.stringify(v) ?? String(v);
-}
-
-function formatMs(ms: number): string {
-  if (ms !== 0 && ms % 3_600_000 === 0) return `${ms / 3_600_000}h`;
-  if (ms !== 0 && ms % 60_000 === 0) return `${ms / 60_000}m`;
-  if (ms !== 0 && ms % 1000 === 0) return `${ms / 1000}s`;
-  return `${ms}ms`;
-}
-
-function rangeText(min: number | undefined, max: number | undefined, fmt: (n: number) => string = String): string {
-  if (min !== undefined && max !== undefined) return ` from ${fmt(min)} to ${fmt(max)}`;
-  if (min !== undefined) return ` >= ${fmt(min)}`;
-  if (max !== undefined) return ` <= ${fmt(max)}`;
-  return "";
-}
-
-/** What a flag accepts, as the end of "must be ...". */
-export function describeAccepts(spec: FlagSpec): string {
-  switch (spec.type) {
-    case "int":
-      return `an integer${rangeText(spec.min, spec.max)}`;
-    case "number":
-      return `a number${rangeText(spec.min, spec.max)}`;
-    case "duration-ms":
-      return `a duration like 500ms, 2s, 1m (bare numbers are ms)${rangeText(spec.min ?? 0, spec.max, formatMs)}`;
-    case "string":
-      return spec.minLength ? `a string of at least ${spec.minLength} character${spec.minLength === 1 ? "" : "s"}` : "a string";
-    case "bool":
-      return "true or false";
-    case "enum":
-      return `one of ${spec.choices.join(", ")}`;
-    case "list":
-      return spec.choices ? `a comma-separated list of ${spec.choices.join(", ")}` : "a comma-separated list";
-    case "port-range":
-      return `a port or port range like 6380-6389 within ${spec.min ?? 1}..${spec.max ?? 65535}`;
-  }
-}
-
-function placeholderOf(spec: FlagSpec): string {
-  if (spec.placeholder) return spec.placeholder;
-  switch (spec.type) {
-    case "int":
-      return "<int>";
-    case "number":
-      return "<number>";
-    case "duration-ms":
-      return "<duration>";
-    case "string":
-      return "<string>";
-    case "bool":
-      return "";
-    case "enum":
-      return `<${spec.choices.join("|")}>`;
-    case "list":
-      return spec.choices ? `<${spec.choices.join(",")}>` : "<a,b,...>";
-    case "port-range":
-      return "<port[-port]>";
-  }
-}
-
-function formatDefault(spec: FlagSpec, value: unknown): string {
-  if (value === undefined) return spec.required ? "required" : "none";
-  switch (spec.type) {
-    case "duration-ms":
-      return formatMs(value as number);
-    case "list":
-      return (value as string[]).length ? (value as string[]).join(",") : "none";
-    case "port-range": {
-      const r = value as PortRange;
-      return r.from === r.to ? String(r.from) : `${r.from}-${r.to}`;
-    }
-    case "string":
-      return (value as string) === "" ? '""' : (value as string);
-    default:
-      return String(value);
-  }
-}
-
-/** The TypeBox schema of one flag's typed value. */
-export function flagSchema(spec: FlagSpec): TSchema {
-  const description = spec.help;
-  switch (spec.type) {
-    case "int":
-      return Type.Integer({ minimum: spec.min, maximum: spec.max, description });
-    case "number":
-      return Type.Number({ minimum: spec.min, maximum: spec.max, description });
-    case "duration-ms":
-      return Type.Number({ minimum: spec.min ?? 0, maximum: spec.max, description });
-    case "string":
-      return Type.String({ minLength: spec.minLength, description });
-    case "bool":
-      return Type.Boolean({ description });
-    case "enum":
-      return Type.Union(
-        spec.choices.map((c) => Type.Literal(c)),
-        { description },
-      );
-    case "list":
-      return Type.Array(spec.choices ? Type.Union(spec.choices.map((c) => Type.Literal(c))) : Type.String(), { description });
-    case "port-range": {
-      const port = Type.Integer({ minimum: spec.min ?? 1, maximum: spec.max ?? 65535 });
-      return Type.Object({ from: port, to: port }, { additionalProperties: false, description });
-    }
-  }
 }
 
 function levenshtein(a: string, b: string): number {
@@ -354,72 +73,6 @@ function closest(word: string, candidates: readonly string[]): string | undefine
     }
   }
   return best !== undefined && bestD <= Math.max(2, Math.floor(word.length / 3)) ? best : undefined;
-}
-
-/** Thrown by the coercers: `what` is the accepts-text; the caller adds who and the raw value. */
-class CoerceError extends Error {}
-
-const INT_RE = /^([+-]?\d[\d_]*)([kKmM]?)$/;
-const DURATION_RE = /^(\d+(?:\.\d+)?|\.\d+)\s*(ms|s|m|h)?$/;
-
-function coerceString(spec: FlagSpec, raw: string): unknown {
-  const s = raw.trim();
-  switch (spec.type) {
-    case "int": {
-      const m = INT_RE.exec(s);
-      if (!m) throw new CoerceError();
-      const mult = m[2] === "" ? 1 : m[2] === "k" || m[2] === "K" ? 1000 : 1_000_000;
-      const n = Number(m[1]!.replaceAll("_", "")) * mult;
-      if (!Number.isSafeInteger(n)) throw new CoerceError();
-      return n;
-    }
-    case "number": {
-      if (s === "") throw new CoerceError();
-      const n = Number(s.replaceAll("_", ""));
-      if (!Number.isFinite(n)) throw new CoerceError();
-      return n;
-    }
-    case "duration-ms": {
-      const m = DURATION_RE.exec(s);
-      if (!m) throw new CoerceError();
-      const unit = m[2] ?? "ms";
-      const mult = unit === "ms" ? 1 : unit === "s" ? 1000 : unit === "m" ? 60_000 : 3_600_000;
-      return Math.round(Number(m[1]) * mult);
-    }
-    case "string":
-      return raw;
-    case "bool": {
-      const w = s.toLowerCase();
-      if (TRUE_WORDS.has(w)) return true;
-      if (FALSE_WORDS.has(w)) return false;
-      throw new CoerceError();
-    }
-    case "enum":
-      return s;
-    case "list":
-      return s === "" ? [] : s.split(",").map((x) => x.trim()).filter((x) => x !== "");
-    case "port-range": {
-      const m = /^(\d+)(?:\s*-\s*(\d+))?$/.exec(s);
-      if (!m) throw new CoerceError();
-      const from = Number(m[1]);
-      const to = m[2] === undefined ? from : Number(m[2]);
-      if (to < from) throw new CoerceError();
-      return { from, to };
-    }
-  }
-}
-
-/** Config-file values: JSON types pass as they are; strings of durations, ranges and lists are parsed like argv. */
-function coerceFileValue(spec: FlagSpec, v: unknown): unknown {
-  if (typeof v !== "string") {
-    if (spec.type === "port-range" && typeof v === "number") return { from: v, to: v };
-    // A string flag that takes numbers among its words (`--workers 2|auto`) is written as a
-    // JSON number in a file as often as a string: take its text, the flag's own check follows.
-    if (spec.type === "string" && typeof v === "number" && Number.isFinite(v)) return String(v);
-    return v;
-  }
-  if (spec.type === "duration-ms" || spec.type === "port-range" || spec.type === "list") return coerceString(spec, v);
-  return v;
 }
 
 class CommandImpl<F extends Record<string, FlagSpec>> implements Command<F> {
@@ -457,13 +110,11 @@ class CommandImpl<F extends Record<string, FlagSpec>> implements Command<F> {
   }
 
   flagName(key: keyof F & string): string {
-    return "--" + kebabCase(key);
+    return flagNameOf(key);
   }
 
   envName(key: keyof F & string): string | undefined {
-    const e = this.spec.flags[key]!.env;
-    if (e === false) return undefined;
-    return e ?? "MYRIAD_" + snakeUpper(key);
+    return envNameOf(key, this.spec.flags[key]!);
   }
 
   private fail(code: FlagErrorCode, message: string): never {
@@ -687,37 +338,6 @@ class CommandImpl<F extends Record<string, FlagSpec>> implements Command<F> {
   }
 
   helpText(): string {
-    const s = this.spec;
-    const lines: string[] = [];
-    const pos = (s.positionals ?? []).map((p) => (p.variadic ? `[${p.name}...]` : `<${p.name}>`)).join(" ");
-    lines.push(`Usage: ${s.usage ?? `bun run ${s.name} [flags]${pos ? " " + pos : ""}`}`, "", s.summary, "");
-    if (s.positionals?.length) {
-      lines.push("Arguments:");
-      for (const p of s.positionals) lines.push(`  ${p.name.padEnd(28)} ${p.help}`);
-      lines.push("");
-    }
-    lines.push("Flags:");
-    const rows: [string, string][] = [];
-    for (const key of this.keys) {
-      const f = s.flags[key]!;
-      if (f.hidden) continue;
-      const short = f.short ? `-${f.short}, ` : "    ";
-      const ph = placeholderOf(f);
-      const left = `${short}${this.flagName(key)}${f.type === "bool" ? `, --no-${kebabCase(key)}` : ""}${ph ? " " + ph : ""}`;
-      const def = f.type === "bool" && f.default === undefined ? false : f.default;
-      const env = this.envName(key);
-      rows.push([left, `${f.help} (default: ${formatDefault(f, def)}${env ? `; env ${env}` : ""})`]);
-    }
-    rows.push(["-h, --help", "print this help and exit"]);
-    const width = Math.min(40, Math.max(...rows.map((r) => r[0].length)) + 2);
-    for (const [l, r] of rows) lines.push(l.length + 2 > width ? `  ${l}\n  ${"".padEnd(width)}${r}` : `  ${l.padEnd(width)}${r}`);
-    lines.push("");
-    if (s.configFlag)
-      lines.push(
-        `Settings come from, highest first: flags, environment (MYRIAD_*), the JSON file given by ${this.flagName(s.configFlag)} (keys: flag names in camelCase), defaults.`,
-        "",
-      );
-    if (s.epilog) lines.push(s.epilog, "");
-    return lines.join("\n");
+    return helpText(this.spec);
   }
 }

@@ -2,14 +2,10 @@
  * Configuration: the command-line layer every CLI uses (flags, environment, JSON file,
  * validated with TypeBox) and the settings schema of `bun run serve`.
  */
+export { defineCommand, runCommand } from "./flags.ts";
+export { FlagError, type FlagErrorCode } from "./errors.ts";
 export {
-  defineCommand,
-  runCommand,
-  FlagError,
-  describeAccepts,
-  flagSchema,
   kebabCase,
-  snakeUpper,
   type Command,
   type CommandSpec,
   type FlagSpec,
@@ -28,5 +24,5 @@ export {
   type EnumFlag,
   type ListFlag,
   type PortRangeFlag,
-} from "./flags.ts";
+} from "./spec.ts";
 export { serveCommand, serveFlags, workersOf, isModuleAppPath, type ServeConfig } from "./serve.ts";

@@ -2,7 +2,8 @@
  * The settings of `bun run serve`: one declaration gives its flags, its MYRIAD_* variables,
  * its --help and the TypeBox schema of its JSON config file (`serveCommand.schema`).
  */
-import { defineCommand, type FlagValues } from "./flags.ts";
+import { defineCommand } from "./flags.ts";
+import type { FlagValues } from "./spec.ts";
 
 const MIB = 1024 * 1024;
 
