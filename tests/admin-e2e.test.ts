@@ -9,6 +9,7 @@ import { dirname, join } from "node:path";
 import type { AdminStatsBody } from "../src/admin/index.ts";
 import { launchBrowser, type Browser } from "./helpers/browser.ts";
 import { freePort } from "./helpers/redis-server.ts";
+import { until } from "./helpers/until.ts";
 
 const ROOT = join(import.meta.dir, "..");
 const SCREENSHOT = process.env.MYRIAD_DASHBOARD_PNG ?? join(tmpdir(), "myriad-dashboard-e2e.png");
@@ -24,21 +25,6 @@ let output = "";
 
 async function adminGet(path: string, token = TOKEN): Promise<Response> {
   return fetch(`http://127.0.0.1:${adminPort}${path}`, { headers: { authorization: `Bearer ${token}` } });
-}
-
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const v = await fn();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = err;
-    }
-    await Bun.sleep(100);
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}\nserve output:\n${output}`);
 }
 
 async function totals(): Promise<AdminStatsBody["totals"]> {
@@ -60,7 +46,7 @@ beforeAll(async () => {
       for await (const chunk of stream) output += new TextDecoder().decode(chunk);
     })();
   }
-  await waitFor("the admin server's /healthz", async () => ((await fetch(`http://127.0.0.1:${adminPort}/healthz`)).ok ? true : undefined));
+  await until(() => `the admin server's /healthz; serve output:\n${output}`, async () => (await fetch(`http://127.0.0.1:${adminPort}/healthz`)).ok, 15_000);
 }, 30_000);
 
 afterAll(async () => {
@@ -78,7 +64,7 @@ test("the dashboard in chromium shows the number of open connections", async () 
   for (let i = 0; i < N; i++) {
     clients.push(await Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } }));
   }
-  await waitFor(`${N} connections in /stats`, async () => ((await totals()).connections === base.connections + N ? true : undefined));
+  await until(() => `${N} connections in /stats; serve output:\n${output}`, async () => (await totals()).connections === base.connections + N, 15_000);
 
   // Some traffic so the rate charts have something to draw: RESP PINGs on every connection.
   const ping = new TextEncoder().encode("*1\r\n$4\r\nPING\r\n");

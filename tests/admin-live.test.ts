@@ -12,6 +12,7 @@ import {
 import { Pool, type PoolStats } from "../src/pool/index.ts";
 import { createServer, type Server, type ServerStats } from "../src/reactor/index.ts";
 import { parsePrometheusText, sampleValue, samples } from "./helpers/prom-parse.ts";
+import { until } from "./helpers/until.ts";
 
 const POOL_NAME = 'a"b\\c\nd';
 // POST /admin/stop needs a token; the reads then need it too.
@@ -39,14 +40,6 @@ async function connect(port: number): Promise<Client> {
       },
     },
   });
-}
-
-async function until(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(10);
-  }
 }
 
 let server: Server;

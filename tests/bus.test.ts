@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { BusError, createRedisBus, parseBusUrl, type NodeBus } from "../src/bus/index.ts";
 import { MyriadError } from "../src/errors.ts";
-import { until } from "./helpers/net.ts";
+import { until } from "./helpers/until.ts";
 import { rawCommand, RedisServer } from "./helpers/redis-server.ts";
 
 let redis: RedisServer;
@@ -37,13 +37,13 @@ describe("node bus over Redis pub/sub", () => {
     a.subscribe("room", (p) => got.a.push(dec.decode(p)));
     b.subscribe("room", (p) => got.b.push(dec.decode(p)));
     c.subscribe("room", (p) => got.c.push(dec.decode(p)));
-    await until(() => a.up && b.up && c.up, 5_000, "three buses up");
+    await until("three buses up", () => a.up && b.up && c.up, 5_000);
     for (let i = 0; i < 50; i++) await a.publish("room", `m${i}`);
-    await until(() => got.b.length === 50 && got.c.length === 50, 5_000, "50 messages at b and c");
+    await until("50 messages at b and c", () => got.b.length === 50 && got.c.length === 50, 5_000);
     expect(got.b).toEqual(Array.from({ length: 50 }, (_, i) => `m${i}`));
     expect(got.c).toEqual(got.b);
     // Redis delivered a's own messages back to a (it is subscribed): dropped, counted.
-    await until(() => a.stats().ownDropped === 50, 5_000, "a's 50 echoes dropped");
+    await until("a's 50 echoes dropped", () => a.stats().ownDropped === 50, 5_000);
     expect(got.a).toEqual([]);
     expect(a.stats().published).toBe(50);
     expect(b.stats().received).toBe(50);
@@ -51,11 +51,11 @@ describe("node bus over Redis pub/sub", () => {
 
   test("channels are subscribed while a listener needs them, and only then", async () => {
     const n = bus("node-lazy");
-    await until(() => n.up, 5_000, "bus up");
+    await until("bus up", () => n.up, 5_000);
     expect(await numsub("myriad:lazy")).toBe(0);
     const off1 = n.subscribe("lazy", () => {});
     const off2 = n.subscribe("lazy", () => {});
-    await until(() => n.stats().channels === 1, 1_000, "one channel");
+    await until("one channel", () => n.stats().channels === 1, 1_000);
     expect(await pollNumsub("myriad:lazy", 1)).toBe(1);
     off1();
     expect(await numsub("myriad:lazy")).toBe(1);
@@ -69,22 +69,22 @@ describe("node bus over Redis pub/sub", () => {
     const b = bus("node-down-b");
     const got: string[] = [];
     b.subscribe("fail", (p) => got.push(dec.decode(p)));
-    await until(() => a.up && b.up, 5_000, "buses up");
+    await until("buses up", () => a.up && b.up, 5_000);
     await a.publish("fail", "before");
-    await until(() => got.length === 1, 5_000, "first message");
+    await until("first message", () => got.length === 1, 5_000);
     const port = redis.port;
     await redis.kill();
-    await until(() => !b.up, 5_000, "b sees the bus down");
+    await until("b sees the bus down", () => !b.up, 5_000);
     const err = await a.publish("fail", "lost").catch((e: unknown) => e);
     expect(err).toBeInstanceOf(BusError);
     expect((err as BusError).code).toBe("ERR_BUS_DOWN");
     expect(a.stats().publishErrors).toBeGreaterThanOrEqual(1);
     redis = await RedisServer.start({ port });
-    await until(() => b.up, 10_000, "b resubscribed after the restart");
+    await until("b resubscribed after the restart", () => b.up, 10_000);
     expect(await numsub("myriad:fail")).toBe(1);
     // The publisher's pool reconnects on its own; retry until one publish goes through.
-    await untilAsync(async () => (await a.publish("fail", "after").catch(() => -1)) >= 0, 10_000, "a publish after the restart");
-    await until(() => got.includes("after"), 5_000, "the message after the restart");
+    await until("a publish after the restart", async () => (await a.publish("fail", "after").catch(() => -1)) >= 0, 10_000);
+    await until("the message after the restart", () => got.includes("after"), 5_000);
     expect(got[0]).toBe("before");
     expect(got).not.toContain("lost");
     expect(b.stats().connects).toBeGreaterThanOrEqual(2);
@@ -104,14 +104,6 @@ describe("node bus over Redis pub/sub", () => {
 
 async function pollNumsub(channel: string, want: number): Promise<number> {
   let last = -1;
-  await untilAsync(async () => (last = await numsub(channel)) === want, 5_000, `PUBSUB NUMSUB ${channel} = ${want}`);
+  await until(() => `PUBSUB NUMSUB ${channel} = ${want} (last: ${last})`, async () => (last = await numsub(channel)) === want, 5_000);
   return last;
-}
-
-async function untilAsync(cond: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!(await cond())) {
-    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await Bun.sleep(10);
-  }
 }

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import type { Socket } from "bun";
 import { runCluster, sumStats, zeroStats, type Cluster, type ClusterEvent } from "../src/cluster/index.ts";
 import { isProcessAlive } from "../src/system/index.ts";
+import { until } from "./helpers/until.ts";
 
 const ROOT = join(import.meta.dir, "..");
 const tmp = mkdtempSync(join(tmpdir(), "myriad-cluster-"));
@@ -34,17 +35,9 @@ async function roundTrip(port: number, text: string, host = "127.0.0.1"): Promis
   return got;
 }
 
-async function waitFor(cond: () => boolean, timeoutMs = 5000): Promise<boolean> {
-  const deadline = performance.now() + timeoutMs;
-  while (!cond()) {
-    if (performance.now() > deadline) return false;
-    await Bun.sleep(20);
-  }
-  return true;
-}
-
-async function allGone(pids: number[], timeoutMs = 5000): Promise<boolean> {
-  return waitFor(() => pids.every((p) => !isProcessAlive(p)), timeoutMs);
+/** Resolves once none of pids runs; rejects naming those still alive after timeoutMs. */
+function allGone(pids: number[], timeoutMs = 5000): Promise<true> {
+  return until(() => `pids ${pids.filter((p) => isProcessAlive(p)).join(", ")} to exit`, () => pids.every((p) => !isProcessAlive(p)), timeoutMs);
 }
 
 describe("runCluster", () => {
@@ -87,7 +80,7 @@ describe("runCluster", () => {
     const pids = c.pids();
     await c.stop();
     expect(c.isAccepting()).toBe(false);
-    expect(await allGone(pids)).toBe(true);
+    await allGone(pids);
     expect(c.pids()).toEqual([]);
     for (const s of socks) s.end();
   });
@@ -104,19 +97,19 @@ describe("runCluster", () => {
     const port = c.addresses[0]!.port;
     const victim = c.pids()[1]!;
     process.kill(victim, "SIGKILL");
-    expect(await waitFor(() => c.workers[1]!.state === "ready" && c.workers[1]!.pid !== victim)).toBe(true);
+    await until("worker 1 ready under a new pid", () => c.workers[1]!.state === "ready" && c.workers[1]!.pid !== victim, 5000);
     expect(c.workers[1]!.restarts).toBe(1);
     const exit = events.find((e) => e.type === "exit") as Extract<ClusterEvent, { type: "exit" }>;
     expect(exit).toMatchObject({ worker: 1, pid: victim, signal: "SIGKILL", expected: false });
     expect(events.find((e) => e.type === "restart")).toMatchObject({ worker: 1, delayMs: 50, restarts: 1 });
     // A second crash soon after: the delay doubles.
     process.kill(c.pids()[1]!, "SIGKILL");
-    expect(await waitFor(() => c.workers[1]!.restarts === 2 && c.workers[1]!.state === "ready")).toBe(true);
+    await until("worker 1 ready after its second restart", () => c.workers[1]!.restarts === 2 && c.workers[1]!.state === "ready", 5000);
     expect(events.filter((e) => e.type === "restart").map((e) => (e as { delayMs: number }).delayMs)).toEqual([50, 100]);
     for (let i = 0; i < 6; i++) expect(await roundTrip(port, `x${i}`)).toBe(`x${i}`);
     const pids = c.pids();
     await c.stop();
-    expect(await allGone(pids)).toBe(true);
+    await allGone(pids);
   });
 
   test("a worker that cannot listen fails the start, and nothing is left running", async () => {
@@ -134,7 +127,7 @@ describe("runCluster", () => {
     expect(String((err as Error).message)).toMatch(/in use|EADDRINUSE/i);
     const pids = [...new Set(events.filter((e) => "pid" in e).map((e) => (e as { pid: number }).pid))];
     expect(pids.length).toBeGreaterThan(0);
-    expect(await allGone(pids)).toBe(true);
+    await allGone(pids);
   });
 
   test("the per-process cap holds over several listeners", async () => {
@@ -152,7 +145,7 @@ describe("runCluster", () => {
     for (let i = 0; i < 8; i++) {
       socks.push(await Bun.connect({ hostname: "127.0.0.1", port: c.addresses[i % 2]!.port, socket: { data() {}, close: () => void closedByServer++ } }));
     }
-    expect(await waitFor(() => closedByServer === 3)).toBe(true);
+    await until(() => `the server to close the 3 connections over the cap (closed ${closedByServer})`, () => closedByServer === 3, 5000);
     await c.refreshStats();
     const t = c.totals();
     expect(t.connections).toBe(5);
@@ -183,7 +176,7 @@ describe("runCluster", () => {
     expect(c.totals().accepted).toBe(1);
     const pids = c.pids();
     await c.stop();
-    expect(await allGone(pids)).toBe(true);
+    await allGone(pids);
   });
 
   test("SIGTERM to the supervisor stops the workers gracefully; SIGKILL to it makes them exit on their own", async () => {
@@ -209,7 +202,7 @@ describe("runCluster", () => {
       expect(await roundTrip(info.port, "ok")).toBe("ok");
       p.kill(signal);
       expect(await p.exited).toBe(signal === "SIGTERM" ? 0 : 137);
-      expect(await allGone(info.pids)).toBe(true);
+      await allGone(info.pids);
       reader.releaseLock();
     }
   });

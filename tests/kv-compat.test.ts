@@ -4,7 +4,8 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createKvApp, type KvApp } from "../src/apps/index.ts";
 import { createServer, type Server } from "../src/reactor/index.ts";
 import { COMPAT_SCRIPTS } from "./fixtures/kv-cases.ts";
-import { startRedis, Wire, type RedisServer } from "./helpers/kv.ts";
+import { Wire } from "./helpers/kv.ts";
+import { RedisServer } from "./helpers/redis-server.ts";
 
 let redis: RedisServer;
 let app: KvApp;
@@ -13,7 +14,7 @@ let toRedis: Wire;
 let toMyriad: Wire;
 
 beforeAll(async () => {
-  redis = await startRedis();
+  redis = await RedisServer.start();
   app = createKvApp();
   server = await createServer({ port: 0, hostname: "127.0.0.1", protocol: app.protocol, handler: app.handler });
   toRedis = await Wire.connect(redis.port);

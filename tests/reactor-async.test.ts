@@ -9,7 +9,8 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createServer, type CloseReason, type Conn } from "../src/reactor/index.ts";
-import { until, type TestClient, trackPeers } from "./helpers/net.ts";
+import { type TestClient, trackPeers } from "./helpers/net.ts";
+import { until } from "./helpers/until.ts";
 
 const { servers, client } = trackPeers();
 const dir = mkdtempSync(join(tmpdir(), "myriad-async-"));
@@ -74,7 +75,7 @@ test("many connections with interleaved awaits each get only their own replies",
   servers.push(server);
   const cs: TestClient[] = [];
   for (let i = 0; i < n; i++) cs.push(await client(server.port));
-  await until(() => cs.every((c) => c.text().includes("\n")), 5000, "every greeting");
+  await until("every greeting", () => cs.every((c) => c.text().includes("\n")), 5000);
   const idOf = cs.map((c) => Number(c.text().split("\n")[0]!.slice(3)));
   expect(new Set(idOf).size).toBe(n);
   // Every client sends its requests in two bursts, each coalesced into one write.
@@ -145,7 +146,7 @@ test("a rejecting async handler closes its connection with error; the others kee
   await good.waitBytes("ok a\nok b\n".length);
   expect(good.text()).toBe("ok a\nok b\n");
   expect(good.closed).toBe(false);
-  await until(() => reasons.length === 2, 2000, "two closes");
+  await until("two closes", () => reasons.length === 2, 2000);
   expect(reasons).toEqual(["error", "error"]);
   expect(errors.map((e) => e[1]).sort()).toEqual(["before any await", "upstream failed"]);
   expect(errors.find((e) => e[1] === "upstream failed")![0]).toBe(badId);
@@ -171,7 +172,7 @@ test("without an error hook a rejection is logged and its connection closed", as
     const c = await client(server.port);
     await c.send("x\n");
     await c.waitClosed(5000);
-    await until(() => server.stats().closed.error === 1, 2000, "the close");
+    await until("the close", () => server.stats().closed.error === 1, 2000);
   } finally {
     console.error = original;
   }
@@ -206,11 +207,11 @@ test("after its connection closed, a late write with the async handler's conn re
   await first.send("wait\n");
   await Bun.sleep(20);
   first.close();
-  await until(() => closes.length === 1, 2000, "the first connection's close");
+  await until("the first connection's close", () => closes.length === 1, 2000);
   const second = await client(server.port);
-  await until(() => server.connections === 1, 2000, "the second connection");
+  await until("the second connection", () => server.connections === 1, 2000);
   release();
-  await until(() => results.length === 1, 2000, "the late write");
+  await until("the late write", () => results.length === 1, 2000);
   expect(results[0]!.id).toBe(closes[0]!);
   expect(results[0]!.write).toBe(false);
   expect(results[0]!.open).toBe(false);
@@ -253,7 +254,7 @@ test("async open and drain: their conns stay bound across awaits", async () => {
   const total = "welcome true\n".length + (8 << 20) + "drained true\n".length;
   c.pause(); // the kernel's buffers fill: the rest of the 8 MiB waits in the queue, over the mark
   await c.send("flood\n");
-  await until(() => server.stats().pausedConnections === 1, 5000, "the server to pause c");
+  await until("the server to pause c", () => server.stats().pausedConnections === 1, 5000);
   c.resume();
   await c.waitBytes(total, 10_000);
   expect(text(c.received().subarray(total - "drained true\n".length))).toBe("drained true\n");
@@ -336,7 +337,7 @@ test("a handler that closes another connection whose async close handler keeps i
   await killer.send("kill\n");
   await killer.waitBytes("closed it\n".length);
   await victim.waitClosed(5000);
-  await until(() => closeSeen.length === 1, 2000, "the async close handler");
+  await until("the async close handler", () => closeSeen.length === 1, 2000);
   expect(closeSeen[0]).toEqual({ before: victimId, after: victimId });
   expect(outerIds[0]).toBe(outerIds[1]!);
   expect(outerIds[0]).not.toBe(victimId);

@@ -6,7 +6,8 @@
  */
 import { afterAll, expect, test } from "bun:test";
 import { createServer, type Server } from "../src/reactor/index.ts";
-import { connect, until } from "./helpers/net.ts";
+import { connect } from "./helpers/net.ts";
+import { until } from "./helpers/until.ts";
 
 const servers: Server[] = [];
 afterAll(async () => {
@@ -59,7 +60,7 @@ test("a client that never reads: queue stays under the hard limit, connection cl
   const normal = await connect({ port: server.port });
   hog.pause();
   await hog.send("flood\n");
-  await until(() => closedReason !== "", 10_000, "the flooding connection to be closed");
+  await until("the flooding connection to be closed", () => closedReason !== "", 10_000);
   expect(closedReason).toBe("writeStall");
   expect(writesRefused).toBeGreaterThan(0);
   expect(maxQueueSeen).toBeLessThanOrEqual(1 * MiB);
@@ -101,12 +102,12 @@ test("a paused connection that stays over the mark is closed after writeStallTim
   const c = await connect({ port: server.port });
   c.pause();
   await c.send("go\n");
-  await until(() => pausedAt > 0, 5000, "the producer to stop");
+  await until("the producer to stop", () => pausedAt > 0, 5000);
   expect(server.stats().pausedConnections).toBe(1);
   const q = server.stats().writeQueueBytes;
   expect(q).toBeGreaterThan(128 * KiB);
   expect(q).toBeLessThanOrEqual(2 * 128 * KiB);
-  await until(() => closedAt > 0, 5000, "the stall timeout");
+  await until("the stall timeout", () => closedAt > 0, 5000);
   expect(reason).toBe("writeStall");
   const waited = closedAt - pausedAt;
   expect(waited).toBeGreaterThanOrEqual(stallMs - 1);
@@ -229,7 +230,7 @@ test("a peer that half-closes and never reads is closed writeStall after writeSt
   c.pause();
   await c.send("go\n");
   c.socket.shutdown();
-  await until(() => reasons.length === 1, 5000, "the stalled half-closed connection to be closed");
+  await until("the stalled half-closed connection to be closed", () => reasons.length === 1, 5000);
   expect(queuedAtWrite).toBeGreaterThan(0);
   expect(reasons).toEqual(["writeStall"]);
   expect(server.stats().writeQueueBytes).toBe(0);

@@ -9,7 +9,8 @@ import fc from "fast-check";
 import { codecByName, lengthU16Codec, lengthU32Codec, linesCodec, resp, respCodec, type Codec } from "../src/codec/index.ts";
 import type { SegmentPool } from "../src/conn-table/index.ts";
 import { createServer, type CloseReason, type Server, type ProtocolName } from "../src/reactor/index.ts";
-import { concat, connect, pseudoRandomBytes, until, type TestClient } from "./helpers/net.ts";
+import { concat, connect, pseudoRandomBytes, type TestClient } from "./helpers/net.ts";
+import { until } from "./helpers/until.ts";
 
 const enc = new TextEncoder();
 
@@ -183,14 +184,14 @@ test("partial input is held in the pool only while its frame is incomplete, one 
   for (let i = 0; i < 40; i++) clients.push(await connect({ port: server.port }));
   // Each connection sends one whole line and the start of another.
   for (let i = 0; i < clients.length; i++) await clients[i]!.send(`line ${i}\nhalf of ${i}`);
-  await until(() => refsHeld(server) === clients.length, 5000, "one held partial line per connection");
+  await until("one held partial line per connection", () => refsHeld(server) === clients.length, 5000);
   expect(poolOf(server).stats().segmentsInUse).toBe(clients.length); // pooled segments, no fallback arrays
   const halves = clients.reduce((n, _c, i) => n + `half of ${i}`.length, 0);
   expect(server.stats().inputBufferBytes).toBe(halves);
-  await until(() => clients.every((c, i) => c.receivedBytes === `line ${i}\n`.length), 5000, "the whole lines' echoes");
+  await until("the whole lines' echoes", () => clients.every((c, i) => c.receivedBytes === `line ${i}\n`.length), 5000);
   // The rest of each line, itself split: the held segment grows past 256 bytes, then completes.
   for (let i = 0; i < clients.length; i++) await clients[i]!.send("x".repeat(300));
-  await until(() => server.stats().inputBufferBytes === halves + 300 * clients.length, 5000, "300 more bytes held per connection");
+  await until("300 more bytes held per connection", () => server.stats().inputBufferBytes === halves + 300 * clients.length, 5000);
   for (let i = 0; i < clients.length; i++) await clients[i]!.send(" end\n");
   for (let i = 0; i < clients.length; i++) {
     const want = `line ${i}\nhalf of ${i}${"x".repeat(300)} end\n`;
@@ -287,7 +288,7 @@ for (const [name, protocol, codec, tail] of [
       for (let i = 0; i < pieces; i++) {
         await c.send(piece);
         // One read per piece: the next goes out only once the server has read this one.
-        await until(() => server.stats().bytesIn >= (i + 1) * pieceBytes, 5000, `piece ${i} to be read`);
+        await until(`piece ${i} to be read`, () => server.stats().bytesIn >= (i + 1) * pieceBytes, 5000);
         if (server.stats().bytesIn === (i + 1) * pieceBytes) separate++;
       }
       await c.send(tail);
@@ -339,7 +340,7 @@ test("property: RESP and lines frames split at any points, one read per piece, c
           const next = Math.min(wire.length, pos + sizes[k % sizes.length]!);
           await c.send(wire.subarray(pos, next));
           pos = next;
-          await until(() => server.stats().bytesIn - in0 >= pos, 5000, `byte ${pos} to be read`);
+          await until(`byte ${pos} to be read`, () => server.stats().bytesIn - in0 >= pos, 5000);
         }
         await c.waitBytes(expected.length, 5000);
         expect(Buffer.from(c.received()).equals(Buffer.from(expected))).toBe(true);

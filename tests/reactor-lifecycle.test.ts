@@ -6,7 +6,8 @@ import { expect, test } from "bun:test";
 import { createEchoApp } from "../src/apps/index.ts";
 import { encodeRespCommand } from "../src/codec/index.ts";
 import { createServer, ListenError, type CloseReason, type Conn, type ProtocolName, type Server } from "../src/reactor/index.ts";
-import { connect, pseudoRandomBytes, until, type TestClient, trackPeers } from "./helpers/net.ts";
+import { connect, pseudoRandomBytes, type TestClient, trackPeers } from "./helpers/net.ts";
+import { until } from "./helpers/until.ts";
 
 const { servers, client } = trackPeers();
 const MiB = 1 << 20;
@@ -34,7 +35,7 @@ test("graceful stop loses nothing: 8 MiB written before stop reach a slow reader
   const c = await client(server.port);
   c.pause();
   await c.send("go\n");
-  await until(() => stopped !== null, 2000, "stop()");
+  await until("stop()", () => stopped !== null, 2000);
   expect(server.accepting).toBe(false);
   // Read slowly: 20 ms on, 20 ms off.
   for (let i = 0; i < 50 && c.receivedBytes < payload.length + 4; i++) {
@@ -77,7 +78,7 @@ test("stop deadline: a peer that never reads is closed at timeoutMs, a reader ge
   sleeper.pause();
   await reader.send("go\n");
   await sleeper.send("go\n");
-  await until(() => server.stats().framesIn === 2, 2000, "both requests");
+  await until("both requests", () => server.stats().framesIn === 2, 2000);
   const t0 = performance.now();
   const final = await server.stop({ timeoutMs: 400 });
   const took = performance.now() - t0;
@@ -94,7 +95,7 @@ test("stop({ graceful: false }) closes everything at once", async () => {
   const server = await createServer({ handler: { message() {} } });
   servers.push(server);
   const cs = [await client(server.port), await client(server.port)];
-  await until(() => server.connections === 2, 2000, "connections");
+  await until("connections", () => server.connections === 2, 2000);
   const final = await server.stop({ graceful: false });
   expect(final.closed.shutdown).toBe(2);
   for (const c of cs) await c.waitClosed(2000);
@@ -110,7 +111,7 @@ test("broadcast reaches every connection, in order behind each one's queue", asy
   servers.push(server);
   const cs: TestClient[] = [];
   for (let i = 0; i < 5; i++) cs.push(await client(server.port));
-  await until(() => server.connections === 5, 2000, "5 connections");
+  await until("5 connections", () => server.connections === 5, 2000);
   const slow = cs[0]!;
   slow.pause();
   const msgs: Uint8Array[] = [];
@@ -150,14 +151,14 @@ test("a kept id or conn.ref() is generation-checked: it never reaches the next o
   });
   servers.push(server);
   const a = await client(server.port);
-  await until(() => ids.length === 1, 2000, "open");
+  await until("open", () => ids.length === 1, 2000);
   expect(refs[0]!.isOpen).toBe(true);
   expect(refs[0]!.write("to a\n")).toBe(true);
   await a.waitBytes(5);
   a.close();
-  await until(() => server.connections === 0, 2000, "close");
+  await until("close", () => server.connections === 0, 2000);
   const b = await client(server.port);
-  await until(() => ids.length === 2, 2000, "second open");
+  await until("second open", () => ids.length === 2, 2000);
   expect(ids[1]! & 0xfffff).toBe(ids[0]! & 0xfffff); // same slot, new handle
   expect(ids[1]).not.toBe(ids[0]);
   expect(refs[0]!.isOpen).toBe(false);
@@ -188,7 +189,7 @@ test('an application close with "limit" counts as rejected (closed has no "limit
   const a = await client(server.port);
   await a.send("too many\n");
   await a.waitClosed(2000);
-  await until(() => server.connections === 0, 2000, "the close");
+  await until("the close", () => server.connections === 0, 2000);
   const st = server.stats();
   expect(heard).toEqual(["limit"]);
   expect(st.rejected).toBe(1);
@@ -216,7 +217,7 @@ test("stats count connections, bytes, frames and request latency (per frame)", a
   await b.send("three\n");
   await b.waitBytes(6);
   b.close();
-  await until(() => server.connections === 1, 2000, "b's close");
+  await until("b's close", () => server.connections === 1, 2000);
   const st = server.stats();
   expect(st.accepted).toBe(2);
   expect(st.peakConnections).toBe(2);

@@ -9,7 +9,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { lengthU16Codec } from "../src/codec/index.ts";
 import { createServer, type CloseReason } from "../src/reactor/index.ts";
-import { connect, until, type TestClient, trackPeers } from "./helpers/net.ts";
+import { connect, type TestClient, trackPeers } from "./helpers/net.ts";
+import { until } from "./helpers/until.ts";
 
 const { servers, client } = trackPeers();
 
@@ -66,7 +67,7 @@ test("reads and writes both count as activity", async () => {
   const { server, closed } = await recordingServer({ idleTimeoutMs: idleMs, tickMs: 10 });
   const talker = await client(server.port);
   const listener = await client(server.port);
-  await until(() => server.connections === 2, 2000, "two connections");
+  await until("two connections", () => server.connections === 2, 2000);
   // The talker sends; the listener sends nothing and is sent nothing (a zero-byte broadcast is
   // not activity). Keep going until the listener has been closed, and at least past idleMs.
   const t0 = performance.now();
@@ -85,14 +86,14 @@ test("reads and writes both count as activity", async () => {
   expect([...closed.values()].map((c) => c.reason)).toEqual(["idle"]);
   // Writes alone keep a connection: push to a silent client every 60 ms for over idleMs.
   const pushed = await client(server.port);
-  await until(() => server.connections === 2, 2000, "the pushed-to connection");
+  await until("the pushed-to connection", () => server.connections === 2, 2000);
   const pushes = Math.ceil((idleMs * 1.5) / everyMs);
   for (let i = 0; i < pushes; i++) {
     server.broadcast("tick\n");
     await Bun.sleep(everyMs);
   }
   expect(pushed.closed).toBe(false);
-  await until(() => pushed.receivedBytes === 5 * pushes, 2000, "every push");
+  await until("every push", () => pushed.receivedBytes === 5 * pushes, 2000);
   // Once the pushes stop, both go idle (the talker got the pushes too; the two deadlines may
   // fall in neighbouring ticks, so wait for each).
   await pushed.waitClosed(3000);
@@ -132,7 +133,7 @@ test("maxConnections: extra connections are closed at once, counted, and nothing
       failedToConnect++;
     }
   }
-  await until(() => cs.filter((c) => c.closed).length + failedToConnect === 4, 3000, "4 rejected connections to close");
+  await until("4 rejected connections to close", () => cs.filter((c) => c.closed).length + failedToConnect === 4, 3000);
   let st = server.stats();
   expect(st.connections).toBe(3);
   expect(st.accepted).toBe(3);
@@ -151,7 +152,7 @@ test("maxConnections: extra connections are closed at once, counted, and nothing
   expect(cpuMs).toBeLessThan((performance.now() - t0) * 0.5);
   // A slot frees up: the next connection is accepted.
   alive[1]!.close();
-  await until(() => server.connections === 2, 2000, "the close");
+  await until("the close", () => server.connections === 2, 2000);
   const late = await client(server.port);
   await late.send("z\n");
   await late.waitBytes(2);
@@ -223,7 +224,7 @@ test("at a real descriptor limit (ulimit -n 128): the default maxConnections sta
     const results = await Promise.allSettled(Array.from({ length: attempts }, () => connect({ port })));
     for (const r of results) if (r.status === "fulfilled") flood.push(r.value);
     // Over the cap, a connection is accepted and closed at once (a few may even fail to connect).
-    await until(() => flood.filter((c) => c.closed).length + (attempts - flood.length) >= attempts - max, 10_000, "the over-cap connections to be refused");
+    await until("the over-cap connections to be refused", () => flood.filter((c) => c.closed).length + (attempts - flood.length) >= attempts - max, 10_000);
     const refusedMs = performance.now() - t0;
     let st = await ask();
     expect(st.connections).toBe(max);
@@ -273,7 +274,7 @@ test("maxConnectionsPerIp: counted per remote address", async () => {
   const { server } = await recordingServer({ hostname: "::", maxConnectionsPerIp: 2 });
   const v4 = [await client(server.port, "127.0.0.1"), await client(server.port, "127.0.0.1"), await client(server.port, "127.0.0.1")];
   const v6 = [await client(server.port, "::1"), await client(server.port, "::1")];
-  await until(() => v4[2]!.closed, 2000, "the third connection from 127.0.0.1 to be refused");
+  await until("the third connection from 127.0.0.1 to be refused", () => v4[2]!.closed, 2000);
   await Bun.sleep(50);
   expect(v4[0]!.closed || v4[1]!.closed).toBe(false);
   expect(v6.some((c) => c.closed)).toBe(false);
@@ -281,7 +282,7 @@ test("maxConnectionsPerIp: counted per remote address", async () => {
   expect(server.connections).toBe(4);
   // Closing one from 127.0.0.1 makes room for another from it.
   v4[0]!.close();
-  await until(() => server.connections === 3, 2000, "the close");
+  await until("the close", () => server.connections === 3, 2000);
   const again = await client(server.port, "127.0.0.1");
   await again.send("ok\n");
   await again.waitBytes(2);

@@ -6,7 +6,8 @@
  */
 import { expect, test } from "bun:test";
 import { createServer, type Conn, type Server } from "../src/reactor/index.ts";
-import { pseudoRandomBytes, until, trackPeers } from "./helpers/net.ts";
+import { pseudoRandomBytes, trackPeers } from "./helpers/net.ts";
+import { until } from "./helpers/until.ts";
 
 const { servers, client } = trackPeers();
 const MiB = 1 << 20;
@@ -62,7 +63,7 @@ test("write has sent or copied its bytes when it returns, on every path: the cal
   const c = await client(server.port);
   c.pause(); // the 16 MiB cannot all go to the kernel: most of it is queued
   await c.send("event\n");
-  await until(() => server.stats().writeQueueBytes > 0, 5000, "a write queue");
+  await until("a write queue", () => server.stats().writeQueueBytes > 0, 5000);
   await c.send("later\n"); // read once the queue drains below half the mark: keep reading
   c.resume();
   const total = expected.reduce((n, b) => n + b.length, 0) + 64 + 32;
@@ -94,7 +95,7 @@ test("small writes of one event stay in order around a write that forms a queue,
   const c = await client(server.port);
   c.pause();
   await c.send("go\n");
-  await until(() => server.stats().writeQueueBytes > 0, 5000, "a write queue");
+  await until("a write queue", () => server.stats().writeQueueBytes > 0, 5000);
   c.resume();
   let head = "";
   let tail = "";
@@ -140,7 +141,7 @@ test("within one event, writes after conn.close() or to a paused connection foll
   const b = await client(server.port);
   b.pause();
   await b.send("flood\n");
-  await until(() => results.length === 2, 5000, "the flood");
+  await until("the flood", () => results.length === 2, 5000);
   expect(results).toEqual([false, false]);
   b.resume();
   await b.waitBytes(16 * MiB + 1, 20_000);
@@ -165,7 +166,7 @@ test("a write to another connection from inside a data event goes to that connec
   servers.push(server);
   const a = await client(server.port);
   const b = await client(server.port);
-  await until(() => server.connections === 2, 2000, "two connections");
+  await until("two connections", () => server.connections === 2, 2000);
   await b.send("to a\n");
   await b.waitBytes(5);
   await a.waitBytes(5);

@@ -7,7 +7,8 @@ import { connect, type TestClient } from "./helpers/net.ts";
 import { parsePrometheusText, sampleValue } from "./helpers/prom-parse.ts";
 import { promtoolCheckMetrics } from "./helpers/promtool.ts";
 import { freePort } from "./helpers/redis-server.ts";
-import { alive, errLines, killAllServes, startServe, waitFor, workerPidsOf, type Served } from "./helpers/serve-process.ts";
+import { alive, errLines, killAllServes, startServe, workerPidsOf, type Served } from "./helpers/serve-process.ts";
+import { until } from "./helpers/until.ts";
 
 const ROOT = `${import.meta.dir}/..`;
 const workerPids = new Set<number>();
@@ -37,7 +38,7 @@ async function stuckReader(port: number, adminPort: number): Promise<TestClient>
   clients.push(c);
   c.pause();
   void c.send(new Uint8Array(32 << 20).fill(97)).catch(() => {});
-  await waitFor("the server's write queue to fill", async () => ((await totals(adminPort)).writeQueueBytes > 0 ? true : undefined), 15_000);
+  await until("the server's write queue to fill", async () => (await totals(adminPort)).writeQueueBytes > 0, 15_000);
   return c;
 }
 
@@ -49,8 +50,8 @@ async function stuckReader(port: number, adminPort: number): Promise<TestClient>
 async function readyzThroughStop(s: Served, adminPort: number, c: TestClient): Promise<string> {
   expect(await status(adminPort, "/readyz")).toBe(200);
   process.kill(s.pid, "SIGTERM");
-  await waitFor("/readyz to answer 503", async () => ((await status(adminPort, "/readyz")) === 503 ? true : undefined), 5000);
-  await waitFor("serve to say it stops", () => (s.out.text.includes("SIGTERM: stopping") ? true : undefined));
+  await until("/readyz to answer 503", async () => (await status(adminPort, "/readyz")) === 503, 5000);
+  await until("serve to say it stops", () => s.out.text.includes("SIGTERM: stopping"));
   // Still stopping (the client has not read): not ready, but alive, several polls in a row.
   for (let i = 0; i < 5; i++) {
     expect(await status(adminPort, "/readyz")).toBe(503);
@@ -96,7 +97,7 @@ describe("serve in one process", () => {
     expect(c.text()).toBe("+PONG\r\n$2\r\nhi\r\n");
     const again = await connect({ port });
     clients.push(again);
-    await waitFor("the second connection in /stats", async () => ((await totals(adminPort)).connections === 2 ? true : undefined));
+    await until("the second connection in /stats", async () => (await totals(adminPort)).connections === 2);
     expect(s.proc.exitCode).toBeNull();
     expect(s.out.text).not.toContain("stopping");
 

@@ -7,9 +7,10 @@ import type { AdminStatsBody } from "../src/admin/index.ts";
 import { parsePrometheusText, sampleValue, samples } from "./helpers/prom-parse.ts";
 import { promtoolCheckMetrics } from "./helpers/promtool.ts";
 import { freePort, RedisServer } from "./helpers/redis-server.ts";
-import { alive, errLines, killAllServes, startServe, stopServe, waitFor, workerPidsOf } from "./helpers/serve-process.ts";
+import { alive, errLines, killAllServes, startServe, stopServe, workerPidsOf } from "./helpers/serve-process.ts";
 import { concat } from "./helpers/net.ts";
 import { encodeCommand, text as latin1Text, Wire } from "./helpers/kv.ts";
+import { until } from "./helpers/until.ts";
 
 const TOKEN = "pools-token-91d0";
 const AUTH = { authorization: `Bearer ${TOKEN}` };
@@ -68,7 +69,7 @@ describe("serve --workers 2 --app <module with a pool>", () => {
     expect(await redis.command("GET cluster-key")).toBe(`$${String(N).length}\r\n${N}\r\n`);
 
     // Each worker's pool counts exactly the requests that worker proxied.
-    const body = await waitFor("both workers' reports of all 40 requests", async () => {
+    const body = await until("both workers' reports of all 40 requests", async () => {
       const b = await adminJson(adminPort);
       const acquired = b.pools.reduce((n, p) => n + p.stats.acquired, 0);
       return b.pools.length === 2 && acquired === N && b.totals.framesIn === N ? b : undefined;

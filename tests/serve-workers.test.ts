@@ -10,8 +10,9 @@ import { resolveWorkers } from "../src/cluster/index.ts";
 import { readSystemLimits } from "../src/system/index.ts";
 import { parsePrometheusText, sampleValue, samples } from "./helpers/prom-parse.ts";
 import { promtoolCheckMetrics } from "./helpers/promtool.ts";
-import { collect, waitFor, type Served } from "./helpers/serve-process.ts";
+import { collect, type Served } from "./helpers/serve-process.ts";
 import { freePort, Wire } from "./helpers/kv.ts";
+import { GiveUp, until } from "./helpers/until.ts";
 
 const root = join(import.meta.dir, "..");
 const started: Bun.Subprocess[] = [];
@@ -48,10 +49,10 @@ async function startServe(args: string[]): Promise<Served> {
   });
   started.push(proc);
   const s: Served = { proc, pid: 0, out: collect(proc.stdout), err: collect(proc.stderr) };
-  await waitFor(
+  await until(
     "the startup block",
     () => {
-      if (proc.exitCode !== null) throw new Error(`serve exited ${proc.exitCode}: ${s.err.text}`);
+      if (proc.exitCode !== null) throw new GiveUp(`serve exited ${proc.exitCode}: ${s.err.text}`);
       return s.out.text.includes("  stop: ") ? true : undefined;
     },
     20_000,
@@ -113,7 +114,7 @@ async function echoEvery(clients: Client[], tag: string): Promise<void> {
     c.sock.write(line);
     return line;
   });
-  await waitFor(`${clients.length} echoes (${tag})`, () => (clients.every((c, i) => c.got.length >= want[i]!.length) ? true : undefined), 10_000);
+  await until(`${clients.length} echoes (${tag})`, () => clients.every((c, i) => c.got.length >= want[i]!.length), 10_000);
   for (let i = 0; i < clients.length; i++) expect(clients[i]!.got).toBe(want[i]!);
 }
 
@@ -186,7 +187,7 @@ describe("serve --workers 2: 200 connections, admin view, a worker killed by pid
   test("echo round trips on 200 connections; /stats and /metrics see both workers and their sum", async () => {
     clients = await openClients(port, 200);
     await echoEvery(clients, "first");
-    const body = await waitFor("/stats to count 200 connections", async () => {
+    const body = await until("/stats to count 200 connections", async () => {
       const b = await stats(adminPort);
       return b.totals.connections === 200 ? b : undefined;
     });
@@ -214,13 +215,13 @@ describe("serve --workers 2: 200 connections, admin view, a worker killed by pid
     process.kill(victim!.pid, "SIGKILL");
 
     // Exactly the victim's connections are closed by the kernel; the survivor's stay open.
-    await waitFor("the killed worker's connections to close", () => (clients.filter((c) => c.closed).length >= victim!.stats.connections ? true : undefined));
+    await until("the killed worker's connections to close", () => clients.filter((c) => c.closed).length >= victim!.stats.connections);
     await Bun.sleep(100);
     const open = clients.filter((c) => !c.closed);
     expect(open.length).toBe(survivor!.stats.connections);
     await echoEvery(open, "after-kill");
 
-    const after = await waitFor("worker-0 to come back under a new pid", async () => {
+    const after = await until("worker-0 to come back under a new pid", async () => {
       const b = await stats(adminPort);
       const w0 = b.workers[0]!;
       return w0.pid !== victim!.pid && w0.pid > 0 && alive(w0.pid) ? b : undefined;
@@ -230,14 +231,14 @@ describe("serve --workers 2: 200 connections, admin view, a worker killed by pid
     expect(after.workers[1]!.pid).toBe(survivor!.pid);
     expect(alive(victim!.pid)).toBe(false);
     // /stats names the new process from its spawn; serve reports it once it listens.
-    await waitFor("serve to report the restarted worker ready", () => (s.out.text.includes(`serve: worker 0 ready, pid ${newPid}\n`) ? true : undefined));
+    await until("serve to report the restarted worker ready", () => s.out.text.includes(`serve: worker 0 ready, pid ${newPid}\n`));
     expect(s.out.text).toContain("serve: worker 0: restart 1 in 100ms");
 
     // New connections are served too (by either worker), and both serve again.
     const fresh = await openClients(port, 40);
     await echoEvery(fresh, "fresh");
     clients = [...open, ...fresh];
-    const b = await waitFor("/stats to count every open connection", async () => {
+    const b = await until("/stats to count every open connection", async () => {
       const x = await stats(adminPort);
       return x.totals.connections === clients.length ? x : undefined;
     });
@@ -255,7 +256,7 @@ describe("serve --workers 2: 200 connections, admin view, a worker killed by pid
     expect(final).toBeDefined();
     expect(final).toContain("(2 workers summed, 1 restart)");
     expect(final).toMatch(new RegExp(`closed (.*, )?shutdown ${openNow}(,|;)`));
-    await waitFor("the clients to see the closes", () => (clients.every((c) => c.closed) ? true : undefined), 5000);
+    await until("the clients to see the closes", () => clients.every((c) => c.closed), 5000);
     for (const pid of [...pids, ...pidsAtStart, s.pid]) expect(alive(pid)).toBe(false);
     // One crash reported; nothing else on stderr.
     expect(errLines(r.err)).toEqual([`serve: worker 0 (pid ${pidsAtStart[0]}) died (SIGKILL)`]);
@@ -276,7 +277,7 @@ describe("serve --workers auto", () => {
     expect(s.out.text).toContain(`max connections 40000 total, ${plan.maxConnectionsPerWorker} per worker`);
     const c = await openClients(port, 30);
     await echoEvery(c, "auto");
-    const body = await waitFor("/stats to count 30 connections", async () => {
+    const body = await until("/stats to count 30 connections", async () => {
       const b = await stats(adminPort, token);
       return b.totals.connections === 30 ? b : undefined;
     });
@@ -328,7 +329,7 @@ describe("serve: port ranges", () => {
     let got = "";
     const other = await Bun.connect({ hostname: "127.0.0.2", port: a + 1, socket: { data: (_s, d) => void (got += d.toString()) } });
     other.write("*2\r\n$3\r\nGET\r\n$1\r\nk\r\n");
-    await waitFor("a reply on 127.0.0.2", () => (got.length >= 27 ? true : undefined));
+    await until("a reply on 127.0.0.2", () => got.length >= 27);
     expect(got).toBe("$21\r\nset on the first port\r\n");
     other.end();
     const r = await stopServe(s);

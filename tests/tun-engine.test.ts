@@ -11,7 +11,7 @@ import { toArrayBuffer } from "bun:ffi";
 import type { PacketDevice } from "../src/loadgen/tun/device.ts";
 import { FIRST_CLIENT_PORT, TunEngine, type TunEngineOptions } from "../src/loadgen/tun/engine.ts";
 import { checksumsValid, readU16, readU32, TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, writeSegment } from "../src/loadgen/tun/packet.ts";
-import { until } from "./helpers/net.ts";
+import { until } from "./helpers/until.ts";
 
 const CLIENT = 0xc6130000; // 198.19.0.0
 const SERVER = 0xc6120001; // 198.18.0.1
@@ -69,14 +69,14 @@ async function startOne(opts: Partial<TunEngineOptions> = {}) {
   const dev = new ScriptedDevice();
   const engine = new TunEngine(dev, { connections: 1, clientFirstIp: CLIENT, serverIp: SERVER, ports: [PORT], connectWindow: 4, ...opts });
   void engine.start();
-  await until(() => dev.out.length === 1, 2000, "the SYN");
+  await until("the SYN", () => dev.out.length === 1, 2000);
   const syn = dev.out[0]!;
   expect(syn.flags).toBe(TCP_SYN);
   const isn = syn.seq;
   /** Queues a packet and waits until the engine has read it (and answered, if it does). */
   const deliver = async (p: Uint8Array) => {
     dev.push(p);
-    await until(() => dev.waitReadable() === false, 2000, "the engine to read the packet");
+    await until("the engine to read the packet", () => dev.waitReadable() === false, 2000);
     await Bun.sleep(5);
   };
   return { dev, engine, isn, deliver };
@@ -186,7 +186,7 @@ describe("tun engine TCP edges (scripted server)", () => {
     const dev = new ScriptedDevice();
     const engine = new TunEngine(dev, { connections: 3, clientFirstIp: CLIENT, serverIp: SERVER, ports: [PORT], connectWindow: 3, connectTimeoutMs: 150, retries: 5 });
     const ramped = engine.start();
-    await until(() => dev.out.length === 3, 2000, "three SYNs");
+    await until("three SYNs", () => dev.out.length === 3, 2000);
     engine.stopConnecting();
     await ramped;
     const k = engine.counters();
@@ -198,11 +198,11 @@ describe("tun engine TCP edges (scripted server)", () => {
     const dev = new ScriptedDevice();
     const engine = new TunEngine(dev, { connections: 1, clientFirstIp: CLIENT, serverIp: SERVER, ports: [PORT], connectWindow: 1, connectTimeoutMs: 1300, retries: 1 });
     void engine.start();
-    await until(() => dev.out.filter((o) => o.flags === TCP_SYN).length >= 2, 3000, "the SYN retransmit");
+    await until("the SYN retransmit", () => dev.out.filter((o) => o.flags === TCP_SYN).length >= 2, 3000);
     const syns = dev.out.filter((o) => o.flags === TCP_SYN);
     expect(syns[1]!.seq).toBe(syns[0]!.seq);
     expect(engine.counters().attempts).toBe(1);
-    await until(() => engine.counters().attempts === 2, 3000, "the retry after the timeout");
+    await until("the retry after the timeout", () => engine.counters().attempts === 2, 3000);
     expect(engine.counters().errors.ETIMEDOUT).toBe(1);
     await engine.stop();
   }, 10_000);

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { startLoad } from "../src/loadgen/coordinator.ts";
 import { checksumsValid, onesSum, readU16, readU32, tcpOffset, TCP_ACK, TCP_RST, TCP_SYN, writeSegment } from "../src/loadgen/tun/packet.ts";
 import { clientBlocks, Netns, SERVER_ADDRESS, tunSupport } from "../src/loadgen/tun/netns.ts";
-import { until } from "./helpers/net.ts";
+import { until } from "./helpers/until.ts";
 
 const u32 = fc.integer({ min: 0, max: 2 ** 32 - 1 });
 const port = fc.integer({ min: 1, max: 65535 });
@@ -119,7 +119,7 @@ describe("tun engine against kernel TCP servers in a namespace", () => {
         }
       }
     })();
-    await until(() => serverOpen === 0, 10_000, "the namespace's echo server to start");
+    await until("the namespace's echo server to start", () => serverOpen === 0, 10_000);
   }
 
   async function stopServer(): Promise<void> {
@@ -161,7 +161,7 @@ describe("tun engine against kernel TCP servers in a namespace", () => {
       expect(k.failed).toBe(0);
       // Confirmed: every probe byte came back, so the server application holds all of them.
       expect(k.bytesIn).toBe(N);
-      await until(() => serverOpen === N, 10_000, `the server to hold ${N}`);
+      await until(`the server to hold ${N}`, () => serverOpen === N, 10_000);
       await Bun.sleep(300);
       const held = await run.refresh();
       expect(held.open).toBe(N);
@@ -171,7 +171,7 @@ describe("tun engine against kernel TCP servers in a namespace", () => {
       expect(report.ramp.connectUs.count).toBe(N);
       expect(report.processes.died).toEqual([]);
       // One RST each: the server sees every connection close.
-      await until(() => serverOpen === 0, 10_000, "the server's sockets to close after the resets");
+      await until("the server's sockets to close after the resets", () => serverOpen === 0, 10_000);
     } finally {
       await run.stop(5000);
       await stopServer();

@@ -2,7 +2,7 @@
 // exact bytes, request encoding, and a fake Conn to drive a handler in-process.
 import { respReplyCodec } from "../../src/codec/index.ts";
 import type { Conn } from "../../src/reactor/index.ts";
-import { freePort } from "./redis-server.ts";
+import { until } from "./until.ts";
 
 const enc = new TextEncoder();
 
@@ -36,50 +36,13 @@ export function text(b: Uint8Array): string {
 
 export { freePort } from "./redis-server.ts";
 
-function which(tool: string): string {
-  const path = Bun.which(tool);
-  if (!path) throw new Error(`${tool} not found on PATH: install redis (apt-get install redis-server redis-tools) to run this test`);
-  return path;
-}
-
-/** Resolves once something accepts TCP connections on host:port, or throws after timeoutMs. */
+/** Resolves once something accepts TCP connections on host:port; rejects after timeoutMs. */
 export async function waitForPort(port: number, timeoutMs = 10_000, hostname = "127.0.0.1"): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      const s = await Bun.connect({ hostname, port, socket: { data() {} } });
-      s.end();
-      return;
-    } catch {
-      if (Date.now() > until) throw new Error(`nothing listens on ${hostname}:${port} after ${timeoutMs} ms`);
-      await Bun.sleep(20);
-    }
-  }
-}
-
-export interface RedisServer {
-  port: number;
-  proc: Bun.Subprocess;
-  stop(): Promise<void>;
-}
-
-/** Starts redis-server without persistence on a free loopback port; stop() kills it by pid. */
-export async function startRedis(): Promise<RedisServer> {
-  const bin = which("redis-server");
-  const port = await freePort();
-  const proc = Bun.spawn(
-    [bin, "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning"],
-    { stdout: "ignore", stderr: "pipe" },
-  );
-  await waitForPort(port);
-  return {
-    port,
-    proc,
-    async stop() {
-      process.kill(proc.pid, "SIGKILL");
-      await proc.exited;
-    },
-  };
+  await until(`something to listen on ${hostname}:${port}`, async () => {
+    const s = await Bun.connect({ hostname, port, socket: { data() {} } });
+    s.end();
+    return true;
+  }, timeoutMs);
 }
 
 /** One connection speaking RESP; call() returns the exact bytes of one reply. */

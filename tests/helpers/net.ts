@@ -167,15 +167,6 @@ export async function connect(target: Target): Promise<TestClient> {
   return client;
 }
 
-/** Resolves once cond() holds, polling every few ms; rejects after timeoutMs naming what. */
-export async function until(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!cond()) {
-    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await Bun.sleep(2);
-  }
-}
-
 /** Concatenates byte arrays. */
 export function concat(parts: readonly Uint8Array[]): Uint8Array {
   let n = 0;

@@ -5,6 +5,8 @@
  */
 import { join } from "node:path";
 
+import { GiveUp, until } from "./until.ts";
+
 const ROOT = join(import.meta.dir, "..", "..");
 
 /** Text of a stream as it arrives; `done` resolves at its end. */
@@ -21,25 +23,6 @@ export function collect(stream: ReadableStream<Uint8Array>): Collected {
     for await (const chunk of stream) out.text += dec.decode(chunk, { stream: true });
   })();
   return out;
-}
-
-/**
- * Polls `probe` every 25 ms until it returns something other than undefined and resolves
- * with that; rejects after timeoutMs, with the probe's last error if it threw.
- */
-export async function waitFor<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await probe();
-      if (v !== undefined) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (${String(last)})` : ""}`);
-    await Bun.sleep(25);
-  }
 }
 
 /** A running `bun run serve`. */
@@ -69,10 +52,10 @@ export async function startServe(args: string[], env: Record<string, string> = {
   });
   const s: Served = { proc, pid: 0, out: collect(proc.stdout), err: collect(proc.stderr) };
   running.push(s);
-  await waitFor(
+  await until(
     "serve's startup block",
     () => {
-      if (proc.exitCode !== null) throw new Error(`serve exited ${proc.exitCode}: ${s.err.text}`);
+      if (proc.exitCode !== null) throw new GiveUp(`serve exited ${proc.exitCode}: ${s.err.text}`);
       return s.out.text.includes("  stop: ") ? true : undefined;
     },
     timeoutMs,
