@@ -90,3 +90,89 @@ export class ClientRequestError extends MyriadError {
     super(code, message, cause === undefined ? undefined : { cause });
   }
 }
+
+// ---------------------------------------------------------------- the pool's messages
+// Pool builds its errors here, from the counts it passes: the wording lives in one place.
+
+/** The codes of AcquireRejectedError. */
+export type RefusalCode = "ERR_POOL_CIRCUIT_OPEN" | "ERR_POOL_QUEUE_FULL" | "ERR_POOL_CLOSED" | "ERR_POOL_ABORTED";
+
+/** An error's message for another message (a create error's text in a pool error). */
+export function errorText(err: unknown): string {
+  if (err instanceof Error) return err.message || err.name;
+  return String(err);
+}
+
+/** The AcquireRejectedError for `code` in pool `name`, with the counts its message shows. */
+export function acquireRejectedError(
+  name: string,
+  code: RefusalCode,
+  cause: unknown,
+  counts: { createFailures: number; waiting: number; maxWaiting: number },
+): AcquireRejectedError {
+  switch (code) {
+    case "ERR_POOL_CIRCUIT_OPEN":
+      return new AcquireRejectedError(
+        code,
+        `pool "${name}": upstream failing, ${counts.createFailures} creates failed in a row (last: ${errorText(cause)}) and no connection is left; failing fast until a retry succeeds — check the upstream`,
+        cause,
+      );
+    case "ERR_POOL_QUEUE_FULL":
+      return new AcquireRejectedError(
+        code,
+        `pool "${name}": ${counts.waiting} callers already waiting (maxWaiting=${counts.maxWaiting}); shed load, raise max, or raise maxWaiting`,
+      );
+    case "ERR_POOL_CLOSED":
+      return new AcquireRejectedError(code, `pool "${name}" is draining or drained: no more acquires; create a new pool to continue`);
+    case "ERR_POOL_ABORTED":
+      return new AcquireRejectedError(code, `pool "${name}": acquire aborted by its signal`, cause);
+  }
+}
+
+/**
+ * The AcquireTimeoutError of pool `name` after waiting `waitedMs` of `timeoutMs`:
+ * ERR_POOL_UPSTREAM_FAILING while creates fail (cause: the last create error), else
+ * ERR_POOL_EXHAUSTED with the counts.
+ */
+export function acquireTimeoutError(
+  name: string,
+  waitedMs: number,
+  timeoutMs: number,
+  counts: {
+    createFailures: number;
+    lastCreateError: unknown;
+    max: number;
+    borrowed: number;
+    idle: number;
+    pending: number;
+    waiting: number;
+  },
+): AcquireTimeoutError {
+  const waited = Math.round(waitedMs);
+  if (counts.createFailures > 0) {
+    return new AcquireTimeoutError(
+      "ERR_POOL_UPSTREAM_FAILING",
+      `pool "${name}": no connection within acquireTimeoutMs=${timeoutMs} ms because the upstream is failing: ${counts.createFailures} creates failed in a row, last: ${errorText(counts.lastCreateError)}; check the upstream or raise acquireTimeoutMs`,
+      waited,
+      counts.lastCreateError,
+    );
+  }
+  return new AcquireTimeoutError(
+    "ERR_POOL_EXHAUSTED",
+    `pool "${name}" exhausted: no connection within acquireTimeoutMs=${timeoutMs} ms (max=${counts.max}: ${counts.borrowed} borrowed, ${counts.idle} idle, ${counts.pending} being created, ${counts.waiting} others waiting); release connections sooner (leakDetectionMs finds holders), raise max, or raise acquireTimeoutMs`,
+    waited,
+  );
+}
+
+/** The PoolReleaseError of a release()/destroy() of pool `name` that is a double (`double`) or foreign one. */
+export function misuseError(name: string, what: "release" | "destroy", double: boolean): PoolReleaseError {
+  return double
+    ? new PoolReleaseError(
+        "ERR_POOL_DOUBLE_RELEASE",
+        `pool "${name}": ${what}() of a resource that is not borrowed (already released or destroyed); release each acquired resource exactly once`,
+      )
+    : new PoolReleaseError(
+        "ERR_POOL_FOREIGN_RESOURCE",
+        `pool "${name}": ${what}() of an object this pool did not lend; pass back exactly what acquire() resolved`,
+      );
+}

@@ -1,6 +1,7 @@
 /**
  * src/pool public surface: Channel, Pool, the pooled pipelined TCP client and the RESP client,
- * and the registry of pools an application shows in the admin server.
+ * the registry of pools an application shows in the admin server, and the self-connect check
+ * for anything that connects.
  */
 export { Channel } from "./channel.ts";
 export { Pool, type PoolStats, type AcquireOptions } from "./pool.ts";
@@ -17,14 +18,13 @@ export {
   ClientRequestError,
 } from "./errors.ts";
 export {
-  createTcpClient,
-  TcpClient,
-  PipelinedConnection,
   TcpClientOptionsSchema,
   type TcpClientOptions,
   type ClientPoolOptions,
   type SendOptions,
-  type TcpClientStats,
-} from "./tcp-client.ts";
+} from "./client-options.ts";
+export type { PipelinedConnection } from "./pipelined-connection.ts";
+export { createTcpClient, type TcpClient, type TcpClientStats } from "./tcp-client.ts";
 export { createRespClient, type RespClient, type RespClientOptions } from "./resp-client.ts";
 export { PoolRegistry, type PoolSnapshot, type StatsPool } from "./registry.ts";
+export { isSelfConnect, type SocketEndpoints } from "./self-connect.ts";

@@ -22,22 +22,30 @@
  * - a connection that is broken (isBroken, invalidate(), failed validate) is destroyed and
  *   replaced, never handed out; release() of a broken one replaces it;
  * - release twice, or of a foreign object, throws and leaves the counts alone.
+ *
+ * One file, past 500 lines, on purpose: the entries' states, the idle stack, the creates
+ * and the pump are one state machine, and every method changes several of them at once
+ * (tarn.js keeps its Pool whole for the same reason). What stands apart lives beside it:
+ * the waiting callers and their deadlines (waiter-queue.ts), the error messages
+ * (errors.ts), the options (options.ts).
  */
 import { fullJitterDelayMs } from "./backoff.ts";
 import {
-  AcquireRejectedError,
-  AcquireTimeoutError,
+  acquireRejectedError,
+  acquireTimeoutError,
   CreateTimeoutError,
-  PoolReleaseError,
+  errorText,
+  misuseError,
+  type RefusalCode,
 } from "./errors.ts";
 import { Histogram, type HistogramSnapshot } from "./histogram.ts";
-import { type ListNode, WaiterList } from "./list.ts";
 import { type PoolOptions, type ResolvedPoolOptions, resolvePoolOptions } from "./options.ts";
 import { MAX_TIMER_MS, waitMs } from "./time.ts";
+import { type Waiter, WaiterQueue } from "./waiter-queue.ts";
 
 type Timer = ReturnType<typeof setTimeout>;
 
-/** Pool counters and gauges, as agreed in INTERFACES.md. */
+/** Pool counters and gauges: what stats() returns, what the admin server shows per pool. */
 export interface PoolStats {
   /** Resources alive: idle + borrowed + being validated. */
   size: number;
@@ -94,52 +102,11 @@ class Entry<T> {
   ) {}
 }
 
-// new Promise(waiterExecutor) stores the resolvers on the waiter without a closure per call.
-let execWaiter: Waiter<any>;
-function waiterExecutor(resolve: (r: any) => void, reject: (e: Error) => void): void {
-  execWaiter.resolve = resolve;
-  execWaiter.reject = reject;
-}
-
-class Waiter<T> implements ListNode<Waiter<T>> {
-  prev: Waiter<T> | null = null;
-  next: Waiter<T> | null = null;
-  queued = false;
-  settled = false;
-  /**
-   * Waits with the pool's acquireTimeoutMs: queued waiters of this kind have deadlines in
-   * queue order, so one pool timer (armed for the oldest) expires them all. Others have
-   * their own timer.
-   */
-  uniform = false;
-  timer: Timer | undefined = undefined;
-  signal: AbortSignal | undefined = undefined;
-  onAbort: (() => void) | undefined = undefined;
-  resolve!: (resource: T) => void;
-  reject!: (err: Error) => void;
-  readonly promise: Promise<T>;
-  readonly deadlineMs: number;
-  constructor(
-    readonly startMs: number,
-    readonly timeoutMs: number,
-    readonly stack: string | undefined,
-  ) {
-    this.deadlineMs = startMs + timeoutMs;
-    execWaiter = this;
-    this.promise = new Promise<T>(waiterExecutor);
-  }
-}
-
 class CreateAttempt {
   done = false;
   timer: Timer | undefined = undefined;
   readonly controller = new AbortController();
   constructor(readonly n: number) {}
-}
-
-function errorText(err: unknown): string {
-  if (err instanceof Error) return err.message || err.name;
-  return String(err);
 }
 
 function unref(t: Timer): Timer {
@@ -153,7 +120,7 @@ export class Pool<T> {
   private readonly entries = new Map<T, Entry<T>>();
   /** Idle entries; the top (end) is the most recently released: LIFO. */
   private readonly idle: Entry<T>[] = [];
-  private readonly waiters = new WaiterList<Waiter<T>>();
+  private readonly waiters: WaiterQueue<T>;
   private readonly attempts = new Set<CreateAttempt>();
   private readonly destroying = new Set<Promise<void>>();
   /** Destroyed resources, to tell a double release from a foreign one. */
@@ -170,10 +137,6 @@ export class Pool<T> {
   private nextCreateAtMs = 0;
   private backoffTimer: Timer | undefined = undefined;
   private reapTimer: Timer | undefined = undefined;
-  /** The one timer of the uniform waiters; may be armed for a deadline already served. */
-  private deadlineTimer: Timer | undefined = undefined;
-  /** Uniform waiters in the queue; the deadline timer keeps the process alive only while > 0. */
-  private uniformQueued = 0;
   private pumping = false;
   private pumpAgain = false;
   private closing = false;
@@ -193,6 +156,16 @@ export class Pool<T> {
    */
   constructor(options: PoolOptions<T>) {
     this.o = resolvePoolOptions(options);
+    this.waiters = new WaiterQueue<T>(this.o.acquireTimeoutMs, {
+      expired: (w) => {
+        this.nTimeouts++;
+        w.reject(this.timeoutError(performance.now() - w.startMs, w.timeoutMs));
+      },
+      aborted: (w) => {
+        this.nRejected++;
+        w.reject(this.rejectedError("ERR_POOL_ABORTED", w.signal?.reason));
+      },
+    });
     if (this.o.min > 0) queueMicrotask(() => this.pump());
   }
 
@@ -238,7 +211,7 @@ export class Pool<T> {
           this.hist.recordZero();
           return Promise.resolve(e.resource);
         }
-        const w = this.newWaiter(timeoutMs, signal, stack, false);
+        const w = this.waiters.create(timeoutMs, signal, stack, false);
         this.startValidation(e, w);
         return w.promise;
       }
@@ -251,8 +224,8 @@ export class Pool<T> {
       this.nTimeouts++;
       return Promise.reject(this.timeoutError(0, 0));
     }
-    const w = this.newWaiter(timeoutMs, signal, stack, true);
-    this.enqueue(w);
+    const w = this.waiters.create(timeoutMs, signal, stack, true);
+    this.waiters.push(w);
     this.pump();
     return w.promise;
   }
@@ -365,10 +338,9 @@ export class Pool<T> {
     if (this.backoffTimer !== undefined) clearTimeout(this.backoffTimer);
     if (this.reapTimer !== undefined) clearTimeout(this.reapTimer);
     this.backoffTimer = this.reapTimer = undefined;
-    if (this.deadlineTimer !== undefined) clearTimeout(this.deadlineTimer);
-    this.deadlineTimer = undefined;
-    for (let w = this.dequeue(); w !== null; w = this.dequeue()) {
-      this.settle(w);
+    this.waiters.stop();
+    for (let w = this.waiters.shift(); w !== null; w = this.waiters.shift()) {
+      w.settle();
       this.nRejected++;
       w.reject(this.closedError());
     }
@@ -433,7 +405,7 @@ export class Pool<T> {
         this.destroyEntry(e);
         continue;
       }
-      const w = this.dequeue() as Waiter<T>;
+      const w = this.waiters.shift() as Waiter<T>;
       if (this.needsValidation(e)) this.startValidation(e, w);
       else this.serve(e, w);
     }
@@ -506,117 +478,14 @@ export class Pool<T> {
   }
 
   private serve(e: Entry<T>, w: Waiter<T>): void {
-    this.settle(w);
+    w.settle();
     this.hist.record(performance.now() - w.startMs);
     this.lend(e, w.stack);
     w.resolve(e.resource);
   }
 
-  /**
-   * A waiter; `queued` ones with the pool's own timeout share the deadline timer, the others
-   * get a timer of their own.
-   */
-  private newWaiter(timeoutMs: number, signal: AbortSignal | undefined, stack: string | undefined, queued: boolean): Waiter<T> {
-    const w = new Waiter<T>(performance.now(), timeoutMs, stack);
-    if (timeoutMs !== Infinity) {
-      if (queued && timeoutMs === this.o.acquireTimeoutMs) w.uniform = true;
-      else w.timer = setTimeout(Pool.onWaiterTimeout, timeoutMs, this, w);
-    }
-    if (signal !== undefined) {
-      w.signal = signal;
-      w.onAbort = () => this.abortWaiter(w);
-      signal.addEventListener("abort", w.onAbort, { once: true });
-    }
-    return w;
-  }
-
-  private enqueue(w: Waiter<T>): void {
-    this.waiters.push(w);
-    if (!w.uniform) return;
-    if (this.deadlineTimer === undefined) {
-      this.deadlineTimer = setTimeout(Pool.onDeadline, w.timeoutMs, this);
-      this.uniformQueued++;
-      return;
-    }
-    if (this.uniformQueued++ === 0) this.deadlineTimer.ref();
-  }
-
-  /** Takes the head waiter out of the queue (null when empty). */
-  private dequeue(): Waiter<T> | null {
-    const w = this.waiters.shift();
-    if (w !== null && w.uniform) this.uniformLeft();
-    return w;
-  }
-
-  /** Takes `w` out of the queue wherever it is; false when it was not queued. */
-  private unqueue(w: Waiter<T>): boolean {
-    if (!this.waiters.remove(w)) return false;
-    if (w.uniform) this.uniformLeft();
-    return true;
-  }
-
-  private uniformLeft(): void {
-    // The armed timer stays (clearing and re-arming per waiter costs more than one late
-    // wake-up); it just stops holding the process open.
-    if (--this.uniformQueued === 0 && this.deadlineTimer !== undefined) this.deadlineTimer.unref();
-  }
-
-  /** The deadline timer fired: expire the due uniform waiters, re-arm for the next one. */
-  private expireDue(): void {
-    this.deadlineTimer = undefined;
-    const now = performance.now();
-    let w = this.waiters.peek();
-    while (w !== null) {
-      const next = w.next;
-      if (w.uniform) {
-        if (w.deadlineMs > now) break;
-        this.expireWaiter(w);
-      }
-      w = next;
-    }
-    while (w !== null && !w.uniform) w = w.next;
-    if (w !== null) {
-      this.deadlineTimer = setTimeout(Pool.onDeadline, Math.max(0, w.deadlineMs - now), this);
-    }
-  }
-
-  /** Marks a waiter answered: its timer and abort listener go. */
-  private settle(w: Waiter<T>): void {
-    w.settled = true;
-    if (w.timer !== undefined) {
-      clearTimeout(w.timer);
-      w.timer = undefined;
-    }
-    if (w.onAbort !== undefined) {
-      w.signal?.removeEventListener("abort", w.onAbort);
-      w.onAbort = undefined;
-    }
-  }
-
-  private abortWaiter(w: Waiter<T>): void {
-    if (w.settled) return;
-    this.unqueue(w);
-    const reason = w.signal?.reason;
-    this.settle(w);
-    this.nRejected++;
-    w.reject(this.rejectedError("ERR_POOL_ABORTED", reason));
-  }
-
-  private expireWaiter(w: Waiter<T>): void {
-    w.timer = undefined;
-    if (w.settled) return;
-    this.unqueue(w);
-    this.settle(w);
-    this.nTimeouts++;
-    w.reject(this.timeoutError(performance.now() - w.startMs, w.timeoutMs));
-  }
-
   private startValidation(e: Entry<T>, w: Waiter<T>): void {
-    if (w.uniform) {
-      // Out of the queue, the shared deadline timer cannot see it: its own timer from now on.
-      w.uniform = false;
-      w.timer = setTimeout(Pool.onWaiterTimeout, Math.max(0, w.deadlineMs - performance.now()), this, w);
-    }
+    this.waiters.detach(w);
     e.state = VALIDATING;
     e.validatingFor = w;
     this.validatingCount++;
@@ -640,7 +509,7 @@ export class Pool<T> {
       this.destroyEntry(e);
       if (!w.settled) {
         if (this.closing) {
-          this.settle(w);
+          w.settle();
           this.nRejected++;
           w.reject(this.closedError());
         } else {
@@ -806,7 +675,7 @@ export class Pool<T> {
       if (e.state === BORROWED) this.borrowedCount--;
       const w = e.validatingFor;
       if (w !== undefined && !w.settled) {
-        this.settle(w);
+        w.settle();
         this.nRejected++;
         w.reject(this.closedError());
       }
@@ -825,90 +694,48 @@ export class Pool<T> {
     }
   }
 
-  // ---------------------------------------------------------------- errors
+  // ---------------------------------------------------------------- errors (messages in errors.ts)
 
   private misuse(resource: T, e: Entry<T> | undefined, what: "release" | "destroy"): void {
     const r = resource as unknown;
     const isObj = (typeof r === "object" && r !== null) || typeof r === "function";
     if (e === undefined && isObj && this.forced.has(r as object)) return;
-    if ((e === undefined && isObj && this.gone.has(r as object)) || e?.state === IDLE) {
-      throw new PoolReleaseError(
-        "ERR_POOL_DOUBLE_RELEASE",
-        `pool "${this.o.name}": ${what}() of a resource that is not borrowed (already released or destroyed); release each acquired resource exactly once`,
-      );
-    }
-    throw new PoolReleaseError(
-      "ERR_POOL_FOREIGN_RESOURCE",
-      `pool "${this.o.name}": ${what}() of an object this pool did not lend; pass back exactly what acquire() resolved`,
-    );
+    const double = (e === undefined && isObj && this.gone.has(r as object)) || e?.state === IDLE;
+    throw misuseError(this.o.name, what, double);
   }
 
-  private refuse(
-    code: "ERR_POOL_CIRCUIT_OPEN" | "ERR_POOL_QUEUE_FULL" | "ERR_POOL_CLOSED" | "ERR_POOL_ABORTED",
-    cause: unknown,
-  ): Promise<T> {
+  private refuse(code: RefusalCode, cause: unknown): Promise<T> {
     this.nRejected++;
     return Promise.reject(this.rejectedError(code, cause));
   }
 
-  private rejectedError(
-    code: "ERR_POOL_CIRCUIT_OPEN" | "ERR_POOL_QUEUE_FULL" | "ERR_POOL_CLOSED" | "ERR_POOL_ABORTED",
-    cause: unknown,
-  ): AcquireRejectedError {
-    const name = this.o.name;
-    switch (code) {
-      case "ERR_POOL_CIRCUIT_OPEN":
-        return new AcquireRejectedError(
-          code,
-          `pool "${name}": upstream failing, ${this.createFailures} creates failed in a row (last: ${errorText(cause)}) and no connection is left; failing fast until a retry succeeds — check the upstream`,
-          cause,
-        );
-      case "ERR_POOL_QUEUE_FULL":
-        return new AcquireRejectedError(
-          code,
-          `pool "${name}": ${this.waiters.size} callers already waiting (maxWaiting=${this.o.maxWaiting}); shed load, raise max, or raise maxWaiting`,
-        );
-      case "ERR_POOL_CLOSED":
-        return this.closedError();
-      case "ERR_POOL_ABORTED":
-        return new AcquireRejectedError(code, `pool "${name}": acquire aborted by its signal`, cause);
-    }
+  private rejectedError(code: RefusalCode, cause: unknown): Error {
+    return acquireRejectedError(this.o.name, code, cause, {
+      createFailures: this.createFailures,
+      waiting: this.waiters.size,
+      maxWaiting: this.o.maxWaiting,
+    });
   }
 
-  private closedError(): AcquireRejectedError {
-    return new AcquireRejectedError(
-      "ERR_POOL_CLOSED",
-      `pool "${this.o.name}" is draining or drained: no more acquires; create a new pool to continue`,
-    );
+  private closedError(): Error {
+    return this.rejectedError("ERR_POOL_CLOSED", undefined);
   }
 
-  private timeoutError(waitedMs: number, timeoutMs: number): AcquireTimeoutError {
-    const name = this.o.name;
-    const waited = Math.round(waitedMs);
-    if (this.createFailures > 0) {
-      return new AcquireTimeoutError(
-        "ERR_POOL_UPSTREAM_FAILING",
-        `pool "${name}": no connection within acquireTimeoutMs=${timeoutMs} ms because the upstream is failing: ${this.createFailures} creates failed in a row, last: ${errorText(this.lastCreateError)}; check the upstream or raise acquireTimeoutMs`,
-        waited,
-        this.lastCreateError,
-      );
-    }
-    return new AcquireTimeoutError(
-      "ERR_POOL_EXHAUSTED",
-      `pool "${name}" exhausted: no connection within acquireTimeoutMs=${timeoutMs} ms (max=${this.o.max}: ${this.borrowedCount} borrowed, ${this.idle.length} idle, ${this.pendingCreates} being created, ${this.waiters.size} others waiting); release connections sooner (leakDetectionMs finds holders), raise max, or raise acquireTimeoutMs`,
-      waited,
-    );
+  private timeoutError(waitedMs: number, timeoutMs: number): Error {
+    return acquireTimeoutError(this.o.name, waitedMs, timeoutMs, {
+      createFailures: this.createFailures,
+      lastCreateError: this.lastCreateError,
+      max: this.o.max,
+      borrowed: this.borrowedCount,
+      idle: this.idle.length,
+      pending: this.pendingCreates,
+      waiting: this.waiters.size,
+    });
   }
 
   // ---------------------------------------------------------------- timer callbacks
-  // They get the pool and the node as arguments: no closure per waiter.
+  // They get the pool and the entry or attempt as arguments: no closure per timer.
 
-  private static onWaiterTimeout<T>(pool: Pool<T>, w: Waiter<T>): void {
-    pool.expireWaiter(w);
-  }
-  private static onDeadline<T>(pool: Pool<T>): void {
-    pool.expireDue();
-  }
   private static onBackoff<T>(pool: Pool<T>): void {
     pool.backoffTimer = undefined;
     pool.pump();

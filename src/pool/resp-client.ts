@@ -10,8 +10,10 @@ import {
   respReplyBufferCodec,
   respReplyCodec,
 } from "../codec/index.ts";
+import { checkClientOptions, clientOptionsSchema, type TcpClientOptions } from "./client-options.ts";
 import { PoolOptionError } from "./errors.ts";
-import { checkClientOptions, type PipelinedConnection, TcpClient, type TcpClientOptions } from "./tcp-client.ts";
+import type { PipelinedConnection } from "./pipelined-connection.ts";
+import { clientFromCheckedOptions, type TcpClient } from "./tcp-client.ts";
 
 /** Options of createRespClient: those of createTcpClient except codec/isErrorReply/onConnect, plus RESP ones. */
 export interface RespClientOptions extends Omit<TcpClientOptions<RespValue, RespCommand>, "codec" | "isErrorReply" | "onConnect"> {
@@ -28,12 +30,13 @@ export interface RespClientOptions extends Omit<TcpClientOptions<RespValue, Resp
 /** A pooled RESP client: send(["SET", "k", "v"]) resolves "OK"; an error reply rejects with RespError. */
 export type RespClient = TcpClient<RespValue, RespCommand>;
 
-const respExtra = {
+/** The TypeBox schema of RespClientOptions. */
+const RespClientOptionsSchema = clientOptionsSchema(["codec", "isErrorReply", "onConnect"], {
   password: Type.Optional(Type.String({ description: "a string" })),
   username: Type.Optional(Type.String({ minLength: 1, description: "a non-empty string" })),
   db: Type.Optional(Type.Integer({ minimum: 0, description: "an integer >= 0" })),
   binary: Type.Optional(Type.Boolean({ description: "true or false" })),
-};
+});
 
 function isErrorReply(reply: RespValue): Error | undefined {
   return reply instanceof RespError ? reply : undefined;
@@ -46,20 +49,20 @@ function isErrorReply(reply: RespValue): Error | undefined {
  * PoolOptionError for an unknown or bad option. close() drains it.
  */
 export function createRespClient(options: RespClientOptions): RespClient {
+  checkClientOptions(RespClientOptionsSchema, options, "RESP client");
   const { password, username, db, binary, ...rest } = options;
-  const tcpOptions: TcpClientOptions<RespValue, RespCommand> = {
-    ...rest,
-    codec: binary ? respReplyBufferCodec : respReplyCodec,
-    isErrorReply,
-    pingMessage: rest.pingMessage ?? ["PING"],
-  };
-  checkClientOptions({ ...options, codec: tcpOptions.codec }, "RESP client", respExtra);
   if (username !== undefined && password === undefined) {
     throw new PoolOptionError(
       "username",
       `RESP client option username=${JSON.stringify(username)} is invalid: expected together with password (AUTH needs both)`,
     );
   }
+  const tcpOptions: TcpClientOptions<RespValue, RespCommand> = {
+    ...rest,
+    codec: binary ? respReplyBufferCodec : respReplyCodec,
+    isErrorReply,
+    pingMessage: rest.pingMessage ?? ["PING"],
+  };
   if (password !== undefined || (db !== undefined && db !== 0)) {
     tcpOptions.onConnect = async (conn: PipelinedConnection<RespValue, RespCommand>) => {
       const handshake: Promise<RespValue>[] = [];
@@ -68,5 +71,5 @@ export function createRespClient(options: RespClientOptions): RespClient {
       await Promise.all(handshake);
     };
   }
-  return new TcpClient(tcpOptions, "RESP client");
+  return clientFromCheckedOptions(tcpOptions);
 }
