@@ -1,0 +1,215 @@
+/**
+ * The WebSocket opening handshake (RFC 6455 section 4.2): the client's HTTP/1.1 upgrade
+ * request, measured and parsed out of the bytes a connection sent first, and the server's
+ * answers: 101 Switching Protocols with Sec-WebSocket-Accept, or an HTTP error that says
+ * what was wrong (400, 405, 426 with Sec-WebSocket-Version: 13, or a status the
+ * application's upgrade hook chose).
+ *
+ * This runs once per connection, so it may allocate (the parsed request lives only until the
+ * handshake is answered); nothing here is kept per connection.
+ */
+import { MyriadError } from "../errors.ts";
+
+/** RFC 6455's fixed GUID appended to Sec-WebSocket-Key before hashing. */
+export const WEBSOCKET_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+
+/** Default most bytes of an upgrade request (request line and headers). */
+export const DEFAULT_MAX_HANDSHAKE_BYTES = 8192;
+
+/** measureRequest: the request is longer than allowed. */
+export const REQUEST_TOO_LARGE = -1;
+
+/**
+ * Length of the HTTP request head at buf[start, end) through its blank line ("\r\n\r\n", or
+ * "\n\n" from lenient clients), 0 while incomplete, REQUEST_TOO_LARGE once maxBytes have
+ * arrived without a blank line. Allocates nothing.
+ */
+export function measureRequest(buf: Uint8Array, start: number, end: number, maxBytes: number): number {
+  const limit = end - start > maxBytes ? start + maxBytes : end;
+  for (let i = start; i < limit; i++) {
+    if (buf[i] !== 10) continue;
+    // "\n" then "\r\n" or "\n": the blank line.
+    if (i + 1 < end && buf[i + 1] === 10) return i + 2 - start;
+    if (i + 2 < end && buf[i + 1] === 13 && buf[i + 2] === 10) return i + 3 - start;
+  }
+  return end - start >= maxBytes ? REQUEST_TOO_LARGE : 0;
+}
+
+/** A parsed upgrade request, as the application's upgrade hook sees it. */
+export interface UpgradeRequest {
+  /** "GET" for any request that gets this far. */
+  readonly method: string;
+  /** The request target as sent: path and query, e.g. "/chat?room=1". */
+  readonly url: string;
+  /** The path part of url, before any "?". */
+  readonly path: string;
+  /** Header fields by lower-case name; repeated fields joined with ", ". */
+  readonly headers: ReadonlyMap<string, string>;
+  /** The subprotocols the client offered (Sec-WebSocket-Protocol), in its order; [] when none. */
+  readonly protocols: readonly string[];
+  /** The peer's IP address ("" for unix sockets). */
+  readonly remoteAddress: string;
+}
+
+/** A request that is not an acceptable upgrade: the status and text to answer with. */
+export interface HandshakeRefusal {
+  readonly status: number;
+  readonly message: string;
+}
+
+/** What parseUpgradeRequest found: a request and the key to answer, or a refusal. */
+export type ParsedUpgrade =
+  | { ok: true; request: UpgradeRequest; key: string; extensions: string }
+  | ({ ok: false } & HandshakeRefusal);
+
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const KEY = /^[A-Za-z0-9+/]{22}==$/;
+
+function refuse(status: number, message: string): ParsedUpgrade {
+  return { ok: false, status, message };
+}
+
+/** True when the comma-separated header value lists `token` (case-insensitive). */
+function hasToken(value: string | undefined, token: string): boolean {
+  if (value === undefined) return false;
+  for (const part of value.split(",")) if (part.trim().toLowerCase() === token) return true;
+  return false;
+}
+
+/**
+ * Parses the request head buf[start, start + length) (as measured by measureRequest) and
+ * checks it is a WebSocket upgrade. Refusals: 400 for a malformed request or a missing or
+ * bad Host, Connection, Sec-WebSocket-Key or Sec-WebSocket-Protocol; 405 for a method other
+ * than GET; 426 (answer with Sec-WebSocket-Version: 13) for a request without
+ * `Upgrade: websocket` or with another Sec-WebSocket-Version; 505 for HTTP before 1.1.
+ */
+export function parseUpgradeRequest(buf: Uint8Array, start: number, length: number, remoteAddress: string): ParsedUpgrade {
+  // latin1: header bytes outside ASCII pass through one to one and fail the checks below.
+  const text = Buffer.from(buf.buffer, buf.byteOffset + start, length).toString("latin1");
+  const lines = text.split("\n");
+  const requestLine = lines[0]!.endsWith("\r") ? lines[0]!.slice(0, -1) : lines[0]!;
+  const parts = requestLine.split(" ");
+  if (parts.length !== 3 || parts[0] === "" || parts[1] === "") return refuse(400, "malformed request line");
+  const [method, url, version] = parts as [string, string, string];
+  const v = /^HTTP\/(\d)\.(\d)$/.exec(version);
+  if (v === null) return refuse(400, "malformed request line: expected HTTP/1.1");
+  if (Number(v[1]) * 10 + Number(v[2]) < 11) return refuse(505, "WebSocket needs HTTP/1.1");
+  if (!TOKEN.test(method)) return refuse(400, "malformed request line");
+  if (url[0] !== "/" && !/^[a-z]+:\/\//i.test(url)) return refuse(400, "malformed request target");
+  const headers = new Map<string, string>();
+  for (let i = 1; i < lines.length; i++) {
+    let line = lines[i]!;
+    if (line.endsWith("\r")) line = line.slice(0, -1);
+    if (line === "") continue;
+    if (line[0] === " " || line[0] === "\t") return refuse(400, "folded header lines are not allowed");
+    const colon = line.indexOf(":");
+    if (colon <= 0) return refuse(400, "malformed header line");
+    const name = line.slice(0, colon);
+    if (!TOKEN.test(name)) return refuse(400, "malformed header name");
+    const lower = name.toLowerCase();
+    const value = line.slice(colon + 1).trim();
+    const prev = headers.get(lower);
+    headers.set(lower, prev === undefined ? value : `${prev}, ${value}`);
+  }
+  if (method !== "GET") return refuse(405, "a WebSocket upgrade must be a GET request");
+  if (!hasToken(headers.get("upgrade"), "websocket")) return refuse(426, "this is a WebSocket endpoint: send Upgrade: websocket");
+  if (headers.get("sec-websocket-version") !== "13") return refuse(426, "unsupported Sec-WebSocket-Version: this server speaks 13");
+  if (!hasToken(headers.get("connection"), "upgrade")) return refuse(400, "missing Connection: Upgrade");
+  const host = headers.get("host");
+  if (host === undefined || host === "" || host.includes(",")) return refuse(400, "missing or repeated Host header");
+  const key = headers.get("sec-websocket-key");
+  if (key === undefined || !KEY.test(key)) return refuse(400, "missing or invalid Sec-WebSocket-Key (24 base64 characters of 16 bytes)");
+  const protocols: string[] = [];
+  const offered = headers.get("sec-websocket-protocol");
+  if (offered !== undefined) {
+    for (const p of offered.split(",")) {
+      const name = p.trim();
+      if (!TOKEN.test(name) || protocols.includes(name)) return refuse(400, "invalid Sec-WebSocket-Protocol");
+      protocols.push(name);
+    }
+  }
+  const q = url.indexOf("?");
+  const request: UpgradeRequest = {
+    method,
+    url,
+    path: q < 0 ? url : url.slice(0, q),
+    headers,
+    protocols,
+    remoteAddress,
+  };
+  return { ok: true, request, key, extensions: headers.get("sec-websocket-extensions") ?? "" };
+}
+
+/** Sec-WebSocket-Accept for a client's Sec-WebSocket-Key: base64(SHA-1(key + GUID)). */
+export function acceptKey(key: string): string {
+  return Bun.CryptoHasher.hash("sha1", key + WEBSOCKET_GUID, "base64") as string;
+}
+
+/**
+ * The 101 response accepting an upgrade: `protocol` ("" for none) and `extensions` (the
+ * negotiated Sec-WebSocket-Extensions value, "" for none) are included when set, then any
+ * extra header lines.
+ */
+export function switchingProtocolsResponse(key: string, protocol: string, extensions: string, extraHeaders?: Record<string, string>): string {
+  let s = `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${acceptKey(key)}\r\n`;
+  if (protocol !== "") s += `Sec-WebSocket-Protocol: ${protocol}\r\n`;
+  if (extensions !== "") s += `Sec-WebSocket-Extensions: ${extensions}\r\n`;
+  if (extraHeaders !== undefined) s += headerLines(extraHeaders);
+  return `${s}\r\n`;
+}
+
+const REASON_PHRASES: Record<number, string> = {
+  400: "Bad Request",
+  401: "Unauthorized",
+  403: "Forbidden",
+  404: "Not Found",
+  405: "Method Not Allowed",
+  408: "Request Timeout",
+  409: "Conflict",
+  410: "Gone",
+  426: "Upgrade Required",
+  429: "Too Many Requests",
+  431: "Request Header Fields Too Large",
+  500: "Internal Server Error",
+  501: "Not Implemented",
+  503: "Service Unavailable",
+  505: "HTTP Version Not Supported",
+};
+
+/**
+ * An HTTP error response that ends the connection: status line, Connection: close, the
+ * message as a text/plain body; 426 also carries Upgrade: websocket and
+ * Sec-WebSocket-Version: 13, 405 Allow: GET.
+ */
+export function errorResponse(status: number, message: string, extraHeaders?: Record<string, string>): string {
+  const body = `${message}\n`;
+  let s = `HTTP/1.1 ${status} ${REASON_PHRASES[status] ?? "Error"}\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n`;
+  if (status === 426) s += "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n";
+  if (status === 405) s += "Allow: GET\r\n";
+  if (extraHeaders !== undefined) s += headerLines(extraHeaders);
+  return `${s}\r\n${body}`;
+}
+
+/**
+ * "Name: value\r\n" per entry. Throws WebSocketHeaderError (code ERR_WEBSOCKET_HEADER) for a
+ * name that is not an HTTP token or a value that is not a string free of CR, LF and NUL, so
+ * that application data cannot inject header lines.
+ */
+export function headerLines(headers: Record<string, string>): string {
+  let s = "";
+  for (const [name, value] of Object.entries(headers)) {
+    if (!TOKEN.test(name)) throw new WebSocketHeaderError(`header name ${JSON.stringify(name)} is not an HTTP token`);
+    if (typeof value !== "string" || /[\r\n\0]/.test(value)) {
+      throw new WebSocketHeaderError(`header ${name}: expected a string without CR, LF or NUL`);
+    }
+    s += `${name}: ${value}\r\n`;
+  }
+  return s;
+}
+
+/** Headers an upgrade hook asked for cannot be sent. code: ERR_WEBSOCKET_HEADER. */
+export class WebSocketHeaderError extends MyriadError {
+  constructor(message: string) {
+    super("ERR_WEBSOCKET_HEADER", message);
+  }
+}
