@@ -31,6 +31,8 @@ export const MYRIAD_ERROR_CODES = {
   ERR_UNKNOWN_CODEC: "codecByName: no codec has that name",
   ERR_CODEC_ENCODE: "a codec cannot encode this message (too long for its length prefix, a newline in a line, a fractional RESP integer)",
   ERR_RESP_REPLY: "a RESP error reply (-ERR ..., -WRONGTYPE ...) handed back as a value; `prefix` is its first word",
+  ERR_WEBSOCKET_HEADER: "a WebSocket upgrade hook asked for a header that cannot be sent (a name that is not a token, CR/LF in a value)",
+  ERR_WEBSOCKET_DEFLATE: "permessage-deflate: zlib failed to compress a message, or this runtime's node:zlib lacks the synchronous handle it needs",
 
   // src/reactor
   ERR_SERVER_OPTION: "createServer: an option is missing, of the wrong type or out of range; `option` names it",

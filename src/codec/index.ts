@@ -32,6 +32,35 @@ export {
   type RespCommand,
 } from "./resp-reply.ts";
 export { resp } from "./resp-encode.ts";
+export * from "./websocket-frame.ts";
+export { UTF8_ACCEPT, UTF8_REJECT, utf8Validate, isValidUtf8, utf8Text } from "./websocket-utf8.ts";
+export {
+  DEFAULT_MAX_HANDSHAKE_BYTES,
+  REQUEST_TOO_LARGE,
+  WEBSOCKET_GUID,
+  WebSocketHeaderError,
+  acceptKey,
+  errorResponse,
+  headerLines,
+  measureRequest,
+  parseUpgradeRequest,
+  switchingProtocolsResponse,
+  type HandshakeRefusal,
+  type ParsedUpgrade,
+  type UpgradeRequest,
+} from "./websocket-handshake.ts";
+export {
+  DeflateOptionError,
+  INFLATE_CORRUPT,
+  INFLATE_TOO_BIG,
+  MessageDeflater,
+  MessageInflater,
+  negotiateDeflate,
+  resolveDeflateOptions,
+  type DeflateParams,
+  type PerMessageDeflateOptions,
+  type ResolvedDeflateOptions,
+} from "./websocket-deflate.ts";
 
 /** The server-side codec names codecByName accepts (and the reactor's `protocol` option). */
 export const CODEC_NAMES = ["raw", "lines", "length-u16", "length-u32", "resp"] as const;

@@ -239,7 +239,7 @@ interface ZlibHandle {
 function openHandle(stream: unknown): { handle: ZlibHandle; state: Uint32Array } {
   const s = stream as { _handle?: ZlibHandle; _writeState?: Uint32Array };
   if (typeof s._handle?.writeSync !== "function" || !(s._writeState instanceof Uint32Array)) {
-    throw new MyriadError("ERR_ZLIB_UNAVAILABLE", "node:zlib streams do not expose the synchronous handle permessage-deflate uses; run on Bun >= 1.4 or turn perMessageDeflate off");
+    throw new MyriadError("ERR_WEBSOCKET_DEFLATE", "node:zlib streams do not expose the synchronous handle permessage-deflate uses; run on Bun >= 1.4 or turn perMessageDeflate off");
   }
   return { handle: s._handle, state: s._writeState };
 }
@@ -283,7 +283,7 @@ export class MessageDeflater {
 
   /**
    * The compressed form of data[off, off + len) as a permessage-deflate payload (the sync
-   * flush's trailing 00 00 ff ff removed). Throws MyriadError ERR_ZLIB on a zlib failure.
+   * flush's trailing 00 00 ff ff removed). Throws MyriadError ERR_WEBSOCKET_DEFLATE on a zlib failure.
    */
   compress(data: Uint8Array, off: number, len: number): Uint8Array {
     const h = this.handle;
@@ -314,7 +314,7 @@ export class MessageDeflater {
     const message = this.failed!;
     this.failed = null;
     this.handle.reset();
-    throw new MyriadError("ERR_ZLIB", `deflate failed: ${message}`);
+    throw new MyriadError("ERR_WEBSOCKET_DEFLATE", `deflate failed: ${message}`);
   }
 
   /** Frees the zlib state. */

@@ -7,9 +7,10 @@
  *
  * Rejected, as the standard says: overlong forms (C0, C1, E0 80..9F, F0 80..8F), surrogates
  * (ED A0..BF), code points over U+10FFFF (F4 90.., F5..FF), stray continuation bytes,
- * truncated sequences (at the end of a message: utf8Complete).
+ * truncated sequences (a message must end in UTF8_ACCEPT).
  */
 import { isUtf8 } from "node:buffer";
+import { readUtf8 } from "./bytes.ts";
 
 /** The state between complete characters (also the initial state). */
 export const UTF8_ACCEPT = 0;
@@ -135,4 +136,15 @@ export function utf8Validate(buf: Uint8Array, start: number, end: number, state:
 /** True when buf[start, end) is, on its own, complete valid UTF-8. */
 export function isValidUtf8(buf: Uint8Array, start: number, end: number): boolean {
   return utf8Validate(buf, start, end, UTF8_ACCEPT) === UTF8_ACCEPT;
+}
+
+/**
+ * The text of buf[start, end) when it is valid UTF-8, else null. Decoding replaces invalid
+ * bytes with U+FFFD, so text without one was valid (checked natively while decoding); only
+ * text that contains one is validated again, to tell a real U+FFFD from a replaced byte.
+ */
+export function utf8Text(buf: Uint8Array, start: number, end: number): string | null {
+  const s = readUtf8(buf, start, end);
+  if (s.indexOf("\uFFFD") < 0 || isValidUtf8(buf, start, end)) return s;
+  return null;
 }

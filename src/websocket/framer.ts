@@ -16,7 +16,6 @@
  * makes the text invalid), the message size after joining fragments and after inflating.
  */
 import { NO_REF, SegmentPool } from "../conn-table/index.ts";
-import { readUtf8 } from "../codec/bytes.ts";
 import {
   CLOSE_INVALID_PAYLOAD,
   CLOSE_MESSAGE_TOO_BIG,
@@ -34,9 +33,14 @@ import {
   isValidCloseCode,
   measureFrame,
   unmask,
-} from "../codec/websocket-frame.ts";
-import { INFLATE_TOO_BIG, MessageInflater } from "../codec/websocket-deflate.ts";
-import { UTF8_ACCEPT, UTF8_REJECT, isValidUtf8, utf8Validate } from "../codec/websocket-utf8.ts";
+  INFLATE_TOO_BIG,
+  MessageInflater,
+  UTF8_ACCEPT,
+  UTF8_REJECT,
+  isValidUtf8,
+  utf8Text,
+  utf8Validate,
+} from "../codec/index.ts";
 
 /** ext bits: permessage-deflate was negotiated. */
 export const EXT_DEFLATE = 1;
@@ -160,7 +164,7 @@ export class WebSocketFramer {
     // A whole message in one frame: the common case, no copy.
     if (compressed) return this.inflated(h, slot, op, buf, p, n);
     if (op === OP_TEXT) {
-      const text = this.text(buf, p, p + n);
+      const text = utf8Text(buf, p, p + n);
       if (text === null) return sink.onFail(h, CLOSE_INVALID_PAYLOAD, "text message is not valid UTF-8");
       return sink.onMessage(h, text);
     }
@@ -207,7 +211,7 @@ export class WebSocketFramer {
     if (ref === NO_REF) {
       // Every earlier fragment was empty: the message is this payload alone.
       if (compressed) return this.inflated(h, slot, op, buf, p, n);
-      return sink.onMessage(h, op === OP_TEXT ? readUtf8(buf, p, p + n) : bytesView(buf, p, p + n));
+      return sink.onMessage(h, op === OP_TEXT ? decodeValidated(buf, p, p + n) : bytesView(buf, p, p + n));
     }
     if (n > 0) this.append(slot, buf, p, n);
     const total = this.msgLen[slot]!;
@@ -219,7 +223,7 @@ export class WebSocketFramer {
     const off = pool.offset(ref);
     try {
       if (compressed) return this.inflated(h, slot, op, seg, off, total);
-      return sink.onMessage(h, op === OP_TEXT ? readUtf8(seg, off, off + total) : seg.subarray(off, off + total));
+      return sink.onMessage(h, op === OP_TEXT ? decodeValidated(seg, off, off + total) : seg.subarray(off, off + total));
     } finally {
       pool.release(ref);
     }
@@ -234,7 +238,7 @@ export class WebSocketFramer {
     if (len < 0) return sink.onFail(h, CLOSE_INVALID_PAYLOAD, "compressed message is not valid deflate data");
     const out = inflater.output();
     if (op === OP_TEXT) {
-      const text = this.text(out, 0, len);
+      const text = utf8Text(out, 0, len);
       if (text === null) return sink.onFail(h, CLOSE_INVALID_PAYLOAD, "text message is not valid UTF-8");
       return sink.onMessage(h, text);
     }
@@ -253,15 +257,6 @@ export class WebSocketFramer {
     return (this.sharedInflater ??= new MessageInflater(false));
   }
 
-  /** The valid UTF-8 text of buf[start, end), or null. */
-  private text(buf: Uint8Array, start: number, end: number): string | null {
-    // Decoding replaces invalid bytes with U+FFFD: text without one was valid (checked
-    // natively as part of decoding); only text with one needs the validator.
-    const s = readUtf8(buf, start, end);
-    if (s.indexOf("\uFFFD") < 0 || isValidUtf8(buf, start, end)) return s;
-    return null;
-  }
-
   private closeFrame(h: number, buf: Uint8Array, p: number, n: number): void {
     const sink = this.sink;
     if (n === 0) return sink.onCloseFrame(h, CLOSE_NO_STATUS, "");
@@ -269,7 +264,7 @@ export class WebSocketFramer {
     const code = (buf[p]! << 8) | buf[p + 1]!;
     if (!isValidCloseCode(code)) return sink.onFail(h, CLOSE_PROTOCOL_ERROR, `close frame with invalid code ${code}`);
     if (!isValidUtf8(buf, p + 2, p + n)) return sink.onFail(h, CLOSE_INVALID_PAYLOAD, "close reason is not valid UTF-8");
-    sink.onCloseFrame(h, code, n === 2 ? "" : readUtf8(buf, p + 2, p + n));
+    sink.onCloseFrame(h, code, n === 2 ? "" : decodeValidated(buf, p + 2, p + n));
   }
 
   private append(slot: number, buf: Uint8Array, p: number, n: number): void {
@@ -312,6 +307,11 @@ export class WebSocketFramer {
       this.ext[slot] = 0;
     }
   }
+}
+
+/** The text of buf[start, end), already validated incrementally (never null then). */
+function decodeValidated(buf: Uint8Array, start: number, end: number): string {
+  return utf8Text(buf, start, end) ?? "";
 }
 
 /** buf[start, end): a view (its validity is the frame's), or an empty array. */
