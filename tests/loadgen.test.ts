@@ -17,6 +17,7 @@ import {
   tupleOf,
 } from "../src/loadgen/index.ts";
 import { isProcessAlive } from "../src/system/index.ts";
+import { until } from "./helpers/until.ts";
 
 const ROOT = join(import.meta.dir, "..");
 
@@ -208,6 +209,14 @@ afterAll(() => {
   for (const l of [echo, resp, silent, closer]) l?.stop(true);
 });
 
+/** Resolves once every request sent has its response (after stopTraffic), naming the gap if not. */
+async function untilAnswered(e: LoadEngine): Promise<void> {
+  await until(
+    () => `a response to every request (${e.counters().responses} of ${e.counters().requests})`,
+    () => e.counters().responses === e.counters().requests,
+  );
+}
+
 describe("LoadEngine against Bun.listen", () => {
   test("idle: opens every connection across bound source addresses, then stop closes them", async () => {
     const e = new LoadEngine({
@@ -222,14 +231,12 @@ describe("LoadEngine against Bun.listen", () => {
     await e.start();
     const c = e.counters();
     expect(c).toMatchObject({ target: 600, connected: 600, open: 600, peakOpen: 600, failed: 0, rampDone: true, connecting: 0 });
-    await Bun.sleep(50);
-    expect(echoPeers.size).toBe(600);
+    await until(() => `the server to see 600 connections (${echoPeers.size})`, () => echoPeers.size === 600);
     const remotes = new Set([...echoPeers].map((s) => s.remoteAddress));
     expect(remotes).toEqual(new Set(["127.1.0.1", "127.1.0.2", "127.1.0.3"]));
     await e.stop();
     expect(e.counters().open).toBe(0);
-    for (let i = 0; i < 100 && echoPeers.size > 0; i++) await Bun.sleep(20);
-    expect(echoPeers.size).toBe(0);
+    await until(() => `the server to see every connection close (${echoPeers.size} open)`, () => echoPeers.size === 0);
     expect(e.counters().lost).toBe(0);
   });
 
@@ -237,13 +244,11 @@ describe("LoadEngine against Bun.listen", () => {
     const e = await LoadEngine.create({ connections: 50, sources: [], targets: [{ host: "127.0.0.1", port: echo.port }], mode: "rr", payloadBytes: 100 });
     await e.start();
     e.startTraffic();
-    await Bun.sleep(300);
+    await until(() => `more than 50 requests (${e.counters().requests})`, () => e.counters().requests > 50);
     e.stopTraffic();
-    await Bun.sleep(100);
+    await untilAnswered(e);
     const r = e.report();
     await e.stop();
-    expect(r.requests).toBeGreaterThan(50);
-    expect(r.responses).toBe(r.requests);
     expect(r.bytesIn).toBe(r.bytesOut);
     expect(LogHistogram.fromJSON(r.latencyUs).count).toBe(r.responses);
   });
@@ -258,15 +263,18 @@ describe("LoadEngine against Bun.listen", () => {
       requestRatePerSec: 500,
     });
     await e.start();
+    const t0 = performance.now();
     e.startTraffic();
-    await Bun.sleep(1000);
+    // Half a second's worth at the rate; the wait bounds only how slow a busy machine may be.
+    await until(() => `250 requests (${e.counters().requests})`, () => e.counters().requests >= 250);
+    const sent = e.counters().requests;
+    const elapsedS = (performance.now() - t0) / 1000;
     e.stopTraffic();
-    await Bun.sleep(100);
+    await untilAnswered(e);
     const r = e.counters();
     await e.stop();
-    expect(r.responses).toBe(r.requests);
-    expect(r.requests).toBeGreaterThan(250);
-    expect(r.requests).toBeLessThan(700);
+    // Never above the rate: the token bucket holds at most a tenth of a second's requests.
+    expect(sent).toBeLessThanOrEqual(500 * elapsedS + 500 / 10);
     expect(r.badReplies).toBe(0);
   });
 
@@ -280,22 +288,31 @@ describe("LoadEngine against Bun.listen", () => {
       pingIntervalMs: 200,
     });
     await e.start();
+    const t0 = performance.now();
     e.startTraffic();
-    await Bun.sleep(1000);
+    // 40 connections × 5 intervals = 200 pings (sent, or skipped while a ping is unanswered).
+    const turns = () => e.counters().requests + e.counters().skipped;
+    await until(() => `200 pings (${turns()})`, () => turns() >= 200);
+    const elapsedMs = performance.now() - t0;
     e.stopTraffic();
-    await Bun.sleep(100);
+    await untilAnswered(e);
     const r = e.counters();
     await e.stop();
-    // 40 connections × 5 intervals = 200 pings, give or take a tick.
-    expect(r.requests).toBeGreaterThan(120);
-    expect(r.requests).toBeLessThan(260);
-    expect(r.responses).toBe(r.requests);
+    // Not faster than one ping per connection per interval: 200 take 1000 ms; twice the rate
+    // would take 500. The bound sits between, a tick late before startTraffic aside.
+    expect(elapsedMs).toBeGreaterThan(700);
+    expect(r.requests).toBeGreaterThan(0);
   });
 
   test("refused connects are counted by kind and retried", async () => {
     const port = silent.port;
     silent.stop(true);
-    await Bun.sleep(20);
+    await until(`port ${port} to refuse connects`, () =>
+      Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } }).then(
+        (s) => (s.end(), false),
+        () => true,
+      ),
+    );
     const e = new LoadEngine({ connections: 5, sources: [], targets: [{ host: "127.0.0.1", port }], retries: 2 });
     await e.start();
     const c = e.counters();
@@ -336,10 +353,12 @@ describe("LoadEngine against Bun.listen", () => {
   test("connections closed by the server after the ramp count as lost", async () => {
     const e = new LoadEngine({ connections: 30, sources: [], targets: [{ host: "127.0.0.1", port: echo.port }] });
     await e.start();
-    await Bun.sleep(30);
+    // Only this engine's 30: earlier tests' connections must be gone, or ending 10 peers
+    // might end some of theirs.
+    await until(() => `the server to hold this engine's 30 connections (${echoPeers.size})`, () => echoPeers.size === 30);
     let n = 0;
     for (const s of echoPeers) if (n++ < 10) s.end();
-    for (let i = 0; i < 100 && e.counters().lost < 10; i++) await Bun.sleep(10);
+    await until(() => `10 connections lost (${e.counters().lost})`, () => e.counters().lost >= 10);
     const c = e.counters();
     await e.stop();
     expect(c.lost).toBe(10);
@@ -366,8 +385,7 @@ describe("bun run load", () => {
     expect(r.memory.rssBytes).toBeGreaterThan(0);
     expect(r.ramp.connectUs.count).toBe(3000);
     for (const pid of r.processes.pids) expect(isProcessAlive(pid)).toBe(false);
-    for (let i = 0; i < 100 && echoPeers.size > 0; i++) await Bun.sleep(20);
-    expect(echoPeers.size).toBe(0);
+    await until(() => `the server to see every connection close (${echoPeers.size} open)`, () => echoPeers.size === 0);
   });
 
   test("progress line on a non-TTY, text report", async () => {

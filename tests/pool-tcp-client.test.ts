@@ -8,6 +8,8 @@ import type { Socket, TCPSocketListener } from "bun";
 import { linesCodec, respReplyCodec } from "../src/codec/index.ts";
 import { createTcpClient, PoolOptionError, type TcpClient } from "../src/pool/index.ts";
 import { freePort } from "./helpers/redis-server.ts";
+import { settledBeforeTimers, timerLateness } from "./helpers/timing.ts";
+import { until } from "./helpers/until.ts";
 
 const text = (b: Uint8Array) => new TextDecoder().decode(b);
 
@@ -79,8 +81,7 @@ describe("pipelining with the lines codec", () => {
     const client = track(createTcpClient({ port: server.port, codec: linesCodec, pool: { max: 3 }, maxInFlightPerConnection: 4 }));
     const all = Array.from({ length: 30 }, (_, i) => client.send(String(i)));
     // 3 connections x depth 4 in flight; the other 18 wait for room.
-    await Bun.sleep(0);
-    expect(client.stats().pool.waiting).toBeGreaterThan(0);
+    await until("callers waiting in the pool", () => client.stats().pool.waiting > 0);
     const got = (await Promise.all(all)).map(text);
     expect(got).toEqual(Array.from({ length: 30 }, (_, i) => String(i)));
     expect(client.stats().pool.created).toBe(3);
@@ -172,11 +173,12 @@ describe("backpressure and timeouts", () => {
     const payload = (i: number) => `${String(i).padStart(16, "0")}${"y".repeat(256 << 10)}`;
     const all = Array.from({ length: 40 }, (_, i) => client.send(payload(i)));
     // The kernel buffers fill, the write buffer passes its limit, the connection is held.
-    const t0 = performance.now();
-    const held = () => client.stats().pool.borrowed === 1 && client.stats().pool.waiting > 0;
-    while (!held() && performance.now() - t0 < 5_000) await Bun.sleep(5);
+    await until(
+      () => `the connection held with callers waiting (${JSON.stringify(client.stats().pool)})`,
+      () => client.stats().pool.borrowed === 1 && client.stats().pool.waiting > 0,
+      5_000,
+    );
     expect(client.stats().pool).toMatchObject({ size: 1, borrowed: 1 });
-    expect(client.stats().pool.waiting).toBeGreaterThan(0);
     const stuck = client.inFlight;
     await Bun.sleep(50);
     expect(client.inFlight).toBe(stuck); // nothing more is piled onto the held connection
@@ -203,16 +205,17 @@ describe("connect failures and close", () => {
     const port = freePort();
     const client = track(createTcpClient({ port, codec: linesCodec, requestTimeoutMs: 300, pool: { createBackoffMaxMs: 50 } }));
     const t0 = performance.now();
+    const control = timerLateness(300);
     const err = await client.send("x").catch((e) => e);
     const elapsed = performance.now() - t0;
     expect(err.code).toBe("ERR_POOL_UPSTREAM_FAILING");
     expect(err.cause.code).toBe("ERR_CONNECT");
     expect(err.cause.message).toMatch(/cannot connect to 127\.0\.0\.1:\d+/);
-    expect(elapsed).toBeLessThan(300 + 400);
-    const t1 = performance.now();
-    const fast = await client.send("y").catch((e) => e);
-    expect(fast.code).toBe("ERR_POOL_CIRCUIT_OPEN");
-    expect(performance.now() - t1).toBeLessThan(150); // at once, not after the 300 ms timeout
+    // Within its 300 ms timeout, late by no more than a timer of 300 ms started with it (plus 100 ms).
+    expect(elapsed).toBeLessThan(300 + (await control) + 100);
+    // At once (settled before any timer could fire), not after the 300 ms timeout.
+    const fast = await settledBeforeTimers(client.send("y"));
+    expect(fast).toMatchObject({ code: "ERR_POOL_CIRCUIT_OPEN" });
   });
 
   test("close(): in-flight requests get their replies, later sends are refused, sockets closed", async () => {
@@ -238,17 +241,19 @@ describe("connect failures and close", () => {
     const client = createTcpClient({ port: server.port, codec: linesCodec, pool: { max: 2 }, maxInFlightPerConnection: 2 });
     const inflight = [client.send("a"), client.send("b"), client.send("c"), client.send("d")];
     const queued = client.send("e"); // both connections full: waits in the pool
-    await Bun.sleep(5);
+    await until(
+      () => `4 requests in flight and one caller waiting (${client.inFlight}, ${client.stats().pool.waiting})`,
+      () => client.inFlight === 4 && client.stats().pool.waiting === 1,
+    );
     const closing = client.close();
     await expect(client.send("late")).rejects.toMatchObject({ code: "ERR_CLIENT_CLOSED" });
     await expect(queued).rejects.toMatchObject({ code: "ERR_POOL_CLOSED" });
     expect((await Promise.all(inflight)).map(text)).toEqual(["a", "b", "c", "d"]);
     await closing;
     expect(client.connections).toBe(0);
-    // The server sees the FINs on a later loop turn: wait for them (bounded), not a fixed sleep.
-    const deadline = performance.now() + 2_000;
-    while (closedOnServer < 2 && performance.now() < deadline) await Bun.sleep(5);
-    await Bun.sleep(20); // and no third close shows up
+    // The server sees the FINs on a later loop turn.
+    await until(() => `the server to see 2 closes (${closedOnServer})`, () => closedOnServer >= 2, 2_000);
+    await Bun.sleep(20); // a window for a third close to show up (there is nothing to poll for)
     expect(closedOnServer).toBe(2);
   });
 
