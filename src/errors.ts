@@ -93,6 +93,10 @@ export const MYRIAD_ERROR_CODES = {
   ERR_BUS_DOWN: "a bus publish failed (the bus server is down, refused it or did not answer in time): other nodes did not get it",
   ERR_BUS_CLOSED: "a publish on a bus that was closed",
 
+  // src/proxy
+  ERR_PROXY_CONFIG: "a twemproxy configuration (file, object or --listen/--servers) is invalid; `file`, `line` and `key` say where",
+  ERR_PROXY_OPTION: "createProxy: an option besides the configuration is of the wrong type or out of range",
+
   // src/loadgen
   ERR_LOADGEN_OPTION: "the load generator or its histogram got an option out of range",
   ERR_LOADGEN_ADDRESS: "a load target that is not host:port, or a source address that cannot be used",
