@@ -449,3 +449,14 @@ describe("KV handler in-process", () => {
     app.close();
   });
 });
+
+describe("packaging", () => {
+  test("the example apps ship as myriad/apps, not from the library root", async () => {
+    const apps = await import("myriad/apps");
+    const root = await import("myriad");
+    expect(typeof apps.createKvApp).toBe("function");
+    expect(typeof apps.createEchoApp).toBe("function");
+    expect(Object.keys(root).filter((k) => k in apps)).toEqual([]);
+    expect(root.VERSION).toBe((await Bun.file(new URL("../package.json", import.meta.url)).json()).version);
+  });
+});

@@ -34,6 +34,7 @@ function hashName(b: Uint8Array): number {
   return h;
 }
 
+/** Commands by name, looked up from a request's bytes in any letter case without allocating. */
 export class CommandTable<R> {
   private readonly buckets: (Entry<R> | undefined)[] = new Array<Entry<R> | undefined>(BUCKETS).fill(undefined);
   /** Every command, in the order added. */

@@ -16,6 +16,7 @@ import { encodeRespCommand, linesCodec, lengthU16Codec, lengthU32Codec } from ".
 import { MyriadRangeError } from "../errors.ts";
 import type { Conn, Handler, ProtocolName } from "../reactor/index.ts";
 
+/** The echo app: a handler for createServer({ protocol }) that writes every frame back to its sender. */
 export interface EchoApp {
   readonly protocol: ProtocolName;
   readonly handler: Handler<Uint8Array | Uint8Array[]>;

@@ -1,8 +1,9 @@
 /**
- * Example servers built on createServer: the RESP key-value store behind `bun run serve`
- * and an echo server for every codec; the contract of module apps (`--app ./my-app.ts`).
+ * `myriad/apps`: example servers built on createServer — the RESP key-value store behind
+ * `bun run serve`, an echo server for every codec — and the contract of module apps
+ * (`--app ./my-app.ts`). Not part of the library surface (`myriad`).
  */
-export { createKvApp, keyOf, REDIS_COMPAT_VERSION, type KvApp, type KvAppOptions } from "./kv.ts";
+export { createKvApp, type KvApp, type KvAppOptions } from "./kv.ts";
 export { KvStore, SetCondition, type KvStoreOptions } from "./kv-store.ts";
 export { ExpiryIndex, type ExpiryIndexOptions } from "./kv-expiry.ts";
 export { createEchoApp, type EchoApp } from "./echo.ts";

@@ -6,7 +6,9 @@
  * `int64Small` when the value is a safe JS integer, else `int64Big` (a bigint).
  */
 
+/** 2^63 - 1, the largest redis integer. */
 export const INT64_MAX = 9223372036854775807n;
+/** -2^63, the smallest redis integer. */
 export const INT64_MIN = -9223372036854775808n;
 
 /** The last parse's value when int64IsBig is false. */

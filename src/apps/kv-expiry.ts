@@ -13,6 +13,7 @@ import { TimingWheel } from "../timers/index.ts";
 /** Longest delay handed to the wheel in one go; longer deadlines are re-filed on firing. */
 const MAX_WHEEL_DELAY_MS = 2 ** 31 - 1;
 
+/** Options of ExpiryIndex. */
 export interface ExpiryIndexOptions {
   /** Wheel resolution in ms; expiry fires at most one tick after the deadline. Default 10. */
   tickMs?: number;
@@ -26,6 +27,7 @@ export interface ExpiryIndexOptions {
   onExpire: (key: string) => void;
 }
 
+/** Deadlines of keys on one timing wheel: onExpire(key) runs at most one tick after a key's deadline, never before. */
 export class ExpiryIndex {
   private wheel: TimingWheel;
   private capacity: number;

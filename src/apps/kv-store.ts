@@ -11,8 +11,10 @@ import { ExpiryIndex } from "./kv-expiry.ts";
 
 /** What KvStore.set does about an existing key: Always, IfAbsent (NX) or IfPresent (XX). */
 export const SetCondition = { Always: 0, IfAbsent: 1, IfPresent: 2 } as const;
+/** One of SetCondition's values. */
 export type SetCondition = (typeof SetCondition)[keyof typeof SetCondition];
 
+/** Options of KvStore. */
 export interface KvStoreOptions {
   /** Expiry wheel resolution in ms (default 10). */
   tickMs?: number;
@@ -38,6 +40,7 @@ function checkKvOptions(opts: KvStoreOptions): void {
   }
 }
 
+/** Binary-safe values under latin1 keys, with per-key deadlines; a key is never visible after its deadline. */
 export class KvStore {
   private readonly values = new Map<string, Uint8Array>();
   /** key -> expiry id, only for keys with a deadline. */

@@ -15,6 +15,7 @@ function latin1Bytes(s: string): Uint8Array {
   return out;
 }
 
+/** Exact-name channels: who is subscribed to what, and PUBLISH to every subscriber of a channel. */
 export class PubSub {
   /** channel -> subscribers (handle -> bound Conn). */
   private readonly channels = new Map<string, Map<number, Conn>>();

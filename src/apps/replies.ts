@@ -22,9 +22,6 @@ export const NIL: Uint8Array = resp.nullBulk;
 /** "$0\r\n\r\n" (shared). */
 export const EMPTY_BULK: Uint8Array = resp.emptyBulk;
 
-/** Values up to this many bytes are copied by a byte loop: for a few bytes it beats a native set(). */
-const LOOP_COPY_MAX = 32;
-
 /** Array headers "*<n>\r\n" for small n, made once. */
 const ARRAY_HEADERS: Uint8Array[] = [];
 for (let n = 0; n < 16; n++) ARRAY_HEADERS.push(latin1Line(42, String(n)));
@@ -43,62 +40,14 @@ function latin1Line(type: number, text: string): Uint8Array {
   return out;
 }
 
-/** Digits of a non-negative safe integer. */
-function digitCount(n: number): number {
-  let d = 1;
-  while (n >= 10) {
-    n = Math.floor(n / 10);
-    d++;
-  }
-  return d;
-}
+/** "$<len>\r\n<v>\r\n" in a new array (the codec's resp.bulk). */
+export const bulk: (v: Uint8Array) => Uint8Array = resp.bulk;
 
-/** Writes the decimal digits of a non-negative safe integer at out[p]; returns the end. */
-function writeDigits(n: number, d: number, out: Uint8Array, p: number): number {
-  const end = p + d;
-  let q = end;
-  do {
-    const r = n % 10;
-    out[--q] = 48 + r;
-    n = (n - r) / 10;
-  } while (q > p);
-  return end;
-}
-
-/** "$<len>\r\n<v>\r\n" in a new array. */
-export function bulk(v: Uint8Array): Uint8Array {
-  const n = v.length;
-  const d = n < 10 ? 1 : digitCount(n);
-  const out = new Uint8Array(n + d + 5);
-  out[0] = 36;
-  let p = writeDigits(n, d, out, 1);
-  out[p++] = 13;
-  out[p++] = 10;
-  if (n <= LOOP_COPY_MAX) {
-    for (let i = 0; i < n; i++) out[p + i] = v[i]!;
-  } else {
-    out.set(v, p);
-  }
-  p += n;
-  out[p] = 13;
-  out[p + 1] = 10;
-  return out;
-}
-
-/** A bulk string of a latin1 string's bytes, in a new array. */
+/** A bulk string of a latin1 string's bytes (one byte per char), in a new array. */
 export function bulkLatin1(s: string): Uint8Array {
-  const n = s.length;
-  const d = digitCount(n);
-  const out = new Uint8Array(n + d + 5);
-  out[0] = 36;
-  let p = writeDigits(n, d, out, 1);
-  out[p++] = 13;
-  out[p++] = 10;
-  for (let i = 0; i < n; i++) out[p + i] = s.charCodeAt(i) & 0xff;
-  p += n;
-  out[p] = 13;
-  out[p + 1] = 10;
-  return out;
+  const bytes = new Uint8Array(s.length);
+  for (let i = 0; i < s.length; i++) bytes[i] = s.charCodeAt(i) & 0xff;
+  return resp.bulk(bytes);
 }
 
 /** ":<n>\r\n" for a safe integer n (shared for -1..1023, new beyond). */

@@ -1,5 +1,6 @@
 /**
- * Byte helpers shared by the codecs (internal: not exported from index.ts).
+ * Byte helpers shared by the codecs (internal: index.ts exports only COPY_MAX_BYTES, the codecs'
+ * copy contract).
  *
  * Bun's Buffer has native utf8Slice / utf8Write that work on any Uint8Array and need no
  * subarray view, unlike TextDecoder.decode / TextEncoder.encodeInto; the short-ASCII paths
@@ -77,7 +78,6 @@ export function readUtf8(buf: Uint8Array, start: number, end: number): string {
   return utf8Slice.call(buf, start, end);
 }
 
-
 /** Decimal digits of a non-negative safe integer. */
 export function digitCount(n: number): number {
   let d = 1;
@@ -89,21 +89,37 @@ export function digitCount(n: number): number {
 }
 
 /**
+ * Writes the `d` decimal digits of the non-negative safe integer n (d = digitCount(n)) at
+ * dst[pos]; returns the index after the last digit. Allocates nothing. For callers that
+ * needed the digit count anyway (to size their array): it is not counted twice.
+ */
+export function writeDigits(n: number, d: number, dst: Uint8Array, pos: number): number {
+  const end = pos + d;
+  let q = end;
+  do {
+    const r = n % 10;
+    dst[--q] = 48 + r;
+    n = (n - r) / 10;
+  } while (q > pos);
+  return end;
+}
+
+/**
  * Writes the non-negative safe integer n in decimal at dst[pos]. Returns bytes written.
  * Allocates nothing.
  */
 export function writeUint(n: number, dst: Uint8Array, pos: number): number {
   const d = digitCount(n);
-  let p = pos + d - 1;
-  do {
-    const q = Math.floor(n / 10);
-    dst[p--] = 48 + (n - q * 10);
-    n = q;
-  } while (n > 0);
+  writeDigits(n, d, dst, pos);
   return d;
 }
 
-/** Up to this many bytes, a fresh copy is cheaper than a subarray view (see bytesAt). */
+/**
+ * The copy contract of respCodec, linesCodec and the length-prefixed codecs: a decoded
+ * argument, line or payload of at most this many bytes is a fresh array the caller may keep;
+ * a longer one is a view into the read buffer, valid only during the callback (copy to keep).
+ * Up to this size a fresh copy is cheaper than a view (see bytesAt).
+ */
 export const COPY_MAX_BYTES = 32;
 
 /**

@@ -1,5 +1,5 @@
 import { MyriadTypeError } from "../errors.ts";
-import { CR, LF, digitCount, utf8Length, writeUint, writeUtf8 } from "./bytes.ts";
+import { CR, LF, digitCount, utf8Length, writeDigits, writeUint, writeUtf8 } from "./bytes.ts";
 import { CodecEncodeError } from "./errors.ts";
 
 /**
@@ -60,19 +60,41 @@ const SMALL_INT_MAX = 1023;
 // table of 1,025 arrays cost a few MB of RSS per process (JIT and heap blocks) before any reply.
 const smallInts: (Uint8Array | undefined)[] = new Array(SMALL_INT_MAX - SMALL_INT_MIN + 1);
 
+/** Values up to this many bytes are copied by a byte loop: for a few bytes it beats a native set(). */
+const LOOP_COPY_MAX_BYTES = 32;
+
 /** "$<len>\r\n<bytes>\r\n" for bytes or a string (sent as UTF-8). */
 function encodeBulk(value: Uint8Array | string): Uint8Array {
-  const isString = typeof value === "string";
-  if (!isString && !(value instanceof Uint8Array)) throw notA("a string or Uint8Array", "bulk", value);
-  const len = isString ? utf8Length(value) : value.length;
-  const d = digitCount(len);
-  const out = new Uint8Array(1 + d + 2 + len + 2);
+  if (typeof value === "string") return encodeBulkString(value);
+  if (!(value instanceof Uint8Array)) throw notA("a string or Uint8Array", "bulk", value);
+  const n = value.length;
+  // The digits are counted once; most values are short, hence the n < 10 shortcut.
+  const d = n < 10 ? 1 : digitCount(n);
+  const out = new Uint8Array(n + d + 5);
   out[0] = 36;
-  let p = 1 + writeUint(len, out, 1);
+  let p = writeDigits(n, d, out, 1);
   out[p++] = CR;
   out[p++] = LF;
-  if (isString) writeUtf8(value, out, p);
-  else out.set(value, p);
+  if (n <= LOOP_COPY_MAX_BYTES) {
+    for (let i = 0; i < n; i++) out[p + i] = value[i]!;
+  } else {
+    out.set(value, p);
+  }
+  p += n;
+  out[p] = CR;
+  out[p + 1] = LF;
+  return out;
+}
+
+function encodeBulkString(value: string): Uint8Array {
+  const len = utf8Length(value);
+  const d = digitCount(len);
+  const out = new Uint8Array(len + d + 5);
+  out[0] = 36;
+  let p = writeDigits(len, d, out, 1);
+  out[p++] = CR;
+  out[p++] = LF;
+  writeUtf8(value, out, p);
   p += len;
   out[p] = CR;
   out[p + 1] = LF;

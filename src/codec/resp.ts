@@ -21,8 +21,8 @@ const MIN_BULK_BYTES = 6;
  * RESP2 requests, server side: what redis-cli, redis-benchmark and client libraries send.
  *
  * - Arrays of bulk strings, "*2\r\n$3\r\nGET\r\n$1\r\nk\r\n", decode to the arguments:
- *   views into buf for arguments longer than 32 bytes, valid until the handler returns (copy
- *   to keep); an argument of at most 32 bytes is a fresh array of its own (cheaper than a
+ *   views into buf for arguments longer than COPY_MAX_BYTES (32), valid until the handler returns (copy
+ *   to keep); an argument of at most COPY_MAX_BYTES is a fresh array of its own (cheaper than a
  *   view in JSC), which nothing else references: it may be kept as it is.
  * - Inline commands as telnet or `redis-cli` pipes send them: any line whose first byte is not
  *   "*", ended by "\n" or "\r\n", split as redis's sdssplitargs does: runs of spaces/tabs

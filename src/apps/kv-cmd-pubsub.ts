@@ -1,0 +1,47 @@
+/**
+ * The KV app's pub/sub commands: SUBSCRIBE, UNSUBSCRIBE and PUBLISH over exact channel names
+ * (see pubsub.ts), with redis's replies. Which commands a subscribed connection may still
+ * send is the dispatcher's rule (kv.ts).
+ */
+import type { Conn } from "../reactor/index.ts";
+import type { CommandTable } from "./commands.ts";
+import { keyOf, type KvContext, type Run } from "./kv-context.ts";
+import { NIL, arrayHeader, bulk, bulkLatin1, integer } from "./replies.ts";
+
+const SUBSCRIBE = bulkLatin1("subscribe");
+const UNSUBSCRIBE = bulkLatin1("unsubscribe");
+
+/** Adds the pub/sub commands to table. */
+export function addPubSubCommands(table: CommandTable<Run>, ctx: Pick<KvContext, "pubsub" | "send">): void {
+  const { pubsub, send } = ctx;
+
+  /** [kind, channel, count]: a channel as bytes, as a latin1 string, or null. */
+  function subscriptionReply(kind: Uint8Array, channel: Uint8Array | string | null, count: number): void {
+    send(arrayHeader(3));
+    send(kind);
+    if (channel === null) send(NIL);
+    else if (typeof channel === "string") send(bulkLatin1(channel));
+    else send(bulk(channel));
+    send(integer(count));
+  }
+
+  function cmdSubscribe(args: Uint8Array[], conn: Conn): void {
+    for (let i = 1; i < args.length; i++) subscriptionReply(SUBSCRIBE, args[i]!, pubsub.subscribe(conn, keyOf(args[i]!)));
+  }
+
+  function cmdUnsubscribe(args: Uint8Array[], conn: Conn): void {
+    if (args.length === 1) {
+      const mine = pubsub.channelsOf(conn.id);
+      if (mine.length === 0) subscriptionReply(UNSUBSCRIBE, null, 0);
+      for (const ch of mine) subscriptionReply(UNSUBSCRIBE, ch, pubsub.unsubscribe(conn.id, ch));
+      return;
+    }
+    for (let i = 1; i < args.length; i++) subscriptionReply(UNSUBSCRIBE, args[i]!, pubsub.unsubscribe(conn.id, keyOf(args[i]!)));
+  }
+
+  function cmdPublish(args: Uint8Array[]): void {
+    send(integer(pubsub.publish(args[1]!, args[2]!, keyOf(args[1]!))));
+  }
+
+  table.add("subscribe", -2, cmdSubscribe).add("unsubscribe", -1, cmdUnsubscribe).add("publish", 3, cmdPublish);
+}
