@@ -43,7 +43,7 @@ export const MYRIAD_ERROR_CODES = {
   ERR_FRAME_MALFORMED: "a connection sent bytes its codec cannot parse (handed to handler.error; the connection closes)",
 
   // src/pool
-  ERR_POOL_OPTION: "Pool, Channel or a pooled client: an option or argument is unknown or out of range; `option` names it",
+  ERR_POOL_OPTION: "Pool, Channel, Histogram or a pooled client: an option or argument is unknown or out of range; `option` names it (RangeError; TypeError for use(fn) without a function)",
   ERR_CHANNEL_CLOSED: "Channel push on a closed channel, or a pusher still waiting when it was closed",
   ERR_POOL_EXHAUSTED: "acquire waited acquireTimeoutMs and every connection stayed borrowed",
   ERR_POOL_UPSTREAM_FAILING: "acquire waited acquireTimeoutMs and connections could not be created; `cause` is the last create error",
@@ -58,7 +58,7 @@ export const MYRIAD_ERROR_CODES = {
   ERR_REQUEST_TIMEOUT: "a pooled client got no reply within the request's timeout",
   ERR_CLIENT_CLOSED: "a pooled client was closed before the request could be sent",
   ERR_PROTOCOL: "a pooled client's peer sent bytes that are not a valid frame (the connection is closed)",
-  ERR_CONNECT: "a pooled client could not open a connection to its upstream",
+  ERR_CONNECT: "a pooled client could not open a connection to its upstream (refused, unreachable, or the socket connected to itself)",
 
   // src/apps
   ERR_APP_OPTION: "an example app's factory (createEchoApp, createKvApp, ...) got a bad option",

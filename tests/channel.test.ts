@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, jest, test } from "bun:test";
 import fc from "fast-check";
-import { Channel, ChannelClosedError } from "../src/pool/index.ts";
+import { MyriadError } from "../src/errors.ts";
+import { Channel, ChannelClosedError, PoolOptionError } from "../src/pool/index.ts";
 
 /** Lets every settled promise's callbacks run. */
 async function flush(): Promise<void> {
@@ -13,16 +14,22 @@ afterEach(() => {
 
 describe("Channel basics", () => {
   test("capacity must be an integer >= 1", () => {
-    expect(() => new Channel(0)).toThrow(/capacity must be an integer/);
+    expect(() => new Channel(0)).toThrow(/capacity=0 is invalid: expected an integer in 1\.\.2\^30/);
     expect(() => new Channel(1.5)).toThrow(RangeError);
-    expect(() => new Channel(Number.NaN)).toThrow(RangeError);
+    expect(() => new Channel(Number.NaN)).toThrow(PoolOptionError);
     expect(new Channel(3).capacity).toBe(3);
   });
 
-  test("bad timeouts are refused", () => {
+  test("bad timeouts are refused by rejecting, open or closed, empty or full", async () => {
     const ch = new Channel<number>(1);
-    expect(() => ch.pop(-1)).toThrow(/timeoutMs must be a number >= 0/);
-    expect(() => ch.push(1, Number.NaN)).toThrow(RangeError);
+    for (let round = 0; round < 3; round++) {
+      if (round === 1) ch.tryPush(7); // full: a push would wait, a pop would not
+      if (round === 2) ch.close();
+      await expect(ch.pop(-1)).rejects.toMatchObject({ code: "ERR_POOL_OPTION", message: expect.stringMatching(/Channel\.pop timeoutMs=-1 is invalid/) });
+      await expect(ch.push(1, Number.NaN)).rejects.toBeInstanceOf(RangeError);
+      await expect(ch.push(1, Number.NaN)).rejects.toBeInstanceOf(MyriadError);
+    }
+    expect(ch.length).toBe(1); // nothing was taken or added by the refused calls
   });
 
   test("tryPush fills up to capacity, tryPop drains FIFO", () => {

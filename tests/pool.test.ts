@@ -331,7 +331,7 @@ describe("acquire and release", () => {
     const d = await pool.acquire();
     await pool.destroy(d);
     expect(() => pool.release(d)).toThrow(expect.objectContaining({ code: "ERR_POOL_DOUBLE_RELEASE" }));
-    expect(() => pool.destroy(d)).toThrow(expect.objectContaining({ code: "ERR_POOL_DOUBLE_RELEASE" }));
+    await expect(pool.destroy(d)).rejects.toMatchObject({ code: "ERR_POOL_DOUBLE_RELEASE" });
     expect(pool.stats()).toMatchObject({ borrowed: 0, size: 0, destroyed: 1 });
     // The pool still works.
     const e = await pool.acquire();

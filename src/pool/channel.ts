@@ -13,7 +13,7 @@
  *   then resolves undefined at once.
  * - `undefined` is the "no value" answer of pop()/tryPop(), so T should not include it.
  */
-import { ChannelClosedError } from "./errors.ts";
+import { badWaitMs, ChannelClosedError, PoolOptionError } from "./errors.ts";
 import { type ListNode, WaiterList } from "./list.ts";
 import { Ring } from "./ring.ts";
 import { MAX_TIMER_MS } from "./time.ts";
@@ -44,16 +44,6 @@ const RESOLVED_TRUE = Promise.resolve(true);
 const RESOLVED_FALSE = Promise.resolve(false);
 const RESOLVED_UNDEFINED = Promise.resolve(undefined);
 
-/**
- * Checks an optional wait time: undefined or Infinity = wait forever (as does anything above
- * MAX_TIMER_MS, ~24.8 days); 0 = do not wait.
- */
-function checkTimeout(timeoutMs: number | undefined): void {
-  if (timeoutMs !== undefined && !(timeoutMs >= 0)) {
-    throw new RangeError(`Channel timeoutMs must be a number >= 0 (Infinity or omitted = wait forever), got ${timeoutMs}`);
-  }
-}
-
 /** A bounded async channel of values T; see the file comment for the contract. */
 export class Channel<T> {
   /** Most values the buffer holds; pushers wait beyond it. */
@@ -63,10 +53,10 @@ export class Channel<T> {
   private readonly pushers = new WaiterList<PushWaiter<T>>();
   private _closed = false;
 
-  /** `capacity`: an integer >= 1 (the buffer grows lazily up to it). Throws RangeError otherwise. */
+  /** `capacity`: an integer in 1..2^30 (the buffer grows lazily up to it). Throws PoolOptionError otherwise. */
   constructor(capacity: number) {
     if (!Number.isInteger(capacity) || capacity < 1 || capacity > 2 ** 30) {
-      throw new RangeError(`Channel capacity must be an integer in 1..2^30, got ${capacity}`);
+      throw new PoolOptionError("capacity", `Channel capacity=${String(capacity)} is invalid: expected an integer in 1..2^30`);
     }
     this.capacity = capacity;
     this.buffer = new Ring<T>(Math.min(capacity, 16));
@@ -112,11 +102,13 @@ export class Channel<T> {
   /**
    * Puts `value` in the channel, waiting while it is full. Resolves true once the value was
    * taken, false when `timeoutMs` passed first (the value was not delivered). Rejects with
-   * ChannelClosedError when the channel is closed before the value got in.
-   * `timeoutMs`: omitted or Infinity waits forever; 0 does not wait.
+   * ChannelClosedError when the channel is closed before the value got in, with
+   * PoolOptionError for a bad `timeoutMs` (whatever the channel's state).
+   * `timeoutMs`: omitted or Infinity waits forever (as does anything above ~24.8 days); 0 does not wait.
    */
   push(value: T, timeoutMs?: number): Promise<boolean> {
-    checkTimeout(timeoutMs);
+    const bad = badWaitMs(timeoutMs, "Channel.push");
+    if (bad !== undefined) return Promise.reject(bad);
     if (this._closed) return Promise.reject(new ChannelClosedError());
     if (this.tryPush(value)) return RESOLVED_TRUE;
     if (timeoutMs === 0) return RESOLVED_FALSE;
@@ -149,11 +141,13 @@ export class Channel<T> {
   /**
    * Takes the oldest value, waiting while the channel is empty. Resolves the value; resolves
    * undefined when `timeoutMs` passed first or when the channel is closed and drained
-   * (tell them apart with `closed`). Never rejects.
-   * `timeoutMs`: omitted or Infinity waits forever; 0 does not wait.
+   * (tell them apart with `closed`). Rejects only with PoolOptionError, for a bad `timeoutMs`
+   * (whatever the channel's state).
+   * `timeoutMs`: omitted or Infinity waits forever (as does anything above ~24.8 days); 0 does not wait.
    */
   pop(timeoutMs?: number): Promise<T | undefined> {
-    checkTimeout(timeoutMs);
+    const bad = badWaitMs(timeoutMs, "Channel.pop");
+    if (bad !== undefined) return Promise.reject(bad);
     if (this.buffer.length > 0) return Promise.resolve(this.tryPop());
     if (this._closed || timeoutMs === 0) return RESOLVED_UNDEFINED;
     return new Promise<T | undefined>((resolve) => {

@@ -2,16 +2,50 @@
  * Errors of src/pool. Every class has a stable `code` (switch on it) and a message that says
  * what happened and what to do about it.
  */
-import { MyriadError } from "../errors.ts";
+import { CodecEncodeError } from "../codec/index.ts";
+import { MyriadError, MyriadRangeError } from "../errors.ts";
 
-/** A Pool or client option is unknown or out of range. Code `ERR_POOL_OPTION`. */
-export class PoolOptionError extends MyriadError {
-  /** Name of the offending option ("" when the options object itself is wrong). */
+/**
+ * A Pool, Channel or client option or argument is unknown or out of range. Code
+ * `ERR_POOL_OPTION`; a RangeError as well as a MyriadError.
+ */
+export class PoolOptionError extends MyriadRangeError {
+  /** Name of the offending option or argument ("" when the options object itself is wrong). */
   readonly option: string;
   constructor(option: string, message: string) {
     super("ERR_POOL_OPTION", message);
     this.option = option;
   }
+}
+
+/**
+ * The PoolOptionError for a wait time `value` given as `option` to `where` (e.g. "acquire"),
+ * or undefined when it is acceptable: omitted, a number >= 0, or Infinity.
+ */
+export function badWaitMs(value: unknown, where: string, option = "timeoutMs"): PoolOptionError | undefined {
+  if (value === undefined || (typeof value === "number" && value >= 0)) return undefined;
+  return new PoolOptionError(
+    option,
+    `${where} ${option}=${typeof value === "number" ? value : JSON.stringify(value) ?? String(value)} is invalid: expected milliseconds >= 0, or Infinity (omitted: the default)`,
+  );
+}
+
+/** The PoolOptionError for per-call `options` given to `where` that are neither undefined nor an object. */
+export function badCallOptions(options: unknown, where: string): PoolOptionError | undefined {
+  if (options === undefined || (typeof options === "object" && options !== null)) return undefined;
+  return new PoolOptionError("", `${where} options must be an object or omitted, got ${String(options)}`);
+}
+
+/**
+ * What a client rejects with when its codec's encode throws `err`: a MyriadError as it is
+ * (src/codec's CodecEncodeError), anything else (a user codec's own error) wrapped in a
+ * CodecEncodeError naming the codec, with `err` as its cause.
+ */
+export function encodeError(err: unknown, codecName: string): Error {
+  if (err instanceof MyriadError) return err as Error;
+  const wrapped = new CodecEncodeError(`codec ${JSON.stringify(codecName)} cannot encode this message: ${errorText(err)}`);
+  (wrapped as { cause?: unknown }).cause = err;
+  return wrapped;
 }
 
 /** push() / tryPush() on a closed Channel, or a pusher still waiting when it was closed. Code `ERR_CHANNEL_CLOSED`. */

@@ -4,6 +4,7 @@
  * the bounds and allocates nothing; percentiles are estimated by linear interpolation inside
  * the bucket that holds the rank, capped by the exact maximum.
  */
+import { PoolOptionError } from "./errors.ts";
 
 /** Bucket upper bounds in ms. 0 gets its own bucket: an acquire served at once waits 0 ms. */
 export const WAIT_BOUNDS_MS: readonly number[] = [
@@ -31,8 +32,16 @@ export class Histogram {
   private n = 0;
   private maxValue = 0;
 
+  /** `boundsMs`: bucket upper bounds, finite and strictly ascending (at least one); throws PoolOptionError otherwise. */
   constructor(boundsMs: readonly number[] = WAIT_BOUNDS_MS) {
-    this.bounds = boundsMs;
+    const ok =
+      Array.isArray(boundsMs) &&
+      boundsMs.length > 0 &&
+      boundsMs.every((b, i) => typeof b === "number" && Number.isFinite(b) && (i === 0 || b > (boundsMs[i - 1] as number)));
+    if (!ok) {
+      throw new PoolOptionError("boundsMs", `Histogram boundsMs=${JSON.stringify(boundsMs)} is invalid: expected finite numbers in strictly ascending order, at least one`);
+    }
+    this.bounds = boundsMs.slice();
     this.counts = new Float64Array(boundsMs.length + 1);
   }
 
@@ -53,8 +62,9 @@ export class Histogram {
     this.n++;
   }
 
-  /** The value below which a fraction `q` (0..1) of the recorded values lie, estimated; 0 when empty. */
+  /** The value below which a fraction `q` (0..1) of the recorded values lie, estimated; 0 when empty. Throws PoolOptionError for q outside 0..1. */
   quantile(q: number): number {
+    if (!(q >= 0 && q <= 1)) throw new PoolOptionError("q", `Histogram quantile q=${String(q)} is invalid: expected a fraction in 0..1`);
     if (this.n === 0) return 0;
     const rank = q * this.n;
     let seen = 0;

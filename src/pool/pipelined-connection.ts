@@ -17,7 +17,7 @@
  */
 import type { Socket, SocketHandler } from "bun";
 import { type Codec, FRAME_INCOMPLETE, FRAME_TOO_LARGE } from "../codec/index.ts";
-import { ClientRequestError } from "./errors.ts";
+import { badWaitMs, ClientRequestError, encodeError } from "./errors.ts";
 import { isSelfConnect } from "./self-connect.ts";
 
 type Timer = ReturnType<typeof setTimeout>;
@@ -27,7 +27,8 @@ export interface PipelinedConnection<In, Out> {
   /**
    * Sends `message` on this connection and resolves its reply. Rejects with the error reply
    * (isErrorReply), ClientRequestError (ERR_CONNECTION_CLOSED, ERR_REQUEST_TIMEOUT,
-   * ERR_PROTOCOL) or the codec's CodecEncodeError. `timeoutMs` default: requestTimeoutMs.
+   * ERR_PROTOCOL), the codec's CodecEncodeError, or PoolOptionError for a bad `timeoutMs`
+   * (milliseconds >= 0 or Infinity; default requestTimeoutMs).
    */
   request(message: Out, timeoutMs?: number): Promise<In>;
   /** True once the socket has closed. */
@@ -239,11 +240,13 @@ export class SocketPipeline<In, Out> implements PipelinedConnection<In, Out> {
   }
 
   request(message: Out, timeoutMs: number = this.settings.requestTimeoutMs): Promise<In> {
+    const bad = badWaitMs(timeoutMs, `connection to ${this.settings.address}: request`);
+    if (bad !== undefined) return Promise.reject(bad);
     let bytes: Uint8Array;
     try {
       bytes = this.settings.codec.encode(message);
     } catch (err) {
-      return Promise.reject(err);
+      return Promise.reject(encodeError(err, this.settings.codec.name));
     }
     return this.send(bytes, performance.now() + timeoutMs);
   }

@@ -33,11 +33,15 @@ import { fullJitterDelayMs } from "./backoff.ts";
 import {
   acquireRejectedError,
   acquireTimeoutError,
+  badCallOptions,
+  badWaitMs,
   CreateTimeoutError,
   errorText,
   misuseError,
+  PoolOptionError,
   type RefusalCode,
 } from "./errors.ts";
+import { MyriadTypeError } from "../errors.ts";
 import { Histogram, type HistogramSnapshot } from "./histogram.ts";
 import { type PoolOptions, type ResolvedPoolOptions, resolvePoolOptions } from "./options.ts";
 import { MAX_TIMER_MS, waitMs } from "./time.ts";
@@ -114,6 +118,17 @@ function unref(t: Timer): Timer {
   return t;
 }
 
+/** The PoolOptionError for bad acquire() options, or undefined. */
+function checkAcquireOptions(options: AcquireOptions): PoolOptionError | undefined {
+  const bad = badCallOptions(options, "acquire") ?? badWaitMs(options.timeoutMs, "acquire");
+  if (bad !== undefined) return bad;
+  const signal = options.signal as unknown;
+  if (signal !== undefined && !(signal instanceof AbortSignal)) {
+    return new PoolOptionError("signal", `acquire signal must be an AbortSignal or omitted, got ${String(signal)}`);
+  }
+  return undefined;
+}
+
 /** A bounded pool of resources; see the file comment for the contract. */
 export class Pool<T> {
   private readonly o: ResolvedPoolOptions<T>;
@@ -186,22 +201,20 @@ export class Pool<T> {
    * Resolves a resource, now borrowed by the caller, who must release() or destroy() it.
    * Order: an idle resource (most recently released first), else a new one if under `max`,
    * else wait FIFO. Rejects with AcquireTimeoutError after the timeout, AcquireRejectedError
-   * when refused at once (circuit open, maxWaiting reached, aborted, pool closed).
+   * when refused at once (circuit open, maxWaiting reached, aborted, pool closed), and
+   * PoolOptionError for bad `options` (whatever the pool's state). Never throws.
    */
   acquire(options?: AcquireOptions): Promise<T> {
-    if (this.closing) return this.refuse("ERR_POOL_CLOSED", undefined);
     let timeoutMs = this.o.acquireTimeoutMs;
     let signal: AbortSignal | undefined;
     if (options !== undefined) {
-      if (options.timeoutMs !== undefined) {
-        if (!(options.timeoutMs >= 0)) {
-          throw new RangeError(`acquire timeoutMs must be milliseconds >= 0 (Infinity = wait forever), got ${options.timeoutMs}`);
-        }
-        timeoutMs = waitMs(options.timeoutMs);
-      }
+      const bad = checkAcquireOptions(options);
+      if (bad !== undefined) return Promise.reject(bad);
+      if (options.timeoutMs !== undefined) timeoutMs = waitMs(options.timeoutMs);
       signal = options.signal;
-      if (signal?.aborted) return this.refuse("ERR_POOL_ABORTED", signal.reason);
     }
+    if (this.closing) return this.refuse("ERR_POOL_CLOSED", undefined);
+    if (signal?.aborted) return this.refuse("ERR_POOL_ABORTED", signal.reason);
     const stack = this.o.leakDetectionMs > 0 ? new Error("acquired here").stack : undefined;
     if (this.waiters.size === 0) {
       const e = this.takeIdle();
@@ -276,12 +289,17 @@ export class Pool<T> {
   /**
    * Removes a borrowed or idle resource from the pool and closes it (destroy hook); the pool
    * creates a replacement if callers wait or it is below `min`. Resolves once the destroy
-   * hook settled (never rejects). Throws PoolReleaseError like release() on misuse.
+   * hook settled; rejects with PoolReleaseError on misuse (as release() throws it), counts
+   * untouched.
    */
   destroy(resource: T): Promise<void> {
     const e = this.entries.get(resource);
     if (e === undefined || (e.state !== BORROWED && e.state !== IDLE)) {
-      this.misuse(resource, e, "destroy");
+      try {
+        this.misuse(resource, e, "destroy");
+      } catch (err) {
+        return Promise.reject(err);
+      }
       return Promise.resolve();
     }
     if (e.state === BORROWED) {
@@ -313,9 +331,15 @@ export class Pool<T> {
 
   /**
    * Runs `fn` with a borrowed resource and releases it afterwards, also when `fn` throws or
-   * rejects (a resource that turned broken is replaced). Resolves/rejects with fn's outcome.
+   * rejects (a resource that turned broken is replaced). Resolves/rejects with fn's outcome
+   * (fn's own errors pass through as they are); rejects like acquire() when no resource is
+   * had, with MyriadTypeError (ERR_POOL_OPTION) when fn is not a function. fn must not
+   * release or destroy the resource itself (that rejects with PoolReleaseError).
    */
   async use<R>(fn: (resource: T) => R | Promise<R>, options?: AcquireOptions): Promise<R> {
+    if (typeof fn !== "function") {
+      throw new MyriadTypeError("ERR_POOL_OPTION", `pool "${this.o.name}": use(fn) needs a function (resource) => result, got ${typeof fn}`);
+    }
     const resource = await this.acquire(options);
     try {
       return await fn(resource);
@@ -328,12 +352,14 @@ export class Pool<T> {
    * Shuts the pool: new acquires reject (ERR_POOL_CLOSED), queued callers reject now, creates
    * in flight are aborted, idle resources are destroyed; borrowed ones are destroyed as they
    * come back, and those still out after `timeoutMs` (default 10_000) are destroyed anyway.
-   * Resolves when every destroy hook settled (or the deadline passed). Idempotent.
+   * Resolves when every destroy hook settled (or the deadline passed). Idempotent. Rejects
+   * with PoolOptionError for bad `options` (also once draining), and does not start then.
    */
   drain(options?: { timeoutMs?: number }): Promise<void> {
+    const bad = badCallOptions(options, `pool "${this.o.name}": drain`) ?? badWaitMs(options?.timeoutMs, `pool "${this.o.name}": drain`);
+    if (bad !== undefined) return Promise.reject(bad);
     if (this.drainPromise !== undefined) return this.drainPromise;
     const timeoutMs = Math.min(options?.timeoutMs ?? 10_000, MAX_TIMER_MS);
-    if (!(timeoutMs >= 0)) throw new RangeError(`drain timeoutMs must be milliseconds >= 0, got ${timeoutMs}`);
     this.closing = true;
     if (this.backoffTimer !== undefined) clearTimeout(this.backoffTimer);
     if (this.reapTimer !== undefined) clearTimeout(this.reapTimer);

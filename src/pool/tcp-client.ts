@@ -23,7 +23,7 @@
  *   ERR_REQUEST_TIMEOUT and its late reply is discarded; a connection whose oldest request
  *   timed out is presumed dead: it gets no new requests and is closed once the rest settle.
  */
-import { ClientRequestError } from "./errors.ts";
+import { badCallOptions, badWaitMs, ClientRequestError, encodeError } from "./errors.ts";
 import {
   checkClientOptions,
   type ResolvedClientOptions,
@@ -85,7 +85,8 @@ export interface TcpClient<In, Out> {
    * Stops the client: new sends reject (ERR_CLIENT_CLOSED), senders waiting for a connection
    * reject (ERR_POOL_CLOSED), requests in flight still get their replies, then every
    * connection closes. Past `timeoutMs` (default 10_000) what is left is closed with
-   * ERR_CLIENT_CLOSED. Resolves when all sockets are closed. Idempotent.
+   * ERR_CLIENT_CLOSED. Resolves when all sockets are closed. Idempotent. Rejects with
+   * PoolOptionError for bad `options` (also once closing), and does not start closing then.
    */
   close(options?: { timeoutMs?: number }): Promise<void>;
 }
@@ -163,19 +164,27 @@ class PooledTcpClient<In, Out> implements TcpClient<In, Out>, ConnectionOwner<In
 
   send(message: Out, options?: SendOptions): Promise<In> {
     this.nRequests++;
+    if (options !== undefined) {
+      // Arguments first: the same bad input gets the same answer whatever the client's state.
+      const bad = badCallOptions(options, `client for ${this.address}: send`) ?? badWaitMs(options.timeoutMs, `client for ${this.address}: send`);
+      if (bad !== undefined) {
+        this.nRefused++;
+        return Promise.reject(bad);
+      }
+    }
+    let bytes: Uint8Array;
+    try {
+      bytes = this.o.codec.encode(message);
+    } catch (err) {
+      this.nRefused++;
+      return Promise.reject(encodeError(err, this.o.codec.name));
+    }
     if (this.closedFlag) {
       this.nRefused++;
       return Promise.reject(new ClientRequestError("ERR_CLIENT_CLOSED", `client for ${this.address} is closed; create a new one`));
     }
     const custom = options?.timeoutMs;
     const timeoutMs = custom ?? this.o.requestTimeoutMs;
-    let bytes: Uint8Array;
-    try {
-      bytes = this.o.codec.encode(message);
-    } catch (err) {
-      this.nRefused++;
-      return Promise.reject(err);
-    }
     const deadlineMs = performance.now() + timeoutMs;
     const conn = this.pool.tryAcquire();
     if (conn !== undefined) return this.dispatch(conn, bytes, deadlineMs);
@@ -291,6 +300,8 @@ class PooledTcpClient<In, Out> implements TcpClient<In, Out>, ConnectionOwner<In
   }
 
   close(options?: { timeoutMs?: number }): Promise<void> {
+    const bad = badCallOptions(options, `client for ${this.address}: close`) ?? badWaitMs(options?.timeoutMs, `client for ${this.address}: close`);
+    if (bad !== undefined) return Promise.reject(bad);
     if (this.closePromise !== undefined) return this.closePromise;
     this.closedFlag = true;
     const timeoutMs = options?.timeoutMs ?? 10_000;
