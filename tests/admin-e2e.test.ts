@@ -105,8 +105,9 @@ test("the dashboard in chromium shows the number of open connections", async () 
     await page.waitForFunction((want) => document.getElementById("connections")?.dataset.value === want, after, { timeout: 15_000 });
     expect((await page.textContent("#connections"))!.replace(/,/g, "")).toBe(after);
 
-    // Let a few seconds of history accumulate, then keep a picture of it.
-    await Bun.sleep(4000);
+    // Let four polls of history accumulate (the page's "updated" time moves with each), then keep a picture of it.
+    const polls = new Set<string | null>();
+    await until(() => `4 more polls of the dashboard (saw ${polls.size})`, async () => polls.add(await page.textContent("#updated")).size >= 5, 15_000);
     mkdirSync(dirname(SCREENSHOT), { recursive: true });
     await page.screenshot({ path: SCREENSHOT, fullPage: true });
     expect(pageErrors).toEqual([]);

@@ -202,7 +202,8 @@ describe("bun run c1m", () => {
       expect(await readUntil(reader, "ramp done", 60_000)).toContain("ramp done");
       expect(c1mNamespaces()).toHaveLength(1);
       p.kill("SIGTERM");
-      await Bun.sleep(30);
+      // Two signals sent together may arrive as one: send the second once the first was handled.
+      expect(await readUntil(reader, "tearing down", 10_000)).toContain("tearing down");
       p.kill("SIGTERM");
       reader.releaseLock();
       expect(await p.exited).toBe(130);

@@ -8,34 +8,19 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { FRAME_MALFORMED, RespError, type RespValue, respCodec, respReplyBufferCodec } from "../src/codec/index.ts";
 import { concat, reassemble } from "./helpers/reassemble.ts";
-import { freePort } from "./helpers/redis-server.ts";
+import { RedisServer } from "./helpers/redis-server.ts";
 
 const enc = new TextEncoder();
-let redis: ReturnType<typeof Bun.spawn> | undefined;
+let redis: RedisServer | undefined;
 let port = 0;
 
 beforeAll(async () => {
-  if (!Bun.which("redis-server")) {
-    throw new Error("redis-server not found: install it (Debian/Ubuntu: apt-get install redis-server)");
-  }
-  port = await freePort();
-  redis = Bun.spawn(["redis-server", "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], {
-    stdout: "ignore",
-    stderr: "ignore",
-  });
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    try {
-      const r = await exchange(enc.encode("PING\r\n"), 1);
-      if (r.replies[0] === "PONG") break;
-    } catch {}
-    if (Date.now() > deadline) throw new Error(`redis-server did not answer on 127.0.0.1:${port} within 10 s`);
-    await Bun.sleep(50);
-  }
+  redis = await RedisServer.start();
+  port = redis.port;
 });
 
-afterAll(() => {
-  if (redis) process.kill(redis.pid, "SIGKILL");
+afterAll(async () => {
+  await redis?.kill();
 });
 
 /**
