@@ -43,6 +43,7 @@ import {
   resolveDeflateOptions,
 } from "../src/codec/websocket-deflate.ts";
 import { EXT_CLIENT_TAKEOVER, EXT_DEFLATE, WebSocketFramer, type FrameSink } from "../src/websocket/framer.ts";
+import { Topics } from "../src/websocket/index.ts";
 import { MyriadError } from "../src/errors.ts";
 import { concat, splitAt } from "./helpers/reassemble.ts";
 
@@ -556,5 +557,61 @@ describe("framer", () => {
     ]);
     framer.release(1);
     client.close();
+  });
+});
+
+describe("topics", () => {
+  const members = (t: Topics, name: string) => {
+    const topic = t.get(name);
+    return topic === undefined ? [] : [...topic.handles.subarray(0, topic.size)].sort((a, b) => a - b);
+  };
+  test("subscribe, unsubscribe, close: members stay exact, empty topics go away", () => {
+    const t = new Topics(1 << 10);
+    const gen = (slot: number, g: number) => g * 2 ** 20 + slot;
+    expect(t.subscribe(gen(1, 1), "a")).toBe(true);
+    expect(t.subscribe(gen(1, 1), "a")).toBe(false);
+    for (let s = 2; s < 200; s++) t.subscribe(gen(s, 3), "a");
+    t.subscribe(gen(1, 1), "b");
+    t.subscribe(gen(5, 3), "b");
+    expect(t.topicCount).toBe(2);
+    expect(t.subscriptions).toBe(201);
+    expect(t.isSubscribed(gen(5, 3), "b")).toBe(true);
+    expect(t.topicsOf(gen(1, 1)).sort()).toEqual(["a", "b"]);
+    expect(t.unsubscribe(gen(1, 1), "a")).toBe(true);
+    expect(t.unsubscribe(gen(1, 1), "a")).toBe(false);
+    expect(t.unsubscribe(gen(1, 1), "zzz")).toBe(false);
+    for (let s = 2; s < 150; s++) t.removeAll(s);
+    expect(members(t, "a")).toEqual(Array.from({ length: 50 }, (_, i) => gen(150 + i, 3)));
+    expect(members(t, "b")).toEqual([gen(1, 1)]); // slot 5's "b" went with removeAll(5)
+    t.removeAll(1);
+    expect(t.get("b")).toBeUndefined();
+    expect(t.topicCount).toBe(1);
+    for (let s = 150; s < 200; s++) t.removeAll(s);
+    expect(t.topicCount).toBe(0);
+    expect(t.subscriptions).toBe(0);
+  });
+
+  test("property: agrees with a Map of Sets under random operations", () => {
+    const op = fc.tuple(fc.constantFrom("sub", "unsub", "close"), fc.integer({ min: 0, max: 15 }), fc.constantFrom("x", "y", "z"));
+    fc.assert(
+      fc.property(fc.array(op, { maxLength: 200 }), (ops) => {
+        const t = new Topics(16);
+        const model = new Map<string, Set<number>>();
+        for (const [what, slot, name] of ops) {
+          if (what === "sub") {
+            const had = model.get(name)?.has(slot) ?? false;
+            expect(t.subscribe(slot, name)).toBe(!had);
+            (model.get(name) ?? model.set(name, new Set()).get(name)!).add(slot);
+          } else if (what === "unsub") {
+            expect(t.unsubscribe(slot, name)).toBe(model.get(name)?.delete(slot) ?? false);
+          } else {
+            t.removeAll(slot);
+            for (const s of model.values()) s.delete(slot);
+          }
+          for (const [n, s] of model) if (s.size === 0) model.delete(n);
+        }
+        for (const name of ["x", "y", "z"]) expect(members(t, name)).toEqual([...(model.get(name) ?? [])].sort((a, b) => a - b));
+      }),
+    );
   });
 });
