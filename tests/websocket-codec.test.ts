@@ -42,7 +42,7 @@ import {
   negotiateDeflate,
   resolveDeflateOptions,
 } from "../src/codec/websocket-deflate.ts";
-import { EXT_CLIENT_TAKEOVER, EXT_DEFLATE, WebSocketFramer, type FrameSink } from "../src/websocket/framer.ts";
+import { CONSUME_FAILED, EXT_CLIENT_TAKEOVER, EXT_DEFLATE, STREAM_MIN_BYTES, WebSocketFramer, type FrameSink } from "../src/websocket/framer.ts";
 import { Topics } from "../src/websocket/index.ts";
 import { MyriadError } from "../src/errors.ts";
 import { concat, splitAt } from "./helpers/reassemble.ts";
@@ -379,6 +379,9 @@ type Event = ["message", string | number[]] | ["ping", number[]] | ["pong"] | ["
 class Recorder implements FrameSink {
   events: Event[] = [];
   failed = false;
+  canContinue() {
+    return !this.failed;
+  }
   onMessage(_h: number, data: string | Uint8Array) {
     this.events.push(["message", typeof data === "string" ? data : [...data]]);
   }
@@ -397,8 +400,8 @@ class Recorder implements FrameSink {
   }
 }
 
-function newFramer(max = 1 << 16, ext = 0) {
-  const framer = new WebSocketFramer({ capacity: 4, maxMessageBytes: max, pool: new SegmentPool({ segmentBytes: 64, maxSegments: 16 }) });
+function newFramer(max = 1 << 16, ext = 0, streamMinBytes = STREAM_MIN_BYTES) {
+  const framer = new WebSocketFramer({ capacity: 4, maxMessageBytes: max, pool: new SegmentPool({ segmentBytes: 64, maxSegments: 16 }), streamMinBytes });
   const sink = new Recorder();
   framer.sink = sink;
   framer.ext[1] = ext;
@@ -406,28 +409,21 @@ function newFramer(max = 1 << 16, ext = 0) {
 }
 
 /**
- * Feeds chunks to connection 1 as the reactor does: complete frames straight from the chunk,
- * an incomplete tail kept and joined with the next chunk; stops at a measure error (recorded
- * as a fail with its code) or a fail.
+ * Feeds chunks to connection 1 as the server stage does: consume() what it can of what is
+ * held plus the new chunk, hold the rest; stops once it failed (a measure error or onFail).
+ * Returns the most bytes ever held between chunks.
  */
-function feed(framer: WebSocketFramer, sink: Recorder, chunks: Uint8Array[]): void {
+function feed(framer: WebSocketFramer, sink: Recorder, chunks: Uint8Array[]): number {
   let pending = new Uint8Array(0);
+  let most = 0;
   for (const chunk of chunks) {
     const buf = pending.length === 0 ? chunk.slice() : concat([pending, chunk]);
-    let pos = 0;
-    while (pos < buf.length) {
-      const n = framer.measure(1, buf, pos, buf.length);
-      if (n === 0) break;
-      if (n < 0) {
-        sink.events.push(["fail", -n]);
-        return;
-      }
-      framer.frame(1, buf, pos, n);
-      if (sink.failed) return;
-      pos += n;
-    }
-    pending = buf.slice(pos);
+    const used = framer.consume(1, buf, 0, buf.length);
+    if (used === CONSUME_FAILED) return most;
+    pending = buf.slice(used);
+    most = Math.max(most, pending.length);
   }
+  return most;
 }
 
 const frame = (b0: number, payload: Uint8Array | string) => encodeClientFrame(b0, typeof payload === "string" ? enc.encode(payload) : payload, MASK);
@@ -441,8 +437,9 @@ describe("framer", () => {
       ping: fc.option(fc.uint8Array({ maxLength: 125 })),
     });
     fc.assert(
-      fc.property(fc.array(message, { maxLength: 12 }), cutFractions, (messages, cuts) => {
-        const { framer, sink } = newFramer();
+      // Streaming from 1 byte in hand up to never: every path through consume().
+      fc.property(fc.array(message, { maxLength: 12 }), cutFractions, fc.integer({ min: 1, max: 400 }), (messages, cuts, streamMin) => {
+        const { framer, sink } = newFramer(1 << 16, 0, streamMin);
         const wire: Uint8Array[] = [];
         const expected: Event[] = [];
         for (const m of messages) {
@@ -468,6 +465,31 @@ describe("framer", () => {
       }),
       { numRuns: 300 },
     );
+  });
+
+  test("large frames are streamed: held input stays under STREAM_MIN_BYTES + a header, text fails mid-frame", () => {
+    const { framer, sink } = newFramer(1 << 20);
+    const text = "κόσμε ".repeat(20_000); // 220,000 bytes
+    const wire = concat([frame(0x01, text.slice(0, 50_000)), frame(0x80, text.slice(50_000)), frame(0x82, new Uint8Array(70_000).fill(7))]);
+    const chunks = splitAt(wire, Array.from({ length: 120 }, (_, i) => i * 3001 + (i % 7)));
+    const most = feed(framer, sink, chunks);
+    expect(most).toBeLessThan(STREAM_MIN_BYTES + 14);
+    expect(sink.events).toEqual([
+      ["message", text],
+      ["message", [...new Uint8Array(70_000).fill(7)]],
+    ]);
+    expect(framer.heldBytes).toBe(0);
+    // An invalid byte 30,000 bytes into a 200,000-byte text frame fails before the frame ends.
+    const bad = enc.encode("a".repeat(200_000));
+    bad[30_000] = 0xff;
+    const f = frame(0x81, bad);
+    const t = newFramer(1 << 20);
+    feed(t.framer, t.sink, [f.subarray(0, 40_000)]);
+    expect(t.sink.events).toEqual([["fail", CLOSE_INVALID_PAYLOAD]]);
+    // A frame whose length already passes the limit with what is held: 1009 at its header.
+    const u = newFramer(100_000);
+    feed(u.framer, u.sink, [frame(0x02, new Uint8Array(60_000)), frame(0x80, new Uint8Array(50_000)).subarray(0, 20_000)]);
+    expect(u.sink.events).toEqual([["fail", CLOSE_MESSAGE_TOO_BIG]]);
   });
 
   test("fragmentation errors: continuation without a message, a new message inside one", () => {

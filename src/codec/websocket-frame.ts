@@ -53,13 +53,13 @@ export function isValidCloseCode(code: number): boolean {
   return code >= 1000 && code <= 1014 && code !== 1004 && code !== 1005 && code !== 1006;
 }
 
-/** The fields of the header measureFrame last completed; one instance per parser, reused. */
+/** The fields of the header measureFrame last read; one instance per parser, reused. */
 export class FrameHeader {
   /** The first byte: FIN, RSV1-3, opcode. */
   b0 = 0;
   /** b0 & 0x0f. */
   opcode = 0;
-  /** Header bytes, mask key included: 2..14. */
+  /** Header bytes, mask key included: 2..14; 0 when measureFrame did not see a whole header. */
   headerBytes = 0;
   /** Payload bytes. */
   payloadBytes = 0;
@@ -73,8 +73,9 @@ export const MEASURE_TOO_BIG = -CLOSE_MESSAGE_TOO_BIG;
 
 /**
  * Length of the complete frame at buf[start], reading no further than buf[end - 1]: header
- * plus payload, > 0, with `h` filled in. 0 while the bytes so far are a valid but incomplete
- * frame. A negated close code as soon as the header's bytes show the frame must be refused:
+ * plus payload, > 0. 0 while the bytes so far are a valid but incomplete frame. `h` is
+ * filled in as soon as the header is complete (also when 0 is returned because the payload
+ * is not: then h.headerBytes > 0, else h.headerBytes is 0). A negated close code as soon as the header's bytes show the frame must be refused:
  * MEASURE_PROTOCOL_ERROR (-1002) for reserved bits outside `allowedRsv`, an unknown opcode, a
  * fragmented or over-125-byte control frame, a missing mask when `requireMask` (a client's
  * frame) or a present one when not (a server's), a 64-bit length with its top bit set;
@@ -90,6 +91,7 @@ export function measureFrame(
   requireMask: boolean,
   h: FrameHeader,
 ): number {
+  h.headerBytes = 0;
   const have = end - start;
   if (have < 2) {
     if (have === 1) return checkFirstByte(buf[start]!, allowedRsv);
@@ -124,13 +126,13 @@ export function measureFrame(
   }
   if (len > maxPayloadBytes) return MEASURE_TOO_BIG;
   if (masked) headerBytes += 4;
-  if (have < headerBytes + len) return 0;
+  if (have < headerBytes) return 0;
   h.b0 = b0;
   h.opcode = opcode;
   h.headerBytes = headerBytes;
   h.payloadBytes = len;
   h.masked = masked;
-  return headerBytes + len;
+  return have < headerBytes + len ? 0 : headerBytes + len;
 }
 
 /** 0 when the first byte may start a frame, MEASURE_PROTOCOL_ERROR otherwise. */
@@ -148,27 +150,32 @@ const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
 /**
  * XORs buf[start, start + len) in place with the 4-byte key at buf[keyAt, keyAt + 4) (the
- * mask key just before a masked payload). Payloads of 64 bytes or more are unmasked 4 bytes
- * at a time through one Int32Array view; smaller ones byte by byte, allocating nothing.
+ * mask key just before a masked payload). See xorMask.
  */
 export function unmask(buf: Uint8Array, keyAt: number, start: number, len: number): void {
-  const k0 = buf[keyAt]!;
-  const k1 = buf[keyAt + 1]!;
-  const k2 = buf[keyAt + 2]!;
-  const k3 = buf[keyAt + 3]!;
+  xorMask(buf, start, len, buf[keyAt]!, buf[keyAt + 1]!, buf[keyAt + 2]!, buf[keyAt + 3]!);
+}
+
+/**
+ * XORs buf[start, start + len) in place with the key bytes k0 k1 k2 k3, repeated, starting
+ * with k0 (a payload unmasked in pieces passes the key rotated by the bytes done before).
+ * Payloads of 64 bytes or more go 4 bytes at a time through one Int32Array view; smaller
+ * ones byte by byte, allocating nothing.
+ */
+export function xorMask(buf: Uint8Array, start: number, len: number, k0: number, k1: number, k2: number, k3: number): void {
   let p = start;
   const end = start + len;
   if (len >= 64 && LITTLE_ENDIAN) {
     // Bytes until p is 4-aligned in the ArrayBuffer, then whole words, then the tail; the
     // key rotates by the bytes done so far.
+    const keys = [k0, k1, k2, k3];
     let j = 0;
     while (((buf.byteOffset + p) & 3) !== 0) {
-      buf[p] = buf[p]! ^ (j === 0 ? k0 : j === 1 ? k1 : k2);
+      buf[p] = buf[p]! ^ keys[j]!;
       p++;
       j++;
     }
     const words = (end - p) >>> 2;
-    const keys = [k0, k1, k2, k3];
     const key32 = keys[j & 3]! | (keys[(j + 1) & 3]! << 8) | (keys[(j + 2) & 3]! << 16) | (keys[(j + 3) & 3]! << 24);
     const w = new Int32Array(buf.buffer, buf.byteOffset + p, words);
     for (let i = 0; i < words; i++) w[i] = w[i]! ^ key32;

@@ -9,11 +9,17 @@
  * connection that never fragments never writes the fragment fields at all (their pages stay
  * untouched).
  *
- * Frames arrive whole (the reactor buffers a partial frame and measures with measureFrame),
- * are unmasked in place, and are checked against what spans frames: continuation without a
+ * consume() takes a connection's input as it arrives. A complete frame is handled where it
+ * lies (unmasked in place; a whole message in one frame is delivered without a copy); an
+ * incomplete one is left to the caller to hold and pass again with the next read, unless it
+ * is a data frame with STREAM_MIN_BYTES or more in hand: that one is streamed, its payload
+ * appended to the message buffer as reads come (its remaining length and rotated mask key
+ * are 8 more bytes per slot), so large messages cost O(1) copies per byte and their text is
+ * validated as it arrives. Checked against what spans frames: continuation without a
  * message, a new message inside one, RSV1 without permessage-deflate or on a continuation,
- * close payloads, UTF-8 across fragments (the connection fails at the first fragment that
- * makes the text invalid), the message size after joining fragments and after inflating.
+ * close payloads, UTF-8 across fragments and reads (the connection fails at the first piece
+ * that makes the text invalid), the message size after joining fragments (known at each
+ * frame's header) and after inflating.
  */
 import { NO_REF, SegmentPool } from "../conn-table/index.ts";
 import {
@@ -23,21 +29,21 @@ import {
   CLOSE_PROTOCOL_ERROR,
   FIN,
   FrameHeader,
-  OP_BINARY,
   OP_CLOSE,
   OP_CONTINUATION,
   OP_PING,
   OP_PONG,
   OP_TEXT,
   RSV1,
+  MEASURE_TOO_BIG,
   isValidCloseCode,
   measureFrame,
   unmask,
+  xorMask,
   INFLATE_TOO_BIG,
   MessageInflater,
   UTF8_ACCEPT,
   UTF8_REJECT,
-  isValidUtf8,
   utf8Text,
   utf8Validate,
 } from "../codec/index.ts";
@@ -51,16 +57,28 @@ export const EXT_SERVER_TAKEOVER = 4;
 /** ext bits: the server's window is 8 + (ext >>> 4) bits. */
 export const EXT_WINDOW_SHIFT = 4;
 
-/** msgOp bit: the message in progress is compressed (its first frame had RSV1). */
+/** msgOp bits: the message in progress is compressed (its first frame had RSV1). */
 const COMPRESSED = 0x80;
+/** msgOp bits: the frame being streamed (frameLeft > 0) has FIN set. */
+const STREAM_FIN = 0x40;
+/** msgOp bits: the low opcode bits. */
+const OPCODE = 0x0f;
 
-/** Where the framer's results go (the server's WebSocket layer implements it). */
+/**
+ * A data frame still incomplete with at least this many bytes in hand is streamed: its
+ * payload so far goes into the message buffer and later reads append to it, so that the
+ * connection's input buffer never holds (and re-copies at each read) more than this of it.
+ */
+export const STREAM_MIN_BYTES = 16 * 1024;
+
+/** Where the framer's results go (the server's WebSocket stage implements it). */
 export interface FrameSink {
   /**
    * A complete message: a string for text, bytes for binary. The bytes may be a view into a
-   * read buffer or a shared decompression buffer: valid only until this call returns.
+   * read buffer, a message buffer or a shared decompression buffer: valid only until this
+   * call returns.
    */
-  onMessage(h: number, data: string | Uint8Array): unknown;
+  onMessage(h: number, data: string | Uint8Array): void;
   /** A ping; its payload is buf[start, start + length), valid only during the call. */
   onPing(h: number, buf: Uint8Array, start: number, length: number): void;
   /** A pong. */
@@ -69,6 +87,8 @@ export interface FrameSink {
   onCloseFrame(h: number, code: number, reason: string): void;
   /** The peer broke the protocol: fail the connection with this close code. */
   onFail(h: number, code: number, why: string): void;
+  /** After each event: false when input must stop here (closed, closing or paused). */
+  canContinue(h: number): boolean;
 }
 
 /** Options of a framer. */
@@ -79,7 +99,12 @@ export interface FramerOptions {
   maxMessageBytes: number;
   /** Where partial messages are kept. */
   pool: SegmentPool;
+  /** Incomplete data frames with this many bytes in hand are streamed; default STREAM_MIN_BYTES. */
+  streamMinBytes?: number;
 }
+
+/** consume() result: the connection failed (the sink's onFail ran); drop the rest of the input. */
+export const CONSUME_FAILED = -1;
 
 /**
  * The per-connection WebSocket state machine between frames and messages (see the file
@@ -87,17 +112,25 @@ export interface FramerOptions {
  * its low 20 bits).
  */
 export class WebSocketFramer {
-  /** Negotiated extension bits per slot (EXT_*); the server layer writes them at the upgrade. */
+  /** Negotiated extension bits per slot (EXT_*); the server stage writes them at the upgrade. */
   readonly ext: Uint8Array;
-  /** Opcode of the fragmented message in progress, | COMPRESSED; 0 when none. */
+  /**
+   * The message in progress: its opcode | COMPRESSED, | STREAM_FIN while a frame with FIN
+   * is being streamed; 0 when none.
+   */
   private readonly msgOp: Uint8Array;
   /** UTF-8 state of the uncompressed text message in progress. */
   private readonly utf8: Uint8Array;
-  /** Fragments so far (SegmentPool ref, NO_REF when none) and their bytes. */
+  /** The message so far (SegmentPool ref, NO_REF when none) and its bytes. */
   private readonly msgRef: Int32Array;
   private readonly msgLen: Int32Array;
+  /** Payload bytes still to come of the frame being streamed; 0 when none is. */
+  private readonly frameLeft: Int32Array;
+  /** Its mask key, rotated to the next byte due (big-endian: k0 in the top byte). */
+  private readonly frameKey: Uint32Array;
   private readonly pool: SegmentPool;
   private readonly max: number;
+  private readonly streamMin: number;
   private readonly header = new FrameHeader();
   /** Inflater shared by connections without client context takeover (made at first use). */
   private sharedInflater: MessageInflater | null = null;
@@ -105,6 +138,8 @@ export class WebSocketFramer {
   private readonly inflaters = new Map<number, MessageInflater>();
   /** Bytes held in partial messages over all connections. */
   heldBytes = 0;
+  /** Set by the server stage before the first frame. */
+  sink: FrameSink = null as unknown as FrameSink;
 
   constructor(opts: FramerOptions) {
     const cap = opts.capacity;
@@ -113,108 +148,156 @@ export class WebSocketFramer {
     this.utf8 = new Uint8Array(cap);
     this.msgRef = new Int32Array(cap);
     this.msgLen = new Int32Array(cap);
+    this.frameLeft = new Int32Array(cap);
+    this.frameKey = new Uint32Array(cap);
     this.pool = opts.pool;
     this.max = opts.maxMessageBytes;
+    this.streamMin = opts.streamMinBytes ?? STREAM_MIN_BYTES;
   }
 
   /**
-   * Length of the complete client frame at buf[start, end), 0 while incomplete, or a
-   * negated close code (see measureFrame). `slot` decides whether RSV1 is allowed.
-   * Allocates nothing.
+   * Handles the client frames in buf[pos, end) of connection h, in order: complete frames
+   * at once (unmasked in place: buf is modified), a large incomplete data frame streamed
+   * (see STREAM_MIN_BYTES). Returns where it stopped: end, the start of an incomplete frame
+   * (keep buf[returned, end) and pass it again, followed by the next read), a position after
+   * an event when the sink's canContinue said stop, or CONSUME_FAILED once the connection
+   * failed (sink.onFail ran; drop the rest).
    */
-  measure(slot: number, buf: Uint8Array, start: number, end: number): number {
-    return measureFrame(buf, start, end, this.max, (this.ext[slot]! & EXT_DEFLATE) !== 0 ? RSV1 : 0, true, this.header);
-  }
-
-  /**
-   * Handles the complete frame buf[start, start + length) of connection h (as measured:
-   * measure() returned length). Unmasks it in place. Calls the sink; returns what the
-   * sink's onMessage returned for a message (a thenable from an async handler), else
-   * undefined.
-   */
-  frame(h: number, buf: Uint8Array, start: number, length: number): unknown {
-    const slot = h & 0xfffff;
+  consume(h: number, buf: Uint8Array, pos: number, end: number): number {
+    const slot = h & SLOT_MASK;
+    const sink = this.sink;
     const hdr = this.header;
-    if (measureFrame(buf, start, start + length, this.max, RSV1, true, hdr) !== length) {
-      throw new RangeError("WebSocketFramer.frame: not a complete frame (measure it first)");
+    while (pos < end) {
+      if (this.frameLeft[slot] !== 0) {
+        const k = this.streamPayload(h, slot, buf, pos, end);
+        if (k < 0) return CONSUME_FAILED;
+        pos += k;
+        if (!sink.canContinue(h)) return pos;
+        continue;
+      }
+      const n = measureFrame(buf, pos, end, this.max, (this.ext[slot]! & EXT_DEFLATE) !== 0 ? RSV1 : 0, true, hdr);
+      if (n > 0) {
+        if (!this.frame(h, slot, buf, pos)) return CONSUME_FAILED;
+        pos += n;
+        if (!sink.canContinue(h)) return pos;
+        continue;
+      }
+      if (n < 0) {
+        sink.onFail(h, -n, n === MEASURE_TOO_BIG ? `frame over maxFrameBytes (${this.max})` : "malformed frame header");
+        return CONSUME_FAILED;
+      }
+      // Incomplete. A large data frame is streamed rather than held whole.
+      if (hdr.headerBytes === 0 || hdr.opcode >= OP_CLOSE || end - pos < this.streamMin) return pos;
+      const k = this.startStream(h, slot, buf, pos, end);
+      if (k < 0) return CONSUME_FAILED;
+      pos += k;
     }
+    return pos;
+  }
+
+  /** True while h is inside a message or a streamed frame (input ends there: a truncated message). */
+  inMessage(h: number): boolean {
+    return this.msgOp[h & SLOT_MASK] !== 0;
+  }
+
+  /**
+   * The complete frame at buf[p] whose header measureFrame just read into this.header.
+   * Returns false when it failed the connection.
+   */
+  private frame(h: number, slot: number, buf: Uint8Array, start: number): boolean {
+    const hdr = this.header;
     const p = start + hdr.headerBytes;
     const n = hdr.payloadBytes;
-    if (hdr.masked) unmask(buf, p - 4, p, n);
+    unmask(buf, p - 4, p, n);
     const b0 = hdr.b0;
     const op = hdr.opcode;
-    const compressed = (b0 & RSV1) !== 0;
     const sink = this.sink;
     if (op >= OP_CLOSE) {
       if (op === OP_PING) sink.onPing(h, buf, p, n);
       else if (op === OP_PONG) sink.onPong(h);
-      else this.closeFrame(h, buf, p, n);
-      return undefined;
+      else return this.closeFrame(h, buf, p, n);
+      return true;
     }
-    const ext = this.ext[slot]!;
-    if (compressed && (ext & EXT_DEFLATE) === 0) return sink.onFail(h, CLOSE_PROTOCOL_ERROR, "RSV1 set without permessage-deflate");
+    if (!this.admit(h, slot, b0, n)) return false;
+    if (op !== OP_CONTINUATION && (b0 & FIN) !== 0) {
+      // A whole message in one frame: the common case, no copy.
+      const compressed = (b0 & RSV1) !== 0;
+      if (compressed) return this.inflated(h, slot, op, buf, p, n);
+      if (op === OP_TEXT) {
+        const text = utf8Text(buf, p, p + n);
+        if (text === null) return this.fail(h, CLOSE_INVALID_PAYLOAD, "text message is not valid UTF-8");
+        sink.onMessage(h, text);
+      } else {
+        sink.onMessage(h, buf.subarray(p, p + n));
+      }
+      return true;
+    }
+    if (op !== OP_CONTINUATION) this.msgOp[slot] = op | ((b0 & RSV1) !== 0 ? COMPRESSED : 0);
+    if (!this.take(h, slot, buf, p, n)) return false;
+    return (b0 & FIN) === 0 || this.finish(h, slot, buf, p, n);
+  }
+
+  /**
+   * The checks of a data frame against the message state, before any of its payload is
+   * used: RSV1, continuation rules, the message's size. False when it failed the connection.
+   */
+  private admit(h: number, slot: number, b0: number, payloadBytes: number): boolean {
+    const op = b0 & OPCODE;
+    const compressed = (b0 & RSV1) !== 0;
+    if (compressed && (this.ext[slot]! & EXT_DEFLATE) === 0) return this.fail(h, CLOSE_PROTOCOL_ERROR, "RSV1 set without permessage-deflate");
     const inProgress = this.msgOp[slot]!;
     if (op === OP_CONTINUATION) {
-      if (inProgress === 0) return sink.onFail(h, CLOSE_PROTOCOL_ERROR, "continuation frame without a message to continue");
-      if (compressed) return sink.onFail(h, CLOSE_PROTOCOL_ERROR, "RSV1 set on a continuation frame");
-      return this.continuation(h, slot, inProgress, buf, p, n, (b0 & FIN) !== 0);
+      if (inProgress === 0) return this.fail(h, CLOSE_PROTOCOL_ERROR, "continuation frame without a message to continue");
+      if (compressed) return this.fail(h, CLOSE_PROTOCOL_ERROR, "RSV1 set on a continuation frame");
+      if (this.msgLen[slot]! + payloadBytes > this.max) return this.fail(h, CLOSE_MESSAGE_TOO_BIG, `message over maxFrameBytes (${this.max})`);
+    } else if (inProgress !== 0) {
+      return this.fail(h, CLOSE_PROTOCOL_ERROR, "new message before the fragmented one ended");
     }
-    if (inProgress !== 0) return sink.onFail(h, CLOSE_PROTOCOL_ERROR, "new message before the fragmented one ended");
-    if ((b0 & FIN) === 0) return this.begin(h, slot, op, compressed, buf, p, n);
-    // A whole message in one frame: the common case, no copy.
-    if (compressed) return this.inflated(h, slot, op, buf, p, n);
-    if (op === OP_TEXT) {
-      const text = utf8Text(buf, p, p + n);
-      if (text === null) return sink.onFail(h, CLOSE_INVALID_PAYLOAD, "text message is not valid UTF-8");
-      return sink.onMessage(h, text);
-    }
-    return sink.onMessage(h, bytesView(buf, p, p + n));
+    return true;
   }
 
-  /** Set by the server layer before the first frame. */
-  sink: FrameSink = null as unknown as FrameSink;
-
-  private begin(h: number, slot: number, op: number, compressed: boolean, buf: Uint8Array, p: number, n: number): unknown {
-    if (op === OP_TEXT && !compressed) {
-      const state = utf8Validate(buf, p, p + n, UTF8_ACCEPT);
-      if (state === UTF8_REJECT) return this.sink.onFail(h, CLOSE_INVALID_PAYLOAD, "text message is not valid UTF-8");
-      if (state !== UTF8_ACCEPT) this.utf8[slot] = state;
-    }
-    this.msgOp[slot] = op | (compressed ? COMPRESSED : 0);
-    if (n > 0) this.append(slot, buf, p, n);
-    return undefined;
-  }
-
-  private continuation(h: number, slot: number, inProgress: number, buf: Uint8Array, p: number, n: number, fin: boolean): unknown {
-    const sink = this.sink;
-    const held = this.msgLen[slot]!;
-    if (held + n > this.max) {
-      return sink.onFail(h, CLOSE_MESSAGE_TOO_BIG, `message over maxFrameBytes (${this.max})`);
-    }
-    const op = inProgress & 0x0f;
-    const compressed = (inProgress & COMPRESSED) !== 0;
-    if (op === OP_TEXT && !compressed) {
+  /**
+   * Payload bytes buf[p, p + n) of the message in progress (unmasked): validated as UTF-8
+   * when the message is uncompressed text, then, unless they end a message that has nothing
+   * held yet (finish() takes those in place), appended to the message buffer. False when
+   * the text turned invalid (the connection failed).
+   */
+  private take(h: number, slot: number, buf: Uint8Array, p: number, n: number): boolean {
+    const m = this.msgOp[slot]!;
+    if ((m & (OPCODE | COMPRESSED)) === OP_TEXT && n > 0) {
       const state = utf8Validate(buf, p, p + n, this.utf8[slot]!);
-      if (state === UTF8_REJECT || (fin && state !== UTF8_ACCEPT)) {
-        return sink.onFail(h, CLOSE_INVALID_PAYLOAD, "text message is not valid UTF-8");
-      }
+      if (state === UTF8_REJECT) return this.fail(h, CLOSE_INVALID_PAYLOAD, "text message is not valid UTF-8");
       if (this.utf8[slot] !== state) this.utf8[slot] = state;
     }
-    if (!fin) {
-      if (n > 0) this.append(slot, buf, p, n);
-      return undefined;
-    }
-    // The last fragment: the message is the held fragments then this payload. Clear the
-    // state first, so that a handler that closes the connection finds nothing to release.
-    const ref = this.msgRef[slot]!;
-    this.msgOp[slot] = 0;
-    if (ref === NO_REF) {
-      // Every earlier fragment was empty: the message is this payload alone.
-      if (compressed) return this.inflated(h, slot, op, buf, p, n);
-      return sink.onMessage(h, op === OP_TEXT ? decodeValidated(buf, p, p + n) : bytesView(buf, p, p + n));
-    }
     if (n > 0) this.append(slot, buf, p, n);
+    return true;
+  }
+
+  /**
+   * The message in progress ended: deliver it (held bytes, or when nothing was held the
+   * last frame's payload buf[p, p + n), already taken). Clears the state first, so that a
+   * handler that closes the connection finds nothing to release.
+   */
+  private finish(h: number, slot: number, buf: Uint8Array, p: number, n: number): boolean {
+    const m = this.msgOp[slot]!;
+    const op = m & OPCODE;
+    const compressed = (m & COMPRESSED) !== 0;
+    this.msgOp[slot] = 0;
+    if (op === OP_TEXT && !compressed) {
+      const state = this.utf8[slot]!;
+      if (state !== UTF8_ACCEPT) {
+        this.utf8[slot] = UTF8_ACCEPT;
+        return this.fail(h, CLOSE_INVALID_PAYLOAD, "text message ends inside a UTF-8 character");
+      }
+    }
+    const ref = this.msgRef[slot]!;
     const total = this.msgLen[slot]!;
+    if (ref === NO_REF) {
+      // Every fragment was empty.
+      if (compressed) return this.inflated(h, slot, op, buf, p, 0);
+      this.sink.onMessage(h, op === OP_TEXT ? "" : buf.subarray(p, p));
+      return true;
+    }
     this.msgRef[slot] = NO_REF;
     this.msgLen[slot] = 0;
     this.heldBytes -= total;
@@ -223,26 +306,72 @@ export class WebSocketFramer {
     const off = pool.offset(ref);
     try {
       if (compressed) return this.inflated(h, slot, op, seg, off, total);
-      return sink.onMessage(h, op === OP_TEXT ? decodeValidated(seg, off, off + total) : seg.subarray(off, off + total));
+      // Text was validated as it arrived.
+      this.sink.onMessage(h, op === OP_TEXT ? (utf8Text(seg, off, off + total) ?? "") : seg.subarray(off, off + total));
+      return true;
     } finally {
       pool.release(ref);
     }
   }
 
+  /**
+   * An incomplete data frame at buf[start, end), header read into this.header: admit it,
+   * take what payload is here, stream the rest as it comes. Returns bytes consumed, or
+   * CONSUME_FAILED.
+   */
+  private startStream(h: number, slot: number, buf: Uint8Array, start: number, end: number): number {
+    const hdr = this.header;
+    const b0 = hdr.b0;
+    const op = hdr.opcode;
+    if (!this.admit(h, slot, b0, hdr.payloadBytes)) return CONSUME_FAILED;
+    if (op !== OP_CONTINUATION) this.msgOp[slot] = op | ((b0 & RSV1) !== 0 ? COMPRESSED : 0);
+    if ((b0 & FIN) !== 0) this.msgOp[slot]! |= STREAM_FIN;
+    const p = start + hdr.headerBytes;
+    this.frameLeft[slot] = hdr.payloadBytes;
+    this.frameKey[slot] = ((buf[p - 4]! << 24) | (buf[p - 3]! << 16) | (buf[p - 2]! << 8) | buf[p - 1]!) >>> 0;
+    const k = this.streamPayload(h, slot, buf, p, end);
+    return k < 0 ? CONSUME_FAILED : hdr.headerBytes + k;
+  }
+
+  /** The next payload bytes of the frame being streamed; returns how many it took, or CONSUME_FAILED. */
+  private streamPayload(h: number, slot: number, buf: Uint8Array, p: number, end: number): number {
+    const left = this.frameLeft[slot]!;
+    const k = end - p < left ? end - p : left;
+    const key = this.frameKey[slot]!;
+    xorMask(buf, p, k, key >>> 24, (key >>> 16) & 0xff, (key >>> 8) & 0xff, key & 0xff);
+    const r = (k & 3) * 8;
+    if (r !== 0) this.frameKey[slot] = ((key << r) | (key >>> (32 - r))) >>> 0; // rotate for the next byte
+    const m = this.msgOp[slot]!;
+    if (!this.take(h, slot, buf, p, k)) {
+      this.frameLeft[slot] = 0;
+      return CONSUME_FAILED;
+    }
+    if (left > k) {
+      this.frameLeft[slot] = left - k;
+      return k;
+    }
+    this.frameLeft[slot] = 0;
+    this.frameKey[slot] = 0;
+    if ((m & STREAM_FIN) === 0) return k;
+    this.msgOp[slot] = m & ~STREAM_FIN;
+    return this.finish(h, slot, buf, p + k, 0) ? k : CONSUME_FAILED;
+  }
+
   /** Inflates a compressed message and delivers it (or fails the connection: 1009, 1007). */
-  private inflated(h: number, slot: number, op: number, buf: Uint8Array, p: number, n: number): unknown {
+  private inflated(h: number, slot: number, op: number, buf: Uint8Array, p: number, n: number): boolean {
     const inflater = this.inflaterOf(slot);
     const len = inflater.inflate(buf, p, n, this.max);
-    const sink = this.sink;
-    if (len === INFLATE_TOO_BIG) return sink.onFail(h, CLOSE_MESSAGE_TOO_BIG, `message inflates past maxFrameBytes (${this.max})`);
-    if (len < 0) return sink.onFail(h, CLOSE_INVALID_PAYLOAD, "compressed message is not valid deflate data");
+    if (len === INFLATE_TOO_BIG) return this.fail(h, CLOSE_MESSAGE_TOO_BIG, `message inflates past maxFrameBytes (${this.max})`);
+    if (len < 0) return this.fail(h, CLOSE_INVALID_PAYLOAD, "compressed message is not valid deflate data");
     const out = inflater.output();
     if (op === OP_TEXT) {
       const text = utf8Text(out, 0, len);
-      if (text === null) return sink.onFail(h, CLOSE_INVALID_PAYLOAD, "text message is not valid UTF-8");
-      return sink.onMessage(h, text);
+      if (text === null) return this.fail(h, CLOSE_INVALID_PAYLOAD, "text message is not valid UTF-8");
+      this.sink.onMessage(h, text);
+    } else {
+      this.sink.onMessage(h, out);
     }
-    return sink.onMessage(h, out);
+    return true;
   }
 
   private inflaterOf(slot: number): MessageInflater {
@@ -257,14 +386,24 @@ export class WebSocketFramer {
     return (this.sharedInflater ??= new MessageInflater(false));
   }
 
-  private closeFrame(h: number, buf: Uint8Array, p: number, n: number): void {
+  private closeFrame(h: number, buf: Uint8Array, p: number, n: number): boolean {
     const sink = this.sink;
-    if (n === 0) return sink.onCloseFrame(h, CLOSE_NO_STATUS, "");
-    if (n === 1) return sink.onFail(h, CLOSE_PROTOCOL_ERROR, "close frame with a 1-byte payload");
+    if (n === 0) {
+      sink.onCloseFrame(h, CLOSE_NO_STATUS, "");
+      return true;
+    }
+    if (n === 1) return this.fail(h, CLOSE_PROTOCOL_ERROR, "close frame with a 1-byte payload");
     const code = (buf[p]! << 8) | buf[p + 1]!;
-    if (!isValidCloseCode(code)) return sink.onFail(h, CLOSE_PROTOCOL_ERROR, `close frame with invalid code ${code}`);
-    if (!isValidUtf8(buf, p + 2, p + n)) return sink.onFail(h, CLOSE_INVALID_PAYLOAD, "close reason is not valid UTF-8");
-    sink.onCloseFrame(h, code, n === 2 ? "" : decodeValidated(buf, p + 2, p + n));
+    if (!isValidCloseCode(code)) return this.fail(h, CLOSE_PROTOCOL_ERROR, `close frame with invalid code ${code}`);
+    const reason = n === 2 ? "" : utf8Text(buf, p + 2, p + n);
+    if (reason === null) return this.fail(h, CLOSE_INVALID_PAYLOAD, "close reason is not valid UTF-8");
+    sink.onCloseFrame(h, code, reason);
+    return true;
+  }
+
+  private fail(h: number, code: number, why: string): false {
+    this.sink.onFail(h, code, why);
+    return false;
   }
 
   private append(slot: number, buf: Uint8Array, p: number, n: number): void {
@@ -275,7 +414,8 @@ export class WebSocketFramer {
       ref = pool.acquire(n);
       len = 0;
     } else if (pool.capacity(ref) - len < n) {
-      ref = pool.grow(ref, len, len + n);
+      // Doubling: a message arriving in many pieces is copied O(1) times per byte.
+      ref = pool.grow(ref, len, Math.min(Math.max(len + n, 2 * len), this.max));
     }
     pool.buffer(ref).set(buf.subarray(p, p + n), pool.offset(ref) + len);
     this.msgRef[slot] = ref;
@@ -298,6 +438,8 @@ export class WebSocketFramer {
     }
     if (this.msgOp[slot] !== 0) this.msgOp[slot] = 0;
     if (this.utf8[slot] !== 0) this.utf8[slot] = 0;
+    if (this.frameLeft[slot] !== 0) this.frameLeft[slot] = 0;
+    if (this.frameKey[slot] !== 0) this.frameKey[slot] = 0;
     const ext = this.ext[slot]!;
     if (ext !== 0) {
       if ((ext & EXT_CLIENT_TAKEOVER) !== 0) {
@@ -309,14 +451,4 @@ export class WebSocketFramer {
   }
 }
 
-/** The text of buf[start, end), already validated incrementally (never null then). */
-function decodeValidated(buf: Uint8Array, start: number, end: number): string {
-  return utf8Text(buf, start, end) ?? "";
-}
-
-/** buf[start, end): a view (its validity is the frame's), or an empty array. */
-function bytesView(buf: Uint8Array, start: number, end: number): Uint8Array {
-  return buf.subarray(start, end);
-}
-
-
+const SLOT_MASK = 0xfffff;
