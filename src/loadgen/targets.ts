@@ -14,7 +14,7 @@
  *   1,000 connections per source address;
  * - targets: host:port ranges; a server on 0.0.0.0 answers on every 127.x.y.z.
  */
-import { MyriadError } from "../errors.ts";
+import { MyriadError, MyriadTypeError } from "../errors.ts";
 
 /** A destination. */
 export interface Target {
@@ -65,6 +65,7 @@ function isLoopbackV4(n: number): boolean {
  * Only loopback (127.0.0.0/8, ::1): this tool never targets another machine. At most `limit` addresses.
  */
 export function parseAddresses(spec: string, what: string, limit = 1 << 20): string[] {
+  if (typeof spec !== "string") throw new MyriadTypeError("ERR_LOADGEN_ADDRESS", `${what} must be a string of addresses, got ${typeof spec}`);
   const out: string[] = [];
   for (const part of spec.split(",").map((s) => s.trim()).filter(Boolean)) {
     if (part === "::1" || part === "localhost") {
@@ -111,6 +112,9 @@ export function parseAddresses(spec: string, what: string, limit = 1 << 20): str
  * bare port means 127.0.0.1. "[::1]:7000" for IPv6 loopback. Every host × port pair is one target.
  */
 export function parseTargets(spec: string | readonly string[], limit = 1 << 16): Target[] {
+  if (typeof spec !== "string" && !(Array.isArray(spec) && spec.every((s) => typeof s === "string"))) {
+    throw new MyriadTypeError("ERR_LOADGEN_ADDRESS", `targets must be a string like "127.0.0.1:7000" or an array of them, got ${typeof spec}`);
+  }
   const items = (typeof spec === "string" ? [spec] : spec).flatMap((s) => s.split(/[\s,]+/)).filter(Boolean);
   const out: Target[] = [];
   for (const item of items) {
@@ -149,6 +153,7 @@ export function parseTargets(spec: string | readonly string[], limit = 1 << 16):
  * or an address list as parseAddresses accepts.
  */
 export function resolveSources(spec: string, connections: number, perSource = DEFAULT_CONNECTIONS_PER_SOURCE): string[] {
+  if (typeof spec !== "string") throw new MyriadTypeError("ERR_LOADGEN_ADDRESS", `sources must be "auto", "none" or a string of addresses, got ${typeof spec}`);
   const s = spec.trim();
   if (s === "none" || s === "") return [];
   if (s === "auto") return autoSources(Math.max(1, Math.ceil(connections / Math.max(1, perSource))));
