@@ -3,7 +3,8 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Socket } from "bun";
-import { runCluster, sumStats, zeroStats, type Cluster, type ClusterEvent } from "../src/cluster/index.ts";
+import { runCluster, type Cluster, type ClusterEvent } from "../src/cluster/index.ts";
+import { emptyServerStats, sumServerStats } from "../src/reactor/index.ts";
 import { isProcessAlive } from "../src/system/index.ts";
 import { until } from "./helpers/until.ts";
 
@@ -243,16 +244,16 @@ describe("runCluster", () => {
   });
 });
 
-describe("sumStats", () => {
+describe("sumServerStats", () => {
   test("servers of one process share rss; workers add it up", () => {
-    const a = { ...zeroStats([1, 10]), connections: 3, accepted: 4, rssBytes: 100, requestLatency: { boundsMs: [1, 10], counts: [1, 2, 3], sumMs: 5, count: 6 } };
-    const b = { ...zeroStats([1, 10]), connections: 2, accepted: 2, rssBytes: 100, requestLatency: { boundsMs: [1, 10], counts: [1, 0, 0], sumMs: 1, count: 1 } };
+    const a = { ...emptyServerStats([1, 10]), connections: 3, accepted: 4, rssBytes: 100, requestLatency: { boundsMs: [1, 10], counts: [1, 2, 3], sumMs: 5, count: 6 } };
+    const b = { ...emptyServerStats([1, 10]), connections: 2, accepted: 2, rssBytes: 100, requestLatency: { boundsMs: [1, 10], counts: [1, 0, 0], sumMs: 1, count: 1 } };
     a.closed.peer = 1;
     b.closed.peer = 2;
-    const same = sumStats([a, b], true);
+    const same = sumServerStats([a, b], true);
     expect(same).toMatchObject({ connections: 5, accepted: 6, rssBytes: 100 });
     expect(same.closed.peer).toBe(3);
     expect(same.requestLatency).toEqual({ boundsMs: [1, 10], counts: [2, 2, 3], sumMs: 6, count: 7 });
-    expect(sumStats([a, b], false).rssBytes).toBe(200);
+    expect(sumServerStats([a, b], false).rssBytes).toBe(200);
   });
 });

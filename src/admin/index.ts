@@ -6,7 +6,6 @@ export { createAdminApp, type AdminAppOptions } from "./app.ts";
 export { startAdminServer, DEFAULT_ADMIN_HOST, DEFAULT_ADMIN_PORT, type AdminServer, type AdminServerOptions } from "./server.ts";
 export { serverSource, type ServerSourceOptions, type StatsServer } from "./source.ts";
 export { renderMetrics, escapeLabelValue, PROMETHEUS_CONTENT_TYPE } from "./metrics.ts";
-export { sumServerStats, statsBody } from "./stats.ts";
 export { isLoopbackHost } from "./auth.ts";
 export type {
   AdminSnapshot,

@@ -6,12 +6,26 @@
  * Exit 0 when every phase reached and held the target with nothing left running, 1 otherwise.
  */
 import { join } from "node:path";
-import { defineCommand, runCommand } from "../config/index.ts";
+import { countOrAuto, defineCommand, runCommand } from "../config/index.ts";
 import { parsePorts } from "../cluster/index.ts";
 import { parseAddresses, runC1m, tunSupport, type C1mClient, type ServerKind } from "../loadgen/index.ts";
 import { diagnose, readPageBytes, readSlabinfo, readSystemLimits } from "../system/index.ts";
+import { countOrAutoError, loadClientFlags } from "./load-flags.ts";
 
 const ROOT = join(import.meta.dir, "..", "..");
+
+/** Most server workers or load processes --workers and --loaders accept (as runCluster). */
+const MAX_PROCESSES = 4096;
+
+const shared = loadClientFlags({
+  connectWindow: 4096,
+  connectWindowHelp:
+    "connects in flight over all load processes (capped at 128 per listener: workers × ports × 128, as Bun listens with a backlog of 512)",
+  connectTimeoutMs: 15_000,
+  retries: 3,
+  confirmHelp:
+    "count a connection only after one echo round trip, so the connect window also bounds the servers' accept queues (default: on with the tun client, off with sockets, where it ramps about 3x slower)",
+});
 
 const command = defineCommand({
   name: "c1m",
@@ -31,21 +45,12 @@ const command = defineCommand({
     loaders: { type: "string", default: "auto", help: "load processes: a number or auto (ulimit -n, one per CPU)" },
     ports: { type: "string", default: "7100-7103", help: "ports every worker listens on (0.0.0.0), e.g. 7100-7103" },
     destinations: { type: "string", default: "127.0.0.1-127.0.0.4", help: "destination addresses the load spreads over (loopback)" },
-    perSource: { type: "int", min: 1, max: 20_000, default: 1000, help: "connections per bound source address (127.N.x.y)" },
-    connectWindow: {
-      type: "int",
-      min: 1,
-      max: 100_000,
-      default: 4096,
-      help: "connects in flight over all load processes (capped at 128 per listener: workers × ports × 128, as Bun listens with a backlog of 512)",
-    },
-    connectRate: { type: "int", min: 0, max: 10_000_000, default: 0, help: "new connections per second over all load processes (0 = unbounded: the window paces them)" },
-    connectTimeout: { type: "duration-ms", min: 100, max: 600_000, default: 15_000, help: "a connect not done after this long counts as ETIMEDOUT (and is retried)" },
-    retries: { type: "int", min: 0, max: 20, default: 3, help: "extra attempts per failed connection" },
-    confirm: {
-      type: "bool",
-      help: "count a connection only after one echo round trip, so the connect window also bounds the servers' accept queues (default: on with the tun client, off with sockets, where it ramps about 3x slower)",
-    },
+    perSource: shared.perSource,
+    connectWindow: shared.connectWindow,
+    connectRate: shared.connectRate,
+    connectTimeout: shared.connectTimeout,
+    retries: shared.retries,
+    confirm: shared.confirm,
     rampTimeout: { type: "duration-ms", min: 1000, max: 3_600_000, default: 0, help: "give up ramping after this long (default max(60s, 4 × connections/20,000 s))" },
     sample: { type: "duration-ms", min: 50, max: 60_000, default: 500, help: "time-series sample period" },
     outDir: { type: "string", default: "bench/results", help: "directory for c1m-<date>.json/.svg/.md" },
@@ -74,10 +79,10 @@ function parseHold(s: string): number {
 }
 const hold = parseHold(v.hold);
 
-const intOrAuto = (name: string, s: string): number | undefined => {
-  if (s === "auto") return undefined;
-  if (/^\d+$/.test(s) && Number(s) >= 1 && Number(s) <= 4096) return Number(s);
-  return fail(`--${name} must be auto or an integer from 1 to 4096, got "${s}"`);
+/** undefined for auto: runC1m plans it. */
+const countOf = (name: string, s: string): number | undefined => {
+  const n = countOrAuto(s, MAX_PROCESSES) ?? fail(countOrAutoError(name, MAX_PROCESSES, s));
+  return n === "auto" ? undefined : n;
 };
 let ports: number[] = [];
 let destinations: string[] = [];
@@ -126,8 +131,8 @@ const result = await runC1m({
   holdMs: hold,
   servers: v.servers as ServerKind[],
   client,
-  workers: intOrAuto("workers", v.workers),
-  loaders: intOrAuto("loaders", v.loaders),
+  workers: countOf("workers", v.workers),
+  loaders: countOf("loaders", v.loaders),
   ports,
   destinations,
   perSource: v.perSource,

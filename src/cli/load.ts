@@ -3,8 +3,9 @@
  * bounded connect window, holds them (idle), or drives pings or request/response traffic
  * for --duration, then stops by itself and reports (text, or JSON with --json).
  */
-import { defineCommand, runCommand } from "../config/index.ts";
-import { connectionsPerProcess, readSystemLimits } from "../system/index.ts";
+import { countOrAuto, defineCommand, runCommand } from "../config/index.ts";
+import { connectionsPerProcess, loadProcessesFor, readSystemLimits } from "../system/index.ts";
+import { countOrAutoError, loadClientFlags } from "./load-flags.ts";
 import {
   formatLoadReport,
   maxPerTuple,
@@ -16,6 +17,17 @@ import {
   type LoadCounters,
   type Target,
 } from "../loadgen/index.ts";
+
+/** Most load processes --processes accepts. */
+const MAX_PROCESSES = 1024;
+
+const shared = loadClientFlags({
+  connectWindow: 256,
+  connectWindowHelp: "connects in flight at once, over all processes (keep it under the servers' accept queues: Bun listens with a backlog of 512)",
+  connectTimeoutMs: 10_000,
+  retries: 1,
+  confirmHelp: "count a connection open only after one round trip (the protocol's ping): the connect window then also bounds the servers' accept queues",
+});
 
 const command = defineCommand({
   name: "load",
@@ -37,27 +49,21 @@ const command = defineCommand({
       placeholder: "<auto|none|addresses>",
       help: "source addresses to bind: auto (--per-source connections each from 127.1.0.1 up), none (kernel picks), or 127.1.0.1-127.1.0.50 / 127.2.0.0/24",
     },
-    perSource: { type: "int", min: 1, max: 60000, default: 1000, help: "connections per source address with --sources auto" },
+    perSource: shared.perSource,
     mode: { type: "enum", choices: ["idle", "ping", "rr"], default: "idle", help: "idle: hold; ping: one frame per connection every --ping-interval; rr: closed-loop request/response" },
     protocol: { type: "enum", choices: ["echo", "lines", "resp"], default: "echo", help: "echo: raw bytes echoed back; lines: newline-terminated; resp: RESP GET/SET (PING in ping mode)" },
     duration: { type: "duration-ms", min: 0, max: 86_400_000, default: 10_000, help: "how long to hold / drive traffic after the ramp" },
     rampTimeout: { type: "duration-ms", min: 100, max: 3_600_000, default: 120_000, help: "stop opening connections after this long" },
-    connectWindow: {
-      type: "int",
-      min: 1,
-      max: 100_000,
-      default: 256,
-      help: "connects in flight at once, over all processes (keep it under the servers' accept queues: Bun listens with a backlog of 512)",
-    },
-    connectRate: { type: "int", min: 0, max: 10_000_000, default: 0, help: "new connections per second over all processes (0 = as fast as the window allows)" },
-    connectTimeout: { type: "duration-ms", min: 10, max: 600_000, default: 10_000, help: "a connect not done after this long counts as ETIMEDOUT" },
-    retries: { type: "int", min: 0, max: 100, default: 1, help: "extra attempts per failed connection" },
+    connectWindow: shared.connectWindow,
+    connectRate: shared.connectRate,
+    connectTimeout: shared.connectTimeout,
+    retries: shared.retries,
     pingInterval: { type: "duration-ms", min: 1, max: 3_600_000, default: 1000, help: "ping mode: interval between one connection's pings" },
     rate: { type: "int", min: 0, max: 100_000_000, default: 0, help: "rr mode: requests per second in all (0 = closed loop, one outstanding per connection)" },
     payloadBytes: { type: "int", min: 1, max: 16 << 20, default: 16, help: "request size: echo frame, line length, RESP SET value" },
     getRatio: { type: "number", min: 0, max: 1, default: 0.8, help: "resp: share of GETs (rest are SETs)" },
     keyspace: { type: "int", min: 1, max: 10_000, default: 1000, help: "resp: distinct keys" },
-    confirm: { type: "bool", help: "count a connection open only after one round trip (the protocol's ping): the connect window then also bounds the servers' accept queues" },
+    confirm: shared.confirm,
     json: { type: "bool", help: "print the report as JSON on stdout (progress goes to stderr)" },
     progress: { type: "bool", default: true, help: "show progress (a bar on a TTY, a line a second otherwise); --no-progress to hide" },
   },
@@ -89,15 +95,8 @@ if (sources.length > 0 && targets.some((t) => t.host.includes(":") || t.host ===
 }
 const limits = readSystemLimits();
 const perProcess = connectionsPerProcess(limits.nofileSoft);
-let processes: number;
-if (v.processes === "auto") {
-  processes = Math.max(Math.ceil(v.connections / perProcess), v.connections >= 4000 ? limits.cpus : 1);
-} else if (/^\d+$/.test(v.processes) && Number(v.processes) >= 1 && Number(v.processes) <= 1024) {
-  processes = Number(v.processes);
-} else {
-  fail(`--processes must be auto or an integer from 1 to 1024, got "${v.processes}"`);
-  processes = 1;
-}
+const asked = countOrAuto(v.processes, MAX_PROCESSES) ?? fail(countOrAutoError("processes", MAX_PROCESSES, v.processes));
+const processes = asked === "auto" ? loadProcessesFor(v.connections, "sockets", limits.nofileSoft, limits.cpus) : asked;
 if (Math.ceil(v.connections / processes) > perProcess) {
   fail(
     `--processes ${processes}: ${Math.ceil(v.connections / processes)} connections per process exceed what ulimit -n ${limits.nofileSoft} allows (${perProcess}); use at least ${Math.ceil(v.connections / perProcess)} or --processes auto`,

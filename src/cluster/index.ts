@@ -13,4 +13,3 @@ export {
   type SupervisorToWorker,
   type WorkerToSupervisor,
 } from "./protocol.ts";
-export { sumStats, zeroStats } from "./stats.ts";

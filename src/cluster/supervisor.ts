@@ -13,9 +13,9 @@ import type { Subprocess } from "bun";
 import { existsSync } from "node:fs";
 import type { AdminSnapshot, AdminStatsSource } from "../admin/index.ts";
 import { MyriadError } from "../errors.ts";
-import type { ServerStats } from "../reactor/index.ts";
+import { emptyServerStats, sumServerStats, type ServerStats } from "../reactor/index.ts";
 import { backoffCeilingMs, type PoolSnapshot } from "../pool/index.ts";
-import { connectionsPerProcess, readSystemLimits } from "../system/index.ts";
+import { allWithin, connectionsPerProcess, readSystemLimits, ReplyWaiters } from "../system/index.ts";
 import type { ListenAddress } from "./plan.ts";
 import {
   WORKER_CONFIG_ENV,
@@ -25,7 +25,6 @@ import {
   type WorkerServerOptions,
   type WorkerToSupervisor,
 } from "./protocol.ts";
-import { sumStats, zeroStats } from "./stats.ts";
 import { bundledWorkerEntry, WORKER_MAIN_SOURCE } from "./worker-bundle.ts";
 
 /** Restart policy: the delay doubles from initialDelayMs to maxDelayMs per consecutive crash. */
@@ -111,7 +110,7 @@ interface Slot extends WorkerInfo {
   restartTimer: ReturnType<typeof setTimeout> | undefined;
   readyWaiters: Array<(err?: Error) => void>;
   /** Waiting refreshStats calls: each resolves on the answer to its request id (or on exit). */
-  statsWaiters: Array<{ id: number; resolve: () => void }>;
+  statsWaiters: ReplyWaiters;
   fatal: string | undefined;
   /** Resolves when the current process's exit has been handled (onExit ran). */
   exitHandled: Promise<void>;
@@ -145,14 +144,14 @@ export class Cluster implements AdminStatsSource {
         pid: 0,
         state: "starting",
         restarts: 0,
-        stats: zeroStats(),
+        stats: emptyServerStats(),
         pools: [],
         startedAtMs: 0,
         proc: undefined,
         consecutiveCrashes: 0,
         restartTimer: undefined,
         readyWaiters: [],
-        statsWaiters: [],
+        statsWaiters: new ReplyWaiters(),
         fatal: undefined,
         exitHandled: Promise.resolve(),
         exitHandledResolve: () => {},
@@ -191,7 +190,7 @@ export class Cluster implements AdminStatsSource {
 
   /** Every worker's latest stats summed (rss and heap add up over processes). */
   totals(): ServerStats {
-    return sumStats(
+    return sumServerStats(
       this.slots.map((s) => s.stats),
       false,
     );
@@ -206,12 +205,10 @@ export class Cluster implements AdminStatsSource {
     const id = ++this.statsRequestId;
     for (const s of this.slots) {
       if (s.state !== "ready" || s.proc === undefined) continue;
-      waits.push(new Promise<void>((resolve) => s.statsWaiters.push({ id, resolve })));
+      waits.push(s.statsWaiters.wait(id));
       this.sendTo(s, { t: "stats", id });
     }
-    let complete = false;
-    await Promise.race([Promise.all(waits).then(() => (complete = true)), Bun.sleep(timeoutMs)]);
-    this.lastRefreshComplete = complete;
+    this.lastRefreshComplete = await allWithin(waits, timeoutMs);
     return this.snapshot();
   }
 
@@ -343,14 +340,7 @@ export class Cluster implements AdminStatsSource {
       case "stopped": {
         s.stats = m.stats;
         s.pools = m.pools ?? [];
-        // A periodic report may have left before the request: only the answer counts.
-        const answered = m.t === "stopped" ? Infinity : (m.id ?? -1);
-        const keep: Slot["statsWaiters"] = [];
-        for (const w of s.statsWaiters) {
-          if (w.id <= answered) w.resolve();
-          else keep.push(w);
-        }
-        s.statsWaiters = keep;
+        s.statsWaiters.answered(m.t === "stopped" ? Infinity : m.id);
         break;
       }
       case "fatal":
@@ -376,8 +366,7 @@ export class Cluster implements AdminStatsSource {
     s.stats = { ...s.stats, connections: 0, rssBytes: 0, baselineRssBytes: 0, heapUsedBytes: 0 };
     // Its pools died with it; the restarted process registers its own.
     s.pools = [];
-    for (const w of s.statsWaiters) w.resolve();
-    s.statsWaiters = [];
+    s.statsWaiters.release();
     this.o.onEvent?.({ type: "exit", worker: s.index, pid: s.pid, exitCode, signal, expected });
     if (s.readyWaiters.length > 0) {
       const why = s.fatal ?? `exited with ${exitCode ?? signal} before it was ready`;

@@ -9,9 +9,8 @@
  * cap (config.maxConnections, what `ulimit -n` allows) is kept by counting opens over all of
  * them and closing a connection over the cap at once (counted as rejected).
  */
-import { createServer, type Conn, type Handler, type Server, type ServerOptions, type ServerStats } from "../reactor/index.ts";
+import { createServer, sumServerStats, type Conn, type Handler, type Server, type ServerOptions, type ServerStats } from "../reactor/index.ts";
 import type { PoolRegistry } from "../pool/index.ts";
-import { sumStats } from "./stats.ts";
 import { WORKER_CONFIG_ENV, type SupervisorToWorker, type WorkerApp, type WorkerConfig, type WorkerToSupervisor } from "./protocol.ts";
 
 interface LoadedApp {
@@ -139,7 +138,7 @@ try {
 
 /** This worker's stats: its servers summed, with over-cap closes moved from "server" to rejected. */
 function stats(): ServerStats {
-  const s = sumStats(
+  const s = sumServerStats(
     servers.map((srv) => srv.stats()),
     true,
   );

@@ -104,3 +104,15 @@ export function coerceFileValue(spec: FlagSpec, v: unknown): unknown {
   return v;
 }
 
+
+/**
+ * A "count or auto" value (`--workers 4`, `--processes auto`): "auto", an integer from 1 to
+ * `max`, or undefined when the text is neither (the caller names the flag in its error).
+ */
+export function countOrAuto(text: string, max: number): number | "auto" | undefined {
+  const s = text.trim().toLowerCase();
+  if (s === "auto") return "auto";
+  if (!/^\d+$/.test(s)) return undefined;
+  const n = Number(s);
+  return n >= 1 && n <= max ? n : undefined;
+}

@@ -3,6 +3,7 @@
  * validated with TypeBox) and the settings schema of `bun run serve`.
  */
 export { defineCommand, runCommand } from "./flags.ts";
+export { countOrAuto } from "./coerce.ts";
 export { FlagError, type FlagErrorCode } from "./errors.ts";
 export {
   kebabCase,

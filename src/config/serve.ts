@@ -2,6 +2,8 @@
  * The settings of `bun run serve`: one declaration gives its flags, its MYRIAD_* variables,
  * its --help and the TypeBox schema of its JSON config file (`serveCommand.schema`).
  */
+import { CODEC_NAMES } from "../codec/index.ts";
+import { countOrAuto } from "./coerce.ts";
 import { defineCommand } from "./flags.ts";
 import type { FlagValues } from "./spec.ts";
 
@@ -25,11 +27,7 @@ export function isModuleAppPath(app: string): boolean {
  * "auto"; undefined when the value is neither.
  */
 export function workersOf(spec: string): number | "auto" | undefined {
-  const s = spec.trim().toLowerCase();
-  if (s === "auto") return "auto";
-  if (!/^\d+$/.test(s)) return undefined;
-  const n = Number(s);
-  return n >= 1 && n <= MAX_WORKERS ? n : undefined;
+  return countOrAuto(spec, MAX_WORKERS);
 }
 
 export const serveFlags = {
@@ -49,7 +47,7 @@ export const serveFlags = {
   },
   protocol: {
     type: "enum",
-    choices: ["raw", "lines", "length-u16", "length-u32", "resp"],
+    choices: CODEC_NAMES,
     help: "framing for --app echo (default raw), and for a module app that names none; the kv app always speaks resp",
   },
   host: {

@@ -34,8 +34,8 @@ import { runCluster, type Cluster } from "../cluster/index.ts";
 import {
   readProcFile,
   type ProcReader,
-  connectionsPerProcess,
   isProcessAlive,
+  loadProcessesFor,
   planWorkers,
   readMeminfo,
   readNetstat,
@@ -285,8 +285,7 @@ export async function runC1m(o: C1mOptions): Promise<C1mResult> {
   const samples: C1mSample[] = [];
   const phases: C1mPhaseResult[] = [];
   const workers = o.workers ?? planWorkers({ maxConnections: o.connections, nofile: limits.nofileSoft, cpus: limits.cpus }).workers;
-  // A TUN client holds no descriptor per connection: one process per CPU; socket clients need ulimit -n each.
-  const loaders = o.loaders ?? (o.client === "tun" ? limits.cpus : Math.max(limits.cpus, Math.ceil(o.connections / connectionsPerProcess(limits.nofileSoft))));
+  const loaders = o.loaders ?? loadProcessesFor(o.connections, o.client, limits.nofileSoft, limits.cpus);
   const targets: Target[] = [];
   for (const host of o.destinations) for (const port of o.ports) targets.push({ host, port });
   const perSourceCount = Math.max(1, Math.ceil(o.connections / o.perSource));

@@ -12,6 +12,7 @@
 import type { Subprocess } from "bun";
 import { join } from "node:path";
 import { MyriadError } from "../errors.ts";
+import { allWithin, ReplyWaiters } from "../system/index.ts";
 import { addCounters, emptyCounters, type EngineOptions, type EngineReport, type LoadCounters, type LoadMode, type LoadProtocol } from "./engine.ts";
 import { LogHistogram, type PercentileSummary } from "./histogram.ts";
 import type { ChildConfig, ChildToParent, ParentToChild, TunChildConfig } from "./protocol.ts";
@@ -143,7 +144,7 @@ interface Child {
   exitCode: number | null;
   signal: string | null;
   /** Waiting refresh() calls: each resolves on the answer to its request id (or on exit). */
-  waiters: Array<{ id: number; resolve: () => void }>;
+  waiters: ReplyWaiters;
 }
 
 const CHILD_ENTRY = join(import.meta.dir, "child-main.ts");
@@ -240,16 +241,10 @@ export class LoadRun {
    * resolves with the merged counters when all answered or after timeoutMs.
    */
   async refresh(timeoutMs = 2000, full = false): Promise<LoadCounters> {
-    const live = this.children.filter((c) => !c.exited);
     const id = ++this.requestId;
-    const answered = live.map(
-      (c) =>
-        new Promise<void>((resolve) => {
-          c.waiters.push({ id, resolve });
-        }),
-    );
+    const answered = this.children.filter((c) => !c.exited).map((c) => c.waiters.wait(id));
     this.broadcast(full ? { t: "report", id } : { t: "progress", id });
-    await Promise.race([Promise.all(answered), Bun.sleep(timeoutMs)]);
+    await allWithin(answered, timeoutMs);
     return this.counters();
   }
 
@@ -475,7 +470,7 @@ export async function startLoad(opts: LoadOptions, startTimeoutMs = 30_000): Pro
       exited: false,
       exitCode: null,
       signal: null,
-      waiters: [],
+      waiters: new ReplyWaiters(),
     };
     child.proc = Bun.spawn([...(opts.spawnPrefix ?? []), process.execPath, ...(opts.bunArgs ?? []), CHILD_ENTRY], {
       env: { ...process.env, MYRIAD_LOADGEN_CHILD: JSON.stringify(cfg) },
@@ -500,16 +495,8 @@ export async function startLoad(opts: LoadOptions, startTimeoutMs = 30_000): Pro
             fatal = message.message;
             break;
         }
-        if (message.t === "progress" || message.t === "report" || message.t === "final") {
-          // A periodic report may have left before the request: only the answer (or the final one) counts.
-          const answered = message.t === "final" ? Infinity : (message.id ?? -1);
-          const keep: Child["waiters"] = [];
-          for (const w of child.waiters) {
-            if (w.id <= answered) w.resolve();
-            else keep.push(w);
-          }
-          child.waiters = keep;
-        }
+        if (message.t === "progress" || message.t === "report") child.waiters.answered(message.id);
+        else if (message.t === "final") child.waiters.answered(Infinity);
       },
     });
     child.pid = child.proc.pid;
@@ -521,9 +508,7 @@ export async function startLoad(opts: LoadOptions, startTimeoutMs = 30_000): Pro
       child.died = !child.stopRequested;
       child.exitCode = child.proc.exitCode;
       child.signal = child.proc.signalCode === null ? null : String(child.proc.signalCode);
-      const w = child.waiters;
-      child.waiters = [];
-      for (const f of w) f.resolve();
+      child.waiters.release();
     });
     children.push(child);
   }

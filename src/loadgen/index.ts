@@ -15,7 +15,6 @@ export {
   maxPerTuple,
   splitEvenly,
   TargetSpecError,
-  DEFAULT_CONNECTIONS_PER_SOURCE,
   AUTO_SOURCE_BASE,
   type Target,
 } from "./targets.ts";

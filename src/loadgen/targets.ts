@@ -9,12 +9,12 @@
  *
  * - sources: it binds each connection to a source address (Bun.connect's localAddress).
  *   bind() picks the port per address without knowing the destination, and on Linux it
- *   slows down sharply past a few thousand ports per address (measured: 15,000 connections
- *   from 3 addresses ran at 3,600/s, from 15 addresses at 39,000/s), so the default keeps
- *   1,000 connections per source address;
+ *   slows down sharply past a few thousand ports per address, so the default keeps
+ *   DEFAULT_CONNECTIONS_PER_SOURCE (src/system) connections per source address;
  * - targets: host:port ranges; a server on 0.0.0.0 answers on every 127.x.y.z.
  */
 import { MyriadError, MyriadTypeError } from "../errors.ts";
+import { DEFAULT_CONNECTIONS_PER_SOURCE } from "../system/index.ts";
 
 /** A destination. */
 export interface Target {
@@ -22,8 +22,6 @@ export interface Target {
   port: number;
 }
 
-/** Connections per bound source address by default (see the module comment). */
-export const DEFAULT_CONNECTIONS_PER_SOURCE = 1000;
 /** First source address of `--sources auto`: clear of 127.0.0.1 and of the usual 127.0.0.x servers. */
 export const AUTO_SOURCE_BASE = "127.1.0.1";
 

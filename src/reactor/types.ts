@@ -1,8 +1,8 @@
 import type { TLSOptions } from "bun";
-import type { Codec } from "../codec/index.ts";
+import type { Codec, CodecName } from "../codec/index.ts";
 
-/** Protocols createServer knows by name (src/codec's codecByName). */
-export type ProtocolName = "raw" | "lines" | "length-u16" | "length-u32" | "resp";
+/** Protocols createServer knows by name: src/codec's CODEC_NAMES (codecByName). */
+export type ProtocolName = CodecName;
 
 /**
  * Why a connection closed.

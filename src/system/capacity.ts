@@ -72,3 +72,28 @@ export function planWorkers(input: WorkerPlanInput): WorkerPlan {
   const workers = Math.max(Math.max(1, Math.floor(input.cpus)), Math.ceil(input.maxConnections / mean));
   return { workers, maxConnectionsPerWorker: cap, meanPerWorker: Math.ceil(input.maxConnections / workers) };
 }
+
+/**
+ * Connections per bound source address the load generator keeps by default: bind() picks
+ * a port per address without knowing the destination, and on Linux it slows down sharply
+ * past a few thousand ports per address (15,000 connections from 3 addresses ran at
+ * 3,600/s, from 15 addresses at 39,000/s).
+ */
+export const DEFAULT_CONNECTIONS_PER_SOURCE = 1000;
+
+/** The load generator's two clients: kernel sockets (a descriptor per connection), or userland TCP on a TUN device (none). */
+export type LoadClientKind = "sockets" | "tun";
+
+/**
+ * Load processes for `connections` (`bun run load --processes auto`, c1m, doctor's plan):
+ * - sockets: enough that none holds more than connectionsPerProcess(nofile), and one per
+ *   CPU from 4,000 connections (below that one process keeps up; more only cost baselines);
+ * - tun: one per CPU (a TUN client holds no descriptor per connection; the CPUs share the
+ *   packet work).
+ * At least 1.
+ */
+export function loadProcessesFor(connections: number, client: LoadClientKind, nofile: number, cpus: number): number {
+  const perCpu = Math.max(1, Math.floor(cpus));
+  if (client === "tun") return perCpu;
+  return Math.max(1, Math.ceil(connections / connectionsPerProcess(nofile)), connections >= 4000 ? perCpu : 1);
+}

@@ -10,7 +10,7 @@
  */
 import type { SystemLimits } from "./limits.ts";
 import type { SlabCache } from "./proc.ts";
-import { connectionsPerProcess, planWorkers } from "./capacity.ts";
+import { connectionsPerProcess, DEFAULT_CONNECTIONS_PER_SOURCE, loadProcessesFor, planWorkers } from "./capacity.ts";
 
 export type CheckStatus = "ok" | "warn" | "fail";
 
@@ -51,9 +51,6 @@ export const DEFAULT_COST_MODEL: CostModel = {
 
 /** Slab caches one TCP socket occupies an object in (client sockets add a bind bucket). */
 export const SOCKET_SLAB_CACHES = ["TCP", "sock_inode_cache", "filp", "eventpoll_epi", "dentry"] as const;
-
-/** Connections per source address the load generator binds (bind() searches ports per address; see loadgen). */
-export const DEFAULT_CONNECTIONS_PER_SOURCE = 1000;
 
 /** The listen backlog Bun.listen asks for (not configurable from JavaScript). */
 export const BUN_LISTEN_BACKLOG = 512;
@@ -121,7 +118,7 @@ export function diagnose(limits: SystemLimits, opts: DoctorOptions): DoctorRepor
 
   const perProcess = connectionsPerProcess(limits.nofileSoft);
   const workers = planWorkers({ maxConnections: C, nofile: limits.nofileSoft, cpus: limits.cpus });
-  const loadProcesses = loopback ? Math.max(1, Math.ceil(C / perProcess)) : 0;
+  const loadProcesses = loopback ? loadProcessesFor(C, "sockets", limits.nofileSoft, limits.cpus) : 0;
   const processes = workers.workers + loadProcesses + 1;
   const sockets = C * ends;
   const descriptors = sockets + processes * 64;

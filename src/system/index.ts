@@ -1,7 +1,8 @@
 /**
  * The machine under myriad: its limits as /proc tells them, the sizing rules every process
- * count comes from (descriptors per process, workers, load processes), and the doctor that
- * says which limit bites first for a connection count. Imports nothing of myriad but
+ * count comes from (descriptors per process, workers, load processes), the doctor that says
+ * which limit bites first for a connection count, and the request/answer bookkeeping of
+ * parents that ask child processes for reports. Imports nothing of myriad but
  * errors.ts: the reactor, the cluster and the load generator all build on it.
  */
 export {
@@ -22,12 +23,16 @@ export {
   type Sockstat,
   type SlabCache,
 } from "./proc.ts";
+export { ReplyWaiters, allWithin } from "./replies.ts";
 export { readSystemLimits, type SystemLimits, type ConntrackInfo, type Triple } from "./limits.ts";
 export {
   fdMargin,
   connectionsPerProcess,
   safeMeanPerWorker,
   planWorkers,
+  loadProcessesFor,
+  DEFAULT_CONNECTIONS_PER_SOURCE,
+  type LoadClientKind,
   type WorkerPlan,
   type WorkerPlanInput,
 } from "./capacity.ts";
@@ -36,7 +41,6 @@ export {
   formatDoctorReport,
   kernelBytesPerSocketFromSlabs,
   DEFAULT_COST_MODEL,
-  DEFAULT_CONNECTIONS_PER_SOURCE,
   SOCKET_SLAB_CACHES,
   type DoctorCheck,
   type DoctorOptions,
