@@ -205,7 +205,7 @@ test("after its connection closed, a late write with the async handler's conn re
   servers.push(server);
   const first = await client(server.port);
   await first.send("wait\n");
-  await Bun.sleep(20);
+  await until("the handler to take 'wait'", () => server.stats().framesIn === 1);
   first.close();
   await until("the first connection's close", () => closes.length === 1, 2000);
   const second = await client(server.port);
