@@ -254,6 +254,21 @@ const rows: Row[] = [
   },
 
   // src/pool: Channel
+  { name: "new Channel: capacity 1.5", call: () => new Channel(1.5), is: [RangeError], code: "ERR_POOL_OPTION", message: /capacity/ },
+  { name: "channel.push: timeoutMs NaN", call: () => new Channel<number>(1).push(1, NaN), rejects: true, is: [RangeError], code: "ERR_POOL_OPTION", message: /timeoutMs/ },
+  {
+    name: "channel.push: timeoutMs -1 on a full channel",
+    call: () => {
+      const ch = new Channel<number>(1);
+      ch.tryPush(0);
+      return ch.push(1, -1);
+    },
+    rejects: true,
+    is: [RangeError],
+    code: "ERR_POOL_OPTION",
+    message: /timeoutMs/,
+  },
+  { name: "channel.pop: timeoutMs -1", call: () => new Channel<number>(1).pop(-1), rejects: true, is: [RangeError], code: "ERR_POOL_OPTION", message: /timeoutMs/ },
   {
     name: "channel.tryPush: after close",
     call: () => {
@@ -282,6 +297,21 @@ const rows: Row[] = [
   { name: "new Pool: max 0", call: () => new Pool({ create: async () => 1, max: 0 }), is: [PoolOptionError], code: "ERR_POOL_OPTION", message: /max/ },
   { name: "new Pool: no create", call: () => new Pool({ max: 1 } as never), is: [PoolOptionError], code: "ERR_POOL_OPTION", message: /create/ },
   { name: "new Pool: unknown option", call: () => new Pool({ create: async () => 1, max: 1, maxSize: 3 } as never), is: [PoolOptionError], code: "ERR_POOL_OPTION", message: /unknown .*"maxSize"/ },
+  { name: "pool.acquire: timeoutMs -1, nothing idle", call: () => newPool().acquire({ timeoutMs: -1 }), rejects: true, is: [RangeError], code: "ERR_POOL_OPTION", message: /timeoutMs/ },
+  { name: "pool.acquire: timeoutMs -1, a resource idle", call: async () => (await idlePool()).acquire({ timeoutMs: -1 }), rejects: true, is: [RangeError], code: "ERR_POOL_OPTION", message: /timeoutMs/ },
+  { name: "pool.drain: timeoutMs -1", call: () => newPool().drain({ timeoutMs: -1 }), rejects: true, is: [RangeError], code: "ERR_POOL_OPTION", message: /timeoutMs/ },
+  {
+    name: "pool.drain: timeoutMs -1 while draining",
+    call: () => {
+      const p = newPool();
+      void p.drain();
+      return p.drain({ timeoutMs: -1 });
+    },
+    rejects: true,
+    is: [RangeError],
+    code: "ERR_POOL_OPTION",
+    message: /timeoutMs/,
+  },
   {
     name: "pool.acquire: after drain",
     call: () => {
@@ -313,6 +343,8 @@ const rows: Row[] = [
   // src/pool: clients
   { name: "createTcpClient: port -1", call: () => createTcpClient({ port: -1, codec: linesCodec }), is: [PoolOptionError], code: "ERR_POOL_OPTION", message: /port/ },
   { name: "createTcpClient: no codec", call: () => createTcpClient({ port: 1 } as never), is: [PoolOptionError], code: "ERR_POOL_OPTION", message: /codec/ },
+  { name: "tcpClient.send: timeoutMs -1, no idle connection", call: () => coldLines().send("x", { timeoutMs: -1 }), rejects: true, is: [RangeError], code: "ERR_POOL_OPTION", message: /timeoutMs/ },
+  { name: "tcpClient.send: timeoutMs -1, an idle connection", call: () => warmLines.send("x", { timeoutMs: -1 }), rejects: true, is: [RangeError], code: "ERR_POOL_OPTION", message: /timeoutMs/ },
   { name: "tcpClient.send: a newline, no idle connection", call: () => coldLines().send("a\nb"), rejects: true, is: [CodecEncodeError], code: "ERR_CODEC_ENCODE", message: /may not contain/ },
   { name: "tcpClient.send: a newline, an idle connection", call: () => warmLines.send("a\nb"), rejects: true, is: [CodecEncodeError], code: "ERR_CODEC_ENCODE", message: /may not contain/ },
   {
@@ -331,6 +363,8 @@ const rows: Row[] = [
   { name: "createRespClient: username without password", call: () => createRespClient({ port: 1, username: "u" }), is: [PoolOptionError], code: "ERR_POOL_OPTION", message: /username.*password/ },
   { name: "respClient.send: an empty command, no idle connection", call: () => coldResp().send([]), rejects: true, is: [CodecEncodeError], code: "ERR_CODEC_ENCODE", message: /RESP command is empty/ },
   { name: "respClient.send: an empty command, an idle connection", call: () => warmResp.send([]), rejects: true, is: [CodecEncodeError], code: "ERR_CODEC_ENCODE", message: /RESP command is empty/ },
+  { name: "respClient.send: timeoutMs -1, no idle connection", call: () => coldResp().send(["PING"], { timeoutMs: -1 }), rejects: true, is: [RangeError], code: "ERR_POOL_OPTION", message: /timeoutMs/ },
+  { name: "respClient.send: timeoutMs -1, an idle connection", call: () => warmResp.send(["PING"], { timeoutMs: -1 }), rejects: true, is: [RangeError], code: "ERR_POOL_OPTION", message: /timeoutMs/ },
 
   // src/apps
   { name: "createEchoApp: unknown protocol", call: () => createEchoApp({ protocol: "morse" as never }), is: [RangeError], code: "ERR_APP_OPTION", message: /protocol must be one of raw, lines/ },
