@@ -7,6 +7,7 @@
  * are read off its signature.
  */
 import { COPY_MAX_BYTES } from "../codec/index.ts";
+import type { NodeBus } from "../bus/index.ts";
 import type { Conn } from "../reactor/index.ts";
 import type { KvStore } from "./kv-store.ts";
 import type { PubSub } from "./pubsub.ts";
@@ -20,6 +21,8 @@ export interface KvContext {
   readonly store: KvStore;
   /** Channels of SUBSCRIBE / PUBLISH. */
   readonly pubsub: PubSub;
+  /** The node bus that carries PUBLISH to the other nodes of a fleet, or null (one node). */
+  readonly bus: NodeBus | null;
   /**
    * Writes one reply to the connection whose request is being answered (replies are sent
    * only while a request is being handled).

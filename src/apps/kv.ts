@@ -17,6 +17,7 @@
  * values binary-safe bytes owned by the store (kv-store.ts); deadlines live on a timing
  * wheel with a lazy check on access.
  */
+import type { NodeBus } from "../bus/index.ts";
 import { ProtocolError, type Conn, type Handler } from "../reactor/index.ts";
 import { CommandTable, arityOk, type CommandSpec } from "./commands.ts";
 import { addKeyCommands } from "./kv-cmd-keys.ts";
@@ -36,6 +37,11 @@ export interface KvAppOptions {
   maxKeys?: number;
   /** Monotonic clock in ms (default performance.now); tests pass a fake one. */
   now?: () => number;
+  /**
+   * The node bus of a fleet: PUBLISH reaches the subscribers of every node, and this node
+   * subscribes on the bus to each channel while one of its connections does. Default none.
+   */
+  bus?: NodeBus;
 }
 
 /** The KV app: a handler for createServer({ protocol: "resp" }) over one store. */
@@ -69,6 +75,8 @@ const ALLOWED_WHEN_SUBSCRIBED = new Set(["subscribe", "unsubscribe", "psubscribe
 export function createKvApp(opts: KvAppOptions = {}): KvApp {
   const store = new KvStore({ tickMs: opts.tickMs, maxKeys: opts.maxKeys, now: opts.now });
   const pubsub = new PubSub();
+  const bus = opts.bus ?? null;
+  if (bus !== null) connectBus(pubsub, bus);
   const table = new CommandTable<Run>();
   const clientNames = new Map<number, string>();
   let commands = 0;
@@ -94,7 +102,7 @@ export function createKvApp(opts: KvAppOptions = {}): KvApp {
     conn.close();
   };
 
-  const ctx = { store, pubsub, send };
+  const ctx = { store, pubsub, send, bus };
   addStringCommands(table, ctx);
   addKeyCommands(table, ctx);
   addServerCommands(table, { ...ctx, table, stats, clientNames, quit });
@@ -159,5 +167,27 @@ export function createKvApp(opts: KvAppOptions = {}): KvApp {
     close() {
       store.close();
     },
+  };
+}
+
+/**
+ * Wires pubsub to the bus: a channel active on this node is subscribed on the bus, and what
+ * other nodes publish on it goes to this node's subscribers.
+ */
+function connectBus(pubsub: PubSub, bus: NodeBus): void {
+  const unsubscribers = new Map<string, () => void>();
+  pubsub.onChannelActive = (channelKey, active) => {
+    if (active) {
+      const channelBytes = Buffer.from(channelKey, "latin1");
+      unsubscribers.set(
+        channelKey,
+        bus.subscribe(channelKey, (payload) => {
+          pubsub.publish(channelBytes, payload, channelKey);
+        }),
+      );
+    } else {
+      unsubscribers.get(channelKey)?.();
+      unsubscribers.delete(channelKey);
+    }
   };
 }

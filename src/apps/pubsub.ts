@@ -17,6 +17,11 @@ function latin1Bytes(s: string): Uint8Array {
 
 /** Exact-name channels: who is subscribed to what, and PUBLISH to every subscriber of a channel. */
 export class PubSub {
+  /**
+   * Called with (channel, true) when a channel gets its first subscriber on this node and
+   * (channel, false) when it loses its last: the node bus subscribes to exactly those.
+   */
+  onChannelActive: ((channelKey: string, active: boolean) => void) | null = null;
   /** channel -> subscribers (handle -> bound Conn). */
   private readonly channels = new Map<string, Map<number, Conn>>();
   /** handle -> its channels, for subscribed connections only. */
@@ -50,6 +55,7 @@ export class PubSub {
       if (subs === undefined) {
         subs = new Map();
         this.channels.set(channel, subs);
+        this.onChannelActive?.(channel, true);
       }
       subs.set(conn.id, conn.ref());
     }
@@ -64,7 +70,10 @@ export class PubSub {
       const subs = this.channels.get(channel);
       if (subs !== undefined) {
         subs.delete(id);
-        if (subs.size === 0) this.channels.delete(channel);
+        if (subs.size === 0) {
+          this.channels.delete(channel);
+          this.onChannelActive?.(channel, false);
+        }
       }
     }
     const n = mine.size;
