@@ -9,6 +9,7 @@
  */
 import type { Socket } from "bun";
 import { MyriadRangeError } from "../errors.ts";
+import { isSelfConnect } from "../pool/index.ts";
 import { LogHistogram, type HistogramJSON } from "./histogram.ts";
 import type { RespSupport } from "./resp-support.ts";
 import { tupleOf, type Target } from "./targets.ts";
@@ -497,6 +498,16 @@ export class LoadEngine {
       // Timed out earlier (already counted) or stopping: not ours to keep.
       socket.terminate();
       if (this.inflight.delete(i)) this.afterSettle();
+      return;
+    }
+    if (isSelfConnect(socket)) {
+      // A target port on this host with nothing listening, picked as the source port too: the
+      // socket is connected to itself and would echo our own bytes. A failed connect, retried.
+      socket.terminate();
+      this.inflight.delete(i);
+      this.bump("ESELFCONNECT");
+      this.failed(i);
+      this.afterSettle();
       return;
     }
     this.sockets[i] = socket;
