@@ -235,6 +235,41 @@ const rows: Row[] = [
   { name: "createServer: a port in use", call: () => createServer({ hostname: "127.0.0.1", port: lineServer.port, handler: { message() {} } }), rejects: true, is: [ListenError], code: "ERR_ADDRESS_IN_USE", message: /127\.0\.0\.1:\d+/ },
   { name: "createServer: a unix path in a directory that does not exist", call: () => createServer({ unix: "/nonexistent-myriad-dir/x.sock", handler: { message() {} } }), rejects: true, is: [ListenError], code: "ERR_LISTEN", message: /its directory must exist/ },
   { name: "createServer: a unix path nobody may create (sysfs)", call: () => createServer({ unix: "/sys/myriad-test.sock", handler: { message() {} } }), rejects: true, is: [ListenError], code: "ERR_ACCESS_DENIED", message: /permission denied; choose a path/ },
+  {
+    name: "conn.write: a number",
+    call: async () => {
+      const caught = Promise.withResolvers<unknown>();
+      const server = await createServer({
+        hostname: "127.0.0.1",
+        port: 0,
+        protocol: "lines",
+        handler: {
+          message(conn) {
+            try {
+              conn.write(42 as never);
+              caught.resolve(undefined);
+            } catch (e) {
+              caught.resolve(e);
+            }
+          },
+        },
+      });
+      const socket = await Bun.connect({ hostname: "127.0.0.1", port: server.port, socket: { data() {} } });
+      try {
+        socket.write("hello\n");
+        const err = await caught.promise;
+        if (err !== undefined) throw err;
+      } finally {
+        socket.end();
+        await server.stop({ graceful: false });
+      }
+    },
+    rejects: true,
+    is: [TypeError],
+    code: "ERR_WRITE_TYPE",
+    message: /conn\.write: data must be a string or a Uint8Array/,
+  },
+  { name: "server.broadcast: an object", call: () => lineServer.broadcast({} as never), is: [TypeError], code: "ERR_WRITE_TYPE", message: /server\.broadcast: data must be a string or a Uint8Array/ },
   { name: "server.stop: timeoutMs -1", call: () => lineServer.stop({ timeoutMs: -1 }), rejects: true, is: [ServerOptionError], code: "ERR_SERVER_OPTION", message: /stop\.timeoutMs/ },
   {
     name: "server.stop: timeoutMs -1 while a stop is under way",

@@ -2,7 +2,7 @@
  * Fan-out: server.broadcast, one message to every open connection.
  */
 import { F_CLOSING, S_OPEN, SLOT_MASK, type ReactorState } from "./state.ts";
-import { writeSlot } from "./output.ts";
+import { notWritable, writeSlot } from "./output.ts";
 
 /**
  * Writes `bytes` (a string as UTF-8, encoded once) to every open, not closing connection;
@@ -11,6 +11,7 @@ import { writeSlot } from "./output.ts";
  * hard limit runs its close hook here) leaves this broadcast whole.
  */
 export function broadcast(s: ReactorState, bytes: Uint8Array | string): number {
+  if (typeof bytes !== "string" && !(bytes instanceof Uint8Array)) throw notWritable("server.broadcast", bytes);
   const data = typeof bytes === "string" ? Buffer.from(bytes) : bytes;
   const table = s.table;
   let count = 0;

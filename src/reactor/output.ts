@@ -15,6 +15,7 @@
  * (server.ts onClose) synchronously inside socket.end()/terminate().
  */
 import { NO_REF } from "../conn-table/index.ts";
+import { MyriadTypeError } from "../errors.ts";
 import { startStall } from "./deadlines.ts";
 import { CORK_BYTES, F_CLOSING, F_PAUSED, S_OPEN, SCRATCH_BYTES, SLOT_MASK, type ReactorState } from "./state.ts";
 import { R_NONE, R_WRITE_STALL } from "./stats.ts";
@@ -38,6 +39,7 @@ export function write(this: ReactorState, id: number, data: Uint8Array | string)
     const used = s.corkLen;
     const cb = s.corkBuf;
     if (typeof data !== "string") {
+      if (!(data instanceof Uint8Array)) throw notWritable("conn.write", data);
       const len = data.length;
       if (used + len <= CORK_BYTES) {
         if (len <= LOOP_COPY_MAX) for (let i = 0; i < len; i++) cb[used + i] = data[i]!;
@@ -61,13 +63,24 @@ export function write(this: ReactorState, id: number, data: Uint8Array | string)
       }
     }
   }
+  const isString = typeof data === "string";
+  // Checked before the connection's state, so bad data gets the same answer open or closed.
+  if (!isString && !(data instanceof Uint8Array)) throw notWritable("conn.write", data);
   const table = s.table;
   if (!table.isLive(id)) return false;
   const slot = id & SLOT_MASK;
   if (table.state[slot] !== S_OPEN || (table.flags[slot]! & F_CLOSING) !== 0) return false;
   s.framesOut++;
-  if (typeof data === "string") return writeString(s, slot, data) > 0;
+  if (isString) return writeString(s, slot, data) > 0;
   return writeSlot(s, slot, data, 0, data.length) > 0;
+}
+
+/** The error for write or broadcast data that is neither a string nor bytes (ERR_WRITE_TYPE). */
+export function notWritable(what: string, data: unknown): MyriadTypeError {
+  return new MyriadTypeError(
+    "ERR_WRITE_TYPE",
+    `${what}: data must be a string or a Uint8Array (Buffer), got ${data === null ? "null" : typeof data}; encode other values first (conn.send uses the server's codec)`,
+  );
 }
 
 function writeString(s: ReactorState, slot: number, str: string): number {
