@@ -183,7 +183,7 @@ export function protocolError(s: ReactorState, h: number, code: number): void {
  * rejection takes the path of a synchronous throw (handlerThrew). A sync handler's
  * return value (undefined, or whatever an arrow function returns) costs one test.
  */
-export function settle(s: ReactorState, conn: ConnRef, r: unknown, h: number): void {
+function settle(s: ReactorState, conn: ConnRef, r: unknown, h: number): void {
   if (!isThenable(r)) return;
   if (conn === s.fw) s.fw = new ConnRef(s, h);
   try {

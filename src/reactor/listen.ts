@@ -8,7 +8,7 @@ import type { ResolvedOptions } from "./options.ts";
 import type { Listener } from "./state.ts";
 
 /** "host:port" (IPv6 in brackets) or the unix path o listens on. */
-export function listenAddress(o: ResolvedOptions): string {
+function listenAddress(o: ResolvedOptions): string {
   return o.unix !== "" ? o.unix : `${o.hostname.includes(":") ? `[${o.hostname}]` : o.hostname}:${o.port}`;
 }
 

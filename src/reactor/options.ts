@@ -26,9 +26,13 @@ export interface ResolvedOptions {
   segmentBytes: number;
 }
 
+/** maxFrameBytes when not given: 1 MiB. */
 export const DEFAULT_MAX_FRAME_BYTES = 1 << 20;
+/** maxWriteBufferBytes when not given: 4 MiB. */
 export const DEFAULT_MAX_WRITE_BUFFER_BYTES = 4 << 20;
+/** writeStallTimeoutMs when not given: 30 s. */
 export const DEFAULT_WRITE_STALL_TIMEOUT_MS = 30_000;
+/** tickMs (the timing wheel's resolution) when not given: 100 ms. */
 export const DEFAULT_TICK_MS = 100;
 /** Largest queue or frame: offsets live in Int32Arrays. */
 const MAX_BYTES = 2 ** 30;

@@ -13,15 +13,25 @@ export const REASONS: readonly CloseReason[] = [
   "error",
   "limit",
 ];
+/** No reason recorded yet (the slot's closeReason at rest); reads as "peer". */
 export const R_NONE = 0;
+/** Code of "peer". */
 export const R_PEER = 1;
+/** Code of "idle". */
 export const R_IDLE = 2;
+/** Code of "handshake". */
 export const R_HANDSHAKE = 3;
+/** Code of "protocol". */
 export const R_PROTOCOL = 4;
+/** Code of "writeStall". */
 export const R_WRITE_STALL = 5;
+/** Code of "shutdown". */
 export const R_SHUTDOWN = 6;
-export const R_SERVER = 7;
+/** Code of "server" (and of any reason string the application makes up: reasonCode). */
+const R_SERVER = 7;
+/** Code of "error". */
 export const R_ERROR = 8;
+/** Code of "limit". */
 export const R_LIMIT = 9;
 
 /** The code of a close reason given by the application; unknown strings count as "server". */
