@@ -62,6 +62,7 @@ export interface Conn {
    * buffer that gathers the writes of a data event, or into the connection's queue):
    * the caller may reuse or modify its buffer at once. One call is one message in
    * ServerStats.framesOut: write a frame with one call (send encodes it whole).
+   * Throws MyriadTypeError ERR_WRITE_TYPE for data that is neither, open connection or not.
    */
   write(data: Uint8Array | string): boolean;
   /** Encodes `message` with the server's codec and writes it; returns as write(). */
@@ -247,7 +248,7 @@ export interface Server {
    * Writes one message to every open connection: the bytes are encoded once (a string as
    * UTF-8) and the same array handed to each socket; only what a kernel does not take at
    * once is copied, into that connection's queue. Returns the number of connections that
-   * took it or queued it.
+   * took it or queued it. Throws MyriadTypeError ERR_WRITE_TYPE for bytes that are neither.
    */
   broadcast(bytes: Uint8Array | string): number;
   /** As conn.write for the connection with handle `id`; false for a stale or closed id. */
