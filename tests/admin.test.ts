@@ -25,7 +25,7 @@ function serverStats(seed: number): AdminServerStats {
     peakConnections: 150 * seed,
     accepted: 1000 * seed,
     rejected: seed,
-    closed: { peer: 10 * seed, idle: 2 * seed, handshake: 0, protocol: 3, writeStall: 1, shutdown: 0, server: 4, error: seed },
+    closed: { peer: 10 * seed, idle: 2 * seed, handshake: 0, protocol: 3, writeStall: 1, shutdown: 0, server: 4, error: seed, proxy: seed },
     bytesIn: 1e6 * seed,
     bytesOut: 2e6 * seed,
     framesIn: 5000 * seed,

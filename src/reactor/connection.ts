@@ -7,6 +7,7 @@ export interface ConnOps {
   close(id: number, reason?: CloseReason): void;
   isOpen(id: number): boolean;
   remoteAddress(id: number): string;
+  remotePort(id: number): number;
 }
 
 /**
@@ -44,6 +45,10 @@ export class ConnRef implements Conn {
 
   get remoteAddress(): string {
     return this.ops.remoteAddress(this.id);
+  }
+
+  get remotePort(): number {
+    return this.ops.remotePort(this.id);
   }
 
   get isOpen(): boolean {

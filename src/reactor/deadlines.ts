@@ -9,12 +9,12 @@
  * deadline reached. The lifecycle (server.ts) acts on what is due: this module closes nothing.
  */
 import { clock } from "./clock.ts";
-import { F_CLOSING, F_GREETED, F_PAUSED, type ReactorState } from "./state.ts";
-import { R_HANDSHAKE, R_IDLE, R_NONE, R_WRITE_STALL } from "./stats.ts";
+import { F_CLOSING, F_GREETED, F_PAUSED, F_PROXY, type ReactorState } from "./state.ts";
+import { R_HANDSHAKE, R_IDLE, R_NONE, R_PROXY, R_WRITE_STALL } from "./stats.ts";
 
 /**
- * The close reason whose deadline has passed for an open slot (R_WRITE_STALL, R_HANDSHAKE or
- * R_IDLE, in that order), or R_NONE after re-filing the slot's timer for the earliest
+ * The close reason whose deadline has passed for an open slot (R_WRITE_STALL, R_PROXY,
+ * R_HANDSHAKE or R_IDLE, in that order), or R_NONE after re-filing the slot's timer for the earliest
  * deadline still pending.
  */
 export function dueReason(s: ReactorState, slot: number): number {
@@ -23,6 +23,7 @@ export function dueReason(s: ReactorState, slot: number): number {
   const now = nowF >>> 0;
   const flags = table.flags[slot]!;
   if (stallActive(s, flags) && ((now - s.stallSince[slot]!) >>> 0) >= s.writeStallTimeoutMs) return R_WRITE_STALL;
+  if ((flags & F_PROXY) !== 0 && ((now - s.openedAt[slot]!) >>> 0) >= s.o.proxyTimeoutMs) return R_PROXY;
   const hs = s.handshakeTimeoutMs;
   if (hs > 0 && (flags & F_GREETED) === 0 && ((now - s.openedAt[slot]!) >>> 0) >= hs) return R_HANDSHAKE;
   const idle = s.idleTimeoutMs;
@@ -51,6 +52,7 @@ export function refile(s: ReactorState, slot: number, nowF: number): void {
   if (s.handshakeTimeoutMs > 0 && (flags & F_GREETED) === 0) {
     due = Math.min(due, s.handshakeTimeoutMs - ((now - s.openedAt[slot]!) >>> 0));
   }
+  if ((flags & F_PROXY) !== 0) due = Math.min(due, s.o.proxyTimeoutMs - ((now - s.openedAt[slot]!) >>> 0));
   if (stallActive(s, flags)) {
     due = Math.min(due, s.writeStallTimeoutMs - ((now - s.stallSince[slot]!) >>> 0));
   }

@@ -1,3 +1,4 @@
+import { isIP } from "node:net";
 import { codecByName, isCodecName, CODEC_NAMES, type Codec } from "../codec/index.ts";
 import { MAX_CAPACITY } from "../conn-table/index.ts";
 import { ServerOptionError } from "./errors.ts";
@@ -17,6 +18,11 @@ export interface ResolvedOptions {
   maxConnectionsPerIp: number;
   idleTimeoutMs: number;
   handshakeTimeoutMs: number;
+  proxyProtocol: boolean;
+  /** The PROXY header's deadline: handshakeTimeoutMs, or 10 s when that is 0. */
+  proxyTimeoutMs: number;
+  /** Addresses proxied connections may come from; null for any. */
+  proxyProtocolFrom: ReadonlySet<string> | null;
   maxFrameBytes: number;
   maxWriteBufferBytes: number;
   writeBufferHardLimitBytes: number;
@@ -34,6 +40,8 @@ export const DEFAULT_MAX_WRITE_BUFFER_BYTES = 4 << 20;
 export const DEFAULT_WRITE_STALL_TIMEOUT_MS = 30_000;
 /** tickMs (the timing wheel's resolution) when not given: 100 ms. */
 export const DEFAULT_TICK_MS = 100;
+/** How long a proxied connection may take to send its PROXY header when handshakeTimeoutMs is 0. */
+export const DEFAULT_PROXY_TIMEOUT_MS = 10_000;
 /** Largest queue or frame: offsets live in Int32Arrays. */
 const MAX_BYTES = 2 ** 30;
 /** Largest timeout: activity times are uint32 milliseconds, compared modulo 2^32. */
@@ -52,6 +60,8 @@ const KNOWN = new Set([
   "maxConnectionsPerIp",
   "idleTimeoutMs",
   "handshakeTimeoutMs",
+  "proxyProtocol",
+  "proxyProtocolFrom",
   "maxFrameBytes",
   "maxWriteBufferBytes",
   "writeBufferHardLimitBytes",
@@ -141,7 +151,7 @@ export function resolveOptions(opts: ServerOptions): ResolvedOptions {
   if (opts.tls !== undefined && (opts.tls === null || typeof opts.tls !== "object")) {
     throw new ServerOptionError("tls", "expected Bun's TLS options object ({ cert, key, ... })");
   }
-  for (const name of ["reusePort", "measureLatency"] as const) {
+  for (const name of ["reusePort", "measureLatency", "proxyProtocol"] as const) {
     if (o[name] !== undefined && typeof o[name] !== "boolean") {
       throw new ServerOptionError(name, `expected true or false, got ${show(o[name])}`);
     }
@@ -161,6 +171,18 @@ export function resolveOptions(opts: ServerOptions): ResolvedOptions {
     MAX_BYTES,
     "bytes, at least maxWriteBufferBytes",
   );
+  const proxyProtocol = opts.proxyProtocol === true;
+  let proxyProtocolFrom: Set<string> | null = null;
+  if (opts.proxyProtocolFrom !== undefined) {
+    if (!proxyProtocol) throw new ServerOptionError("proxyProtocolFrom", "lists the balancers of proxyProtocol: set proxyProtocol: true too");
+    const list = opts.proxyProtocolFrom as unknown;
+    if (!Array.isArray(list) || list.length === 0 || !list.every((a) => typeof a === "string" && isIP(a) !== 0)) {
+      throw new ServerOptionError("proxyProtocolFrom", `expected a non-empty array of IP addresses, got ${show(list)}`);
+    }
+    // Bun reports IPv4 peers of a dual-stack listener as "::ffff:a.b.c.d": accept both spellings.
+    proxyProtocolFrom = new Set(list.flatMap((a: string) => (isIP(a) === 4 ? [a, `::ffff:${a}`] : [a])));
+  }
+  const handshakeTimeoutMs = int(o, "handshakeTimeoutMs", 0, 0, MAX_TIMEOUT_MS, "milliseconds, 0 for none");
   return {
     port,
     hostname,
@@ -172,7 +194,10 @@ export function resolveOptions(opts: ServerOptions): ResolvedOptions {
     maxConnections,
     maxConnectionsPerIp: int(o, "maxConnectionsPerIp", 0, 0, MAX_CAPACITY, "connections per IP, 0 for no limit"),
     idleTimeoutMs: int(o, "idleTimeoutMs", 0, 0, MAX_TIMEOUT_MS, "milliseconds, 0 for none"),
-    handshakeTimeoutMs: int(o, "handshakeTimeoutMs", 0, 0, MAX_TIMEOUT_MS, "milliseconds, 0 for none"),
+    handshakeTimeoutMs,
+    proxyProtocol,
+    proxyTimeoutMs: proxyProtocol ? handshakeTimeoutMs || DEFAULT_PROXY_TIMEOUT_MS : 0,
+    proxyProtocolFrom,
     maxFrameBytes,
     maxWriteBufferBytes,
     writeBufferHardLimitBytes,

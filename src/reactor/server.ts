@@ -31,6 +31,7 @@ import { broadcast } from "./fanout.ts";
 import { decodeInput, hold, releaseInput, resumeInput, stageInput } from "./input.ts";
 import { bindListener } from "./listen.ts";
 import { resolveOptions } from "./options.ts";
+import { ProxyStage } from "./proxy-stage.ts";
 import { closeAfterFlush, closeNow, flushQueue, queued, releaseQueue, write } from "./output.ts";
 import {
   F_CLOSING,
@@ -43,7 +44,7 @@ import {
   SLOT_MASK,
   type Sock,
 } from "./state.ts";
-import { R_ERROR, R_LIMIT, R_NONE, R_PEER, R_SHUTDOWN, R_WRITE_STALL, closedRecord, reasonCode } from "./stats.ts";
+import { R_ERROR, R_LIMIT, R_NONE, R_PEER, R_PROXY, R_SHUTDOWN, R_WRITE_STALL, closedRecord, reasonCode } from "./stats.ts";
 import type { CloseReason, Server, ServerOptions, ServerStats } from "./types.ts";
 
 /**
@@ -68,6 +69,8 @@ class ReactorServer extends ReactorState implements Server {
 
   /** Binds; throws ListenError. */
   listen(): void {
+    // The PROXY header comes first, in front of any other stage.
+    if (this.o.proxyProtocol) this.stage = new ProxyStage(this.stage);
     const handlers: SocketHandler<number, "uint8array"> = {
       binaryType: "uint8array",
       open: (s) => this.onOpen(s as Sock),
@@ -124,7 +127,16 @@ class ReactorServer extends ReactorState implements Server {
     if (this.stopping) return this.reject(socket);
     let ip = "";
     const perIp = this.perIp;
-    if (perIp !== null) {
+    const proxied = this.proxyAddress !== null;
+    if (proxied && this.o.proxyProtocolFrom !== null && !this.o.proxyProtocolFrom.has(socket.remoteAddress ?? "")) {
+      // Not one of the balancers: closed before it is read, counted as a PROXY refusal.
+      socket.data = -1;
+      this.closedCounts[R_PROXY]!++;
+      socket.terminate();
+      return;
+    }
+    // A proxied connection is counted per IP once its header names the client (proxy-stage.ts).
+    if (perIp !== null && !proxied) {
       ip = socket.remoteAddress ?? "";
       const n = perIp.get(ip) ?? 0;
       if (n >= this.o.maxConnectionsPerIp) return this.reject(socket);
@@ -143,12 +155,12 @@ class ReactorServer extends ReactorState implements Server {
     // closeReason is R_NONE (0) already: onClose puts it back before the slot is freed.
     this.accepted++;
     if (table.size > this.peak) this.peak = table.size;
-    if (this.idleTimeoutMs > 0 || this.handshakeTimeoutMs > 0) {
+    if (this.idleTimeoutMs > 0 || this.handshakeTimeoutMs > 0 || proxied) {
       // Only the timeouts read these; left unwritten, their pages cost nothing (see file comment).
       const nowF = performance.now();
       const now = nowF >>> 0;
       if (this.idleTimeoutMs > 0) table.lastActivity[slot] = now;
-      if (this.handshakeTimeoutMs > 0) this.openedAt[slot] = now;
+      if (this.handshakeTimeoutMs > 0 || proxied) this.openedAt[slot] = now;
       refile(this, slot, nowF);
     }
     const stage = this.stage;
@@ -262,12 +274,19 @@ class ReactorServer extends ReactorState implements Server {
     releaseQueue(this, slot);
     releaseInput(this, slot);
     cancelDeadline(this, slot);
-    if (this.perIp !== null) this.ipRelease(socket.remoteAddress ?? "");
+    const proxyAddress = this.proxyAddress;
+    if (proxyAddress === null) {
+      if (this.perIp !== null) this.ipRelease(socket.remoteAddress ?? "");
+    } else if (proxyAddress[slot] !== undefined) {
+      // Counted per IP when its header arrived (and only then).
+      if (this.perIp !== null) this.ipRelease(proxyAddress[slot]!);
+    }
     table.state[slot] = S_CLOSED;
     if (slot === this.corkSlot) this.corkHandle = -1;
     const opened = (flags & F_STAGED) === 0 || this.stage!.close(this, h, slot);
     if (opened && this.handler.close !== undefined) callClose(this, h, slot, code);
     this.sockets[slot] = undefined;
+    if (proxyAddress !== null) proxyAddress[slot] = undefined;
     table.free(h);
     if (this.stopping && table.size === 0) this.finishStop();
   }
@@ -305,7 +324,17 @@ class ReactorServer extends ReactorState implements Server {
 
   remoteAddress(id: number): string {
     if (!this.table.isLive(id)) return "";
-    return this.sockets[id & SLOT_MASK]?.remoteAddress ?? "";
+    const slot = id & SLOT_MASK;
+    const proxied = this.proxyAddress?.[slot];
+    if (proxied !== undefined) return proxied;
+    return this.sockets[slot]?.remoteAddress ?? "";
+  }
+
+  remotePort(id: number): number {
+    if (!this.table.isLive(id)) return 0;
+    const slot = id & SLOT_MASK;
+    if (this.proxyAddress?.[slot] !== undefined) return this.proxyPort![slot]!;
+    return this.sockets[slot]?.remotePort ?? 0;
   }
 
   close(id: number, reason?: CloseReason): void {

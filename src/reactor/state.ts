@@ -50,6 +50,8 @@ export const F_CLOSING = 4;
 export const F_ERRORED = 8;
 /** table.flags bit: the connection's input goes to the server's protocol stage, not the codec (input.ts). */
 export const F_STAGED = 16;
+/** table.flags bit: the connection's PROXY header has not arrived yet (proxy-stage.ts). */
+export const F_PROXY = 32;
 
 /**
  * A protocol stage: a per-connection step that input passes through before the codec (an
@@ -130,6 +132,13 @@ export abstract class ReactorState implements ConnOps, ClockClient {
   /** The first recorded close reason (stats.ts R_*); R_NONE (0) in every slot not closing. */
   readonly closeReason: Uint8Array;
   readonly perIp: Map<string, number> | null;
+  /**
+   * With proxyProtocol: the client's address and port by slot, from its PROXY header (the
+   * socket's own for a LOCAL header); undefined / unread until the header is in. null without
+   * proxyProtocol. One string per proxied connection is the price of the client's address.
+   */
+  readonly proxyAddress: (string | undefined)[] | null;
+  readonly proxyPort: Uint16Array | null;
 
   /**
    * The flyweight Conn handed to callbacks, re-pointed (fw.id) at each callback's
@@ -200,7 +209,7 @@ export abstract class ReactorState implements ConnOps, ClockClient {
     this.idleTimeoutMs = o.idleTimeoutMs;
     this.handshakeTimeoutMs = o.handshakeTimeoutMs;
     this.writeStallTimeoutMs = o.writeStallTimeoutMs;
-    this.timed = o.idleTimeoutMs > 0 || o.handshakeTimeoutMs > 0 || o.writeStallTimeoutMs > 0;
+    this.timed = o.idleTimeoutMs > 0 || o.handshakeTimeoutMs > 0 || o.writeStallTimeoutMs > 0 || o.proxyProtocol;
     this.measureLatency = o.measureLatency;
     this.clockPerEvent = o.measureLatency || o.idleTimeoutMs > 0;
     this.lfFramed = o.codec === linesCodec || o.codec === respCodec;
@@ -217,6 +226,8 @@ export abstract class ReactorState implements ConnOps, ClockClient {
     this.stallSince = new Uint32Array(cap);
     this.closeReason = new Uint8Array(cap);
     this.perIp = o.maxConnectionsPerIp > 0 ? new Map() : null;
+    this.proxyAddress = o.proxyProtocol ? new Array<string | undefined>(cap).fill(undefined) : null;
+    this.proxyPort = o.proxyProtocol ? new Uint16Array(cap) : null;
     this.fw = new ConnRef(this, -1);
   }
 
@@ -226,6 +237,7 @@ export abstract class ReactorState implements ConnOps, ClockClient {
   abstract close(id: number, reason?: CloseReason): void;
   abstract isOpen(id: number): boolean;
   abstract remoteAddress(id: number): string;
+  abstract remotePort(id: number): number;
   abstract onTimer(slot: number): void;
   abstract refileAll(): void;
 }

@@ -6,7 +6,7 @@
 import type { CountedCloseReason, ServerStats } from "./types.ts";
 
 /** The reasons ServerStats.closed counts, in display order ("limit" closes are counted as rejected). */
-export const COUNTED_CLOSE_REASONS: readonly CountedCloseReason[] = ["peer", "idle", "handshake", "protocol", "writeStall", "shutdown", "server", "error"];
+export const COUNTED_CLOSE_REASONS: readonly CountedCloseReason[] = ["peer", "idle", "handshake", "protocol", "writeStall", "shutdown", "server", "error", "proxy"];
 
 type Histogram = ServerStats["requestLatency"];
 

@@ -12,6 +12,7 @@ export const REASONS: readonly CloseReason[] = [
   "server",
   "error",
   "limit",
+  "proxy",
 ];
 /** No reason recorded yet (the slot's closeReason at rest); reads as "peer". */
 export const R_NONE = 0;
@@ -33,6 +34,7 @@ const R_SERVER = 7;
 export const R_ERROR = 8;
 /** Code of "limit". */
 export const R_LIMIT = 9;
+export const R_PROXY = 10;
 
 /** The code of a close reason given by the application; unknown strings count as "server". */
 export function reasonCode(reason: CloseReason | undefined): number {
@@ -53,6 +55,8 @@ export function reasonCode(reason: CloseReason | undefined): number {
       return R_ERROR;
     case "limit":
       return R_LIMIT;
+    case "proxy":
+      return R_PROXY;
     default:
       return R_SERVER;
   }
@@ -69,6 +73,7 @@ export function closedRecord(counts: Float64Array): Record<CountedCloseReason, n
     shutdown: counts[R_SHUTDOWN]!,
     server: counts[R_SERVER]!,
     error: counts[R_ERROR]!,
+    proxy: counts[R_PROXY]!,
   };
 }
 

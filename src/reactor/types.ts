@@ -17,7 +17,9 @@ export type ProtocolName = CodecName;
  * - "server": the application called conn.close() without a reason;
  * - "error": a handler threw, or the socket failed (TLS error, ...);
  * - "limit": reserved for connections refused by a limit (they never reach the handler:
- *   they are counted in ServerStats.rejected instead).
+ *   they are counted in ServerStats.rejected instead);
+ * - "proxy": with proxyProtocol, a missing, malformed or late PROXY header, or a connection
+ *   from an address not in proxyProtocolFrom (the handler never saw it open).
  */
 export type CloseReason =
   | "peer"
@@ -28,7 +30,8 @@ export type CloseReason =
   | "shutdown"
   | "server"
   | "error"
-  | "limit";
+  | "limit"
+  | "proxy";
 
 /** The close reasons counted in ServerStats.closed. */
 export type CountedCloseReason = Exclude<CloseReason, "limit">;
@@ -73,8 +76,13 @@ export interface Conn {
    * writeStallTimeoutMs is then closed regardless. No-op on a closed connection.
    */
   close(reason?: CloseReason): void;
-  /** The peer's IP address ("" for unix sockets or a closed connection). */
+  /**
+   * The peer's IP address ("" for unix sockets or a closed connection); with proxyProtocol,
+   * the client's address from the PROXY header (the balancer's for a LOCAL header).
+   */
   readonly remoteAddress: string;
+  /** The peer's TCP port (0 for unix sockets or a closed connection); with proxyProtocol, the client's. */
+  readonly remotePort: number;
   /** True while the connection is open and not closing. */
   readonly isOpen: boolean;
   /** A Conn bound to this connection for good (one small object): keep it beyond the callback. */
@@ -147,6 +155,20 @@ export interface ServerOptions<In = any> {
   idleTimeoutMs?: number;
   /** Close a connection that has not sent a complete frame this long after open; 0 (default) = never. */
   handshakeTimeoutMs?: number;
+  /**
+   * Every connection must start with a PROXY protocol header (v1 or v2, as HAProxy's
+   * send-proxy / send-proxy-v2 and nginx's proxy_protocol send it): conn.remoteAddress,
+   * remotePort and maxConnectionsPerIp then see the client behind the balancer, and
+   * handler.open runs once the header is in. A missing or malformed header, or one not
+   * complete within handshakeTimeoutMs (10 s when that is 0), closes the connection with
+   * "proxy". Default false.
+   */
+  proxyProtocol?: boolean;
+  /**
+   * With proxyProtocol: the balancers' IP addresses; a connection from any other address is
+   * closed ("proxy") before it is read. Default: any address.
+   */
+  proxyProtocolFrom?: readonly string[];
   /** Largest frame accepted; a bigger one closes its connection with "protocol". Default 1 MiB. */
   maxFrameBytes?: number;
   /**
@@ -261,6 +283,7 @@ export interface Server {
   isOpen(id: number): boolean;
   /** The peer's IP address of a live connection, "" otherwise. */
   remoteAddress(id: number): string;
+  remotePort(id: number): number;
   /**
    * Stops accepting at once; graceful (default): stops reading, flushes every write queue,
    * then closes each connection ("shutdown"); whatever is still open after timeoutMs

@@ -171,6 +171,9 @@ export class FakeConn implements Conn {
   get remoteAddress(): string {
     return "127.0.0.1";
   }
+  get remotePort(): number {
+    return 40000 + this.id;
+  }
   get isOpen(): boolean {
     return this.closedWith === undefined;
   }
