@@ -57,6 +57,7 @@ import { ClusterError, parsePorts, resolveWorkers, runCluster } from "../src/clu
 import { planWorkers } from "../src/system/index.ts";
 import { createAdminApp, startAdminServer, type AdminServer } from "../src/admin/index.ts";
 import { BusError, createRedisBus, parseBusUrl } from "../src/bus/index.ts";
+import { ProxyConfigError, parseProxyConfig, readProxyConfig } from "../src/proxy/index.ts";
 import { LoadEngine, LoadError, LogHistogram, TargetSpecError, parseAddresses, parseTargets, resolveSources, startLoad } from "../src/loadgen/index.ts";
 
 type Class = abstract new (...args: never[]) => unknown;
@@ -451,7 +452,25 @@ const rows: Row[] = [
 
   // src/bus
   { name: "parseBusUrl: not redis://", call: () => parseBusUrl("http://127.0.0.1:6379"), is: [BusError], code: "ERR_BUS_OPTION", message: /the scheme must be redis:\/\// },
+  {
+    name: "bus.publish: a number",
+    call: () => {
+      const bus = createRedisBus({ port: kvServer.port });
+      toClose.push(() => bus.close());
+      return bus.publish("news", 42 as never);
+    },
+    rejects: true,
+    is: [TypeError],
+    code: "ERR_WRITE_TYPE",
+    message: /bus publish: payload must be a string or a Uint8Array, got number/,
+  },
   { name: "createRedisBus: port 70000", call: () => createRedisBus({ port: 70000 }), is: [BusError], code: "ERR_BUS_OPTION", message: /bus port 70000 is invalid/ },
+
+  // src/proxy
+  { name: "parseProxyConfig: no pools", call: () => parseProxyConfig("", "empty.yml"), is: [ProxyConfigError], code: "ERR_PROXY_CONFIG", message: /has no pools/ },
+  { name: "parseProxyConfig: a memcached pool", call: () => parseProxyConfig("alpha:\n  listen: 127.0.0.1:22121\n  servers:\n   - 127.0.0.1:6379:1\n", "x.yml"), is: [ProxyConfigError], code: "ERR_PROXY_CONFIG", message: /x\.yml:1: pool "alpha" is a memcached pool/ },
+  { name: "parseProxyConfig: not a string", call: () => parseProxyConfig(42 as never), is: [TypeError], code: "ERR_PROXY_CONFIG", message: /takes the YAML text as a string/ },
+  { name: "readProxyConfig: no such file", call: () => readProxyConfig("/nonexistent-myriad.yml"), is: [ProxyConfigError], code: "ERR_PROXY_CONFIG", message: /nonexistent-myriad\.yml: no such file/ },
 
   // src/loadgen
   { name: "new LogHistogram: subBucketBits 0", call: () => new LogHistogram({ subBucketBits: 0 }), is: [RangeError], code: "ERR_LOADGEN_OPTION", message: /subBucketBits must be an integer 1\.\.12/ },

@@ -18,7 +18,7 @@
  */
 import type { Socket } from "bun";
 import { RespError, respReplyBufferCodec, type RespValue } from "../codec/index.ts";
-import { MyriadError } from "../errors.ts";
+import { MyriadError, MyriadTypeError } from "../errors.ts";
 import { createRespClient, fullJitterDelayMs, type RespClient } from "../pool/index.ts";
 
 /** Options of createRedisBus. */
@@ -196,6 +196,9 @@ class RedisBus implements NodeBus {
   }
 
   publish(channel: string, payload: Uint8Array | string): Promise<number> {
+    if (typeof payload !== "string" && !(payload instanceof Uint8Array)) {
+      return Promise.reject(new MyriadTypeError("ERR_WRITE_TYPE", `bus publish: payload must be a string or a Uint8Array, got ${payload === null ? "null" : typeof payload}`));
+    }
     if (this.closed) return Promise.reject(new BusError("ERR_BUS_CLOSED", "publish on a closed bus: the message was not sent"));
     const body = typeof payload === "string" ? encoder.encode(payload) : payload;
     const envelope = new Uint8Array(2 + this.idBytes.length + body.length);

@@ -228,7 +228,7 @@ export class Cluster implements AdminStatsSource {
    * every worker process has exited. Idempotent.
    */
   stop(opts: { graceful?: boolean; timeoutMs?: number } = {}): Promise<void> {
-    this.stopping ??= this.doStop(opts.graceful !== false, opts.timeoutMs ?? this.o.stopTimeoutMs ?? 10_000);
+    this.stopping ??= this.doStop(opts?.graceful !== false, opts?.timeoutMs ?? this.o.stopTimeoutMs ?? 10_000);
     return this.stopping;
   }
 

@@ -20,7 +20,7 @@
  * naming the key and line, as is any unknown key: nothing is ignored silently.
  */
 import { readFileSync } from "node:fs";
-import { MyriadError } from "../errors.ts";
+import { MyriadError, MyriadTypeError } from "../errors.ts";
 import { compareServerNames, DISTRIBUTION_NAMES, type DistributionName } from "./continuum.ts";
 import { HASH_NAMES, isHashName, type HashName } from "./hash.ts";
 
@@ -259,6 +259,7 @@ function readStructure(text: string, r: Reader): RawPool[] {
  * the file (`file`, for messages), line and key of the first problem.
  */
 export function parseProxyConfig(text: string, file = ""): ProxyConfig {
+  if (typeof text !== "string") throw new MyriadTypeError("ERR_PROXY_CONFIG", `parseProxyConfig takes the YAML text as a string, got ${typeof text}`);
   const r = new Reader(file);
   const raw = readStructure(text, r);
   if (raw.length === 0) r.fail(0, "", "has no pools (expected \"name:\" followed by indented keys)");
