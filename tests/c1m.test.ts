@@ -143,8 +143,8 @@ describe("bun run c1m", () => {
         expect(Math.max(...s.map((x) => x.clientOpen))).toBe(CONNECTIONS);
       }
       const svg = readFileSync(r.files.svg, "utf8");
-      expect(svg.startsWith("<svg")).toBe(true);
-      expect(svg.trim().endsWith("</svg>")).toBe(true);
+      expect(svg).toStartWith("<svg");
+      expect(svg.trim()).toEndWith("</svg>");
       expect((svg.match(/<path /g) ?? []).length).toBe(10);
       const md = readFileSync(r.files.md, "utf8");
       expect(md).toContain("| connections reached | 20,000 of 20,000 ✅ | 20,000 of 20,000 ✅ |");

@@ -142,7 +142,7 @@ describe.each([
     const wire = codec.encode(bytes("hello"));
     expect(wire.length).toBe(header + 5);
     expect(wire[header - 1]).toBe(5);
-    expect(wire.subarray(0, header - 1).every((b) => b === 0)).toBe(true);
+    expect([...wire.subarray(0, header - 1)]).toEqual(new Array(header - 1).fill(0));
     expect(codec.measure(wire, 0, wire.length, 100)).toBe(header + 5);
     expect(codec.decode(wire, 0, header + 5)).toEqual(bytes("hello"));
     for (let k = 0; k < wire.length; k++) expect(codec.measure(wire, 0, k, 100)).toBe(FRAME_INCOMPLETE);

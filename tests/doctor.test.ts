@@ -72,7 +72,7 @@ describe("doctor CLI", () => {
 
   test("text report names what fails first and the fix", () => {
     const r = run(["-c", "1m"]);
-    expect(r.code === 0 || r.code === 1).toBe(true);
+    expect(r.code).toBeOneOf([0, 1]);
     expect(r.out).toContain("target 1,000,000");
     expect(r.out).toContain("fails first:");
     expect(r.out).toMatch(/soft [\d,]+, hard [\d,]+/);
@@ -120,7 +120,7 @@ describe("diagnose", () => {
     const r = diagnose(base, { connections: 1000 });
     expect(r.firstFailure).toBeNull();
     expect(r.ready).toBe(true);
-    expect(r.checks.every((c) => c.status === "ok")).toBe(true);
+    expect(r.checks.filter((c) => c.status !== "ok")).toEqual([]);
   });
 
   test("per-process descriptors fail first for a single process at ~19k", () => {

@@ -7,6 +7,7 @@ import { createServer, type Server } from "../src/reactor/index.ts";
 import { encodeCommand, latin1, text, Wire } from "./helpers/kv.ts";
 import { concat } from "./helpers/net.ts";
 import { until } from "./helpers/until.ts";
+import { expectSame } from "./helpers/assert.ts";
 
 let app: KvApp;
 let server: Server;
@@ -110,7 +111,7 @@ describe("KV over real sockets", () => {
     expect(await w.call("SET", "big", big)).toBe("+OK\r\n");
     const reply = await w.call("GET", "big");
     expect(reply.length).toBe(big.length + `$${big.length}\r\n\r\n`.length);
-    expect(reply.slice(`$${big.length}\r\n`.length, -2) === text(big)).toBe(true);
+    expectSame(reply.slice(`$${big.length}\r\n`.length, -2), text(big));
     expect(await w.call("DEL", every, "big")).toBe(":2\r\n");
     w.close();
   });

@@ -464,7 +464,7 @@ describe("create failures", () => {
     expect(up.concurrent).toBeLessThanOrEqual(1);
     up.maxConcurrent = up.concurrent;
     await tick(496, 4);
-    expect(waiters.every((w) => w.state === "pending")).toBe(true);
+    expect(waiters.map((w) => w.state)).toEqual(waiters.map(() => "pending"));
     expect(up.maxConcurrent).toBe(1); // from then on, probes never overlap
     // Ceiling grows 20, 40, 80, 100...: at least one attempt per 102 ms, at most one per 2 ms create.
     expect(up.attempts).toBeGreaterThanOrEqual(5);
@@ -578,13 +578,13 @@ describe("leaks, lifetimes, min, drain", () => {
     expect(pool.stats()).toMatchObject({ size: 2, idle: 2, destroyed: 2 });
     // The two kept are the most recently released (LIFO keeps them warm).
     const kept = [await pool.acquire(), await pool.acquire()];
-    expect(kept.every((c) => !c.closed)).toBe(true);
+    expect(kept.map((c) => c.closed)).toEqual(kept.map(() => false));
     await pool.destroy(kept[0]!);
     await flush();
     expect(pool.stats().size).toBe(2); // replaced to stay at min
     pool.release(kept[1]!);
     await pool.drain();
-    expect(up.created.every((c) => c.closed)).toBe(true);
+    expect(up.created.map((c) => c.closed)).toEqual(up.created.map(() => true));
   });
 
   test("maxLifetimeMs retires connections with jitter (within the last 10%)", async () => {
@@ -613,7 +613,7 @@ describe("leaks, lifetimes, min, drain", () => {
     const c = await pool.acquire();
     await tick(120, 20);
     pool.release(c);
-    expect(c.closed || up.destroyed.length === 0).toBe(true);
+    expect(c.closed || up.destroyed.length === 0, `closed ${c.closed}, ${up.destroyed.length} destroyed`).toBe(true);
     await flush();
     expect(up.destroyed).toEqual([c]);
     await pool.drain();
@@ -641,7 +641,7 @@ describe("leaks, lifetimes, min, drain", () => {
     pool.release(held);
     await new Promise((r) => setTimeout(r, 0));
     expect(drained.state).toBe("fulfilled");
-    expect(up.created.every((c) => c.closed)).toBe(true);
+    expect(up.created.map((c) => c.closed)).toEqual(up.created.map(() => true));
     expect(pool.stats()).toMatchObject({ size: 0, borrowed: 0, idle: 0 });
   });
 
@@ -768,7 +768,7 @@ describe("invariants (fast-check)", () => {
             expect(s.size).toBe(s.idle + s.borrowed);
             expect(s.size + s.pending).toBeLessThanOrEqual(max);
             expect(s.size).toBe(s.created - s.destroyed);
-            expect(s.waiting === 0 || s.idle === 0).toBe(true);
+            expect(s.waiting === 0 || s.idle === 0, `${s.waiting} waiting while ${s.idle} idle`).toBe(true);
           }
           // Bring the upstream back and let every deadline pass: every acquire settled.
           up.up = true;
@@ -777,7 +777,7 @@ describe("invariants (fast-check)", () => {
           for (const c of borrowed) pool.release(c);
           await pool.drain({ timeoutMs: 10 });
           await flush();
-          expect(up.created.every((c) => c.closed)).toBe(true);
+          expect(up.created.map((c) => c.closed)).toEqual(up.created.map(() => true));
         } finally {
           jest.useRealTimers();
         }

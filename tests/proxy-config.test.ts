@@ -116,7 +116,7 @@ describe("proxy config", () => {
     const e = err as ProxyConfigError;
     expect(e.code).toBe("ERR_PROXY_CONFIG");
     expect({ line: e.line, key: e.key }).toEqual({ line, key });
-    expect(e.message.startsWith(`bad.yml:${line}: `)).toBe(true);
+    expect(e.message).toStartWith(`bad.yml:${line}: `);
     expect(e.message).toContain(says);
     // nutcracker -t agrees that the file is invalid (where the key is not one only myriad refuses).
     if (nutcrackerRefuses) expect(Nutcracker.check(yaml).code).not.toBe(0);

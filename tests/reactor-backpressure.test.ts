@@ -9,6 +9,7 @@ import { createServer, type Server } from "../src/reactor/index.ts";
 import { connect } from "./helpers/net.ts";
 import { timerLateness } from "./helpers/timing.ts";
 import { until } from "./helpers/until.ts";
+import { expectSame } from "./helpers/assert.ts";
 
 const servers: Server[] = [];
 afterAll(async () => {
@@ -199,7 +200,7 @@ test("a peer that half-closes (FIN after its request) still gets the whole queue
     await c.waitClosed(5000);
     expect(queuedAtWrite).toBeGreaterThan(0); // the FIN did find a queue to flush
     expect(c.receivedBytes).toBe(size);
-    expect(Buffer.from(c.received()).equals(Buffer.from(block(0, size)))).toBe(true);
+    expectSame(c.received(), block(0, size));
     expect(reasons).toEqual(["peer"]);
     const st = server.stats();
     expect(st.closed.peer).toBe(1);

@@ -11,6 +11,7 @@ import type { SegmentPool } from "../src/conn-table/index.ts";
 import { createServer, type CloseReason, type Server, type ProtocolName } from "../src/reactor/index.ts";
 import { concat, connect, pseudoRandomBytes, type TestClient } from "./helpers/net.ts";
 import { until } from "./helpers/until.ts";
+import { expectSame } from "./helpers/assert.ts";
 
 const enc = new TextEncoder();
 
@@ -343,7 +344,7 @@ test("property: RESP and lines frames split at any points, one read per piece, c
           await until(`byte ${pos} to be read`, () => server.stats().bytesIn - in0 >= pos, 5000);
         }
         await c.waitBytes(expected.length, 5000);
-        expect(Buffer.from(c.received()).equals(Buffer.from(expected))).toBe(true);
+        expectSame(c.received(), expected);
         expect(refsHeld(server)).toBe(0);
       } finally {
         c.close();

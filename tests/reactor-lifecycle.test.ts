@@ -8,6 +8,7 @@ import { encodeRespCommand } from "../src/codec/index.ts";
 import { createServer, ListenError, type CloseReason, type Conn, type ProtocolName, type Server } from "../src/reactor/index.ts";
 import { connect, pseudoRandomBytes, type TestClient, trackPeers } from "./helpers/net.ts";
 import { until } from "./helpers/until.ts";
+import { expectSame } from "./helpers/assert.ts";
 
 const { servers, client } = trackPeers();
 const MiB = 1 << 20;
@@ -49,7 +50,7 @@ test("graceful stop loses nothing: 8 MiB written before stop reach a slow reader
   await c.waitClosed(5000);
   const got = c.received();
   expect(got.length).toBe(payload.length + 4);
-  expect(Buffer.from(got.subarray(0, payload.length)).equals(Buffer.from(payload))).toBe(true);
+  expectSame(got.subarray(0, payload.length), payload);
   expect(new TextDecoder().decode(got.subarray(payload.length))).toBe("tail");
   const final = (await stopped!) as Awaited<ReturnType<Server["stop"]>>;
   expect(reasons).toEqual(["shutdown"]);
@@ -320,7 +321,7 @@ test("framesOut counts messages: the echo app writes one per frame in, for every
     await cl.waitBytes(want.length);
     for (const p of payloads) await cl.send(c.frame(p));
     await cl.waitBytes(2 * want.length);
-    expect(Buffer.from(cl.received()).equals(Buffer.from(cat(want, want)))).toBe(true);
+    expectSame(cl.received(), cat(want, want));
     const st = server.stats();
     expect(st.framesIn).toBe(2 * payloads.length);
     expect(st.framesOut).toBe(st.framesIn);

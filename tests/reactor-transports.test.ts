@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createServer, ServerOptionError, type Server } from "../src/reactor/index.ts";
 import { connect, pseudoRandomBytes, type TestClient } from "./helpers/net.ts";
+import { expectSame } from "./helpers/assert.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "myriad-reactor-"));
 const servers: Server[] = [];
@@ -48,7 +49,7 @@ function echoHandler() {
 async function roundTrip(c: TestClient, bytes: Uint8Array): Promise<void> {
   await c.send(bytes);
   await c.waitBytes(bytes.length, 10_000);
-  expect(Buffer.from(c.received()).equals(Buffer.from(bytes))).toBe(true);
+  expectSame(c.received(), bytes);
 }
 
 test("TLS round trip with a self-signed certificate", async () => {

@@ -7,6 +7,9 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { RespError } from "../src/codec/index.ts";
 import { createRespClient, PoolOptionError } from "../src/pool/index.ts";
 import { RedisServer } from "./helpers/redis-server.ts";
+import { loopLag, timerLateness } from "./helpers/timing.ts";
+import { until } from "./helpers/until.ts";
+import { expectSame } from "./helpers/assert.ts";
 
 // Long tests pass their own timeout: Bun 1.4.5 ignores bunfig's [test] timeout, so the default
 // is 5 s, which a loaded 2-core machine can exceed.
@@ -162,7 +165,7 @@ describe("load", () => {
       expect(lens).toEqual(values.map(() => size));
       const got = (await client.send(["GET", "big:5"])) as string;
       expect(got.length).toBe(size);
-      expect(got === values[5]).toBe(true);
+      expectSame(got, values[5]!);
       await client.send(["DEL", ...values.map((_, i) => `big:${i}`)]);
     } finally {
       await client.close();
@@ -176,11 +179,12 @@ describe("failures", () => {
     try {
       await client.send(["DEL", "r:empty"]);
       const t0 = performance.now();
+      const lag = timerLateness(200 + 100); // a control timer due with the sweep that must fire
       const err = await client.send(["BLPOP", "r:empty", "3"], { timeoutMs: 200 }).catch((e) => e);
       const elapsed = performance.now() - t0;
       expect(err.code).toBe("ERR_REQUEST_TIMEOUT");
       expect(elapsed).toBeGreaterThanOrEqual(195);
-      expect(elapsed).toBeLessThan(200 + 800); // sweep resolution 100 ms + a busy machine
+      expect(elapsed).toBeLessThan(200 + 800 + (await lag)); // sweep resolution 100 ms + what the loop lagged + slack
       expect(await client.send(["PING"])).toBe("PONG");
       const s = client.stats();
       expect(s.timeouts).toBe(1);
@@ -218,8 +222,7 @@ describe("failures", () => {
       expect(sizeBefore).toBeGreaterThanOrEqual(1);
       const destroyedBefore = client.stats().pool.destroyed;
       expect(await redis.command("CLIENT KILL TYPE normal")).toMatch(/^:\d+/);
-      const deadline = performance.now() + 2_000;
-      while (client.stats().pool.size > 0 && performance.now() < deadline) await Bun.sleep(5);
+      await until(() => `the pool to drop the killed connections (size ${client.stats().pool.size})`, () => client.stats().pool.size === 0, 2_000);
       expect(client.stats().pool).toMatchObject({ size: 0, idle: 0, destroyed: destroyedBefore + sizeBefore });
       expect(client.connections).toBe(0);
       expect(await client.send(["GET", "ck:3"])).toBe("x3");
@@ -230,15 +233,16 @@ describe("failures", () => {
 
   test("redis-server killed mid-load: every request settles with an error within its timeout; restarted: recovers within 2 s without a reconnect storm", async () => {
     const timeoutMs = 2_000;
-    // Sweep resolution is timeoutMs / 20 = 100 ms; the rest is scheduling on a busy machine.
+    // Sweep resolution is timeoutMs / 20 = 100 ms; the rest is scheduling: slack, plus the most
+    // the event loop lagged during the run (sampled), so a busy machine does not fail it.
     const slackMs = 500;
+    const lag = loopLag();
     const client = createRespClient({ port: redis.port, pool: { max: 8 }, requestTimeoutMs: timeoutMs });
     let stop = false;
     let issued = 0;
     let settled = 0;
     let ok = 0;
     let okAfterKill = 0;
-    let late = 0;
     let maxSettleMs = 0;
     let killedAt = Infinity;
     const errors = new Map<string, number>();
@@ -260,15 +264,12 @@ describe("failures", () => {
           settled++;
           const d = performance.now() - t;
           if (d > maxSettleMs) maxSettleMs = d;
-          if (d > timeoutMs + slackMs) late++;
         }
       }
     };
     try {
       const tasks = Array.from({ length: 1_000 }, (_, i) => task(i));
-      const loadDeadline = performance.now() + 10_000;
-      while (ok < 20_000 && performance.now() < loadDeadline) await Bun.sleep(10);
-      expect(ok).toBeGreaterThanOrEqual(20_000);
+      await until(() => `20,000 replies under load (${ok})`, () => ok >= 20_000);
       const attemptsAtKill = poolAttempts();
       await redis.kill();
       killedAt = performance.now();
@@ -281,8 +282,7 @@ describe("failures", () => {
       ]);
       expect(allDone).toBe(true); // nothing hangs
       expect(settled).toBe(issued);
-      expect(late).toBe(0);
-      expect(maxSettleMs).toBeLessThanOrEqual(timeoutMs + slackMs);
+      expect(maxSettleMs).toBeLessThanOrEqual(timeoutMs + slackMs + lag.maxMs);
       expect(okAfterKill).toBe(0);
       expect(errors.get("ERR_CONNECTION_CLOSED") ?? 0).toBeGreaterThan(0); // the in-flight ones
       const allowed = ["ERR_CONNECTION_CLOSED", "ERR_POOL_CIRCUIT_OPEN", "ERR_POOL_UPSTREAM_FAILING"];
@@ -301,7 +301,7 @@ describe("failures", () => {
         }
         await Bun.sleep(20);
       }
-      expect(recoveredMs).toBeLessThan(2_000);
+      expect(recoveredMs).toBeLessThan(2_000 + lag.maxMs);
       // No storm: after the first wave (<= max), one probe at a time with a full-jitter
       // backoff capped at createBackoffMaxMs (1 s): about 2 per second. 10 per second of
       // outage would take ten back-to-back draws averaging < 100 ms.
@@ -316,9 +316,10 @@ describe("failures", () => {
           return (await client.send(["GET", `again:${i}`])) === String(i);
         }),
       );
-      expect(again.every(Boolean)).toBe(true);
+      expect(again.indexOf(false), "the first key whose GET did not return its SET").toBe(-1);
     } finally {
       stop = true;
+      lag.stop();
       await client.close({ timeoutMs: 2_000 });
     }
 

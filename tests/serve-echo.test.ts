@@ -4,6 +4,9 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { createEchoApp } from "../src/apps/index.ts";
 import { createServer, type ProtocolName, type Server } from "../src/reactor/index.ts";
 import { encodeCommand, latin1, text } from "./helpers/kv.ts";
+import { expectSame } from "./helpers/assert.ts";
+import { concat } from "./helpers/net.ts";
+import { until } from "./helpers/until.ts";
 
 const servers: Server[] = [];
 afterAll(async () => {
@@ -30,20 +33,9 @@ async function roundTrip(port: number, send: (write: (b: Uint8Array) => void) =>
     },
   });
   await send((b) => sock.write(b));
-  const until = Date.now() + 5000;
-  while (got.length < expectedBytes && Date.now() < until) await Bun.sleep(5);
+  await until(() => `${expectedBytes} bytes back (got ${got.length})`, () => got.length >= expectedBytes, 5000);
   sock.end();
   return got;
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
 }
 
 const be = (n: number, bytes: number) => Uint8Array.from({ length: bytes }, (_, i) => (n >>> (8 * (bytes - 1 - i))) & 0xff);
@@ -68,7 +60,7 @@ describe("echo app", () => {
     test(`${f.protocol}: coalesced frames in one write`, async () => {
       const s = await echoServer(f.protocol);
       const got = await roundTrip(s.port, async (w) => w(concat(usable.map(f.frame))), expected.length);
-      expect(got === expected).toBe(true);
+      expectSame(got, expected);
     });
 
     test(`${f.protocol}: frames split into 1-7 byte pieces`, async () => {
@@ -89,7 +81,7 @@ describe("echo app", () => {
         },
         expected.length,
       );
-      expect(got === expected).toBe(true);
+      expectSame(got, expected);
     });
   }
 

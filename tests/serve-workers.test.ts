@@ -355,7 +355,7 @@ describe("serve: settings it refuses with workers", () => {
     for (const r of [kv, unix, bad]) {
       expect(r.code).toBe(2);
       expect(r.out).toBe("");
-      expect(r.err.endsWith("\n")).toBe(true);
+      expect(r.err).toEndWith("\n");
       expect(r.err.trimEnd().split("\n")).toHaveLength(1);
       expect(r.err).toStartWith("serve: --workers ");
     }

@@ -271,7 +271,7 @@ describe("upgrade request", () => {
     expect(r).toContain("HTTP/1.1 426 Upgrade Required\r\n");
     expect(r).toContain("Sec-WebSocket-Version: 13\r\n");
     expect(r).toContain("Content-Length: 14\r\n");
-    expect(r.endsWith("\r\n\r\nuse WebSocket\n")).toBe(true);
+    expect(r).toEndWith("\r\n\r\nuse WebSocket\n");
     expect(() => headerLines({ "X-A": "1\r\nSet-Cookie: x" })).toThrow(MyriadError);
     expect(() => headerLines({ "Bad Name": "1" })).toThrow(MyriadError);
   });

@@ -32,3 +32,38 @@ export function settledBeforeTimers<T>(p: Promise<T>): Promise<T | unknown | typ
 
 /** What settledBeforeTimers resolves with when a timer fired first. */
 export const TIMER_FIRST: unique symbol = Symbol("a timer fired first");
+
+/** A running sample of the event loop's lag; see loopLag. */
+export interface LoopLag {
+  /** The most a timer was late so far (ms). */
+  readonly maxMs: number;
+  /** Stops sampling; returns maxMs. */
+  stop(): number;
+}
+
+/**
+ * Samples the event loop's lag until stop(): a timer of `everyMs` re-armed each time it fires,
+ * recording how late it ran. For a bound over a long window (many deadlines), where one
+ * control timer (timerLateness) would miss a stall that came later.
+ */
+export function loopLag(everyMs = 10): LoopLag {
+  let maxMs = 0;
+  let timer: Timer | undefined;
+  const arm = () => {
+    const due = performance.now() + everyMs;
+    timer = setTimeout(() => {
+      maxMs = Math.max(maxMs, performance.now() - due);
+      arm();
+    }, everyMs);
+  };
+  arm();
+  return {
+    get maxMs() {
+      return maxMs;
+    },
+    stop() {
+      clearTimeout(timer);
+      return maxMs;
+    },
+  };
+}
