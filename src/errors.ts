@@ -40,6 +40,7 @@ export const MYRIAD_ERROR_CODES = {
   ERR_ACCESS_DENIED: "createServer: a privileged port, or a unix socket path the process may not write",
   ERR_LISTEN: "createServer: listening failed for another reason; `cause` is Bun's error",
   ERR_WRITE_TYPE: "conn.write, server.broadcast or bus.publish got data that is neither a string nor a Uint8Array (TypeError)",
+  ERR_TLS_UNAUTHORIZED: "a TLS client's certificate was missing or not signed by the configured CAs (handed to handler.error; the connection closes); `cause` is Bun's error",
   ERR_FRAME_TOO_LARGE: "a connection sent a frame over maxFrameBytes (handed to handler.error; the connection closes)",
   ERR_FRAME_MALFORMED: "a connection sent bytes its codec cannot parse (handed to handler.error; the connection closes)",
 

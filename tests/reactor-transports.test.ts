@@ -6,6 +6,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { MyriadError } from "../src/errors.ts";
 import { createServer, ServerOptionError, type Server } from "../src/reactor/index.ts";
 import { connect, pseudoRandomBytes, type TestClient } from "./helpers/net.ts";
 import { expectSame } from "./helpers/assert.ts";
@@ -167,4 +168,30 @@ test("bad options fail with an error naming the option", async () => {
     expect((err as ServerOptionError).code).toBe("ERR_SERVER_OPTION");
     expect((err as Error).message).toContain(text);
   }
+});
+
+test("TLS: a client without a certificate, when one is required, reaches handler.error as ERR_TLS_UNAUTHORIZED", async () => {
+  const errors: unknown[] = [];
+  let reason = "";
+  const server = await createServer({
+    tls: { cert, key, ca: cert, requestCert: true },
+    handler: {
+      message() {},
+      error(_c, e) {
+        errors.push(e);
+      },
+      close(_c, r) {
+        reason = r;
+      },
+    },
+  });
+  servers.push(server);
+  const c = await connect({ port: server.port, tls: true });
+  clients.push(c);
+  await c.waitClosed(5000);
+  expect(errors.length).toBe(1);
+  expect(errors[0]).toBeInstanceOf(MyriadError);
+  expect((errors[0] as MyriadError).code).toBe("ERR_TLS_UNAUTHORIZED");
+  expect((errors[0] as MyriadError).message).toMatch(/TLS client certificate not authorized/);
+  expect(reason).toBe("error");
 });

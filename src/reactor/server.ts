@@ -24,6 +24,7 @@
  */
 import type { SocketHandler } from "bun";
 import { NO_REF } from "../conn-table/index.ts";
+import { MyriadError } from "../errors.ts";
 import { cancelDeadline, dueReason, refile, releaseClock } from "./deadlines.ts";
 import { callClose, callDrain, callOpen, enterEvent, handlerThrew, leaveEvent, report } from "./dispatch.ts";
 import { ServerOptionError } from "./errors.ts";
@@ -91,7 +92,8 @@ class ReactorServer extends ReactorState implements Server {
         if (success || !mustAuthorize) return;
         const h = (s as Sock).data;
         if (h < 0 || !this.table.isLive(h)) return;
-        report(this, h, authorizationError ?? new Error("TLS client certificate not authorized"));
+        const why = authorizationError?.message ?? "no certificate, or one the configured CAs did not sign";
+        report(this, h, new MyriadError("ERR_TLS_UNAUTHORIZED", `TLS client certificate not authorized (${why}); the connection is closed`, { cause: authorizationError }));
         closeNow(this, h, R_ERROR, true);
       };
     }

@@ -118,8 +118,10 @@ export interface Handler<In = any> {
   /** A connection that was over its write high-water mark drained to half of it. */
   drain?(conn: Conn): void;
   /**
-   * A protocol error (ProtocolError), an exception thrown by open/message/drain, or a
-   * socket error. The connection is closed afterwards (reason "protocol" or "error").
+   * A protocol error (ProtocolError), a refused TLS client certificate (MyriadError
+   * ERR_TLS_UNAUTHORIZED), an exception thrown by open/message/drain (as thrown), or a socket
+   * error (Bun's, with its errno `code`). The connection is closed afterwards (reason
+   * "protocol" or "error").
    * Without this hook, handler exceptions and socket errors are logged with console.error.
    */
   error?(conn: Conn, error: Error): void;
