@@ -55,7 +55,7 @@ import { ExpiryIndex, KvStore, createEchoApp, createKvApp, loadModuleApp } from 
 import { FlagError, defineCommand } from "../src/config/index.ts";
 import { ClusterError, parsePorts, resolveWorkers, runCluster } from "../src/cluster/index.ts";
 import { planWorkers } from "../src/system/index.ts";
-import { createAdminApp, startAdminServer, type AdminServer } from "../src/admin/index.ts";
+import { createAdminApp, serverSource, startAdminServer, type AdminServer } from "../src/admin/index.ts";
 import { BusError, createRedisBus, parseBusUrl } from "../src/bus/index.ts";
 import { ProxyConfigError, parseProxyConfig, readProxyConfig } from "../src/proxy/index.ts";
 import { LoadEngine, LoadError, LogHistogram, TargetSpecError, parseAddresses, parseTargets, resolveSources, startLoad } from "../src/loadgen/index.ts";
@@ -448,6 +448,7 @@ const rows: Row[] = [
   { name: "startAdminServer: a port in use", call: () => startAdminServer({ source: statsSource, port: admin.port }), rejects: true, is: [], code: "ERR_ADMIN_LISTEN", message: /could not listen on 127\.0\.0\.1:\d+/ },
   { name: "startAdminServer: a source without snapshot()", call: () => startAdminServer({ source: {} as never, port: 0 }), rejects: true, is: [TypeError], code: "ERR_ADMIN_OPTION", message: /snapshot\(\), isAccepting\(\) and stop\(\)/ },
   { name: "startAdminServer: no options", call: () => startAdminServer(undefined as never), rejects: true, is: [TypeError], code: "ERR_ADMIN_OPTION", message: /options must be an object/ },
+  { name: "serverSource: not a server", call: () => serverSource({} as never), is: [TypeError], code: "ERR_ADMIN_OPTION", message: /server must be a myriad Server/ },
   { name: "createAdminApp: a token that is not a string", call: () => createAdminApp({ source: statsSource, token: 5 as never }), is: [TypeError], code: "ERR_ADMIN_OPTION", message: /token must be a string/ },
 
   // src/bus

@@ -1,3 +1,4 @@
+import { MyriadTypeError } from "../errors.ts";
 import type { StatsPool } from "../pool/index.ts";
 import type { AdminSnapshot, AdminStatsSource, ServerStats } from "./types.ts";
 
@@ -23,11 +24,15 @@ export interface ServerSourceOptions {
 /**
  * Returns an AdminStatsSource over one server in this process: one worker (this pid), the
  * given pools (labelled with the same worker), readiness from `server.accepting`, and a
- * graceful `server.stop()`.
+ * graceful `server.stop()`. Throws MyriadTypeError ERR_ADMIN_OPTION for a server without
+ * stats() and stop(), so a wrong argument fails here and not at the first /stats request.
  */
 export function serverSource(server: StatsServer, opts: ServerSourceOptions = {}): AdminStatsSource {
-  const worker = opts.worker ?? "0";
-  const pools = opts.pools;
+  if (server === null || typeof server !== "object" || typeof server.stats !== "function" || typeof server.stop !== "function") {
+    throw new MyriadTypeError("ERR_ADMIN_OPTION", "serverSource(server): server must be a myriad Server (with stats() and stop())");
+  }
+  const worker = opts?.worker ?? "0";
+  const pools = opts?.pools;
   return {
     snapshot(): AdminSnapshot {
       const entries: Array<[string, StatsPool]> = pools === undefined ? [] : pools instanceof Map ? [...pools] : Object.entries(pools);
