@@ -76,8 +76,8 @@ async function startOne(opts: Partial<TunEngineOptions> = {}) {
   /** Queues a packet and waits until the engine has read it (and answered, if it does). */
   const deliver = async (p: Uint8Array) => {
     dev.push(p);
+    // The engine answers in the same turn it reads (drain -> handle -> write): nothing to wait for after.
     await until("the engine to read the packet", () => dev.waitReadable() === false, 2000);
-    await Bun.sleep(5);
   };
   return { dev, engine, isn, deliver };
 }
