@@ -5,6 +5,7 @@ import fc from "fast-check";
 import { parsePorts, resolveWorkers } from "../src/cluster/index.ts";
 import {
   connectionsPerProcess,
+  DEFAULT_COST_MODEL,
   diagnose,
   parseMeminfo,
   parseNetstat,
@@ -16,6 +17,7 @@ import {
   safeMeanPerWorker,
   type SystemLimits,
 } from "../src/system/index.ts";
+import { tunSupport } from "../src/loadgen/index.ts";
 
 const ROOT = join(import.meta.dir, "..");
 
@@ -29,7 +31,7 @@ const procTriple = (path: string) => readFileSync(path, "utf8").trim().split(/\s
 
 describe("doctor CLI", () => {
   test("--json reports the real values from /proc", () => {
-    const r = run(["--connections", "100000", "--json"]);
+    const r = run(["--connections", "100000", "--client", "sockets", "--json"]);
     expect(r.err).toBe("");
     const j = JSON.parse(r.out);
     const limitsRow = /^Max open files\s+(\d+)\s+(\d+)/m.exec(readFileSync("/proc/self/limits", "utf8"))!;
@@ -71,13 +73,34 @@ describe("doctor CLI", () => {
   });
 
   test("text report names what fails first and the fix", () => {
-    const r = run(["-c", "1m"]);
+    const r = run(["-c", "1m", "--client", "sockets"]);
     expect(r.code).toBeOneOf([0, 1]);
     expect(r.out).toContain("target 1,000,000");
+    expect(r.out).toContain("kernel-socket client (both ends local: two sockets per connection)");
     expect(r.out).toContain("fails first:");
     expect(r.out).toMatch(/soft [\d,]+, hard [\d,]+/);
     expect(r.out).toContain(readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().replace(/\s+/, "-"));
     expect(r.out).toContain("Cannot assign requested address");
+  });
+
+  test("plans for the load client c1m would pick here, and says so; --client sockets and --no-loopback stay available", () => {
+    // c1m picks the TUN client exactly when tunSupport() says the machine allows it.
+    const picked = tunSupport().ok ? "tun" : "sockets";
+    const auto = run(["-c", "100k", "--json"]);
+    expect(auto.err).toBe("");
+    const a = JSON.parse(auto.out);
+    expect(a.client).toBe(picked);
+    expect(a.plan.sockets).toBe(picked === "tun" ? 100_000 : 200_000);
+    const text = run(["-c", "100k"]).out.split("\n");
+    expect(text[1]).toStartWith(`load client: ${picked}, the one bun run c1m picks on this machine`);
+    const sockets = JSON.parse(run(["-c", "100k", "--client", "sockets", "--json"]).out);
+    expect(sockets.client).toBe("sockets");
+    expect(sockets.plan.sockets).toBe(200_000);
+    expect(sockets.checks.map((c: { id: string }) => c.id)).toContain("ports");
+    const server = JSON.parse(run(["-c", "100k", "--no-loopback", "--json"]).out);
+    expect(server.client).toBeNull();
+    expect(server.plan.loadProcesses).toBe(0);
+    expect(server.plan.sockets).toBe(100_000);
   });
 
   test("bad flag: one line naming it, exit 2; --help exits 0", () => {
@@ -154,6 +177,44 @@ describe("diagnose", () => {
     const r = diagnose({ ...base, memTotalBytes: 4 * 2 ** 30, memAvailableBytes: 3 * 2 ** 30 }, { connections: 1_000_000 });
     expect(r.checks.find((x) => x.id === "memory")!.status).toBe("fail");
     expect(r.ready).toBe(false);
+  });
+
+  test("10M on a 16-core 128 GiB machine: NOT ready with two sockets per connection, ready with the TUN client (issue 10)", () => {
+    // The machine of the report: file-max as the kernel sizes it for 128 GiB (pages / 10 in KiB).
+    const big: SystemLimits = {
+      ...base,
+      cpus: 16,
+      memTotalBytes: 128 * 2 ** 30,
+      memAvailableBytes: 126 * 2 ** 30,
+      fileMax: Math.floor((128 * 2 ** 30) / 1024 / 10),
+      conntrack: null,
+    };
+    const two = diagnose(big, { connections: 10_000_000, client: "sockets" });
+    expect(two.ready).toBe(false);
+    expect(two.checks.filter((c) => c.status === "fail").map((c) => c.id)).toContain("file_max");
+    // ≈124 GiB planned of 126 available: at best a warning.
+    expect(two.checks.find((c) => c.id === "memory")!.status).not.toBe("ok");
+    expect(two.plan.sockets).toBe(20_000_000);
+    // The plan without a client named is still the two-socket one.
+    expect(diagnose(big, { connections: 10_000_000 }).plan).toEqual(two.plan);
+
+    const tun = diagnose(big, { connections: 10_000_000, client: "tun" });
+    expect(tun.client).toBe("tun");
+    expect(tun.ready).toBe(true);
+    expect(tun.plan.sockets).toBe(10_000_000);
+    expect(tun.plan.loadProcesses).toBe(16);
+    expect(tun.plan.sourceAddresses).toBe(0);
+    // The TUN client uses no port of the machine's ephemeral range and no descriptor per connection.
+    expect(tun.checks.some((c) => c.id === "ports")).toBe(false);
+    expect(tun.plan.descriptors).toBeLessThan(two.plan.descriptors / 1.9);
+    expect(tun.checks.find((c) => c.id === "memory")!.status).toBe("ok");
+    expect(tun.plan.memory.totalBytes).toBeLessThan(big.memAvailableBytes / 2);
+    expect(tun.plan.memory.clientBytes).toBe(10_000_000 * DEFAULT_COST_MODEL.tunClientBytesPerConnection);
+
+    const serverOnly = diagnose(big, { connections: 10_000_000, loopback: false, client: "tun" });
+    expect(serverOnly.client).toBeNull();
+    expect(serverOnly.plan.loadProcesses).toBe(0);
+    expect(serverOnly.plan.memory.clientBytes).toBe(0);
   });
 
   test("firstFailure is the smallest limit below the target (property)", () => {

@@ -107,11 +107,11 @@ else {
 }
 
 const limits = readSystemLimits();
-// The TUN client holds no socket and no port: the machine then needs what a server alone needs (doctor --no-loopback).
-const report = diagnose(limits, { connections: v.connections, loopback: client === "sockets", slabs: readSlabinfo(undefined, readPageBytes()) });
+// The plan doctor makes for this client (the TUN client holds no socket, no descriptor and no port).
+const report = diagnose(limits, { connections: v.connections, client, slabs: readSlabinfo(undefined, readPageBytes()) });
 if (!report.ready && !v.force) {
   const bad = report.checks.filter((c) => c.status === "fail").map((c) => `${c.title}: ${c.fix ?? c.detail}`);
-  fail(`the machine is not ready for ${v.connections} connections (bun run doctor -c ${v.connections}): ${bad.join("; ")} — or pass --force`);
+  fail(`the machine is not ready for ${v.connections} connections (bun run doctor -c ${v.connections} --client ${client}): ${bad.join("; ")} — or pass --force`);
 }
 
 // Ctrl-C / SIGTERM: tear down by pid and write what was measured; a second signal exits at once

@@ -44,6 +44,7 @@ import {
   readSlabinfo,
   readSockstat,
   readSystemLimits,
+  SOCKET_GROWTH_CACHES,
   type SlabCache,
   type Sockstat,
   type SystemLimits,
@@ -210,33 +211,6 @@ export interface C1mResult {
   files: { json: string; svg: string; md: string };
 }
 
-/** Slab caches whose growth is charged to sockets. */
-export const SOCKET_CACHES = [
-  "TCP",
-  "sock_inode_cache",
-  "filp",
-  "eventpoll_epi",
-  "eventpoll_pwq",
-  "dentry",
-  "tcp_bind_bucket",
-  "tcp_bind2_bucket",
-  "request_sock_TCP",
-  "skbuff_head_cache",
-  "skbuff_small_head",
-  "kmalloc-64",
-  "kmalloc-128",
-  "kmalloc-192",
-  "kmalloc-256",
-  "kmalloc-512",
-  "kmalloc-1k",
-  "kmalloc-cg-64",
-  "kmalloc-cg-128",
-  "kmalloc-cg-192",
-  "kmalloc-cg-256",
-  "kmalloc-cg-512",
-  "kmalloc-cg-1k",
-] as const;
-
 /** Sockets in use by TCP over the whole machine (the TCP slab's objects): a TUN phase's sockets are in a namespace whose sockstat the root namespace does not see. */
 function tcpSlabObjects(pageBytes: number): number {
   return readSlabinfo(undefined, pageBytes).get("TCP")?.activeObjects ?? 0;
@@ -246,7 +220,7 @@ function machineState(pageBytes: number, netRead: ProcReader): MachineState {
   const mem = readMeminfo();
   const slabs = readSlabinfo(undefined, pageBytes);
   const pick: MachineState["slabs"] = {};
-  for (const name of SOCKET_CACHES) {
+  for (const name of SOCKET_GROWTH_CACHES) {
     const c: SlabCache | undefined = slabs.get(name);
     if (c) pick[name] = { activeObjects: c.activeObjects, bytes: c.bytes, objectBytes: c.objectBytes };
   }
@@ -443,7 +417,7 @@ export async function runC1m(o: C1mOptions): Promise<C1mResult> {
       settleCeiling = held.sockstat.tcpInuse - Math.floor(0.95 * Math.max(0, socketsAdded));
       const byCache: Record<string, number> = {};
       let slabDelta = 0;
-      for (const name of SOCKET_CACHES) {
+      for (const name of SOCKET_GROWTH_CACHES) {
         const a = before.slabs[name];
         const b = held.slabs[name];
         if (!a || !b) continue;

@@ -2,6 +2,12 @@
  * `bun run doctor`: for a target connection count, which limit of this machine bites first,
  * what the user sees when it does, and the exact command that moves it.
  *
+ * The plan counts what the machine holds: the server's sockets and workers and, with the
+ * load generator on this machine too (loopback), its processes and per-connection cost,
+ * which depend on its client: kernel sockets (a second socket and descriptor per
+ * connection, ephemeral ports) or c1m's TUN client (userland TCP in a network namespace:
+ * no socket, no descriptor, no port of the machine's range).
+ *
  * Every check computes the connection count at which its limit bites as the machine is
  * configured now (`limitConnections`), so "what fails first" is the smallest of them.
  * Status: "ok" — not in the way; "warn" — bites a naive setup (one process, one address
@@ -10,10 +16,13 @@
  */
 import type { SystemLimits } from "./limits.ts";
 import type { SlabCache } from "./proc.ts";
-import { connectionsPerProcess, DEFAULT_CONNECTIONS_PER_SOURCE, loadProcessesFor, planWorkers } from "./capacity.ts";
+import { connectionsPerProcess, DEFAULT_CONNECTIONS_PER_SOURCE, loadProcessesFor, planWorkers, type LoadClientKind } from "./capacity.ts";
+import { kernelBytesPerSocketFromSlabs } from "./slabs.ts";
 
+/** "ok": not in the way; "warn": bites a naive setup or busy sockets; "fail": blocks the target until fixed. */
 export type CheckStatus = "ok" | "warn" | "fail";
 
+/** One limit of the machine against the target: where it bites, what that looks like, how to move it. */
 export interface DoctorCheck {
   id: "nofile" | "nr_open" | "file_max" | "ports" | "listen_queue" | "tcp_mem" | "tcp_buffers" | "conntrack" | "memory";
   title: string;
@@ -36,44 +45,53 @@ export interface CostModel {
   kernelBytesPerSocket: number;
   /** Server userland per idle connection (myriad reactor). */
   serverBytesPerConnection: number;
-  /** Load generator userland per connection (Bun.connect socket + its state). */
+  /** Load generator userland per connection with kernel sockets (Bun.connect socket + its state). */
   clientBytesPerConnection: number;
+  /** Load generator userland per connection with the TUN client (its connection state; 16-18 B measured at 1M, with margin). */
+  tunClientBytesPerConnection: number;
   /** RSS of one idle Bun process. */
   processBaselineBytes: number;
 }
 
+/** The cost model's defaults, from this project's measurements (bench/RESULTS.md). */
 export const DEFAULT_COST_MODEL: CostModel = {
   kernelBytesPerSocket: 3584,
   serverBytesPerConnection: 1024,
   clientBytesPerConnection: 1536,
+  tunClientBytesPerConnection: 64,
   processBaselineBytes: 32 << 20,
 };
-
-/** Slab caches one TCP socket occupies an object in (client sockets add a bind bucket). */
-export const SOCKET_SLAB_CACHES = ["TCP", "sock_inode_cache", "filp", "eventpoll_epi", "dentry"] as const;
 
 /** The listen backlog Bun.listen asks for (not configurable from JavaScript). */
 export const BUN_LISTEN_BACKLOG = 512;
 
+/** What diagnose plans for. */
 export interface DoctorOptions {
   /** Target concurrent connections. */
   connections: number;
-  /** Both ends on this machine (load generator on loopback): twice the sockets, ports matter. Default true. */
+  /** The load generator runs on this machine too (default true); false: the server side only. */
   loopback?: boolean;
+  /**
+   * With loopback, the load client: "sockets" (default; a kernel socket per connection on
+   * each end, ports matter) or "tun" (c1m's userland TCP client: one kernel socket per
+   * connection, the server's). Ignored without loopback.
+   */
+  client?: LoadClientKind;
   /** /proc/slabinfo, when readable: object sizes refine kernelBytesPerSocket. */
   slabs?: Map<string, SlabCache>;
   cost?: Partial<CostModel>;
 }
 
+/** What the target needs of this machine under the plan. */
 export interface DoctorPlan {
-  /** Sockets on this machine: connections × (loopback ? 2 : 1). */
+  /** Kernel sockets on this machine: connections × 2 with the kernel-socket load client, × 1 otherwise. */
   sockets: number;
   serverProcesses: number;
   loadProcesses: number;
   connectionsPerProcess: number;
-  /** Source addresses the load generator binds (127.x.y.z), at DEFAULT_CONNECTIONS_PER_SOURCE each. */
+  /** Source addresses the kernel-socket load client binds (127.x.y.z), at DEFAULT_CONNECTIONS_PER_SOURCE each; 0 otherwise. */
   sourceAddresses: number;
-  /** (src IP, dst IP, dst port) tuples needed without source binding, at 2/3 of the port range each. */
+  /** (src IP, dst IP, dst port) tuples the kernel-socket client needs without source binding, at 2/3 of the port range each; 0 otherwise. */
   tuplesWithoutBinding: number;
   /** Descriptors system-wide. */
   descriptors: number;
@@ -81,9 +99,12 @@ export interface DoctorPlan {
   cost: CostModel;
 }
 
+/** diagnose's answer: every check, the first to bite, the verdict and the plan. */
 export interface DoctorReport {
   target: number;
   loopback: boolean;
+  /** The load client planned for; null without loopback. */
+  client: LoadClientKind | null;
   checks: DoctorCheck[];
   /** The check with the smallest limitConnections below the target (null: nothing bites). */
   firstFailure: DoctorCheck["id"] | null;
@@ -92,16 +113,10 @@ export interface DoctorReport {
   plan: DoctorPlan;
 }
 
-const fmt = (n: number) => (Number.isFinite(n) ? Math.round(n).toLocaleString("en-US") : "unlimited");
-const gib = (b: number) => (b >= 2 ** 30 ? `${(b / 2 ** 30).toFixed(1)} GiB` : `${Math.round(b / 2 ** 20)} MiB`);
-
-/** Kernel bytes per socket from slab object sizes, or undefined when slabinfo is unreadable. */
-export function kernelBytesPerSocketFromSlabs(slabs: Map<string, SlabCache> | undefined): number | undefined {
-  if (!slabs || !slabs.has("TCP")) return undefined;
-  let sum = 0;
-  for (const name of SOCKET_SLAB_CACHES) sum += slabs.get(name)?.objectBytes ?? 0;
-  return sum;
-}
+/** Thousands with commas; Infinity as "unlimited". */
+export const fmt = (n: number) => (Number.isFinite(n) ? Math.round(n).toLocaleString("en-US") : "unlimited");
+/** Bytes as GiB (one decimal) or, below a GiB, MiB. */
+export const gib = (b: number) => (b >= 2 ** 30 ? `${(b / 2 ** 30).toFixed(1)} GiB` : `${Math.round(b / 2 ** 20)} MiB`);
 
 /**
  * Diagnoses `limits` for `opts.connections`. Pure: same input, same report.
@@ -111,22 +126,26 @@ export function kernelBytesPerSocketFromSlabs(slabs: Map<string, SlabCache> | un
 export function diagnose(limits: SystemLimits, opts: DoctorOptions): DoctorReport {
   const C = Math.max(0, Math.floor(opts.connections));
   const loopback = opts.loopback !== false;
-  const ends = loopback ? 2 : 1;
+  const client: LoadClientKind | null = loopback ? (opts.client ?? "sockets") : null;
+  // Kernel sockets (and descriptors) per connection: the TUN client holds neither.
+  const ends = client === "sockets" ? 2 : 1;
+
   const cost: CostModel = { ...DEFAULT_COST_MODEL, ...opts.cost };
   const fromSlabs = kernelBytesPerSocketFromSlabs(opts.slabs);
   if (fromSlabs !== undefined && opts.cost?.kernelBytesPerSocket === undefined) cost.kernelBytesPerSocket = fromSlabs;
 
   const perProcess = connectionsPerProcess(limits.nofileSoft);
   const workers = planWorkers({ maxConnections: C, nofile: limits.nofileSoft, cpus: limits.cpus });
-  const loadProcesses = loopback ? loadProcessesFor(C, "sockets", limits.nofileSoft, limits.cpus) : 0;
+  const loadProcesses = client === null ? 0 : loadProcessesFor(C, client, limits.nofileSoft, limits.cpus);
   const processes = workers.workers + loadProcesses + 1;
   const sockets = C * ends;
   const descriptors = sockets + processes * 64;
   const portsPerTuple = Math.floor(limits.portRange.count * (2 / 3));
+  const clientCost = client === "sockets" ? cost.clientBytesPerConnection : client === "tun" ? cost.tunClientBytesPerConnection : 0;
   const memory = {
     kernelBytes: sockets * cost.kernelBytesPerSocket,
     serverBytes: C * cost.serverBytesPerConnection,
-    clientBytes: loopback ? C * cost.clientBytesPerConnection : 0,
+    clientBytes: C * clientCost,
     processBytes: processes * cost.processBaselineBytes,
     totalBytes: 0,
   };
@@ -136,8 +155,8 @@ export function diagnose(limits: SystemLimits, opts: DoctorOptions): DoctorRepor
     serverProcesses: workers.workers,
     loadProcesses,
     connectionsPerProcess: perProcess,
-    sourceAddresses: loopback ? Math.max(1, Math.ceil(C / DEFAULT_CONNECTIONS_PER_SOURCE)) : 0,
-    tuplesWithoutBinding: loopback ? Math.max(1, Math.ceil(C / Math.max(1, portsPerTuple))) : 0,
+    sourceAddresses: client === "sockets" ? Math.max(1, Math.ceil(C / DEFAULT_CONNECTIONS_PER_SOURCE)) : 0,
+    tuplesWithoutBinding: client === "sockets" ? Math.max(1, Math.ceil(C / Math.max(1, portsPerTuple))) : 0,
     descriptors,
     memory,
     cost,
@@ -165,7 +184,8 @@ export function diagnose(limits: SystemLimits, opts: DoctorOptions): DoctorRepor
       detail: fits
         ? `one process can hold ${fmt(perProcess)} connections: enough for ${fmt(C)}`
         : `one process can hold ${fmt(perProcess)} connections, so ${fmt(C)} need ${workers.workers} server workers (serve --workers auto: ≈${fmt(workers.meanPerWorker)} each, reusePort)` +
-          (loopback ? ` and ${loadProcesses} load processes (bun run load --processes ${loadProcesses})` : "") +
+          (client === "sockets" ? ` and ${loadProcesses} load processes (bun run load --processes ${loadProcesses})` : "") +
+          (client === "tun" ? ` and ${loadProcesses} TUN load processes (no descriptor per connection)` : "") +
           `; or raise the limit to use fewer processes`,
       fix: fits ? undefined : fix,
     });
@@ -198,13 +218,13 @@ export function diagnose(limits: SystemLimits, opts: DoctorOptions): DoctorRepor
       status: ok ? "ok" : "fail",
       limitConnections,
       symptom: `"Too many open files in system" (ENFILE); dmesg: "VFS: file-max limit ${fmt(limits.fileMax)} reached"`,
-      detail: `${fmt(C)} connections need ≈${fmt(descriptors)} descriptors (${ends} socket${ends > 1 ? "s" : ""} each${loopback ? ": both ends are on this machine" : ""}, plus ${processes} processes)`,
+      detail: `${fmt(C)} connections need ≈${fmt(descriptors)} descriptors (${ends} socket${ends > 1 ? "s" : ""} each${client === "sockets" ? ": both ends are on this machine" : client === "tun" ? ": the TUN load client holds none" : ""}, plus ${processes} processes)`,
       fix: ok ? undefined : `sysctl -w fs.file-max=${Math.ceil((descriptors + limits.filesAllocated) * 1.25)}`,
     });
   }
 
-  // 4. Ephemeral ports per address tuple (client side).
-  if (loopback) {
+  // 4. Ephemeral ports per address tuple (the kernel-socket client; the TUN client picks its own ports in its namespace).
+  if (client === "sockets") {
     const ok = C <= portsPerTuple;
     checks.push({
       id: "ports",
@@ -316,7 +336,7 @@ export function diagnose(limits: SystemLimits, opts: DoctorOptions): DoctorRepor
 
   // 9. Memory.
   {
-    const perConnection = ends * cost.kernelBytesPerSocket + cost.serverBytesPerConnection + (loopback ? cost.clientBytesPerConnection : 0);
+    const perConnection = ends * cost.kernelBytesPerSocket + cost.serverBytesPerConnection + clientCost;
     const room = limits.memAvailableBytes - memory.processBytes;
     const limitConnections = Math.max(0, Math.floor(room / perConnection));
     const status: CheckStatus = memory.totalBytes > limits.memAvailableBytes ? "fail" : memory.totalBytes > 0.8 * limits.memAvailableBytes ? "warn" : "ok";
@@ -330,9 +350,14 @@ export function diagnose(limits: SystemLimits, opts: DoctorOptions): DoctorRepor
       detail:
         `≈${gib(memory.totalBytes)} needed: kernel ${gib(memory.kernelBytes)} (${fmt(sockets)} sockets × ${fmt(cost.kernelBytesPerSocket)} B${fromSlabs !== undefined ? " from slab object sizes" : ""}), ` +
         `server ${gib(memory.serverBytes)} (${fmt(cost.serverBytesPerConnection)} B/conn)` +
-        (loopback ? `, load generator ${gib(memory.clientBytes)} (${fmt(cost.clientBytesPerConnection)} B/conn)` : "") +
+        (client === null ? "" : `, load generator ${gib(memory.clientBytes)} (${client === "tun" ? "TUN client, " : ""}${fmt(clientCost)} B/conn)`) +
         `, ${processes} processes × ${gib(cost.processBaselineBytes)}`,
-      fix: status === "ok" ? undefined : `free memory (stop other processes), or run the load generator on another machine (halves the kernel share)`,
+      fix:
+        status === "ok"
+          ? undefined
+          : client === "sockets"
+            ? `free memory (stop other processes), use the TUN load client (bun run c1m's default as root with /dev/net/tun: one socket per connection), or run the load generator on another machine (halves the kernel share)`
+            : `free memory (stop other processes), or run fewer connections per machine`,
     });
   }
 
@@ -343,45 +368,10 @@ export function diagnose(limits: SystemLimits, opts: DoctorOptions): DoctorRepor
   return {
     target: C,
     loopback,
+    client,
     checks,
     firstFailure: first?.id ?? null,
     ready: !checks.some((c) => c.status === "fail"),
     plan,
   };
-}
-
-/** The report as text for a terminal: one block per check, failures first, then the plan. */
-export function formatDoctorReport(report: DoctorReport, limits: SystemLimits): string {
-  const mark = { ok: "ok  ", warn: "WARN", fail: "FAIL" } as const;
-  const lines: string[] = [];
-  lines.push(
-    `myriad doctor — target ${fmt(report.target)} concurrent connections${report.loopback ? " with the load generator on this machine (both ends local)" : " (server side only)"}`,
-    `machine: ${limits.cpus} CPUs, ${gib(limits.memTotalBytes)} RAM, page ${limits.pageBytes} B`,
-    "",
-  );
-  const order = { fail: 0, warn: 1, ok: 2 } as const;
-  const sorted = [...report.checks].sort((a, b) => order[a.status] - order[b.status]);
-  for (const c of sorted) {
-    lines.push(`[${mark[c.status]}] ${c.title}: ${c.value}`);
-    lines.push(`       ${c.detail}`);
-    if (c.status !== "ok") lines.push(`       symptom: ${c.symptom}`);
-    if (c.fix) lines.push(`       fix: ${c.fix}`);
-  }
-  lines.push("");
-  if (report.firstFailure) {
-    const c = report.checks.find((x) => x.id === report.firstFailure)!;
-    lines.push(`fails first: ${c.title} — at ≈${fmt(c.limitConnections)} connections: ${c.symptom}`);
-    if (c.fix) lines.push(`  fix: ${c.fix}`);
-  } else {
-    lines.push(`fails first: nothing below ${fmt(report.target)}`);
-  }
-  const p = report.plan;
-  lines.push(
-    "",
-    `plan: ${p.serverProcesses} server workers` +
-      (report.loopback ? ` + ${p.loadProcesses} load processes, ${fmt(p.sourceAddresses)} source addresses in 127.0.0.0/8` : "") +
-      `, ${fmt(p.descriptors)} descriptors, ≈${gib(p.memory.totalBytes)} of memory`,
-    report.ready ? "verdict: ready for the target as configured" : "verdict: NOT ready — fix the FAIL lines first",
-  );
-  return lines.join("\n") + "\n";
 }

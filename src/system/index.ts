@@ -36,12 +36,11 @@ export {
   type WorkerPlan,
   type WorkerPlanInput,
 } from "./capacity.ts";
+export { SOCKET_SLAB_CACHES, SOCKET_GROWTH_CACHES, kernelBytesPerSocketFromSlabs } from "./slabs.ts";
+export { formatDoctorReport } from "./doctor-format.ts";
 export {
   diagnose,
-  formatDoctorReport,
-  kernelBytesPerSocketFromSlabs,
   DEFAULT_COST_MODEL,
-  SOCKET_SLAB_CACHES,
   type DoctorCheck,
   type DoctorOptions,
   type DoctorPlan,
