@@ -43,6 +43,9 @@ export const MYRIAD_ERROR_CODES = {
   ERR_TLS_UNAUTHORIZED: "a TLS client's certificate was missing or not signed by the configured CAs (handed to handler.error; the connection closes); `cause` is Bun's error",
   ERR_FRAME_TOO_LARGE: "a connection sent a frame over maxFrameBytes (handed to handler.error; the connection closes)",
   ERR_FRAME_MALFORMED: "a connection sent bytes its codec cannot parse (handed to handler.error; the connection closes)",
+  ERR_WEBSOCKET_CLOSE_CODE: "conn.close(code) with a WebSocket close code that may not be sent (RangeError)",
+  ERR_WEBSOCKET_PING: "conn.ping(data) with more than 125 bytes (RangeError)",
+  ERR_WEBSOCKET_UPGRADE: "a WebSocket upgrade hook returned something it may not (a status outside 400..599, a subprotocol the client did not offer); the request gets 500",
 
   // src/pool
   ERR_POOL_OPTION: "Pool, Channel, Histogram or a pooled client: an option or argument is unknown or out of range; `option` names it (RangeError; TypeError for use(fn) without a function)",

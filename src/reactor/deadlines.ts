@@ -9,7 +9,7 @@
  * deadline reached. The lifecycle (server.ts) acts on what is due: this module closes nothing.
  */
 import { clock } from "./clock.ts";
-import { F_CLOSING, F_GREETED, F_PAUSED, F_PROXY, type ReactorState } from "./state.ts";
+import { F_CLOSING, F_GREETED, F_PAUSED, F_PROXY, S_OPEN, type ReactorState } from "./state.ts";
 import { R_HANDSHAKE, R_IDLE, R_NONE, R_PROXY, R_WRITE_STALL } from "./stats.ts";
 
 /**
@@ -28,6 +28,11 @@ export function dueReason(s: ReactorState, slot: number): number {
   if (hs > 0 && (flags & F_GREETED) === 0 && ((now - s.openedAt[slot]!) >>> 0) >= hs) return R_HANDSHAKE;
   const idle = s.idleTimeoutMs;
   if (idle > 0 && ((now - table.lastActivity[slot]!) >>> 0) >= idle) return R_IDLE;
+  const stage = s.stage;
+  if (stage !== null && stage.onDue !== undefined) {
+    const code = stage.onDue(s, slot, now);
+    if (code !== R_NONE || table.state[slot] !== S_OPEN) return code;
+  }
   refile(s, slot, nowF);
   return R_NONE;
 }
@@ -56,6 +61,8 @@ export function refile(s: ReactorState, slot: number, nowF: number): void {
   if (stallActive(s, flags)) {
     due = Math.min(due, s.writeStallTimeoutMs - ((now - s.stallSince[slot]!) >>> 0));
   }
+  const stage = s.stage;
+  if (stage !== null && stage.dueInMs !== undefined) due = Math.min(due, stage.dueInMs(s, slot, now));
   if (!s.clocked) {
     if (due === Infinity) return;
     s.timerBase = clock.register(s, table.capacity, s.o.tickMs);

@@ -1,6 +1,7 @@
 /**
  * The reactor: createServer over Bun.listen — codecs, write queues and backpressure,
- * timeouts on one process-wide timing wheel, connection limits, graceful stop, broadcast.
+ * timeouts on one process-wide timing wheel, connection limits, graceful stop, broadcast;
+ * WebSocket servers (protocol "websocket") with topics and publish.
  */
 export { createServer } from "./server.ts";
 export type {
@@ -12,7 +13,15 @@ export type {
   CountedCloseReason,
   ServerStats,
   ProtocolName,
+  WebSocketStats,
 } from "./types.ts";
+export type {
+  WebSocketServerOptions,
+  WebSocketServer,
+  WebSocketConn,
+  WebSocketHandler,
+  UpgradeDecision,
+} from "./websocket-types.ts";
 export { ServerOptionError, ListenError, ProtocolError } from "./errors.ts";
 export { defaultMaxConnections, fdSoftLimit, fdMargin } from "./limits.ts";
 export { LATENCY_BOUNDS_MS } from "./stats.ts";

@@ -1,9 +1,11 @@
 import { isIP } from "node:net";
-import { codecByName, isCodecName, CODEC_NAMES, type Codec } from "../codec/index.ts";
+import { codecByName, isCodecName, CODEC_NAMES, rawCodec, type Codec } from "../codec/index.ts";
 import { MAX_CAPACITY } from "../conn-table/index.ts";
 import { ServerOptionError } from "./errors.ts";
 import { defaultMaxConnections } from "./limits.ts";
 import type { Handler, ServerOptions } from "./types.ts";
+import { WEBSOCKET_OPTION_NAMES, resolveWebSocketOptions, type ResolvedWebSocketOptions } from "./websocket-options.ts";
+import type { WebSocketServerOptions } from "./websocket-types.ts";
 
 /** ServerOptions with every default filled in and every value checked. */
 export interface ResolvedOptions {
@@ -30,6 +32,8 @@ export interface ResolvedOptions {
   tickMs: number;
   measureLatency: boolean;
   segmentBytes: number;
+  /** protocol "websocket": its settings (the stage takes the handler; idleTimeoutMs is its own, reads only). */
+  websocket: ResolvedWebSocketOptions | null;
 }
 
 /** maxFrameBytes when not given: 1 MiB. */
@@ -91,17 +95,29 @@ function show(v: unknown): string {
 }
 
 /** Checks opts and fills in defaults; throws ServerOptionError naming the first bad option. */
-export function resolveOptions(opts: ServerOptions): ResolvedOptions {
-  if (opts === null || typeof opts !== "object") {
-    throw new ServerOptionError("(options)", `expected an object, got ${show(opts)}`);
+export function resolveOptions(input: ServerOptions | WebSocketServerOptions): ResolvedOptions {
+  if (input === null || typeof input !== "object") {
+    throw new ServerOptionError("(options)", `expected an object, got ${show(input)}`);
   }
-  const o = opts as unknown as Record<string, unknown>;
+  const o = input as unknown as Record<string, unknown>;
+  const ws = o.protocol === "websocket";
   for (const key of Object.keys(o)) {
-    if (!KNOWN.has(key)) {
-      throw new ServerOptionError(key, `unknown option; known options: ${[...KNOWN].join(", ")}`);
+    if (!KNOWN.has(key) && !(ws && (WEBSOCKET_OPTION_NAMES as readonly string[]).includes(key))) {
+      const known = ws ? [...KNOWN, ...WEBSOCKET_OPTION_NAMES] : [...KNOWN];
+      const hint = (WEBSOCKET_OPTION_NAMES as readonly string[]).includes(key) ? ' (a WebSocket option: needs protocol "websocket")' : "";
+      throw new ServerOptionError(key, `unknown option${hint}; known options: ${known.join(", ")}`);
     }
   }
-  const handler = opts.handler;
+  if (ws) {
+    if (o.codec !== undefined) throw new ServerOptionError("codec", 'protocol "websocket" takes no codec');
+    const websocket = resolveWebSocketOptions(input as WebSocketServerOptions);
+    const { protocol: _p, idleTimeoutMs: _i, ...rest } = input as WebSocketServerOptions;
+    for (const name of WEBSOCKET_OPTION_NAMES) delete (rest as Record<string, unknown>)[name];
+    // The TCP checks for the rest; the WebSocket stage takes the handler and its own idle timeout.
+    return { ...resolveOptions({ ...(rest as unknown as ServerOptions), codec: rawCodec }), websocket };
+  }
+  const opts = input as ServerOptions;
+  const handler = (opts as ServerOptions).handler;
   if (handler === null || typeof handler !== "object" || typeof handler.message !== "function") {
     throw new ServerOptionError("handler", "expected an object with a message(conn, frame) function");
   }
@@ -123,7 +139,7 @@ export function resolveOptions(opts: ServerOptions): ResolvedOptions {
     codec = opts.codec;
   } else if (opts.protocol !== undefined) {
     if (typeof opts.protocol !== "string" || !isCodecName(opts.protocol)) {
-      throw new ServerOptionError("protocol", `expected one of ${CODEC_NAMES.join(", ")}, got ${show(opts.protocol)}`);
+      throw new ServerOptionError("protocol", `expected one of ${CODEC_NAMES.join(", ")}, websocket, got ${show(opts.protocol)}`);
     }
     codec = codecByName(opts.protocol);
   } else {
@@ -205,5 +221,6 @@ export function resolveOptions(opts: ServerOptions): ResolvedOptions {
     tickMs: int(o, "tickMs", DEFAULT_TICK_MS, 1, 60_000, "milliseconds"),
     measureLatency: opts.measureLatency !== false,
     segmentBytes: int(o, "segmentBytes", 4096, 64, 1 << 20, "bytes"),
+    websocket: null,
   };
 }

@@ -16,7 +16,7 @@ import { refile } from "./deadlines.ts";
 import { feed, hold } from "./input.ts";
 import { closeNow } from "./output.ts";
 import { F_PROXY, F_STAGED, S_OPEN, type InputStage, type ReactorState } from "./state.ts";
-import { R_LIMIT, R_PROXY } from "./stats.ts";
+import { R_LIMIT, R_NONE, R_PROXY } from "./stats.ts";
 
 /** The PROXY header stage, in front of `inner` (another stage) or of the codec when inner is null. */
 export class ProxyStage implements InputStage {
@@ -65,5 +65,22 @@ export class ProxyStage implements InputStage {
     // Closed before its header: the handler never saw it open.
     if ((s.table.flags[slot]! & F_PROXY) !== 0) return false;
     return this.inner!.close(s, h, slot);
+  }
+
+  // The inner stage's deadlines and stop hook, once the header is in (a WebSocket's pings).
+  dueInMs(s: ReactorState, slot: number, now: number): number {
+    const inner = this.inner;
+    if (inner === null || inner.dueInMs === undefined || (s.table.flags[slot]! & F_PROXY) !== 0) return Infinity;
+    return inner.dueInMs(s, slot, now);
+  }
+
+  onDue(s: ReactorState, slot: number, now: number): number {
+    const inner = this.inner;
+    if (inner === null || inner.onDue === undefined || (s.table.flags[slot]! & F_PROXY) !== 0) return R_NONE;
+    return inner.onDue(s, slot, now);
+  }
+
+  goingAway(s: ReactorState, h: number, slot: number): void {
+    if ((s.table.flags[slot]! & F_PROXY) === 0) this.inner?.goingAway?.(s, h, slot);
   }
 }

@@ -47,19 +47,38 @@ import {
 } from "./state.ts";
 import { R_ERROR, R_LIMIT, R_NONE, R_PEER, R_PROXY, R_SHUTDOWN, R_WRITE_STALL, closedRecord, reasonCode } from "./stats.ts";
 import type { CloseReason, Server, ServerOptions, ServerStats } from "./types.ts";
+import { WebSocketStage } from "./websocket.ts";
+import type { WebSocketServer, WebSocketServerOptions } from "./websocket-types.ts";
+import { MyriadTypeError } from "../errors.ts";
 
 /**
  * Starts a server: validates opts (ServerOptionError naming the option), listens
  * (ListenError: ERR_ADDRESS_IN_USE, ERR_ACCESS_DENIED or ERR_LISTEN) and resolves once it
  * accepts connections.
  */
-export async function createServer<In = any>(opts: ServerOptions<In>): Promise<Server> {
-  const server = new ReactorServer(resolveOptions(opts as ServerOptions));
+export async function createServer<In = any>(opts: ServerOptions<In>): Promise<Server>;
+export async function createServer(opts: WebSocketServerOptions): Promise<WebSocketServer>;
+// The TCP signature again, last: Parameters<typeof createServer> reads the last overload.
+export async function createServer(opts: ServerOptions): Promise<Server>;
+export async function createServer(opts: ServerOptions | WebSocketServerOptions): Promise<Server> {
+  const o = resolveOptions(opts);
+  // protocol "websocket": the upgrade and framing are a stage in front of the (raw) codec,
+  // and the reactor calls the stage's adapter, which calls the application's handler.
+  const ws = o.websocket === null ? null : new WebSocketStage(o.websocket);
+  if (ws !== null) o.handler = ws.reactorHandler;
+  const server = new ReactorServer(o);
+  if (ws !== null) {
+    ws.attach(server);
+    server.stage = ws;
+    server.websocket = ws;
+  }
   server.listen();
   return server;
 }
 
 class ReactorServer extends ReactorState implements Server {
+  /** The WebSocket stage (also this.stage) of a protocol "websocket" server, else null. */
+  websocket: WebSocketStage | null = null;
   private readonly startedAt = performance.now();
   /** The process's RSS with no connection open: at listen, then at each stats() that finds none. */
   private baselineRss = 0;
@@ -310,12 +329,24 @@ class ReactorServer extends ReactorState implements Server {
   // ---- the public API (Server, and ConnOps for Conn) ------------------------------------------
 
   send(id: number, message: unknown): boolean {
+    if (this.websocket !== null) return this.websocket.send(id, message as string | Uint8Array);
     if (!this.isOpen(id)) return false;
     return this.write(id, this.codec.encode(message));
   }
 
   broadcast(bytes: Uint8Array | string): number {
     return broadcast(this, bytes);
+  }
+
+  /** WebSocket servers: see WebSocketServer.publish. */
+  publish(topic: string, data: string | Uint8Array, compress?: boolean): number {
+    if (this.websocket === null) throw new MyriadTypeError("ERR_SERVER_OPTION", 'publish needs a protocol "websocket" server; TCP servers have broadcast');
+    return this.websocket.publish(topic, data, compress);
+  }
+
+  /** WebSocket servers: subscribers of topic. */
+  subscriberCount(topic: string): number {
+    return this.websocket === null ? 0 : this.websocket.subscriberCount(topic);
   }
 
   isOpen(id: number): boolean {
@@ -393,6 +424,7 @@ class ReactorServer extends ReactorState implements Server {
       heapUsedBytes: mem.heapUsed,
       uptimeMs: performance.now() - this.startedAt,
       requestLatency: this.latency.snapshot(),
+      ...(this.websocket === null ? {} : { websocket: this.websocket.stats() }),
     };
   }
 
@@ -434,6 +466,7 @@ class ReactorServer extends ReactorState implements Server {
         this.closeReason[slot] = this.closeReason[slot] || R_SHUTDOWN;
         closeNow(this, h, R_SHUTDOWN, true);
       } else {
+        this.stage?.goingAway?.(this, h, slot);
         closeAfterFlush(this, h, R_SHUTDOWN);
       }
     });

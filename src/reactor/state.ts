@@ -78,6 +78,12 @@ export interface InputStage {
    * stage keeps for slot; return whether the handler saw open (then handler.close runs).
    */
   close(s: ReactorState, h: number, slot: number): boolean;
+  /** Optional: ms until the stage's own next deadline for slot (now: performance.now() >>> 0), Infinity when none (deadlines.ts refile). */
+  dueInMs?(s: ReactorState, slot: number, now: number): number;
+  /** Optional: slot's timer fired; act on the stage's due deadlines and return a close reason (stats.ts R_*) or R_NONE. */
+  onDue?(s: ReactorState, slot: number, now: number): number;
+  /** Optional: server.stop() is about to close h gracefully (a WebSocket sends its close frame). */
+  goingAway?(s: ReactorState, h: number, slot: number): void;
 }
 
 /** A codec that never says FRAME_TOO_LARGE must not make us buffer without bound. */

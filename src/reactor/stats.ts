@@ -29,7 +29,7 @@ export const R_WRITE_STALL = 5;
 /** Code of "shutdown". */
 export const R_SHUTDOWN = 6;
 /** Code of "server" (and of any reason string the application makes up: reasonCode). */
-const R_SERVER = 7;
+export const R_SERVER = 7;
 /** Code of "error". */
 export const R_ERROR = 8;
 /** Code of "limit". */

@@ -252,6 +252,32 @@ export interface ServerStats {
    * previous one's return. Counts per bucket, last = +Inf; empty with measureLatency off.
    */
   requestLatency: { boundsMs: number[]; counts: number[]; sumMs: number; count: number };
+  /** WebSocket servers only: their counters. */
+  websocket?: WebSocketStats;
+}
+
+/** WebSocket counters of one server (in ServerStats.websocket). */
+export interface WebSocketStats {
+  /** Upgraded connections open now. */
+  connections: number;
+  /** Upgrades done since start. */
+  upgraded: number;
+  /** Upgrade requests answered with an HTTP error, by status ("400", "404", ...). */
+  refused: Record<string, number>;
+  messagesIn: number;
+  /** Messages sent: one per send, and one per subscriber reached by publish. */
+  messagesOut: number;
+  /** publish calls. */
+  published: number;
+  pingsIn: number;
+  pingsOut: number;
+  /** Closed upgraded connections by the code handler.close got ("1000", "1006", ...). */
+  closeCodes: Record<string, number>;
+  /** Topics with at least one subscriber, and subscriptions over all topics. */
+  topics: number;
+  subscriptions: number;
+  /** Bytes held in incomplete messages (fragments, streamed frames). */
+  messageBufferBytes: number;
 }
 
 /** A listening server. */
