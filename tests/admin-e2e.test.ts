@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import type { AdminStatsBody } from "../src/admin/index.ts";
 import { launchBrowser, type Browser } from "./helpers/browser.ts";
-import { freePort } from "./helpers/redis-server.ts";
+import { freePort } from "./helpers/ports.ts";
 import { until } from "./helpers/until.ts";
 
 const ROOT = join(import.meta.dir, "..");

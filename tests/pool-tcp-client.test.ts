@@ -7,7 +7,7 @@ import { afterEach, describe, expect, test } from "bun:test";
 import type { Socket, TCPSocketListener } from "bun";
 import { linesCodec, respReplyCodec } from "../src/codec/index.ts";
 import { createTcpClient, PoolOptionError, type TcpClient } from "../src/pool/index.ts";
-import { freePort } from "./helpers/redis-server.ts";
+import { freePort } from "./helpers/ports.ts";
 import { settledBeforeTimers, timerLateness } from "./helpers/timing.ts";
 import { until } from "./helpers/until.ts";
 

@@ -10,7 +10,8 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createRespClient, type RespClient } from "../src/pool/index.ts";
 import { parseProxyConfig, Placement, HASH_NAMES } from "../src/proxy/index.ts";
 import { Nutcracker } from "./helpers/nutcracker.ts";
-import { freePort, RedisServer } from "./helpers/redis-server.ts";
+import { freePort } from "./helpers/ports.ts";
+import { RedisServer } from "./helpers/redis-server.ts";
 import { pseudoRandomBytes } from "./helpers/net.ts";
 
 const redis: RedisServer[] = [];

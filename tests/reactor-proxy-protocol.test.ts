@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createServer, type Server } from "../src/reactor/index.ts";
 import { until } from "./helpers/until.ts";
-import { freePort } from "./helpers/redis-server.ts";
+import { freePort } from "./helpers/ports.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const servers: Server[] = [];

@@ -6,7 +6,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { connect, type TestClient } from "./helpers/net.ts";
 import { parsePrometheusText, sampleValue } from "./helpers/prom-parse.ts";
 import { promtoolCheckMetrics } from "./helpers/promtool.ts";
-import { freePort } from "./helpers/redis-server.ts";
+import { freePort } from "./helpers/ports.ts";
 import { alive, errLines, killAllServes, startServe, workerPidsOf, type Served } from "./helpers/serve-process.ts";
 import { until } from "./helpers/until.ts";
 

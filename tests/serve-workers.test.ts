@@ -2,7 +2,6 @@
 // server shows each worker and their sum, a worker killed by pid comes back under a new pid
 // while the other keeps serving, SIGTERM stops every worker (checked by pid) and prints the
 // summed final stats; port ranges; the settings it refuses.
-import { readFileSync } from "node:fs";
 import { afterAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import type { Socket } from "bun";
@@ -11,7 +10,8 @@ import { readSystemLimits } from "../src/system/index.ts";
 import { parsePrometheusText, sampleValue, samples } from "./helpers/prom-parse.ts";
 import { promtoolCheckMetrics } from "./helpers/promtool.ts";
 import { collect, type Served } from "./helpers/serve-process.ts";
-import { freePort, Wire } from "./helpers/kv.ts";
+import { Wire } from "./helpers/kv.ts";
+import { freePort, holdPorts } from "./helpers/ports.ts";
 import { GiveUp, until } from "./helpers/until.ts";
 
 const root = join(import.meta.dir, "..");
@@ -127,34 +127,6 @@ async function stats(adminPort: number, token?: string): Promise<StatsBody> {
   const r = await fetch(`http://127.0.0.1:${adminPort}/stats`, token === undefined ? {} : { headers: { authorization: `Bearer ${token}` } });
   expect(r.status).toBe(200);
   return (await r.json()) as StatsBody;
-}
-
-/**
- * Two consecutive free ports (checked by listening on both), taken outside the kernel's
- * ephemeral range: inside it, after the load tests, most ports are some closed connection's
- * local port in TIME_WAIT, and a pair of free neighbours was not found in 50 tries on CI.
- */
-async function freePortPair(): Promise<number> {
-  const [lo, hi] = readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/).map(Number) as [number, number];
-  // Below the range when there is room (the default range starts at 32768), else above it.
-  const [from, to] = lo - 10_000 >= 1024 ? [lo - 10_000, lo - 2] : [hi + 1, 65_533];
-  if (to <= from) throw new Error(`no port range outside the ephemeral ports ${lo}-${hi} to pick two ports from`);
-  for (let i = 0; i < 50; i++) {
-    const a = from + Math.floor(Math.random() * (to - from));
-    try {
-      const p1 = Bun.listen({ hostname: "127.0.0.1", port: a, socket: { data() {} } });
-      try {
-        const p2 = Bun.listen({ hostname: "127.0.0.1", port: a + 1, socket: { data() {} } });
-        p2.stop(true);
-        return a;
-      } finally {
-        p1.stop(true);
-      }
-    } catch {
-      // a or a + 1 taken: try another
-    }
-  }
-  throw new Error(`no two consecutive free ports in ${from}-${to} on 127.0.0.1 after 50 tries`);
 }
 
 describe("serve --workers 2: 200 connections, admin view, a worker killed by pid, SIGTERM", () => {
@@ -298,8 +270,10 @@ describe("serve --workers auto", () => {
 
 describe("serve: port ranges", () => {
   test("--workers 2 --port A-(A+1): connections to each port echo; both workers listen on both", async () => {
-    const a = await freePortPair();
-    const s = await startServe(["--app", "echo", "--protocol", "lines", "--workers", "2", "--port", `${a}-${a + 1}`, "--no-admin"]);
+    // Held until serve's workers listen too (reusePort), so no other socket takes them first.
+    const held = holdPorts(2);
+    const a = held.port;
+    const s = await startServe(["--app", "echo", "--protocol", "lines", "--workers", "2", "--port", `${a}-${a + 1}`, "--no-admin"]).finally(held.release);
     expect(s.out.text).toContain(`on 2 workers listening on 127.0.0.1:${a}-${a + 1}`);
     const onA = await openClients(a, 30);
     const onB = await openClients(a + 1, 30);
@@ -317,8 +291,9 @@ describe("serve: port ranges", () => {
   });
 
   test("kv with one worker on a port range and two hosts: one store behind every listener", async () => {
-    const a = await freePortPair();
-    const s = await startServe(["--port", `${a}-${a + 1}`, "--host", "127.0.0.1,127.0.0.2", "--no-admin"]);
+    const held = holdPorts(2, ["127.0.0.1", "127.0.0.2"]);
+    const a = held.port;
+    const s = await startServe(["--port", `${a}-${a + 1}`, "--host", "127.0.0.1,127.0.0.2", "--no-admin"]).finally(held.release);
     expect(s.out.text).toContain(`kv (resp) on 1 worker listening on 127.0.0.1:${a}-${a + 1}, 127.0.0.2:${a}-${a + 1}`);
     const w1 = await Wire.connect(a);
     expect(await w1.call("SET", "k", "set on the first port")).toBe("+OK\r\n");

@@ -4,7 +4,8 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { freePort, waitForPort } from "./helpers/kv.ts";
+import { waitForPort } from "./helpers/kv.ts";
+import { freePort } from "./helpers/ports.ts";
 import { until } from "./helpers/until.ts";
 
 const root = join(import.meta.dir, "..");

@@ -34,8 +34,6 @@ export function text(b: Uint8Array): string {
   return s;
 }
 
-export { freePort } from "./redis-server.ts";
-
 /** Resolves once something accepts TCP connections on host:port; rejects after timeoutMs. */
 export async function waitForPort(port: number, timeoutMs = 10_000, hostname = "127.0.0.1"): Promise<void> {
   await until(`something to listen on ${hostname}:${port}`, async () => {

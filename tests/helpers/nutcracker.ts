@@ -7,7 +7,7 @@ import type { Subprocess } from "bun";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { freePort } from "./redis-server.ts";
+import { freePort } from "./ports.ts";
 
 const INSTALL_HINT =
   "nutcracker not found (looked on PATH and in /usr/sbin): install it (Debian/Ubuntu: apt-get install nutcracker) — the proxy's placement tests compare with twemproxy 0.5.0";

@@ -4,17 +4,10 @@
  * same port. A missing redis-server is an error that says how to install it.
  */
 import type { Subprocess } from "bun";
+import { freePort } from "./ports.ts";
 
 const INSTALL_HINT =
   "redis-server not found on PATH: install it (Debian/Ubuntu: apt-get install redis-server redis-tools; macOS: brew install redis) — the pool tests need a real redis-server";
-
-/** A free TCP port on 127.0.0.1, from the OS (bind port 0, read it, close). */
-export function freePort(): number {
-  const probe = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const port = probe.port;
-  probe.stop(true);
-  return port;
-}
 
 /** Sends one inline command over a fresh connection and resolves the raw reply text. */
 export async function rawCommand(port: number, command: string, timeoutMs = 1_000): Promise<string> {
