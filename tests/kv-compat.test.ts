@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createKvApp, type KvApp } from "../src/apps/index.ts";
 import { createServer, type Server } from "../src/reactor/index.ts";
-import { COMPAT_SCRIPTS } from "./fixtures/kv-cases.ts";
+import { AUTH_SCRIPT, COMPAT_PASSWORD, COMPAT_SCRIPTS } from "./fixtures/kv-cases.ts";
 import { Wire } from "./helpers/kv.ts";
 import { RedisServer } from "./helpers/redis-server.ts";
 
@@ -76,3 +76,31 @@ describe("replies match redis-server byte for byte", () => {
     }
   });
 });
+
+describe("with a password (requirepass): replies match redis-server byte for byte", () => {
+  test("refusals before AUTH, their order, wrong passwords, AUTH and HELLO ... AUTH", async () => {
+    const locked = await RedisServer.start({ args: ["--requirepass", COMPAT_PASSWORD] });
+    const lockedApp = createKvApp({ requirePass: COMPAT_PASSWORD });
+    const lockedServer = await createServer({ port: 0, hostname: "127.0.0.1", protocol: lockedApp.protocol, handler: lockedApp.handler });
+    try {
+      const toLockedRedis = await Wire.connect(locked.port);
+      const toLockedMyriad = await Wire.connect(lockedServer.port);
+      const mismatches: string[] = [];
+      for (const cmd of AUTH_SCRIPT) {
+        const want = await toLockedRedis.call(...cmd);
+        const got = await toLockedMyriad.call(...cmd);
+        if (got !== want) mismatches.push(`${JSON.stringify(cmd)}: redis ${JSON.stringify(want)}, myriad ${JSON.stringify(got)}`);
+      }
+      expect(mismatches).toEqual([]);
+      // The script's wrong passwords, counted as redis 7.2 counts them (INFO acl_access_denied_auth).
+      expect(lockedApp.authFailures).toBe(8);
+      toLockedRedis.close();
+      toLockedMyriad.close();
+    } finally {
+      await lockedServer.stop({ graceful: false });
+      lockedApp.close();
+      await locked.stop();
+    }
+  });
+});
+

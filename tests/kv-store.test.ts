@@ -419,7 +419,8 @@ describe("KV handler in-process", () => {
     expect(await call("COMMAND", "DOCS")).toBe("*0\r\n");
     expect(await call("command")).toBe("*0\r\n");
     expect(await call("COMMAND", "COUNT")).toMatch(/^:\d+\r\n$/);
-    expect(await call("HELLO", "3")).toBe("-NOPROTO unsupported protocol version\r\n");
+    expect(await call("HELLO", "3")).toBe("-NOPROTO unsupported protocol version: this server speaks RESP2 only (HELLO 2 [AUTH <user> <password>])\r\n");
+    expect(await call("HELLO", "4")).toBe("-NOPROTO unsupported protocol version\r\n");
     expect(await call("HELLO", "x")).toBe("-ERR Protocol version is not an integer or out of range\r\n");
     const hello = await call("HELLO", "2");
     expect(hello).toStartWith("*14\r\n$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n");

@@ -3,8 +3,8 @@
  * (see pubsub.ts), with redis's replies. Which commands a subscribed connection may still
  * send is the dispatcher's rule (kv.ts).
  */
-import type { Conn } from "../reactor/index.ts";
 import type { CommandTable } from "./commands.ts";
+import type { CurrentClient } from "./kv-clients.ts";
 import { keyOf, type KvContext, type Run } from "./kv-context.ts";
 import { NIL, arrayHeader, bulk, bulkLatin1, error as errorReply, integer } from "./replies.ts";
 
@@ -17,8 +17,11 @@ const UNSUBSCRIBE = bulkLatin1("unsubscribe");
 const BUS_DOWN_REPLY = errorReply("BUSDOWN the node bus is down: the message was not delivered to any node; retry when it is back");
 
 /** Adds the pub/sub commands to table. */
-export function addPubSubCommands(table: CommandTable<Run>, ctx: Pick<KvContext, "pubsub" | "send" | "bus">): void {
-  const { pubsub, send, bus } = ctx;
+export function addPubSubCommands(
+  table: CommandTable<Run>,
+  ctx: Pick<KvContext, "pubsub" | "send" | "bus"> & { readonly current: CurrentClient },
+): void {
+  const { pubsub, send, bus, current } = ctx;
 
   /** [kind, channel, count]: a channel as bytes, as a latin1 string, or null. */
   function subscriptionReply(kind: Uint8Array, channel: Uint8Array | string | null, count: number): void {
@@ -30,18 +33,21 @@ export function addPubSubCommands(table: CommandTable<Run>, ctx: Pick<KvContext,
     send(integer(count));
   }
 
-  function cmdSubscribe(args: Uint8Array[], conn: Conn): void {
-    for (let i = 1; i < args.length; i++) subscriptionReply(SUBSCRIBE, args[i]!, pubsub.subscribe(conn, keyOf(args[i]!)));
+  function cmdSubscribe(args: Uint8Array[]): void {
+    const { id, clients, slot } = current;
+    const conn = clients.conns[slot]!;
+    for (let i = 1; i < args.length; i++) subscriptionReply(SUBSCRIBE, args[i]!, pubsub.subscribe(id, conn, keyOf(args[i]!)));
   }
 
-  function cmdUnsubscribe(args: Uint8Array[], conn: Conn): void {
+  function cmdUnsubscribe(args: Uint8Array[]): void {
+    const id = current.id;
     if (args.length === 1) {
-      const mine = pubsub.channelsOf(conn.id);
+      const mine = pubsub.channelsOf(id);
       if (mine.length === 0) subscriptionReply(UNSUBSCRIBE, null, 0);
-      for (const ch of mine) subscriptionReply(UNSUBSCRIBE, ch, pubsub.unsubscribe(conn.id, ch));
+      for (const ch of mine) subscriptionReply(UNSUBSCRIBE, ch, pubsub.unsubscribe(id, ch));
       return;
     }
-    for (let i = 1; i < args.length; i++) subscriptionReply(UNSUBSCRIBE, args[i]!, pubsub.unsubscribe(conn.id, keyOf(args[i]!)));
+    for (let i = 1; i < args.length; i++) subscriptionReply(UNSUBSCRIBE, args[i]!, pubsub.unsubscribe(id, keyOf(args[i]!)));
   }
 
   /**

@@ -30,6 +30,20 @@ export interface KvContext {
   readonly send: (reply: Uint8Array) => void;
 }
 
+/** The app's counters, as INFO reports them. */
+export interface KvStats {
+  /** Connections open now (as seen by the handler). */
+  connected: number;
+  /** Commands processed since start. */
+  readonly commands: number;
+  /** Date.now() when the app was created. */
+  readonly startedAtMs: number;
+  /** AUTH and HELLO ... AUTH answered WRONGPASS (INFO: acl_access_denied_auth). */
+  authFailures: number;
+  /** Connections closed by protected mode (INFO: rejected_connections). */
+  deniedConnections: number;
+}
+
 /** "-ERR syntax error" (shared). */
 export const ERR_SYNTAX_REPLY: Uint8Array = errorReply("ERR syntax error");
 /** "-ERR value is not an integer or out of range" (shared). */

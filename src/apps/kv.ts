@@ -6,10 +6,12 @@
  *   const app = createKvApp();
  *   const server = await createServer({ port: 6380, protocol: app.protocol, handler: app.handler });
  *
- * This file is the dispatcher: it looks a request's command up (commands.ts, without
- * allocating), checks arity and the subscribed-mode rule, and runs the command. The commands
- * live by family in kv-cmd-strings.ts, kv-cmd-keys.ts, kv-cmd-server.ts and
- * kv-cmd-pubsub.ts, each built over a small context (kv-context.ts).
+ * This file is the dispatcher: it admits connections (protected mode, kv-auth.ts), looks a
+ * request's command up (commands.ts, without allocating), checks arity, authentication and
+ * the subscribed-mode rule, and runs the command. The commands live by family in
+ * kv-cmd-strings.ts, kv-cmd-keys.ts, kv-cmd-connection.ts, kv-cmd-server.ts and
+ * kv-cmd-pubsub.ts, each built over a small context (kv-context.ts); what the app knows of
+ * each connection is in kv-clients.ts.
  *
  * Each reply is written with conn.write as soon as it is known (replies.ts): the reactor
  * gathers the writes of one data event into one send, so a pipelined batch costs one write
@@ -18,13 +20,17 @@
  * wheel with a lazy check on access.
  */
 import type { NodeBus } from "../bus/index.ts";
+import { MyriadRangeError, MyriadTypeError } from "../errors.ts";
 import { ProtocolError, type Conn, type Handler } from "../reactor/index.ts";
 import { CommandTable, arityOk, type CommandSpec } from "./commands.ts";
+import { DENIED_REPLY, NOAUTH_REPLY, Password, isLoopbackAddress } from "./kv-auth.ts";
+import { CLIENT_AUTHED, CLIENT_CLOSING, CLIENT_OPEN, CoarseClock, KvClients, slotOf, type CurrentClient } from "./kv-clients.ts";
+import { ALLOWED_BEFORE_AUTH, addConnectionCommands } from "./kv-cmd-connection.ts";
 import { addKeyCommands } from "./kv-cmd-keys.ts";
 import { addPubSubCommands } from "./kv-cmd-pubsub.ts";
-import { addServerCommands, type KvStats } from "./kv-cmd-server.ts";
+import { addServerCommands } from "./kv-cmd-server.ts";
 import { addStringCommands } from "./kv-cmd-strings.ts";
-import { arityErrorReply, cString, type Run } from "./kv-context.ts";
+import { arityErrorReply, cString, type KvStats, type Run } from "./kv-context.ts";
 import { KvStore } from "./kv-store.ts";
 import { PubSub } from "./pubsub.ts";
 import { error as errorReply } from "./replies.ts";
@@ -42,6 +48,18 @@ export interface KvAppOptions {
    * subscribes on the bus to each channel while one of its connections does. Default none.
    */
   bus?: NodeBus;
+  /**
+   * The password of the default user (redis's requirepass): a connection runs no command but
+   * AUTH, HELLO and QUIT until `AUTH <password>`, `AUTH default <password>` or
+   * `HELLO 2 AUTH default <password>`. Unset: no password.
+   */
+  requirePass?: string;
+  /**
+   * Protected mode (default true), as redis has it: with no requirePass, a connection from
+   * other than loopback (see isLoopbackAddress) is answered -DENIED, saying how to fix it, and
+   * closed. false serves everyone who can reach the port.
+   */
+  protectedMode?: boolean;
 }
 
 /** The KV app: a handler for createServer({ protocol: "resp" }) over one store. */
@@ -54,6 +72,12 @@ export interface KvApp {
    * Replies are written during message() (the reactor sends one read's replies at once).
    */
   readonly handler: Handler<Uint8Array[]>;
+  /**
+   * A handler for one more server sharing this app's store, channels and clients (CLIENT LIST
+   * shows them all). Two servers hand out the same connection ids, so each server needs a
+   * handler of its own: `handler` for the first, one of these for each other.
+   */
+  handlerForListener(): Handler<Uint8Array[]>;
   readonly store: KvStore;
   /** Channels of SUBSCRIBE / PUBLISH. */
   readonly pubsub: PubSub;
@@ -61,7 +85,11 @@ export interface KvApp {
   readonly connectedClients: number;
   /** Commands processed since start. */
   readonly commandsProcessed: number;
-  /** Stops the expiry timer. */
+  /** AUTH and HELLO ... AUTH answered WRONGPASS since start (INFO: acl_access_denied_auth). */
+  readonly authFailures: number;
+  /** Connections refused by protected mode since start (INFO: rejected_connections). */
+  readonly deniedConnections: number;
+  /** Stops the expiry and clock timers. */
   close(): void;
 }
 
@@ -71,14 +99,42 @@ const ERR_TOO_LARGE_REPLY = errorReply("ERR Protocol error: request larger than 
 /** Commands a subscribed connection may still send, as redis allows. */
 const ALLOWED_WHEN_SUBSCRIBED = new Set(["subscribe", "unsubscribe", "psubscribe", "punsubscribe", "ssubscribe", "sunsubscribe", "ping", "quit", "reset"]);
 
-/** Creates the key-value app: a handler for createServer({ protocol: "resp" }) over a fresh store. */
+/** Flags of a connection on the fast path: open, authenticated, not closing. */
+const CLIENT_READY = CLIENT_OPEN | CLIENT_AUTHED;
+
+/** Id bases of successive listeners: apart by more than any connection id (ids are below 2^32). */
+const LISTENER_ID_STRIDE = 2 ** 32;
+
+function checkAppOptions(opts: KvAppOptions): void {
+  if (typeof opts !== "object" || opts === null) {
+    throw new MyriadTypeError("ERR_APP_OPTION", `createKvApp: options must be an object like { requirePass: "..." }, got ${String(opts)}`);
+  }
+  const { requirePass, protectedMode } = opts;
+  if (requirePass !== undefined && (typeof requirePass !== "string" || requirePass === "")) {
+    throw new MyriadRangeError("ERR_APP_OPTION", "createKvApp: requirePass must be a non-empty string (leave it unset for no password)");
+  }
+  if (protectedMode !== undefined && typeof protectedMode !== "boolean") {
+    throw new MyriadTypeError("ERR_APP_OPTION", `createKvApp: protectedMode must be true or false, got ${String(protectedMode)}`);
+  }
+}
+
+/**
+ * Creates the key-value app: a handler for createServer({ protocol: "resp" }) over a fresh
+ * store. Throws MyriadTypeError / MyriadRangeError (ERR_APP_OPTION) naming a bad option.
+ */
 export function createKvApp(opts: KvAppOptions = {}): KvApp {
+  checkAppOptions(opts);
   const store = new KvStore({ tickMs: opts.tickMs, maxKeys: opts.maxKeys, now: opts.now });
   const pubsub = new PubSub();
   const bus = opts.bus ?? null;
   if (bus !== null) connectBus(pubsub, bus);
   const table = new CommandTable<Run>();
-  const clientNames = new Map<number, string>();
+  const clock = new CoarseClock();
+  const password = opts.requirePass === undefined ? null : new Password(opts.requirePass);
+  /** Protected mode applies: no password, and not turned off. */
+  const loopbackOnly = password === null && opts.protectedMode !== false;
+  /** One table of clients per server (listener); see handlerForListener. */
+  const listeners: KvClients[] = [];
   let commands = 0;
   const stats: KvStats = {
     connected: 0,
@@ -86,6 +142,8 @@ export function createKvApp(opts: KvAppOptions = {}): KvApp {
       return commands;
     },
     startedAtMs: Date.now(),
+    authFailures: 0,
+    deniedConnections: 0,
   };
   /**
    * The connection whose request is being answered: the reactor's Conn, valid during the
@@ -95,18 +153,14 @@ export function createKvApp(opts: KvAppOptions = {}): KvApp {
   const send = (reply: Uint8Array): void => {
     target!.write(reply);
   };
-  /** Handle of a connection that sent QUIT: the rest of its batch is ignored. */
-  let quitting = -1;
-  const quit = (conn: Conn): void => {
-    quitting = conn.id;
-    conn.close();
-  };
+  const current: CurrentClient = { clients: new KvClients(0), slot: 0, id: 0 };
 
   const ctx = { store, pubsub, send, bus };
   addStringCommands(table, ctx);
   addKeyCommands(table, ctx);
-  addServerCommands(table, { ...ctx, table, stats, clientNames, quit });
-  addPubSubCommands(table, ctx);
+  addConnectionCommands(table, { pubsub, send, current, password, stats, listeners, clock });
+  addServerCommands(table, { ...ctx, table, stats });
+  addPubSubCommands(table, { pubsub, send, bus, current });
 
   function unknownCommand(args: Uint8Array[]): void {
     // redis 7: each argument quoted, until 128 bytes of them are shown.
@@ -115,47 +169,93 @@ export function createKvApp(opts: KvAppOptions = {}): KvApp {
     send(errorReply(`ERR unknown command '${cString(args[0]!, 128)}', with args beginning with: ${shown}`));
   }
 
-  const handler: Handler<Uint8Array[]> = {
-    open() {
+  /** The handler for the connections of one server, recorded in `clients`. */
+  function handlerFor(clients: KvClients): Handler<Uint8Array[]> {
+    const idBase = clients.idBase;
+
+    /** Records a new connection, and refuses it in protected mode; returns its flags. */
+    function admit(conn: Conn): number {
+      const slot = clients.open(conn, password === null ? CLIENT_AUTHED : 0, clock.refresh());
       stats.connected++;
-    },
-    message(conn: Conn, args: Uint8Array[]) {
-      const argc = args.length;
-      // An empty request ("*0", a blank inline line) gets no reply, as in redis.
-      if (argc === 0) return;
-      if (conn.id === quitting) return;
-      target = conn;
-      commands++;
-      const cmd: CommandSpec<Run> | undefined = table.lookup(args[0]!);
-      if (cmd === undefined) unknownCommand(args);
-      else if (!arityOk(cmd.arity, argc)) send(arityErrorReply(cmd.name));
-      else if (pubsub.isSubscribed(conn.id) && !ALLOWED_WHEN_SUBSCRIBED.has(cmd.name))
-        send(
-          errorReply(`ERR Can't execute '${cmd.name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context`),
-        );
-      else cmd.run(args, conn);
-    },
-    error(conn: Conn, err: Error) {
-      if (err instanceof ProtocolError) {
-        // As redis does before it drops a client that sent garbage: say why (the reactor
-        // sends it before it closes the connection).
-        target = conn;
-        send(err.code === "ERR_FRAME_TOO_LARGE" ? ERR_TOO_LARGE_REPLY : ERR_PROTOCOL_REPLY);
-      } else {
-        console.error(`myriad kv: connection ${conn.id}: ${err.stack ?? err.message}`);
+      clock.hold();
+      if (loopbackOnly && !isLoopbackAddress(conn.remoteAddress)) {
+        stats.deniedConnections++;
+        clients.flags[slot]! |= CLIENT_CLOSING;
+        // As redis does at accept: say why and how to fix it, then close (after the write is flushed).
+        conn.write(DENIED_REPLY);
+        conn.close();
       }
-    },
-    close(conn: Conn) {
-      stats.connected--;
-      if (clientNames.size !== 0) clientNames.delete(conn.id);
-      pubsub.forget(conn.id);
-      if (quitting === conn.id) quitting = -1;
-    },
-  };
+      return clients.flags[slot]!;
+    }
+
+    return {
+      open(conn: Conn) {
+        admit(conn);
+      },
+      message(conn: Conn, args: Uint8Array[]) {
+        const argc = args.length;
+        // An empty request ("*0", a blank inline line) gets no reply, as in redis.
+        if (argc === 0) return;
+        const slot = slotOf(conn.id);
+        let flags = slot < clients.flags.length ? clients.flags[slot]! : 0;
+        if (flags !== CLIENT_READY) {
+          // A connection the handler was not told about (no open call) is admitted now.
+          if (flags === 0) flags = admit(conn);
+          if (flags & CLIENT_CLOSING) return;
+        }
+        target = conn;
+        current.clients = clients;
+        current.slot = slot;
+        current.id = idBase + conn.id;
+        commands++;
+        clients.lastCommandAtMs[slot] = clock.nowMs;
+        const cmd: CommandSpec<Run> | undefined = table.lookup(args[0]!);
+        if (cmd === undefined) {
+          clients.lastCommand[slot] = undefined;
+          unknownCommand(args);
+          return;
+        }
+        clients.lastCommand[slot] = cmd.name;
+        if (!arityOk(cmd.arity, argc)) send(arityErrorReply(cmd.name));
+        else if (!(flags & CLIENT_AUTHED) && !ALLOWED_BEFORE_AUTH.has(cmd.name)) send(NOAUTH_REPLY);
+        else if (pubsub.isSubscribed(current.id) && !ALLOWED_WHEN_SUBSCRIBED.has(cmd.name))
+          send(
+            errorReply(`ERR Can't execute '${cmd.name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context`),
+          );
+        else cmd.run(args, conn);
+      },
+      error(conn: Conn, err: Error) {
+        if (err instanceof ProtocolError) {
+          // As redis does before it drops a client that sent garbage: say why (the reactor
+          // sends it before it closes the connection).
+          target = conn;
+          send(err.code === "ERR_FRAME_TOO_LARGE" ? ERR_TOO_LARGE_REPLY : ERR_PROTOCOL_REPLY);
+        } else {
+          console.error(`myriad kv: connection ${conn.id}: ${err.stack ?? err.message}`);
+        }
+      },
+      close(conn: Conn) {
+        const slot = slotOf(conn.id);
+        if (slot < clients.flags.length && clients.flags[slot] !== 0) {
+          clients.close(slot);
+          stats.connected--;
+          clock.release();
+        }
+        pubsub.forget(idBase + conn.id);
+      },
+    };
+  }
+
+  function handlerForListener(): Handler<Uint8Array[]> {
+    const clients = new KvClients(listeners.length * LISTENER_ID_STRIDE);
+    listeners.push(clients);
+    return handlerFor(clients);
+  }
 
   return {
     protocol: "resp",
-    handler,
+    handler: handlerForListener(),
+    handlerForListener,
     store,
     pubsub,
     get connectedClients() {
@@ -164,8 +264,15 @@ export function createKvApp(opts: KvAppOptions = {}): KvApp {
     get commandsProcessed() {
       return commands;
     },
+    get authFailures() {
+      return stats.authFailures;
+    },
+    get deniedConnections() {
+      return stats.deniedConnections;
+    },
     close() {
       store.close();
+      clock.stop();
     },
   };
 }

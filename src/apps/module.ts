@@ -37,6 +37,13 @@ export interface ModuleApp {
   protocol?: ServerOptions["protocol"];
   codec?: ServerOptions["codec"];
   handler: ServerOptions["handler"];
+  /**
+   * Optional: a handler for each further listener (`serve --host a,b` or a --port range runs
+   * one server per address in a process). Servers hand out overlapping connection ids, so an
+   * app that keeps state by conn.id gives each server its own handler; without this, every
+   * server gets `handler`.
+   */
+  handlerForListener?(): ServerOptions["handler"];
   /** Called once the server has stopped (close upstream clients here). */
   close?(): void | Promise<void>;
 }

@@ -3,7 +3,9 @@
  * channel names; no patterns). A published message is encoded once and the same bytes are
  * written to every subscriber; the reactor copies only what a socket does not take at once.
  *
- * Only connections that subscribe cost anything: one bound Conn and a Set of channel names.
+ * Subscribers are known by an id the caller gives (unique among its live connections: the
+ * KV app's ids span all its listeners) and reached through a Conn bound to their connection.
+ * Only connections that subscribe cost anything: a Map entry and a Set of channel names.
  */
 import type { Conn } from "../reactor/index.ts";
 
@@ -22,9 +24,9 @@ export class PubSub {
    * (channel, false) when it loses its last: the node bus subscribes to exactly those.
    */
   onChannelActive: ((channelKey: string, active: boolean) => void) | null = null;
-  /** channel -> subscribers (handle -> bound Conn). */
+  /** channel -> subscribers (id -> bound Conn). */
   private readonly channels = new Map<string, Map<number, Conn>>();
-  /** handle -> its channels, for subscribed connections only. */
+  /** id -> its channels, for subscribed connections only. */
   private readonly byConn = new Map<number, Set<string>>();
 
   /** Number of connections in subscribed mode. */
@@ -42,12 +44,20 @@ export class PubSub {
     return this.byConn.size !== 0 && this.byConn.has(id);
   }
 
-  /** Subscribes conn to channel; returns the connection's subscription count after it. */
-  subscribe(conn: Conn, channel: string): number {
-    let mine = this.byConn.get(conn.id);
+  /** The connection's subscription count. */
+  countOf(id: number): number {
+    return this.byConn.size === 0 ? 0 : (this.byConn.get(id)?.size ?? 0);
+  }
+
+  /**
+   * Subscribes connection `id` to channel; `conn` must stay bound to that connection (a
+   * conn.ref()). Returns the connection's subscription count after it.
+   */
+  subscribe(id: number, conn: Conn, channel: string): number {
+    let mine = this.byConn.get(id);
     if (mine === undefined) {
       mine = new Set();
-      this.byConn.set(conn.id, mine);
+      this.byConn.set(id, mine);
     }
     if (!mine.has(channel)) {
       mine.add(channel);
@@ -57,7 +67,7 @@ export class PubSub {
         this.channels.set(channel, subs);
         this.onChannelActive?.(channel, true);
       }
-      subs.set(conn.id, conn.ref());
+      subs.set(id, conn);
     }
     return mine.size;
   }

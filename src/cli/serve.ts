@@ -149,6 +149,33 @@ function limitsTail(cfg: ServeConfig): string {
   );
 }
 
+/** The kv app's access options from the config (what both the single process and the workers get). */
+function kvAccessOf(cfg: ServeConfig): { requirePass?: string; protectedMode: boolean } {
+  return { requirePass: cfg.requirepass, protectedMode: cfg.protectedMode === "yes" };
+}
+
+/**
+ * The kv app's access line of the startup block: whether clients must AUTH, and what protected
+ * mode does (undefined for other apps). Says it loudly when nothing guards the store.
+ */
+function accessLine(cfg: ServeConfig, hosts: readonly string[]): string | undefined {
+  if (cfg.app !== "kv") return undefined;
+  if (cfg.requirepass !== undefined) return "  access: password required (clients send AUTH <password> first; wrong ones are counted in INFO)";
+  if (cfg.protectedMode === "yes") {
+    const exposed = cfg.unix === undefined && hosts.some((h) => !isLoopbackHost(h));
+    return (
+      "  access: no password, protected mode on: clients from other than loopback get -DENIED" +
+      (exposed ? " (set --requirepass <password> to serve them, or --protected-mode no if every network that can reach this port is trusted)" : "")
+    );
+  }
+  return "  access: no password and protected mode off (--protected-mode no): anyone who can reach the port can read and write every key";
+}
+
+/** [line] or [] (for a startup block's optional lines). */
+function optional(line: string | undefined): string[] {
+  return line === undefined ? [] : [line];
+}
+
 /** Installs SIGINT/SIGTERM: the first starts `shutdown`, a second one runs `now` and exits 130. */
 function onSignals(shutdown: (why: string) => Promise<void>, isStopping: () => boolean, now: () => void = () => {}): void {
   for (const sig of ["SIGINT", "SIGTERM"] as const) {
@@ -202,7 +229,7 @@ async function serveSingle(cfg: ServeConfig): Promise<void> {
   let app: ModuleApp;
   // Pools a module app registers, read by the admin server at every snapshot.
   const registry = new PoolRegistry();
-  if (cfg.app === "kv") app = createKvApp({ tickMs: cfg.tickMs, maxKeys: cfg.maxKeys > 0 ? cfg.maxKeys : undefined });
+  if (cfg.app === "kv") app = createKvApp({ tickMs: cfg.tickMs, maxKeys: cfg.maxKeys > 0 ? cfg.maxKeys : undefined, ...kvAccessOf(cfg) });
   else if (cfg.app === "echo") app = createEchoApp({ protocol: cfg.protocol ?? "raw" });
   else {
     app = await loadModule(cfg, registry);
@@ -264,6 +291,7 @@ async function serveSingle(cfg: ServeConfig): Promise<void> {
     `  limits: max connections ${cfg.maxConnections > 0 ? cfg.maxConnections : `${defaultMaxConnections()} (ulimit -n minus a margin)`}` +
       `, per IP ${cfg.maxConnectionsPerIp || "unlimited"}` +
       limitsTail(cfg),
+    ...optional(accessLine(cfg, cfg.host)),
     `  admin: ${admin ? `${admin.url} (healthz, readyz, stats, metrics${registry.pools.size > 0 ? `, pools ${[...registry.pools.keys()].join(", ")}` : ""}; ${stopNote(cfg)})` : "off"}`,
     `  stop: Ctrl-C or kill -TERM ${process.pid}`,
   ];
@@ -298,7 +326,7 @@ async function serveCluster(cfg: ServeConfig, spec: number | "auto", hosts: stri
 
   const app: WorkerApp =
     cfg.app === "kv"
-      ? { kind: "kv", tickMs: cfg.tickMs, maxKeys: cfg.maxKeys > 0 ? cfg.maxKeys : undefined }
+      ? { kind: "kv", tickMs: cfg.tickMs, maxKeys: cfg.maxKeys > 0 ? cfg.maxKeys : undefined, ...kvAccessOf(cfg) }
       : cfg.app === "echo"
         ? { kind: "echo", protocol: cfg.protocol ?? "raw" }
         : // Absolute: the workers import it from their own working directory.
@@ -395,6 +423,7 @@ async function serveCluster(cfg: ServeConfig, spec: number | "auto", hosts: stri
       `, ${perWorker} per worker${plan.workers > 1 && cfg.maxConnections > 0 ? " (its share + 10% + 16 for the kernel's uneven spread)" : ""}` +
       `, per IP ${cfg.maxConnectionsPerIp ? `${cfg.maxConnectionsPerIp} per worker` : "unlimited"}` +
       limitsTail(cfg),
+    ...optional(accessLine(cfg, hosts)),
     `  admin: ${admin ? `${admin.url} (healthz, readyz, stats per worker and summed, metrics with a worker label; ${stopNote(cfg)})` : "off"}`,
     `  stop: Ctrl-C or kill -TERM ${process.pid} (stops every worker)`,
   ];

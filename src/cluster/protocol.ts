@@ -13,7 +13,8 @@ export const WORKER_CONFIG_ENV = "MYRIAD_CLUSTER_WORKER";
 /**
  * The application a worker serves:
  * - echo: src/apps createEchoApp({ protocol });
- * - kv: src/apps createKvApp({ tickMs, maxKeys }) — each worker has its own store;
+ * - kv: src/apps createKvApp({ tickMs, maxKeys, requirePass, protectedMode }) — each worker
+ *   has its own store;
  * - module: `export` (default "default") of `module` (an absolute path or package name),
  *   a function (options, { workerIndex, workers, registerPool }) returning (or resolving to)
  *   { protocol? | codec?, handler, close?() } (src/apps' AppFactory); the pools it
@@ -21,7 +22,7 @@ export const WORKER_CONFIG_ENV = "MYRIAD_CLUSTER_WORKER";
  */
 export type WorkerApp =
   | { kind: "echo"; protocol?: ProtocolName }
-  | { kind: "kv"; tickMs?: number; maxKeys?: number }
+  | { kind: "kv"; tickMs?: number; maxKeys?: number; requirePass?: string; protectedMode?: boolean }
   | { kind: "module"; module: string; export?: string; options?: unknown };
 
 /**

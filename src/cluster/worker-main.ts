@@ -17,6 +17,8 @@ interface LoadedApp {
   protocol?: ServerOptions["protocol"];
   codec?: ServerOptions["codec"];
   handler: Handler;
+  /** A handler for each listener after the first, when the app tells its listeners' connections apart (ids overlap between servers). */
+  handlerForListener?(): Handler;
   close?(): void | Promise<void>;
 }
 
@@ -46,7 +48,7 @@ async function loadApp(app: WorkerApp): Promise<LoadedApp> {
     }
     case "kv": {
       const { createKvApp } = await import("../apps/index.ts");
-      return createKvApp({ tickMs: app.tickMs, maxKeys: app.maxKeys });
+      return createKvApp({ tickMs: app.tickMs, maxKeys: app.maxKeys, requirePass: app.requirePass, protectedMode: app.protectedMode });
     }
     case "module": {
       const [{ loadModuleApp }, { PoolRegistry }] = await Promise.all([import("../apps/index.ts"), import("../pool/index.ts")]);
@@ -106,12 +108,13 @@ try {
   const multi = cfg.listen.length > 1;
   const counter: CapCounter = { live: 0, cap: cfg.maxConnections };
   const s = cfg.server;
-  for (const addr of cfg.listen) {
+  for (const [i, addr] of cfg.listen.entries()) {
+    const handler = i > 0 && app.handlerForListener !== undefined ? app.handlerForListener() : app.handler;
     const opts: ServerOptions = {
       hostname: addr.hostname,
       port: addr.port,
       reusePort: true,
-      handler: multi ? capped(app.handler, counter, () => overCap++) : app.handler,
+      handler: multi ? capped(handler, counter, () => overCap++) : handler,
       maxConnections: cfg.maxConnections,
     };
     if (app.codec !== undefined) opts.codec = app.codec;

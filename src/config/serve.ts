@@ -95,6 +95,20 @@ export const serveFlags = {
   },
   tickMs: { type: "int", default: 10, min: 1, max: 1000, help: "timing wheel resolution (timeouts and key expiry fire at most one tick late)" },
   maxKeys: { type: "int", default: 0, min: 0, help: "kv: most keys; writes adding more answer -OOM (0: no limit)" },
+  requirepass: {
+    type: "string",
+    minLength: 1,
+    placeholder: "<password>",
+    help:
+      "kv: the password clients must give (AUTH <password>, or HELLO 2 AUTH default <password>) before any other command; " +
+      "better set as MYRIAD_REQUIREPASS or in a --config file: a flag shows in ps",
+  },
+  protectedMode: {
+    type: "enum",
+    choices: ["yes", "no"],
+    default: "yes",
+    help: "kv, with no --requirepass: answer clients from other than loopback with -DENIED and close them (redis's protected mode); no: serve anyone who can reach the port",
+  },
   tlsCert: { type: "string", placeholder: "<path>", minLength: 1, help: "PEM certificate: serve TLS (with --tls-key)" },
   tlsKey: { type: "string", placeholder: "<path>", minLength: 1, help: "PEM private key for --tls-cert" },
   admin: { type: "bool", default: true, help: "start the admin server (--no-admin: do not)" },
@@ -120,7 +134,7 @@ export const serveFlags = {
 /**
  * `bun run serve`: its flags, env names, --help and config-file schema. Cross-flag rules:
  * --app is kv, echo or a module path; --tls-cert and --tls-key go together; --protocol other
- * than resp does not go with --app kv;
+ * than resp does not go with --app kv; --requirepass and --protected-mode no go with --app kv only;
  * --workers is auto or 1..4096, and other than 1 refuses --app kv and --unix; --port 0 stands
  * alone and a range names at most MAX_LISTEN_PORTS ports; --host names at least one address.
  */
@@ -140,6 +154,7 @@ export const serveCommand = defineCommand({
     "  bun run serve --app echo --workers auto --max-connections 200k --port 7000-7019",
     "  bun run serve --app ./my-proxy.ts --workers 2 --port 7000   # a module app in every worker",
     "  bun run serve --host 127.0.0.1,::1 --port 6380-6383      # kv: one worker, 8 listeners, one store",
+    "  MYRIAD_REQUIREPASS=s3cret bun run serve --host 0.0.0.0   # kv for other machines: clients AUTH s3cret first",
     "  MYRIAD_PORT=7002 bun run serve --config serve.json",
     "  redis-cli -p 6380 set greeting hello",
     "",
@@ -169,6 +184,8 @@ export const serveCommand = defineCommand({
       return `--tls-cert and --tls-key go together, got only ${v.tlsCert !== undefined ? "--tls-cert" : "--tls-key"}`;
     if (v.app === "kv" && v.protocol !== undefined && v.protocol !== "resp")
       return `--protocol ${v.protocol} applies to --app echo; the kv app speaks resp`;
+    if (v.app !== "kv" && v.requirepass !== undefined) return `--requirepass applies to --app kv (the KV server's AUTH), not to --app ${v.app}`;
+    if (v.app !== "kv" && v.protectedMode === "no") return `--protected-mode applies to --app kv (the KV server), not to --app ${v.app}`;
     return undefined;
   },
 });

@@ -8,6 +8,8 @@ export interface ConnOps {
   isOpen(id: number): boolean;
   remoteAddress(id: number): string;
   remotePort(id: number): number;
+  localAddress(id: number): string;
+  localPort(id: number): number;
 }
 
 /**
@@ -49,6 +51,14 @@ export class ConnRef implements Conn {
 
   get remotePort(): number {
     return this.ops.remotePort(this.id);
+  }
+
+  get localAddress(): string {
+    return this.ops.localAddress(this.id);
+  }
+
+  get localPort(): number {
+    return this.ops.localPort(this.id);
   }
 
   get isOpen(): boolean {

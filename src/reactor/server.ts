@@ -370,6 +370,16 @@ class ReactorServer extends ReactorState implements Server {
     return this.sockets[slot]?.remotePort ?? 0;
   }
 
+  localAddress(id: number): string {
+    if (!this.table.isLive(id)) return "";
+    return this.sockets[id & SLOT_MASK]?.localAddress ?? "";
+  }
+
+  localPort(id: number): number {
+    if (!this.table.isLive(id)) return 0;
+    return this.sockets[id & SLOT_MASK]?.localPort ?? 0;
+  }
+
   close(id: number, reason?: CloseReason): void {
     closeAfterFlush(this, id, reasonCode(reason));
   }

@@ -244,6 +244,8 @@ export abstract class ReactorState implements ConnOps, ClockClient {
   abstract isOpen(id: number): boolean;
   abstract remoteAddress(id: number): string;
   abstract remotePort(id: number): number;
+  abstract localAddress(id: number): string;
+  abstract localPort(id: number): number;
   abstract onTimer(slot: number): void;
   abstract refileAll(): void;
 }

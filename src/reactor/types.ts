@@ -83,6 +83,10 @@ export interface Conn {
   readonly remoteAddress: string;
   /** The peer's TCP port (0 for unix sockets or a closed connection); with proxyProtocol, the client's. */
   readonly remotePort: number;
+  /** This end's IP address, the one the peer connected to ("" for unix sockets or a closed connection); with proxyProtocol, still this socket's (the balancer connected to it). */
+  readonly localAddress: string;
+  /** This end's TCP port (0 for unix sockets or a closed connection). */
+  readonly localPort: number;
   /** True while the connection is open and not closing. */
   readonly isOpen: boolean;
   /** A Conn bound to this connection for good (one small object): keep it beyond the callback. */

@@ -154,7 +154,14 @@ export class FakeConn implements Conn {
   written: Uint8Array[] = [];
   closedWith: string | undefined;
   writeCalls = 0;
-  constructor(readonly id: number) {}
+  /** remoteAddress: the peer it claims to be (loopback unless a test says otherwise). */
+  constructor(
+    readonly id: number,
+    readonly remoteAddress = "127.0.0.1",
+    readonly remotePort = 40000 + id,
+  ) {}
+  readonly localAddress = "127.0.0.1";
+  readonly localPort = 6380;
   write(data: Uint8Array | string): boolean {
     this.writeCalls++;
     this.written.push(typeof data === "string" ? enc.encode(data) : data.slice());
@@ -165,12 +172,6 @@ export class FakeConn implements Conn {
   }
   close(reason?: string): void {
     this.closedWith = reason ?? "server";
-  }
-  get remoteAddress(): string {
-    return "127.0.0.1";
-  }
-  get remotePort(): number {
-    return 40000 + this.id;
   }
   get isOpen(): boolean {
     return this.closedWith === undefined;

@@ -49,15 +49,22 @@ export async function rawCommand(port: number, command: string, timeoutMs = 1_00
 
 export class RedisServer {
   private proc: Subprocess | null = null;
-  private constructor(readonly port: number) {}
+  private constructor(
+    readonly port: number,
+    private readonly extraArgs: readonly string[] = [],
+  ) {}
 
-  /** Starts redis-server on a free port (or `port`) and waits until it answers PING. */
-  static async start(options: { port?: number } = {}): Promise<RedisServer> {
+  /**
+   * Starts redis-server on a free port (or `port`), with `args` added to its command line
+   * (e.g. ["--requirepass", "pw"]), and waits until it answers PING (or refuses it for want
+   * of AUTH).
+   */
+  static async start(options: { port?: number; args?: readonly string[] } = {}): Promise<RedisServer> {
     if (!Bun.which("redis-server")) throw new Error(INSTALL_HINT);
     let lastErr: unknown;
     // A port picked free may be taken before redis binds it: try another.
     for (let attempt = 0; attempt < 3; attempt++) {
-      const server = new RedisServer(options.port ?? freePort());
+      const server = new RedisServer(options.port ?? freePort(), options.args);
       try {
         await server.spawn();
         return server;
@@ -90,6 +97,7 @@ export class RedisServer {
         "--daemonize", "no",
         "--loglevel", "warning",
         "--maxclients", "10000",
+        ...this.extraArgs,
       ],
       { stdout: "ignore", stderr: "pipe" },
     );
@@ -100,7 +108,8 @@ export class RedisServer {
         throw new Error(`redis-server exited at start on port ${this.port}: ${err.trim()}`);
       }
       try {
-        if ((await rawCommand(this.port, "PING", 500)).startsWith("+PONG")) return;
+        const reply = await rawCommand(this.port, "PING", 500);
+        if (reply.startsWith("+PONG") || reply.startsWith("-NOAUTH")) return;
       } catch {
         // not listening yet
       }

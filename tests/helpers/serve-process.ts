@@ -40,10 +40,11 @@ const running: Served[] = [];
 
 /**
  * Starts `bun run serve ...args` (environment: PATH, HOME and `env`) and resolves once its
- * startup block is printed; rejects with its stderr when it exits first.
+ * startup block is printed; rejects with its stderr when it exits first. `prefix` runs it
+ * under a command that execs it in place (e.g. ["ip", "netns", "exec", ns]).
  */
-export async function startServe(args: string[], env: Record<string, string> = {}, timeoutMs = 20_000): Promise<Served> {
-  const proc = Bun.spawn([process.execPath, "run", "serve", ...args], {
+export async function startServe(args: string[], env: Record<string, string> = {}, timeoutMs = 20_000, prefix: string[] = []): Promise<Served> {
+  const proc = Bun.spawn([...prefix, process.execPath, "run", "serve", ...args], {
     cwd: ROOT,
     stdin: "ignore",
     stdout: "pipe",
