@@ -134,7 +134,7 @@ function openSub(i: number): void {
       },
       error() {},
     },
-  } as Parameters<typeof Bun.connect<number>>[0]).catch(() => {});
+  } as unknown as Parameters<typeof Bun.connect<number>>[0]).catch(() => {});
 }
 
 function resetSub(s: Sub): void {
