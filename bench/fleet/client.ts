@@ -111,13 +111,13 @@ function openSub(i: number): void {
     ...(source ? { localAddress: source } : {}),
     data: i,
     socket: {
-      open(socket) {
+      open(socket: Socket<number>) {
         s.socket = socket;
         s.localAddr = socket.localAddress;
         s.localPort = socket.localPort;
         socket.write(new Uint8Array([...cmd("CLIENT", "INFO"), ...cmd("SUBSCRIBE", "news")]));
       },
-      data(socket, bytes) {
+      data(socket: Socket<number>, bytes: Uint8Array) {
         if (!feed(s, bytes, (r) => onSubReply(s, r))) socket.terminate();
       },
       close() {
