@@ -75,8 +75,11 @@ const PER_CLIENT = 15_000;
 const PER_SOURCE = 60_000;
 const HEALTH_INTER_MS = 300;
 const HEALTH_FALL = 2;
-/** A stopping node stays ready-to-serve, but unready, this long: longer than the balancer needs to see it. */
-const DRAIN_MS = HEALTH_INTER_MS * (HEALTH_FALL + 2);
+/**
+ * A stopping node stays serving, but unready, this long: well past the balancer's
+ * inter × fall (0.6 s here), as docs/deploy.md advises.
+ */
+const DRAIN_MS = 2_000;
 
 for (const tool of ["haproxy", "redis-server", "ip", "curl"]) {
   if (!Bun.which(tool)) {
@@ -84,6 +87,9 @@ for (const tool of ["haproxy", "redis-server", "ip", "curl"]) {
     process.exit(2);
   }
 }
+
+/** Whether this serve has protected mode (the flag to turn it off for the lab's clients). */
+const PROTECTED_MODE_FLAG = Bun.spawnSync([process.execPath, `${import.meta.dir}/../src/cli/serve.ts`, "--help"]).stdout.toString().includes("--protected-mode");
 
 const log = (s: string) => {
   if (!flags.json) console.log(s);
@@ -151,7 +157,8 @@ async function main(): Promise<void> {
       ...lab.on(name), process.execPath, "src/cli/serve.ts",
       "--host", "0.0.0.0", "--port", String(PORT),
       "--proxy-protocol", "--bus", `redis://${bus.address}:6379`,
-      "--protected-mode", "no",
+      // The clients reach the nodes from the lab's addresses, not loopback: no password here.
+      ...(PROTECTED_MODE_FLAG ? ["--protected-mode", "no"] : []),
       "--admin-host", "0.0.0.0", "--admin-port", String(ADMIN_PORT), "--admin-token", TOKEN,
       "--drain-delay-ms", `${DRAIN_MS}ms`, "--stop-timeout-ms", "5s",
     ]);
@@ -221,12 +228,12 @@ async function main(): Promise<void> {
   let connectionsWhenMarkedDown = -1;
   const pumping = (async () => {
     while (stoppedProc.exitCode === null && stoppedProc.signalCode === null) {
-      await clients[0]!.call(`publish ${nodes[0]!.address} ${PORT} ${seq + 1} ${seq + 10} proxy`);
-      seq += 10;
       if (markedDownMs < 0 && !haproxyUp(0).has(stopped.name)) {
         markedDownMs = performance.now() - stopAt;
         connectionsWhenMarkedDown = nodeConnections(stopped.name);
       }
+      await clients[0]!.call(`publish ${nodes[0]!.address} ${PORT} ${seq + 1} ${seq + 10} proxy`);
+      seq += 10;
       await Bun.sleep(50);
     }
   })();
@@ -409,7 +416,7 @@ function nodeStats(name: string): any {
   }
 }
 function nodeConnections(name: string): number {
-  return nodeStats(name)?.server?.connections ?? -1;
+  return nodeStats(name)?.totals?.connections ?? -1;
 }
 function busUp(name: string): boolean | undefined {
   return nodeStats(name)?.bus?.up;

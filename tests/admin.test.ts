@@ -18,6 +18,7 @@ import {
 import { MyriadError } from "../src/errors.ts";
 import { parsePrometheusText, sampleValue, samples } from "./helpers/prom-parse.ts";
 import { promtoolCheckMetrics } from "./helpers/promtool.ts";
+import { until } from "./helpers/until.ts";
 
 function serverStats(seed: number): AdminServerStats {
   return {
@@ -117,6 +118,43 @@ describe("probes", () => {
     expect(await res.text()).toBe("stopping");
     state.accepting = true;
     expect((await fetch(`${base}/readyz`)).status).toBe(200);
+  });
+
+  test("an HTTP/1.0 health check without a Host header (HAProxy's httpchk) reaches /readyz", async () => {
+    const { admin } = await start();
+    let reply = "";
+    const socket = await Bun.connect({
+      hostname: "127.0.0.1",
+      port: admin.port,
+      socket: {
+        data(_s, d) {
+          reply += new TextDecoder().decode(d);
+        },
+        error() {},
+      },
+    });
+    socket.write("GET /readyz HTTP/1.0\r\n\r\n");
+    await until("the health check's reply", () => reply.includes("\r\n\r\n") && reply.endsWith("ready"), 5_000);
+    expect(reply.startsWith("HTTP/1.1 200")).toBe(true);
+    socket.end();
+  });
+
+  test("/readyz stays 200 but says so while the node bus is down; /stats and /metrics show the bus", async () => {
+    const bus = { up: false, channels: 2, published: 5, publishErrors: 1, received: 7, ownDropped: 5, connects: 1, disconnects: 1 };
+    const fx = fixtureSource({ ...SNAP, bus });
+    const source: AdminStatsSource = { ...fx.source, busUp: () => bus.up };
+    const admin = await startAdminServer({ port: 0, host: "127.0.0.1", token: "", source });
+    started.push(admin);
+    const base = `http://127.0.0.1:${admin.port}`;
+    const res = await fetch(`${base}/readyz`);
+    expect(res.status).toBe(200);
+    expect(await res.text()).toBe("ready (bus down)");
+    bus.up = true;
+    expect(await (await fetch(`${base}/readyz`)).text()).toBe("ready");
+    expect((await (await fetch(`${base}/stats`)).json()).bus).toEqual(bus);
+    const metrics = await (await fetch(`${base}/metrics`)).text();
+    expect(metrics).toContain("myriad_bus_up 1\n");
+    expect(metrics).toContain("myriad_bus_publish_errors_total 1\n");
   });
 });
 

@@ -36,7 +36,10 @@ interface Sub {
   firstSeq: number;
   lastSeq: number;
   count: number;
-  broken: number; // gaps or duplicates seen
+  /** Messages that came twice or out of order: never expected, always a failure. */
+  broken: number;
+  /** First seq of the current run without a gap (a gap is expected where publishes were refused). */
+  runStart: number;
   reconnects: number;
   localAddr: string;
   localPort: number;
@@ -95,8 +98,11 @@ function onSubReply(s: Sub, r: RespValue): void {
     if (deliveries === 0) firstDeliveryMs = t;
     deliveries++;
     lastDeliveryMs = t;
-    if (s.count === 0) s.firstSeq = seq;
-    else if (seq !== s.lastSeq + 1) s.broken++;
+    if (s.count === 0) {
+      s.firstSeq = seq;
+      s.runStart = seq;
+    } else if (seq <= s.lastSeq) s.broken++;
+    else if (seq !== s.lastSeq + 1) s.runStart = seq;
     s.lastSeq = seq;
     s.count++;
   }
@@ -146,6 +152,7 @@ function resetSub(s: Sub): void {
   s.lastSeq = 0;
   s.count = 0;
   s.broken = 0;
+  s.runStart = 0;
   s.repliesSeen = 0;
 }
 
@@ -173,7 +180,7 @@ function check(from: number, to: number): Record<string, number> {
   let reconnected = 0;
   for (const s of subs) {
     if (s.reconnects > 0) reconnected++;
-    const whole = s.socket !== null && s.count > 0 && s.broken === 0 && s.firstSeq <= from && s.lastSeq >= to;
+    const whole = s.socket !== null && s.count > 0 && s.broken === 0 && s.runStart <= from && s.lastSeq >= to;
     whole ? complete++ : incomplete++;
   }
   return { complete, incomplete, reconnected };
@@ -295,7 +302,7 @@ process.stdin.on("data", async (chunk) => {
         const n = Number(a[2]);
         const base = subs.length;
         for (let i = 0; i < n; i++) {
-          subs.push({ socket: null, pending: null, subscribed: false, addrChecked: false, addrOk: false, firstSeq: 0, lastSeq: 0, count: 0, broken: 0, reconnects: 0, localAddr: "", localPort: 0, repliesSeen: 0 });
+          subs.push({ socket: null, pending: null, subscribed: false, addrChecked: false, addrOk: false, firstSeq: 0, lastSeq: 0, count: 0, broken: 0, runStart: 0, reconnects: 0, localAddr: "", localPort: 0, repliesSeen: 0 });
           openSub(base + i);
           if (i % 500 === 499) await Bun.sleep(5); // pace the SYNs a little: the balancer's accept queue is finite
         }

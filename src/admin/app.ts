@@ -57,7 +57,7 @@ export function createAdminApp(opts: AdminAppOptions): Hono {
   const token = opts.token !== undefined && opts.token !== "" ? opts.token : null;
   const check = token !== null ? bearerChecker(token) : null;
   const assets = dashboardAssets();
-  const app = new Hono();
+  const app = new Hono({ getPath: requestPath });
 
   const requireToken: MiddlewareHandler = async (c, next) => {
     if (check !== null && !check(c.req.header("authorization"))) {
@@ -72,11 +72,10 @@ export function createAdminApp(opts: AdminAppOptions): Hono {
   app.notFound((c) => c.json({ error: `no route ${c.req.method} ${c.req.path}` }, 404));
 
   app.get("/healthz", (c) => c.text("ok", 200, { "cache-control": "no-store" }));
-  app.get("/readyz", (c) =>
-    source.isAccepting()
-      ? c.text("ready", 200, { "cache-control": "no-store" })
-      : c.text("stopping", 503, { "cache-control": "no-store" }),
-  );
+  app.get("/readyz", (c) => {
+    if (!source.isAccepting()) return c.text("stopping", 503, { "cache-control": "no-store" });
+    return c.text(source.busUp?.() === false ? "ready (bus down)" : "ready", 200, { "cache-control": "no-store" });
+  });
 
   app.get("/stats", requireToken, async (c) => {
     const body = statsBody(await source.snapshot(), Date.now());
@@ -141,4 +140,17 @@ function checkAdminOptions(opts: AdminAppOptions): void {
   if (opts.token !== undefined && typeof opts.token !== "string") {
     throw new MyriadTypeError("ERR_ADMIN_OPTION", `admin option token must be a string, got ${typeof opts.token}`);
   }
+}
+
+/**
+ * The path of a request. A balancer's health check is often HTTP/1.0 without a Host header
+ * (HAProxy's `option httpchk GET /readyz`): Bun then hands over a relative URL ("/readyz"),
+ * which Hono's default reading ("the path starts after the host") turns into "z".
+ */
+function requestPath(req: Request): string {
+  const url = req.url;
+  const start = url.startsWith("/") ? 0 : url.indexOf("/", url.indexOf("://") + 3);
+  if (start < 0) return "/";
+  const q = url.indexOf("?", start);
+  return q < 0 ? url.slice(start) : url.slice(start, q);
 }

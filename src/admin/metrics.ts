@@ -181,5 +181,24 @@ export function renderMetrics(snap: AdminSnapshot): string {
     pools.length,
     (i, w) => w.histogramSeconds("myriad_pool_acquire_wait_seconds", pl[i] as string, pstats(i).acquireWaitMs),
   );
+  const bus = snap.bus;
+  if (bus !== undefined) {
+    w.family("myriad_bus_up", "gauge", "1 while the node bus is up (subscriber connected, subscriptions confirmed).", 1, (_, w) =>
+      w.sample("myriad_bus_up", "", bus.up ? 1 : 0),
+    );
+    w.family("myriad_bus_channels", "gauge", "Bus channels this node is subscribed to.", 1, (_, w) => w.sample("myriad_bus_channels", "", bus.channels));
+    w.family("myriad_bus_published_total", "counter", "Messages this node published on the bus.", 1, (_, w) =>
+      w.sample("myriad_bus_published_total", "", bus.published),
+    );
+    w.family("myriad_bus_publish_errors_total", "counter", "Bus publishes that failed (bus down, timeout, error reply).", 1, (_, w) =>
+      w.sample("myriad_bus_publish_errors_total", "", bus.publishErrors),
+    );
+    w.family("myriad_bus_received_total", "counter", "Messages received from other nodes over the bus.", 1, (_, w) =>
+      w.sample("myriad_bus_received_total", "", bus.received),
+    );
+    w.family("myriad_bus_reconnects_total", "counter", "Times the bus subscriber connection was lost.", 1, (_, w) =>
+      w.sample("myriad_bus_reconnects_total", "", bus.disconnects),
+    );
+  }
   return w.out.join("");
 }

@@ -1,3 +1,4 @@
+import type { BusStats } from "../bus/index.ts";
 import { MyriadTypeError } from "../errors.ts";
 import type { StatsPool } from "../pool/index.ts";
 import type { AdminSnapshot, AdminStatsSource, ServerStats } from "./types.ts";
@@ -19,6 +20,10 @@ export interface ServerSourceOptions {
   stopTimeoutMs?: number;
   /** Called after the server stopped through POST /admin/stop (to exit the process, say). */
   onStopped?: () => void | Promise<void>;
+  /** True while the process drains before a stop (serve --drain-delay-ms): /readyz answers 503 then. */
+  draining?: () => boolean;
+  /** The node bus, shown in /stats and /metrics and said in /readyz. */
+  bus?: { stats(): BusStats };
 }
 
 /**
@@ -33,15 +38,19 @@ export function serverSource(server: StatsServer, opts: ServerSourceOptions = {}
   }
   const worker = opts?.worker ?? "0";
   const pools = opts?.pools;
+  const bus = opts?.bus;
   return {
     snapshot(): AdminSnapshot {
       const entries: Array<[string, StatsPool]> = pools === undefined ? [] : pools instanceof Map ? [...pools] : Object.entries(pools);
-      return {
+      const snap: AdminSnapshot = {
         workers: [{ worker, pid: process.pid, stats: server.stats() }],
         pools: entries.map(([name, pool]) => ({ worker, name, stats: pool.stats() })),
       };
+      if (bus !== undefined) snap.bus = bus.stats();
+      return snap;
     },
-    isAccepting: () => server.accepting,
+    isAccepting: () => server.accepting && !(opts?.draining?.() ?? false),
+    ...(bus === undefined ? {} : { busUp: () => bus.stats().up }),
     async stop() {
       await server.stop({ graceful: true, timeoutMs: opts.stopTimeoutMs });
       await opts.onStopped?.();

@@ -6,5 +6,7 @@ import type { AdminSnapshot, AdminStatsBody } from "./types.ts";
  * their totals added up the reactor's way (sumServerStats, as the cluster supervisor does).
  */
 export function statsBody(snap: AdminSnapshot, timeMs: number): AdminStatsBody {
-  return { timeMs, workers: snap.workers, totals: sumServerStats(snap.workers.map((w) => w.stats)), pools: snap.pools };
+  const body: AdminStatsBody = { timeMs, workers: snap.workers, totals: sumServerStats(snap.workers.map((w) => w.stats)), pools: snap.pools };
+  if (snap.bus !== undefined) body.bus = snap.bus;
+  return body;
 }

@@ -2,6 +2,7 @@
  * The shapes the admin server reads. ServerStats and PoolStats are the reactor's and the
  * pool's own types: any object of the right shape can be a stats source.
  */
+import type { BusStats } from "../bus/index.ts";
 import type { PoolStats } from "../pool/index.ts";
 import type { ServerStats } from "../reactor/index.ts";
 
@@ -28,6 +29,8 @@ export type { ServerStats, PoolStats };
 export interface AdminSnapshot {
   workers: Array<{ worker: string; pid: number; stats: ServerStats }>;
   pools: Array<{ worker?: string; name: string; stats: PoolStats }>;
+  /** The node bus of a fleet member (src/bus BusStats), when the process has one. */
+  bus?: BusStats;
 }
 
 /**
@@ -39,6 +42,11 @@ export interface AdminStatsSource {
   snapshot(): AdminSnapshot | Promise<AdminSnapshot>;
   /** True while the server accepts new connections; /readyz answers 200 only then. */
   isAccepting(): boolean;
+  /**
+   * With a node bus: whether it is up. /readyz still answers 200 while it is down (a bus
+   * outage hits every node alike: failing readiness would empty the balancer) but says so.
+   */
+  busUp?(): boolean;
   /** Starts a graceful stop; resolves when the server has stopped. Called at most once by
    *  the admin app, however many POST /admin/stop requests arrive. */
   stop(): Promise<void>;
@@ -51,4 +59,6 @@ export interface AdminStatsBody {
   workers: AdminSnapshot["workers"];
   totals: ServerStats;
   pools: AdminSnapshot["pools"];
+  /** Present when the process has a node bus. */
+  bus?: BusStats;
 }

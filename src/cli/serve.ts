@@ -16,6 +16,7 @@
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { isLoopbackHost, startAdminServer, serverSource, type AdminServer, type AdminStatsSource } from "../admin/index.ts";
+import { createRedisBus } from "../bus/index.ts";
 import { createEchoApp, createKvApp, loadModuleApp, type ModuleApp } from "../apps/index.ts";
 import { PoolRegistry } from "../pool/index.ts";
 import type { ClusterEvent, ListenAddress, WorkerApp } from "../cluster/index.ts";
@@ -71,6 +72,8 @@ export function serverOptionsOf(cfg: ServeConfig, app: Pick<ModuleApp, "handler"
   }
   if (cfg.maxConnections > 0) opts.maxConnections = cfg.maxConnections;
   if (cfg.maxConnectionsPerIp > 0) opts.maxConnectionsPerIp = cfg.maxConnectionsPerIp;
+  if (cfg.proxyProtocol) opts.proxyProtocol = true;
+  if (cfg.proxyFrom !== undefined) opts.proxyProtocolFrom = cfg.proxyFrom;
   if (cfg.tlsCert !== undefined && cfg.tlsKey !== undefined) opts.tls = { cert: Bun.file(cfg.tlsCert), key: Bun.file(cfg.tlsKey) };
   return opts;
 }
@@ -229,7 +232,12 @@ async function serveSingle(cfg: ServeConfig): Promise<void> {
   let app: ModuleApp;
   // Pools a module app registers, read by the admin server at every snapshot.
   const registry = new PoolRegistry();
-  if (cfg.app === "kv") app = createKvApp({ tickMs: cfg.tickMs, maxKeys: cfg.maxKeys > 0 ? cfg.maxKeys : undefined, ...kvAccessOf(cfg) });
+  // The node bus (kv only, as config's validate() says): up and down are said as they happen.
+  const bus =
+    cfg.bus === undefined
+      ? undefined
+      : createRedisBus({ url: cfg.bus, onStatus: (up) => process.stdout.write(`serve: bus ${cfg.bus} ${up ? "up" : "down: PUBLISH answers -BUSDOWN until it is back"}\n`) });
+  if (cfg.app === "kv") app = createKvApp({ tickMs: cfg.tickMs, maxKeys: cfg.maxKeys > 0 ? cfg.maxKeys : undefined, ...kvAccessOf(cfg), ...(bus ? { bus } : {}) });
   else if (cfg.app === "echo") app = createEchoApp({ protocol: cfg.protocol ?? "raw" });
   else {
     app = await loadModule(cfg, registry);
@@ -248,11 +256,20 @@ async function serveSingle(cfg: ServeConfig): Promise<void> {
 
   let stopping: Promise<void> | undefined;
   let admin: AdminServer | undefined;
+  let draining = false;
   const shutdown = (why: string): Promise<void> => {
     if (stopping) return stopping;
-    process.stdout.write(`serve: ${why}: stopping gracefully (up to ${formatMs(cfg.stopTimeoutMs)}; signal again to exit at once)\n`);
     stopping = (async () => {
+      if (cfg.drainDelayMs > 0) {
+        // Unready first (/readyz 503) while still serving, so that the balancer's health
+        // check takes this node out before it stops listening.
+        draining = true;
+        process.stdout.write(`serve: ${why}: unready, serving on for ${formatMs(cfg.drainDelayMs)} while balancers take this node out\n`);
+        await Bun.sleep(cfg.drainDelayMs);
+      }
+      process.stdout.write(`serve: ${why}: stopping gracefully (up to ${formatMs(cfg.stopTimeoutMs)}; signal again to exit at once)\n`);
       const final = await server.stop({ graceful: true, timeoutMs: cfg.stopTimeoutMs });
+      await bus?.close().catch(() => {});
       await admin?.stop().catch(() => {});
       try {
         await app.close?.();
@@ -275,6 +292,8 @@ async function serveSingle(cfg: ServeConfig): Promise<void> {
           pools: registry.pools,
           stopTimeoutMs: cfg.stopTimeoutMs,
           onStopped: () => shutdown("POST /admin/stop"),
+          draining: () => draining,
+          ...(bus ? { bus } : {}),
         }),
       });
     } catch (e) {
@@ -364,6 +383,8 @@ async function serveCluster(cfg: ServeConfig, spec: number | "auto", hosts: stri
         // A module app that names no framing gets --protocol's (echo's default, raw).
         protocol: cfg.app === "kv" ? undefined : (cfg.protocol ?? "raw"),
         maxConnectionsPerIp: cfg.maxConnectionsPerIp > 0 ? cfg.maxConnectionsPerIp : undefined,
+        proxyProtocol: cfg.proxyProtocol || undefined,
+        proxyProtocolFrom: cfg.proxyFrom,
         // Absolute: a worker must find the files whatever its working directory.
         tls: cfg.tlsCert !== undefined && cfg.tlsKey !== undefined ? { certPath: resolve(cfg.tlsCert), keyPath: resolve(cfg.tlsKey) } : undefined,
       },
@@ -377,12 +398,18 @@ async function serveCluster(cfg: ServeConfig, spec: number | "auto", hosts: stri
   const c = cluster;
 
   let admin: AdminServer | undefined;
+  let draining = false;
   const shutdown = (why: string): Promise<void> => {
     if (stopping) return stopping;
-    process.stdout.write(
-      `serve: ${why}: stopping ${plan.workers} worker${plan.workers === 1 ? "" : "s"} gracefully (up to ${formatMs(cfg.stopTimeoutMs)}; signal again to exit at once)\n`,
-    );
     stopping = (async () => {
+      if (cfg.drainDelayMs > 0) {
+        draining = true; // /readyz 503 while the workers still serve (see serveSingle)
+        process.stdout.write(`serve: ${why}: unready, serving on for ${formatMs(cfg.drainDelayMs)} while balancers take this node out\n`);
+        await Bun.sleep(cfg.drainDelayMs);
+      }
+      process.stdout.write(
+        `serve: ${why}: stopping ${plan.workers} worker${plan.workers === 1 ? "" : "s"} gracefully (up to ${formatMs(cfg.stopTimeoutMs)}; signal again to exit at once)\n`,
+      );
       // The workers' rss is gone once they exit: keep their last reported sum.
       const rssBytes = c.totals().rssBytes;
       await c.stop({ graceful: true, timeoutMs: cfg.stopTimeoutMs });
@@ -401,7 +428,7 @@ async function serveCluster(cfg: ServeConfig, spec: number | "auto", hosts: stri
     // Fresh figures on every request (one IPC round trip per worker), not the last periodic report.
     const source: AdminStatsSource = {
       snapshot: () => c.refreshStats(1000),
-      isAccepting: () => c.isAccepting(),
+      isAccepting: () => c.isAccepting() && !draining,
       stop: () => shutdown("POST /admin/stop"),
     };
     try {

@@ -41,6 +41,8 @@ export type WorkerServerOptions = Pick<
   | "tickMs"
   | "measureLatency"
   | "segmentBytes"
+  | "proxyProtocol"
+  | "proxyProtocolFrom"
 > & {
   protocol?: ProtocolName;
   /** TLS from PEM files. */

@@ -129,6 +129,8 @@ try {
     if (s.tickMs !== undefined) opts.tickMs = s.tickMs;
     if (s.measureLatency !== undefined) opts.measureLatency = s.measureLatency;
     if (s.segmentBytes !== undefined) opts.segmentBytes = s.segmentBytes;
+    if (s.proxyProtocol === true) opts.proxyProtocol = true;
+    if (s.proxyProtocolFrom !== undefined) opts.proxyProtocolFrom = s.proxyProtocolFrom;
     if (s.tls !== undefined) opts.tls = { cert: Bun.file(s.tls.certPath), key: Bun.file(s.tls.keyPath) };
     servers.push(await createServer(opts));
   }

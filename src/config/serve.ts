@@ -1,3 +1,4 @@
+import { isIP } from "node:net";
 /**
  * The settings of `bun run serve`: one declaration gives its flags, its MYRIAD_* variables,
  * its --help and the TypeBox schema of its JSON config file (`serveCommand.schema`).
@@ -80,6 +81,29 @@ export const serveFlags = {
     type: "duration-ms",
     default: 0,
     help: "close a connection that sends no complete first frame this long after connecting (0: never)",
+  },
+  proxyProtocol: {
+    type: "bool",
+    default: false,
+    help:
+      "every connection starts with a PROXY v1/v2 header (HAProxy send-proxy-v2, nginx proxy_protocol): the app sees the client's address; " +
+      "no header, a bad one, or none within --handshake-timeout-ms (10s when 0) closes it",
+  },
+  proxyFrom: {
+    type: "list",
+    placeholder: "<addr[,addr...]>",
+    help: "with --proxy-protocol: the balancers' addresses; connections from any other are closed unread",
+  },
+  bus: {
+    type: "string",
+    placeholder: "<redis://host:port>",
+    minLength: 1,
+    help: "the node bus of a fleet (Redis pub/sub): kv PUBLISH reaches SUBSCRIBE on every node; /stats and /readyz say when it is down",
+  },
+  drainDelayMs: {
+    type: "duration-ms",
+    default: 0,
+    help: "on SIGTERM, first turn /readyz unready and keep serving this long (longer than your balancer's check interval x fall), then stop gracefully",
   },
   maxFrameBytes: { type: "int", default: MIB, min: 1, max: 512 * MIB, help: "largest request accepted; a bigger one closes its connection" },
   maxWriteBufferBytes: {
@@ -182,6 +206,15 @@ export const serveCommand = defineCommand({
       );
     if ((v.tlsCert === undefined) !== (v.tlsKey === undefined))
       return `--tls-cert and --tls-key go together, got only ${v.tlsCert !== undefined ? "--tls-cert" : "--tls-key"}`;
+    if (v.proxyFrom !== undefined && !v.proxyProtocol) return "--proxy-from lists the balancers of --proxy-protocol: add --proxy-protocol";
+    if (v.proxyFrom !== undefined) {
+      const bad = v.proxyFrom.find((a) => isIP(a) === 0);
+      if (bad !== undefined) return `--proxy-from takes IP addresses, got ${JSON.stringify(bad)}`;
+    }
+    if (v.bus !== undefined) {
+      if (v.app !== "kv") return `--bus carries the kv app's PUBLISH between nodes; --app ${v.app} does not use it`;
+      if (!/^redis:\/\/[^/]+/.test(v.bus)) return `--bus must be redis://host:port, got ${JSON.stringify(v.bus)}`;
+    }
     if (v.app === "kv" && v.protocol !== undefined && v.protocol !== "resp")
       return `--protocol ${v.protocol} applies to --app echo; the kv app speaks resp`;
     if (v.app !== "kv" && v.requirepass !== undefined) return `--requirepass applies to --app kv (the KV server's AUTH), not to --app ${v.app}`;
