@@ -242,7 +242,13 @@ async function main(): Promise<void> {
   const exitedMs = performance.now() - stopAt;
   await waitFor(async () => (await sumReports(clients)).subscribed === CONNECTIONS, 60_000, "the stopped node's clients resubscribed elsewhere");
   const lastDuring = seq;
+  // The last publishes may still be on their way through the bus: wait for them (bounded).
+  await waitFor(async () => {
+    const c = await clientChecks(clients, firstDuring, lastDuring);
+    return c.complete === CONNECTIONS - c.reconnected;
+  }, 10_000, "the stop window's messages at the other nodes' clients").catch(() => {});
   const checkStop = await clientChecks(clients, firstDuring, lastDuring);
+  if (process.env.FLEET_DEBUG) console.log(firstDuring, lastDuring, JSON.stringify(await clients[0]!.call(`incomplete ${firstDuring} ${lastDuring}`)));
   const rs = await sumReports(clients);
   report.gracefulStop = { markedDownMs: Math.round(markedDownMs), exitedMs: Math.round(exitedMs), connectionsWhenMarkedDown, reconnected: checkStop.reconnected, othersComplete: checkStop.complete };
   log(`graceful stop of ${stopped.name}: balancer marked it down after ${Math.round(markedDownMs)} ms while it still held ${connectionsWhenMarkedDown} connections; it exited after ${Math.round(exitedMs)} ms; ${checkStop.reconnected} clients reconnected`);

@@ -309,6 +309,12 @@ process.stdin.on("data", async (chunk) => {
         out({ ok: "connect" });
       } else if (verb === "report") out(report());
       else if (verb === "check") out(check(Number(a[0]), Number(a[1])));
+      else if (verb === "incomplete") {
+        const from = Number(a[0]);
+        const to = Number(a[1]);
+        const bad = subs.filter((s) => !(s.socket !== null && s.count > 0 && s.broken === 0 && s.runStart <= from && s.lastSeq >= to));
+        out({ sample: bad.slice(0, 5).map((s) => ({ open: s.socket !== null, count: s.count, broken: s.broken, firstSeq: s.firstSeq, runStart: s.runStart, lastSeq: s.lastSeq, reconnects: s.reconnects })) });
+      }
       else if (verb === "publish") out(await publish(a[0]!, Number(a[1]), Number(a[2]), Number(a[3]), a[4] === "proxy"));
       else if (verb === "latency") out(await latency(a[0]!, Number(a[1]), a[2]!, Number(a[3]), Number(a[4])));
       else if (verb === "quit") {
