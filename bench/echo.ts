@@ -28,6 +28,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Child } from "./lib/child.ts";
 
 const args = process.argv.slice(2);
 
@@ -119,49 +120,6 @@ async function client(host: string, port: number, n: number, bytes: number, seco
   console.log(JSON.stringify({ roundTrips, seconds: took, all }));
   for (const s of sockets) s.end();
   process.exit(0);
-}
-
-/** A child process whose stdout is JSON lines. */
-class Child {
-  readonly proc: ReturnType<typeof Bun.spawn>;
-  private readonly lines: Promise<string[]>;
-  private buffered: string[] = [];
-  private waiters: ((l: string) => void)[] = [];
-  constructor(cmd: string[]) {
-    this.proc = Bun.spawn(cmd, { stdin: "pipe", stdout: "pipe", stderr: "inherit" });
-    this.lines = this.pump();
-  }
-  private async pump(): Promise<string[]> {
-    const dec = new TextDecoder();
-    let buf = "";
-    for await (const chunk of this.proc.stdout as ReadableStream<Uint8Array>) {
-      buf += dec.decode(chunk, { stream: true });
-      let nl: number;
-      while ((nl = buf.indexOf("\n")) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        const w = this.waiters.shift();
-        if (w) w(line);
-        else this.buffered.push(line);
-      }
-    }
-    return [];
-  }
-  next(timeoutMs = 120_000): Promise<any> {
-    const l = this.buffered.shift();
-    if (l !== undefined) return Promise.resolve(JSON.parse(l));
-    return new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`child ${this.proc.pid}: no answer in ${timeoutMs} ms`)), timeoutMs);
-      this.waiters.push((line) => {
-        clearTimeout(t);
-        resolve(JSON.parse(line));
-      });
-    });
-  }
-  async stop(): Promise<void> {
-    this.proc.kill("SIGKILL");
-    await this.proc.exited;
-  }
 }
 
 type Kind = "myriad" | "bun" | "node";

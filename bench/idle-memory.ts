@@ -16,6 +16,7 @@
 import { writeFileSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Child } from "./lib/child.ts";
 
 const args = process.argv.slice(2);
 
@@ -119,54 +120,6 @@ interface Mem {
   rss: number;
   heapUsed: number;
   connections: number;
-}
-
-/** A child process speaking JSON lines on stdout. */
-class Child {
-  readonly proc: ReturnType<typeof Bun.spawn>;
-  private lines: string[] = [];
-  private waiting: ((l: string) => void) | null = null;
-  constructor(cmd: string[]) {
-    this.proc = Bun.spawn(cmd, { stdin: "pipe", stdout: "pipe", stderr: "inherit" });
-    void this.pump();
-  }
-  private async pump(): Promise<void> {
-    const dec = new TextDecoder();
-    let buf = "";
-    for await (const chunk of this.proc.stdout as ReadableStream<Uint8Array>) {
-      buf += dec.decode(chunk, { stream: true });
-      let nl: number;
-      while ((nl = buf.indexOf("\n")) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        if (this.waiting) {
-          const w = this.waiting;
-          this.waiting = null;
-          w(line);
-        } else this.lines.push(line);
-      }
-    }
-  }
-  next(timeoutMs = 120_000): Promise<any> {
-    const l = this.lines.shift();
-    if (l !== undefined) return Promise.resolve(JSON.parse(l));
-    return new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`child ${this.proc.pid}: no answer in ${timeoutMs} ms`)), timeoutMs);
-      this.waiting = (line) => {
-        clearTimeout(t);
-        resolve(JSON.parse(line));
-      };
-    });
-  }
-  send(line: string): void {
-    const stdin = this.proc.stdin as import("bun").FileSink;
-    stdin.write(line + "\n");
-    stdin.flush();
-  }
-  async stop(): Promise<void> {
-    this.proc.kill("SIGKILL");
-    await this.proc.exited;
-  }
 }
 
 async function measure(kind: "myriad" | "bun" | "node", host: string, n: number, nodeFile: string) {

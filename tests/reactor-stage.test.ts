@@ -8,9 +8,8 @@
  */
 import { expect, test } from "bun:test";
 import { createServer, type Server } from "../src/reactor/index.ts";
-import { callOpen } from "../src/reactor/dispatch.ts";
-import { feed, hold } from "../src/reactor/input.ts";
-import { F_STAGED, type InputStage, type ReactorState } from "../src/reactor/state.ts";
+import { feed, hold, unstage } from "../src/reactor/input.ts";
+import type { InputStage, ReactorState } from "../src/reactor/state.ts";
 import { trackPeers } from "./helpers/net.ts";
 import { until } from "./helpers/until.ts";
 
@@ -35,8 +34,7 @@ const helloStage: InputStage = {
       return;
     }
     s.write(h, `WELCOME ${line.slice(6)}\n`);
-    s.table.flags[slot]! &= ~F_STAGED;
-    callOpen(s, h, slot);
+    unstage(s, h, slot);
     feed(s, h, slot, buf, lf + 1, buf.length);
   },
   close(): boolean {

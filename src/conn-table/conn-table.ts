@@ -145,6 +145,11 @@ export class ConnTable {
     this.ring = new Int32Array(capacity);
   }
 
+  /** One past the highest slot ever handed out: every live slot is below it (a bound for a scan over the columns). */
+  get scanEnd(): number {
+    return this.highWater;
+  }
+
   /** Live slots. */
   get size(): number {
     return this.liveCount;

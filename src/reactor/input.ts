@@ -18,14 +18,15 @@
  * stage held before in front of it: a stage sees all of its unconsumed input as one buffer
  * and hold()s what it cannot use yet (a partial header or frame, or the rest of a read once
  * the connection paused). Input that arrives while a staged connection is paused is held
- * too and comes back through stage.data() on resume. A stage clears F_STAGED once it is done
- * with the connection for good (a PROXY header parsed) and passes what follows to the codec
- * with feed(), or keeps the bit for the connection's life and hands its own decoded
- * messages to dispatch.ts's deliver() (WebSocket).
+ * too and comes back through stage.data() on resume. A stage done with the connection for
+ * good (a PROXY header parsed) lets it through with unstage() and passes what follows to
+ * the codec with feed(); one that keeps it for the connection's life hands its own decoded
+ * messages to dispatch.ts's deliver() (WebSocket) and calls callOpen() once it is open.
  */
 import { FRAME_TOO_LARGE, rawCodec } from "../codec/index.ts";
 import { NO_REF } from "../conn-table/index.ts";
-import { deliver, protocolError } from "./dispatch.ts";
+import { callDrain, callOpen, deliver, enterEvent, handlerThrew, leaveEvent, protocolError } from "./dispatch.ts";
+import { joinBroadcasts, queued } from "./output.ts";
 import { F_CLOSING, F_PAUSED, F_STAGED, FRAME_SLACK_BYTES, S_OPEN, type ReactorState } from "./state.ts";
 
 /** "\n": the last byte of every lines and RESP frame. */
@@ -64,6 +65,17 @@ function passHeld(s: ReactorState, h: number, slot: number): void {
   } finally {
     s.pool.release(ref);
   }
+}
+
+/**
+ * For a protocol stage done with h for good (its header read): clears F_STAGED, so that
+ * reads go to the codec from now on, and calls handler.open (inside h's event, if it runs in
+ * one). Broadcasts earlier in this turn are not for h (it joins after them).
+ */
+export function unstage(s: ReactorState, h: number, slot: number): void {
+  s.table.flags[slot]! &= ~F_STAGED;
+  if (s.bcLen !== 0) joinBroadcasts(s, slot);
+  if (s.handler.open !== undefined) callOpen(s, h, slot);
 }
 
 /**
@@ -211,8 +223,29 @@ function drainInput(s: ReactorState, h: number, slot: number, pos: number): void
 }
 
 /**
- * The connection resumed (its queue drained to half the mark): delivers the input held
- * meanwhile, to the codec or, for a staged connection, to the stage (in h's event).
+ * After its queue was flushed: a connection paused by backpressure whose queue is now at or
+ * under half the mark reads again. As its event: the input held meanwhile goes to the codec
+ * (or the stage), then handler.drain, then the socket resumes. Closing ones stay paused.
+ */
+export function unpauseIfDrained(s: ReactorState, h: number, slot: number): void {
+  const table = s.table;
+  if ((table.flags[slot]! & (F_PAUSED | F_CLOSING)) !== F_PAUSED || queued(s, slot) > s.lowWater) return;
+  table.flags[slot]! &= ~F_PAUSED;
+  s.pausedConnections--;
+  enterEvent(s, h, slot);
+  try {
+    resumeInput(s, h, slot);
+    if (s.handler.drain !== undefined && table.state[slot] === S_OPEN && (table.flags[slot]! & F_PAUSED) === 0) callDrain(s, h);
+  } catch (err) {
+    handlerThrew(s, h, err);
+  }
+  leaveEvent(s, h);
+  if (table.state[slot] === S_OPEN && (table.flags[slot]! & (F_PAUSED | F_CLOSING)) === 0) s.sockets[slot]!.resume();
+}
+
+/**
+ * Delivers the input held for h while it could not be read (paused, or a stage waiting), to
+ * the codec or, for a staged connection, to the stage; call inside h's event.
  */
 export function resumeInput(s: ReactorState, h: number, slot: number): void {
   const table = s.table;

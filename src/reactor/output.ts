@@ -17,7 +17,7 @@
 import { NO_REF } from "../conn-table/index.ts";
 import { MyriadTypeError } from "../errors.ts";
 import { startStall } from "./deadlines.ts";
-import { CORK_BYTES, F_CLOSING, F_PAUSED, S_OPEN, SCRATCH_BYTES, SLOT_MASK, type ReactorState } from "./state.ts";
+import { CORK_BYTES, F_BATCHED, F_CLOSING, F_PAUSED, F_STAGED, S_OPEN, SCRATCH_BYTES, SLOT_MASK, type ReactorState } from "./state.ts";
 import { R_NONE, R_WRITE_STALL } from "./stats.ts";
 
 /**
@@ -71,6 +71,10 @@ export function write(this: ReactorState, id: number, data: Uint8Array | string)
   const slot = id & SLOT_MASK;
   if (table.state[slot] !== S_OPEN || (table.flags[slot]! & F_CLOSING) !== 0) return false;
   s.framesOut++;
+  if (s.bcLen !== 0) {
+    catchUp(s, slot);
+    if (table.state[slot] !== S_OPEN) return false; // cut off: the catch-up passed the hard limit
+  }
   if (isString) return writeString(s, slot, data) > 0;
   return writeSlot(s, slot, data, 0, data.length) > 0;
 }
@@ -127,8 +131,20 @@ export function writeSlot(s: ReactorState, slot: number, data: Uint8Array, off: 
   return enqueue(s, slot, data, off + n, len - n);
 }
 
-/** Sends the corked bytes of slot (one socket.write; the rest is queued) and empties the cork. */
+/**
+ * Sends the corked bytes of slot (one socket.write; the rest is queued) and empties the
+ * cork; in a turn with broadcasts slot has not had, they and the cork leave together at the
+ * turn's end instead (catchUp).
+ */
 export function uncork(s: ReactorState, slot: number): void {
+  if (s.bcLen !== 0 && s.table.state[slot] === S_OPEN && (s.table.flags[slot]! & (F_CLOSING | F_STAGED)) === 0) {
+    if (s.bcCaught![slot]! < s.bcBase + s.bcLen) return catchUp(s, slot);
+  }
+  sendCork(s, slot);
+}
+
+/** Sends the corked bytes of slot now (one socket.write; the rest is queued) and empties the cork. */
+function sendCork(s: ReactorState, slot: number): void {
   const len = s.corkLen;
   s.corkLen = 0;
   if (s.table.state[slot] !== S_OPEN) return;
@@ -155,7 +171,75 @@ export function corkable(s: ReactorState, h: number): number {
   if (!table.isLive(h)) return -1;
   const slot = h & SLOT_MASK;
   if (table.state[slot] !== S_OPEN || (table.flags[slot]! & (F_PAUSED | F_CLOSING)) !== 0) return -1;
+  // This turn's broadcasts not yet had must go before its next write (write's slow path).
+  if (s.bcLen !== 0 && s.bcCaught![slot]! < s.bcBase + s.bcLen) return -1;
   return table.outRef[slot]! === NO_REF ? h : -1;
+}
+
+/**
+ * Gives slot this turn's broadcasts that it has not had yet (fanout.ts), ahead of whatever is
+ * written to it or closes it now, so that it gets everything in the order it was sent: they
+ * go into its write queue (behind what its event had gathered in the cork), marked
+ * F_BATCHED, and what follows this turn queues behind them, so that the flush at the turn's
+ * end sends it all in one write. A staged connection (not opened to the handler) gets none.
+ * Call only with bcLen > 0, for an open slot that is not closing; it may cut the connection
+ * off (hard limit).
+ */
+export function catchUp(s: ReactorState, slot: number): void {
+  const caught = s.bcCaught!;
+  const base = s.bcBase;
+  const len = s.bcLen;
+  const at = caught[slot]!;
+  if (at >= base + len) return;
+  caught[slot] = base + len;
+  const table = s.table;
+  if ((table.flags[slot]! & F_STAGED) !== 0) return;
+  const from = at > base ? at - base : 0;
+  // Written before those broadcasts (a write after one takes this path first).
+  const corked = slot === s.corkSlot ? s.corkLen : 0;
+  if (queued(s, slot) + corked + (len - from) > s.highWater) {
+    // Too much to hold for the turn (it would pause the connection, or pass the hard limit
+    // when the kernel could take it): sent now, in order, as any write would be.
+    if ((table.flags[slot]! & F_BATCHED) !== 0) {
+      table.flags[slot]! &= ~F_BATCHED;
+      if (!flushQueue(s, slot)) return;
+    }
+    if (corked !== 0) {
+      sendCork(s, slot);
+      if (table.state[slot] !== S_OPEN) return;
+    }
+    writeSlot(s, slot, s.bcLog, from, len - from);
+    return;
+  }
+  if (corked !== 0) {
+    s.corkLen = 0;
+    if (enqueue(s, slot, s.corkBuf, 0, corked) < 0) return;
+  }
+  table.flags[slot]! |= F_BATCHED;
+  // bcLog may be replaced by a broadcast from a hook inside this call; this array stays valid.
+  enqueue(s, slot, s.bcLog, from, len - from);
+}
+
+/**
+ * Before a graceful close: sends now what this turn holds for slot (its broadcasts not yet
+ * had, its batched queue) instead of at the turn's end. Returns false when that closed it.
+ */
+function sendHeld(s: ReactorState, slot: number): boolean {
+  const table = s.table;
+  if (s.bcLen !== 0) {
+    catchUp(s, slot);
+    if (table.state[slot] !== S_OPEN) return false;
+  }
+  if ((table.flags[slot]! & F_BATCHED) !== 0) {
+    table.flags[slot]! &= ~F_BATCHED;
+    flushQueue(s, slot);
+  }
+  return table.state[slot] === S_OPEN;
+}
+
+/** A connection opened (or was let through by its stage) while this turn has broadcasts: it gets only those that follow. */
+export function joinBroadcasts(s: ReactorState, slot: number): void {
+  s.bcCaught![slot] = s.bcBase + s.bcLen;
 }
 
 /** Bytes in the slot's write queue. */
@@ -258,6 +342,7 @@ export function closeAfterFlush(s: ReactorState, id: number, code: number): void
   const slot = id & SLOT_MASK;
   const flags = table.flags[slot]!;
   if (table.state[slot] !== S_OPEN || (flags & F_CLOSING) !== 0) return;
+  if ((s.bcLen !== 0 || (flags & F_BATCHED) !== 0) && !sendHeld(s, slot)) return;
   if (slot === s.corkSlot && s.corkLen !== 0) {
     uncork(s, slot);
     if (table.state[slot] !== S_OPEN) return;
@@ -266,9 +351,10 @@ export function closeAfterFlush(s: ReactorState, id: number, code: number): void
   // Output pending: stop reading, flush on drain, then end (server.ts onDrain); the stall
   // timeout bounds how long a peer that does not read can hold the connection.
   s.closeReason[slot] = code;
-  table.flags[slot] = flags | F_CLOSING;
+  const now = table.flags[slot]!; // the sends above may have paused it
+  table.flags[slot] = now | F_CLOSING;
   if (slot === s.corkSlot) s.corkHandle = -1;
-  if ((flags & F_PAUSED) === 0) {
+  if ((now & F_PAUSED) === 0) {
     s.sockets[slot]!.pause();
     if (s.timed) startStall(s, slot);
   }
@@ -285,6 +371,9 @@ export function closeNow(s: ReactorState, h: number, code: number, abort: boolea
   const slot = h & SLOT_MASK;
   if (table.state[slot] !== S_OPEN) return;
   if (s.closeReason[slot] === R_NONE && code !== R_NONE) s.closeReason[slot] = code;
+  if (!abort && (table.flags[slot]! & F_CLOSING) === 0 && (s.bcLen !== 0 || (table.flags[slot]! & F_BATCHED) !== 0)) {
+    if (!sendHeld(s, slot)) return; // what the kernel takes of it goes before the FIN
+  }
   if (slot === s.corkSlot) {
     s.corkHandle = -1;
     if (s.corkLen !== 0) {

@@ -11,11 +11,10 @@
  * way the handler never saw it open, so it sees no close either.
  */
 import { newProxyHeader, parseProxyHeader, PROXY_INCOMPLETE, PROXY_MALFORMED } from "./proxy-protocol.ts";
-import { callOpen } from "./dispatch.ts";
 import { refile } from "./deadlines.ts";
-import { feed, hold } from "./input.ts";
+import { feed, hold, unstage } from "./input.ts";
 import { closeNow } from "./output.ts";
-import { F_PROXY, F_STAGED, S_OPEN, type InputStage, type ReactorState } from "./state.ts";
+import { F_PROXY, S_OPEN, type InputStage, type ReactorState } from "./state.ts";
 import { R_LIMIT, R_NONE, R_PROXY } from "./stats.ts";
 
 /** The PROXY header stage, in front of `inner` (another stage) or of the codec when inner is null. */
@@ -56,8 +55,7 @@ export class ProxyStage implements InputStage {
       if (n < buf.length) inner.data(s, h, slot, buf.subarray(n));
       return;
     }
-    table.flags[slot]! &= ~F_STAGED;
-    if (s.handler.open !== undefined) callOpen(s, h, slot);
+    unstage(s, h, slot); // handler.open; broadcasts from earlier in this turn are not for it
     if (table.state[slot] === S_OPEN) feed(s, h, slot, buf, n, buf.length);
   }
 

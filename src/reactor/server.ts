@@ -26,14 +26,14 @@ import type { SocketHandler } from "bun";
 import { NO_REF } from "../conn-table/index.ts";
 import { MyriadError } from "../errors.ts";
 import { cancelDeadline, dueReason, refile, releaseClock } from "./deadlines.ts";
-import { callClose, callDrain, callOpen, enterEvent, handlerThrew, leaveEvent, report } from "./dispatch.ts";
+import { callClose, callOpen, enterEvent, handlerThrew, leaveEvent, report } from "./dispatch.ts";
 import { ServerOptionError } from "./errors.ts";
 import { broadcast } from "./fanout.ts";
-import { decodeInput, hold, releaseInput, resumeInput, stageInput } from "./input.ts";
+import { decodeInput, hold, releaseInput, stageInput, unpauseIfDrained } from "./input.ts";
 import { bindListener } from "./listen.ts";
 import { resolveOptions } from "./options.ts";
 import { ProxyStage } from "./proxy-stage.ts";
-import { closeAfterFlush, closeNow, flushQueue, queued, releaseQueue, write } from "./output.ts";
+import { closeAfterFlush, closeNow, flushQueue, joinBroadcasts, releaseQueue, write } from "./output.ts";
 import {
   F_CLOSING,
   F_ERRORED,
@@ -184,6 +184,8 @@ class ReactorServer extends ReactorState implements Server {
       if (this.handshakeTimeoutMs > 0 || proxied) this.openedAt[slot] = now;
       refile(this, slot, nowF);
     }
+    // Broadcasts made earlier in this turn are not for a connection that was not there.
+    if (this.bcLen !== 0) joinBroadcasts(this, slot);
     const stage = this.stage;
     if (stage !== null && stage.open(this, h, slot)) {
       table.flags[slot]! |= F_STAGED; // handler.open is the stage's to call
@@ -245,25 +247,7 @@ class ReactorServer extends ReactorState implements Server {
     if (!flushQueue(this, slot)) return;
     const flags = this.table.flags[slot]!;
     if (this.table.outRef[slot]! === NO_REF && (flags & F_CLOSING) !== 0) return closeNow(this, h, R_NONE, false);
-    if ((flags & (F_PAUSED | F_CLOSING)) === F_PAUSED && queued(this, slot) <= this.lowWater) this.unpause(h, slot);
-  }
-
-  /** The queue drained to half the mark: deliver input kept meanwhile, tell the app, read again. */
-  private unpause(h: number, slot: number): void {
-    const table = this.table;
-    table.flags[slot]! &= ~F_PAUSED;
-    this.pausedConnections--;
-    enterEvent(this, h, slot);
-    try {
-      resumeInput(this, h, slot);
-      if (this.handler.drain !== undefined && table.state[slot] === S_OPEN && (table.flags[slot]! & F_PAUSED) === 0) {
-        callDrain(this, h);
-      }
-    } catch (err) {
-      handlerThrew(this, h, err);
-    }
-    leaveEvent(this, h);
-    if (table.state[slot] === S_OPEN && (table.flags[slot]! & (F_PAUSED | F_CLOSING)) === 0) this.sockets[slot]!.resume();
+    unpauseIfDrained(this, h, slot);
   }
 
   /**

@@ -52,6 +52,8 @@ export const F_ERRORED = 8;
 export const F_STAGED = 16;
 /** table.flags bit: the connection's PROXY header has not arrived yet (proxy-stage.ts). */
 export const F_PROXY = 32;
+/** table.flags bit: its write queue holds this turn's output until the broadcast flush sends it in one write (fanout.ts). */
+export const F_BATCHED = 64;
 
 /**
  * A protocol stage: a per-connection step that input passes through before the codec (an
@@ -62,9 +64,10 @@ export const F_PROXY = 32;
 export interface InputStage {
   /**
    * A connection was accepted. Return true to take it: the server sets F_STAGED, routes its
-   * input to data(), and leaves handler.open to the stage (dispatch.ts callOpen, once the
-   * protocol's own opening is done: the upgrade answered, the header read). Return false
-   * and the connection is plain: the codec and handler.open at once.
+   * input to data(), and leaves handler.open to the stage, once the protocol's own opening
+   * is done (input.ts unstage when it lets the connection through to the codec, dispatch.ts
+   * callOpen when it keeps it). Return false and the connection is plain: the codec and
+   * handler.open at once. Staged connections get no broadcast.
    */
   open(s: ReactorState, h: number, slot: number): boolean;
   /**
@@ -177,6 +180,22 @@ export abstract class ReactorState implements ConnOps, ClockClient {
   readonly savedFw: (ConnRef | undefined)[] = [];
   /** Per nested event, 4 numbers it saved: flyweight id, corkSlot, corkHandle, frameStartMs. */
   readonly savedNums: number[] = [];
+  // This turn's broadcasts (fanout.ts): one log of their bytes, written to each connection in
+  // one send when the turn ends.
+  /** The bytes broadcast this turn, [0, bcLen); reused from turn to turn. */
+  bcLog: Uint8Array = new Uint8Array(0);
+  /** Bytes in bcLog. */
+  bcLen = 0;
+  /** Bytes broadcast in all turns before this one: bcLog[0]'s position in the server's broadcast stream. */
+  bcBase = 0;
+  /**
+   * Per slot, the broadcast-stream position up to which the connection has been given the
+   * log (or joined after it): a value at or below bcBase means "none of this turn's yet".
+   * Allocated at the first broadcast.
+   */
+  bcCaught: Float64Array | null = null;
+  /** A flush of bcLog is scheduled (setImmediate) or running. */
+  bcPending = false;
   /** The wheel id of slot 0 (clock.register), valid while clocked. */
   timerBase = 0;
   /**

@@ -299,10 +299,13 @@ export interface Server {
   /** A snapshot of the counters; allocates the returned object. */
   stats(): ServerStats;
   /**
-   * Writes one message to every open connection: the bytes are encoded once (a string as
-   * UTF-8) and the same array handed to each socket; only what a kernel does not take at
-   * once is copied, into that connection's queue. Returns the number of connections that
-   * took it or queued it. Throws MyriadTypeError ERR_WRITE_TYPE for bytes that are neither.
+   * Writes one message to every open connection (not closing, and past any protocol stage):
+   * the bytes are encoded once (a string as UTF-8) and kept once. They leave at the end of
+   * the current event-loop turn, together with the turn's other broadcasts and, in order,
+   * whatever else the connection is sent in that turn: one send per connection per turn,
+   * however many broadcasts. Returns the number of connections the message is for. The
+   * write-queue limits apply when the turn's batch is written: past
+   * writeBufferHardLimitBytes a connection is closed "writeStall" then.
    */
   broadcast(bytes: Uint8Array | string): number;
   /** As conn.write for the connection with handle `id`; false for a stale or closed id. */
