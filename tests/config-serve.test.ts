@@ -63,7 +63,7 @@ describe("serve settings", () => {
         `serve: config file ${file}: maxFrameBytes must be an integer from 1 to 536870912, got 0`,
       );
       writeFileSync(file, JSON.stringify({ app: "memcached" }));
-      expect(errLine(["--config", file])).toBe('serve: --app must be kv, echo or the path of a module app (like ./my-app.ts), got "memcached"');
+      expect(errLine(["--config", file])).toBe('serve: --app must be kv, echo, ws-echo, ws-chat or the path of a module app (like ./my-app.ts), got "memcached"');
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -73,7 +73,7 @@ describe("serve settings", () => {
     expect(errLine(["--port", "abc"])).toBe('serve: --port must be a port or port range like 6380-6389 within 0..65535, got "abc"');
     expect(errLine(["--port", "65536"])).toBe('serve: --port must be a port or port range like 6380-6389 within 0..65535, got "65536"');
     expect(errLine(["--port", "7010-7000"])).toBe('serve: --port must be a port or port range like 6380-6389 within 0..65535, got "7010-7000"');
-    expect(errLine(["--app", "redis"])).toBe('serve: --app must be kv, echo or the path of a module app (like ./my-app.ts), got "redis"');
+    expect(errLine(["--app", "redis"])).toBe('serve: --app must be kv, echo, ws-echo, ws-chat or the path of a module app (like ./my-app.ts), got "redis"');
     expect(errLine(["--app", ""])).toStartWith("serve: --app ");
     for (const bad of ["0", "two", "-1", "1.5", "4097", ""])
       expect(errLine(["--workers", bad, "--app", "echo"])).toBe(`serve: --workers must be auto or an integer from 1 to 4096, got ${JSON.stringify(bad)}`);

@@ -163,7 +163,7 @@ describe("serve --app <module with a pool> in one process", () => {
     expect(missing.stderr.toString()).toBe("serve: --app ./no/such-app.ts: no such file (give kv, echo or the path of a module app)\n");
     const bare = Bun.spawnSync([process.execPath, "src/cli/serve.ts", "--app", "redis", "--no-admin"], { cwd: `${import.meta.dir}/..` });
     expect(bare.exitCode).toBe(2);
-    expect(bare.stderr.toString()).toBe('serve: --app must be kv, echo or the path of a module app (like ./my-app.ts), got "redis"\n');
+    expect(bare.stderr.toString()).toBe('serve: --app must be kv, echo, ws-echo, ws-chat or the path of a module app (like ./my-app.ts), got "redis"\n');
     // A file that is not an app (no default export function): exit 1 before listening.
     const notApp = Bun.spawnSync([process.execPath, "src/cli/serve.ts", "--app", "tests/helpers/promtool.ts", "--no-admin", "--port", "0"], {
       cwd: `${import.meta.dir}/..`,

@@ -1,5 +1,6 @@
 import { COUNTED_CLOSE_REASONS } from "../reactor/index.ts";
 import type { AdminSnapshot, HistogramMs, PoolStats, ServerStats } from "./types.ts";
+import type { WebSocketStats } from "../reactor/index.ts";
 
 /** The content type of Prometheus text exposition format 0.0.4. */
 export const PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
@@ -111,6 +112,19 @@ const SERVER_SCALARS_AFTER_CLOSED: ServerGauge[] = [
   { name: "myriad_uptime_seconds", kind: "gauge", help: "Seconds since the worker's server started.", get: (s) => s.uptimeMs / 1000 },
 ];
 
+const WEBSOCKET_SCALARS: { name: string; kind: Kind; help: string; get: (s: WebSocketStats) => number }[] = [
+  { name: "myriad_websocket_connections", kind: "gauge", help: "Upgraded WebSocket connections open.", get: (s) => s.connections },
+  { name: "myriad_websocket_upgrades_total", kind: "counter", help: "WebSocket upgrades answered with 101.", get: (s) => s.upgraded },
+  { name: "myriad_websocket_messages_received_total", kind: "counter", help: "WebSocket messages received (after joining fragments).", get: (s) => s.messagesIn },
+  { name: "myriad_websocket_messages_sent_total", kind: "counter", help: "WebSocket messages sent (each subscriber a publish reached counts one).", get: (s) => s.messagesOut },
+  { name: "myriad_websocket_publishes_total", kind: "counter", help: "server.publish and conn.publish calls.", get: (s) => s.published },
+  { name: "myriad_websocket_pings_received_total", kind: "counter", help: "WebSocket pings received.", get: (s) => s.pingsIn },
+  { name: "myriad_websocket_pings_sent_total", kind: "counter", help: "WebSocket pings sent (pingIntervalMs, conn.ping).", get: (s) => s.pingsOut },
+  { name: "myriad_websocket_topics", kind: "gauge", help: "Topics with at least one subscriber.", get: (s) => s.topics },
+  { name: "myriad_websocket_subscriptions", kind: "gauge", help: "Topic subscriptions over all topics.", get: (s) => s.subscriptions },
+  { name: "myriad_websocket_message_buffer_bytes", kind: "gauge", help: "Bytes held in incomplete WebSocket messages (fragments, large frames).", get: (s) => s.messageBufferBytes },
+];
+
 type PoolScalar = { name: string; kind: Kind; help: string; get: (s: PoolStats) => number };
 
 const POOL_SCALARS: PoolScalar[] = [
@@ -167,6 +181,18 @@ export function renderMetrics(snap: AdminSnapshot): string {
     workers.length,
     (i, w) => w.histogramSeconds("myriad_request_duration_seconds", wl[i] as string, stats(i).requestLatency),
   );
+  // WebSocket servers: their families, for the workers that report them.
+  const ws = workers.map((_, i) => i).filter((i) => stats(i).websocket !== undefined);
+  const wss = (k: number) => stats(ws[k]!).websocket!;
+  for (const m of WEBSOCKET_SCALARS) {
+    w.family(m.name, m.kind, m.help, ws.length, (k, w) => w.sample(m.name, wl[ws[k]!] as string, m.get(wss(k))));
+  }
+  w.family("myriad_websocket_closed_total", "counter", "Upgraded WebSocket connections closed, by the close code the handler got (1006: no close frame).", ws.length, (k, w) => {
+    for (const [code, n] of Object.entries(wss(k).closeCodes)) w.sample("myriad_websocket_closed_total", `${wl[ws[k]!]},code="${escapeLabelValue(code)}"`, n);
+  });
+  w.family("myriad_websocket_upgrades_refused_total", "counter", "WebSocket upgrade requests answered with an HTTP error, by status.", ws.length, (k, w) => {
+    for (const [status, n] of Object.entries(wss(k).refused)) w.sample("myriad_websocket_upgrades_refused_total", `${wl[ws[k]!]},status="${escapeLabelValue(status)}"`, n);
+  });
 
   const pools = snap.pools;
   const pl = poolLabels(pools);

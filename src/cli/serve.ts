@@ -17,7 +17,7 @@ import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { isLoopbackHost, startAdminServer, serverSource, type AdminServer, type AdminStatsSource } from "../admin/index.ts";
 import { createRedisBus } from "../bus/index.ts";
-import { createEchoApp, createKvApp, loadModuleApp, type ModuleApp } from "../apps/index.ts";
+import { createEchoApp, createKvApp, createWsChatApp, createWsEchoApp, loadModuleApp, type ModuleApp } from "../apps/index.ts";
 import { PoolRegistry } from "../pool/index.ts";
 import type { ClusterEvent, ListenAddress, WorkerApp } from "../cluster/index.ts";
 import { isModuleAppPath, serveCommand, workersOf, type ServeConfig } from "../config/index.ts";
@@ -239,6 +239,9 @@ async function serveSingle(cfg: ServeConfig): Promise<void> {
       : createRedisBus({ url: cfg.bus, onStatus: (up) => process.stdout.write(`serve: bus ${cfg.bus} ${up ? "up" : "down: PUBLISH answers -BUSDOWN until it is back"}\n`) });
   if (cfg.app === "kv") app = createKvApp({ tickMs: cfg.tickMs, maxKeys: cfg.maxKeys > 0 ? cfg.maxKeys : undefined, ...kvAccessOf(cfg), ...(bus ? { bus } : {}) });
   else if (cfg.app === "echo") app = createEchoApp({ protocol: cfg.protocol ?? "raw" });
+  // protocol "websocket" with a WebSocket handler: createServer takes both (serverOptionsOf passes them on).
+  else if (cfg.app === "ws-echo") app = createWsEchoApp() as unknown as ModuleApp;
+  else if (cfg.app === "ws-chat") app = createWsChatApp() as unknown as ModuleApp;
   else {
     app = await loadModule(cfg, registry);
     if (app.codec === undefined && app.protocol === undefined) app = { ...app, protocol: cfg.protocol ?? "raw" };
@@ -348,6 +351,8 @@ async function serveCluster(cfg: ServeConfig, spec: number | "auto", hosts: stri
       ? { kind: "kv", tickMs: cfg.tickMs, maxKeys: cfg.maxKeys > 0 ? cfg.maxKeys : undefined, ...kvAccessOf(cfg) }
       : cfg.app === "echo"
         ? { kind: "echo", protocol: cfg.protocol ?? "raw" }
+        : cfg.app === "ws-echo" || cfg.app === "ws-chat"
+        ? { kind: cfg.app }
         : // Absolute: the workers import it from their own working directory.
           { kind: "module", module: resolve(cfg.app) };
   const startedAtMs = Date.now();
@@ -381,7 +386,7 @@ async function serveCluster(cfg: ServeConfig, spec: number | "auto", hosts: stri
         tickMs: cfg.tickMs,
         measureLatency: cfg.admin,
         // A module app that names no framing gets --protocol's (echo's default, raw).
-        protocol: cfg.app === "kv" ? undefined : (cfg.protocol ?? "raw"),
+        protocol: cfg.app === "kv" || cfg.app === "ws-echo" || cfg.app === "ws-chat" ? undefined : (cfg.protocol ?? "raw"),
         maxConnectionsPerIp: cfg.maxConnectionsPerIp > 0 ? cfg.maxConnectionsPerIp : undefined,
         proxyProtocol: cfg.proxyProtocol || undefined,
         proxyProtocolFrom: cfg.proxyFrom,
@@ -443,7 +448,7 @@ async function serveCluster(cfg: ServeConfig, spec: number | "auto", hosts: stri
 
   const total = perWorker * plan.workers;
   const lines = [
-    `myriad ${VERSION} serve: ${appLabel(cfg, cfg.app === "echo" ? (cfg.protocol ?? "raw") : undefined)} on ${plan.workers} worker${plan.workers === 1 ? "" : "s"}` +
+    `myriad ${VERSION} serve: ${appLabel(cfg, cfg.app === "echo" ? (cfg.protocol ?? "raw") : cfg.app.startsWith("ws-") ? "websocket" : undefined)} on ${plan.workers} worker${plan.workers === 1 ? "" : "s"}` +
       `${spec === "auto" ? " (auto)" : ""} listening on ${formatListen(c.addresses)}${cfg.tlsCert ? " with TLS" : ""}, supervisor pid ${process.pid}`,
     `  workers: ${c.workers.map((w) => `worker-${w.index} pid ${w.pid}`).join(", ")} (reusePort; a worker that dies is restarted with backoff)`,
     `  limits: max connections ${cfg.maxConnections > 0 ? `${cfg.maxConnections} total` : `${total} total (ulimit -n ${limits.nofileSoft} minus a margin, per worker)`}` +

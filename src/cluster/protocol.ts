@@ -15,6 +15,7 @@ export const WORKER_CONFIG_ENV = "MYRIAD_CLUSTER_WORKER";
  * - echo: src/apps createEchoApp({ protocol });
  * - kv: src/apps createKvApp({ tickMs, maxKeys, requirePass, protectedMode }) — each worker
  *   has its own store;
+ * - ws-echo, ws-chat: src/apps createWsEchoApp() / createWsChatApp() (protocol "websocket");
  * - module: `export` (default "default") of `module` (an absolute path or package name),
  *   a function (options, { workerIndex, workers, registerPool }) returning (or resolving to)
  *   { protocol? | codec?, handler, close?() } (src/apps' AppFactory); the pools it
@@ -22,6 +23,8 @@ export const WORKER_CONFIG_ENV = "MYRIAD_CLUSTER_WORKER";
  */
 export type WorkerApp =
   | { kind: "echo"; protocol?: ProtocolName }
+  | { kind: "ws-echo" }
+  | { kind: "ws-chat" }
   | { kind: "kv"; tickMs?: number; maxKeys?: number; requirePass?: string; protectedMode?: boolean }
   | { kind: "module"; module: string; export?: string; options?: unknown };
 

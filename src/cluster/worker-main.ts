@@ -50,6 +50,12 @@ async function loadApp(app: WorkerApp): Promise<LoadedApp> {
       const { createKvApp } = await import("../apps/index.ts");
       return createKvApp({ tickMs: app.tickMs, maxKeys: app.maxKeys, requirePass: app.requirePass, protectedMode: app.protectedMode });
     }
+    case "ws-echo":
+    case "ws-chat": {
+      const { createWsEchoApp, createWsChatApp } = await import("../apps/index.ts");
+      // A WebSocket handler: createServer takes it with protocol "websocket".
+      return (app.kind === "ws-echo" ? createWsEchoApp() : createWsChatApp()) as unknown as LoadedApp;
+    }
     case "module": {
       const [{ loadModuleApp }, { PoolRegistry }] = await Promise.all([import("../apps/index.ts"), import("../pool/index.ts")]);
       registry = new PoolRegistry();
@@ -79,7 +85,7 @@ function capped(handler: Handler, counter: CapCounter, onOver: () => void): Hand
       if (counter.live >= counter.cap) {
         over.add(conn.id);
         onOver();
-        conn.close("server");
+        conn.close(); // "server" for TCP; 1000 for a WebSocket conn
         return;
       }
       counter.live++;
@@ -89,10 +95,11 @@ function capped(handler: Handler, counter: CapCounter, onOver: () => void): Hand
       // `over` is almost always empty: skip the lookup on the per-message path.
       if (over.size === 0 || !over.has(conn.id)) return handler.message(conn, frame);
     },
-    close(conn, reason) {
+    close(conn, reason, ...more: unknown[]) {
       if (over.size !== 0 && over.delete(conn.id)) return;
       counter.live--;
-      return handler.close?.(conn, reason);
+      // A WebSocket handler's close takes (conn, code, reason): pass everything on.
+      return (handler.close as ((...a: unknown[]) => unknown) | undefined)?.(conn, reason, ...more);
     },
     drain: handler.drain ? (conn) => handler.drain!(conn) : undefined,
     error: handler.error ? (conn, err) => handler.error!(conn, err) : undefined,

@@ -41,9 +41,9 @@ export const serveFlags = {
     type: "string",
     default: "kv",
     minLength: 1,
-    placeholder: "<kv|echo|path>",
+    placeholder: "<kv|echo|ws-echo|ws-chat|path>",
     help:
-      "what to serve: kv (the RESP key-value store), echo, or the path of a module app (./my-app.ts: its default export " +
+      "what to serve: kv (the RESP key-value store), echo, ws-echo (WebSocket echo), ws-chat (WebSocket: every message to everyone), or the path of a module app (./my-app.ts: its default export " +
       "(options, { workerIndex, workers, registerPool }) returns { protocol?, handler, close? }; pools it registers show in the admin server)",
   },
   protocol: {
@@ -175,6 +175,7 @@ export const serveCommand = defineCommand({
     "  bun run serve                               # kv on 127.0.0.1:6380, admin on 127.0.0.1:9180",
     "  bun run serve --port 7000 --idle-timeout-ms 5m --no-admin",
     "  bun run serve --app echo --protocol lines --port 7001",
+    "  bun run serve --app ws-chat --port 8080 --workers 2 --tls-cert cert.pem --tls-key key.pem   # wss://",
     "  bun run serve --app echo --workers auto --max-connections 200k --port 7000-7019",
     "  bun run serve --app ./my-proxy.ts --workers 2 --port 7000   # a module app in every worker",
     "  bun run serve --host 127.0.0.1,::1 --port 6380-6383      # kv: one worker, 8 listeners, one store",
@@ -189,8 +190,10 @@ export const serveCommand = defineCommand({
     "--unix (no reusePort) too.",
   ].join("\n"),
   validate(v) {
-    if (v.app !== "kv" && v.app !== "echo" && !isModuleAppPath(v.app))
-      return `--app must be kv, echo or the path of a module app (like ./my-app.ts), got ${JSON.stringify(v.app)}`;
+    if (v.app !== "kv" && v.app !== "echo" && v.app !== "ws-echo" && v.app !== "ws-chat" && !isModuleAppPath(v.app))
+      return `--app must be kv, echo, ws-echo, ws-chat or the path of a module app (like ./my-app.ts), got ${JSON.stringify(v.app)}`;
+    if ((v.app === "ws-echo" || v.app === "ws-chat") && v.protocol !== undefined)
+      return `--protocol ${v.protocol} does not apply to --app ${v.app}, which speaks WebSocket`;
     const workers = workersOf(v.workers);
     if (workers === undefined) return `--workers must be auto or an integer from 1 to ${MAX_WORKERS}, got ${JSON.stringify(v.workers)}`;
     if (v.host.length === 0) return "--host must name at least one address, like 127.0.0.1 or 127.0.0.1,::1";

@@ -25,7 +25,7 @@ export type {
 export { ServerOptionError, ListenError, ProtocolError } from "./errors.ts";
 export { defaultMaxConnections, fdSoftLimit, fdMargin } from "./limits.ts";
 export { LATENCY_BOUNDS_MS } from "./stats.ts";
-export { emptyServerStats, sumServerStats, addHistogram, COUNTED_CLOSE_REASONS } from "./stats-sum.ts";
+export { emptyServerStats, sumServerStats, addHistogram, addWebSocketStats, COUNTED_CLOSE_REASONS } from "./stats-sum.ts";
 export {
   DEFAULT_MAX_FRAME_BYTES,
   DEFAULT_MAX_WRITE_BUFFER_BYTES,

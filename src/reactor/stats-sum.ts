@@ -3,7 +3,7 @@
  * a cluster into one view. Here, beside the type, so that the cluster supervisor and the
  * admin server add figures up the same way.
  */
-import type { CountedCloseReason, ServerStats } from "./types.ts";
+import type { CountedCloseReason, ServerStats, WebSocketStats } from "./types.ts";
 
 /** The reasons ServerStats.closed counts, in display order ("limit" closes are counted as rejected). */
 export const COUNTED_CLOSE_REASONS: readonly CountedCloseReason[] = ["peer", "idle", "handshake", "protocol", "writeStall", "shutdown", "server", "error", "proxy"];
@@ -90,6 +90,31 @@ export function sumServerStats(list: readonly ServerStats[], sameProcess = false
     }
     if (s.uptimeMs > out.uptimeMs) out.uptimeMs = s.uptimeMs;
     addHistogram(out.requestLatency, s.requestLatency);
+    if (s.websocket !== undefined) out.websocket = addWebSocketStats(out.websocket, s.websocket);
   }
   return out;
+}
+
+/** a + b for WebSocket counters (every field adds; the per-code records add key by key); a may be undefined. */
+export function addWebSocketStats(a: WebSocketStats | undefined, b: WebSocketStats): WebSocketStats {
+  const byKey = (x: Record<string, number>, y: Record<string, number>) => {
+    const out = { ...x };
+    for (const [k, v] of Object.entries(y)) out[k] = (out[k] ?? 0) + v;
+    return out;
+  };
+  if (a === undefined) return { ...b, refused: { ...b.refused }, closeCodes: { ...b.closeCodes } };
+  return {
+    connections: a.connections + b.connections,
+    upgraded: a.upgraded + b.upgraded,
+    refused: byKey(a.refused, b.refused),
+    messagesIn: a.messagesIn + b.messagesIn,
+    messagesOut: a.messagesOut + b.messagesOut,
+    published: a.published + b.published,
+    pingsIn: a.pingsIn + b.pingsIn,
+    pingsOut: a.pingsOut + b.pingsOut,
+    closeCodes: byKey(a.closeCodes, b.closeCodes),
+    topics: a.topics + b.topics,
+    subscriptions: a.subscriptions + b.subscriptions,
+    messageBufferBytes: a.messageBufferBytes + b.messageBufferBytes,
+  };
 }
