@@ -14,6 +14,7 @@ export type {
   ServerStats,
   ProtocolName,
   WebSocketStats,
+  ClusterBus,
 } from "./types.ts";
 export type {
   WebSocketServerOptions,

@@ -3,7 +3,7 @@ import { codecByName, isCodecName, CODEC_NAMES, rawCodec, type Codec } from "../
 import { MAX_CAPACITY } from "../conn-table/index.ts";
 import { ServerOptionError } from "./errors.ts";
 import { defaultMaxConnections } from "./limits.ts";
-import type { Handler, ServerOptions } from "./types.ts";
+import type { ClusterBus, Handler, ServerOptions } from "./types.ts";
 import { WEBSOCKET_OPTION_NAMES, resolveWebSocketOptions, type ResolvedWebSocketOptions } from "./websocket-options.ts";
 import type { WebSocketServerOptions } from "./websocket-types.ts";
 
@@ -25,6 +25,8 @@ export interface ResolvedOptions {
   proxyTimeoutMs: number;
   /** Addresses proxied connections may come from; null for any. */
   proxyProtocolFrom: ReadonlySet<string> | null;
+  /** The node bus, or null. */
+  bus: ClusterBus | null;
   maxFrameBytes: number;
   maxWriteBufferBytes: number;
   writeBufferHardLimitBytes: number;
@@ -66,6 +68,7 @@ const KNOWN = new Set([
   "handshakeTimeoutMs",
   "proxyProtocol",
   "proxyProtocolFrom",
+  "bus",
   "maxFrameBytes",
   "maxWriteBufferBytes",
   "writeBufferHardLimitBytes",
@@ -214,6 +217,7 @@ export function resolveOptions(input: ServerOptions | WebSocketServerOptions): R
     proxyProtocol,
     proxyTimeoutMs: proxyProtocol ? handshakeTimeoutMs || DEFAULT_PROXY_TIMEOUT_MS : 0,
     proxyProtocolFrom,
+    bus: busOf(opts.bus),
     maxFrameBytes,
     maxWriteBufferBytes,
     writeBufferHardLimitBytes,
@@ -223,4 +227,14 @@ export function resolveOptions(input: ServerOptions | WebSocketServerOptions): R
     segmentBytes: int(o, "segmentBytes", 4096, 64, 1 << 20, "bytes"),
     websocket: null,
   };
+}
+
+/** The bus option: undefined (none), or an object with publish and subscribe (src/bus createRedisBus). */
+function busOf(bus: unknown): ClusterBus | null {
+  if (bus === undefined) return null;
+  const b = bus as Partial<ClusterBus> | null;
+  if (b === null || typeof b !== "object" || typeof b.publish !== "function" || typeof b.subscribe !== "function") {
+    throw new ServerOptionError("bus", "expected a node bus with publish() and subscribe() (src/bus createRedisBus)");
+  }
+  return b as ClusterBus;
 }

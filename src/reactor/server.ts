@@ -33,6 +33,7 @@ import { decodeInput, hold, releaseInput, stageInput, unpauseIfDrained } from ".
 import { bindListener } from "./listen.ts";
 import { resolveOptions } from "./options.ts";
 import { ProxyStage } from "./proxy-stage.ts";
+import { ServerBus } from "./cluster-bus.ts";
 import { closeAfterFlush, closeNow, flushQueue, joinBroadcasts, releaseQueue, write } from "./output.ts";
 import {
   F_CLOSING,
@@ -72,6 +73,11 @@ export async function createServer(opts: ServerOptions | WebSocketServerOptions)
     server.stage = ws;
     server.websocket = ws;
   }
+  if (o.bus !== null) {
+    const cluster = new ServerBus(server, o.bus, ws);
+    server.cluster = cluster;
+    if (ws !== null) ws.onPublished = (topic, data, compress) => cluster.publish(topic, data, compress);
+  }
   server.listen();
   return server;
 }
@@ -79,6 +85,8 @@ export async function createServer(opts: ServerOptions | WebSocketServerOptions)
 class ReactorServer extends ReactorState implements Server {
   /** The WebSocket stage (also this.stage) of a protocol "websocket" server, else null. */
   websocket: WebSocketStage | null = null;
+  /** The node bus side of this server (createServer's bus option), else null. */
+  cluster: ServerBus | null = null;
   private readonly startedAt = performance.now();
   /** The process's RSS with no connection open: at listen, then at each stats() that finds none. */
   private baselineRss = 0;
@@ -319,7 +327,9 @@ class ReactorServer extends ReactorState implements Server {
   }
 
   broadcast(bytes: Uint8Array | string): number {
-    return broadcast(this, bytes);
+    const n = broadcast(this, bytes);
+    if (this.cluster !== null) this.cluster.broadcast(bytes);
+    return n;
   }
 
   /** WebSocket servers: see WebSocketServer.publish. */
@@ -472,6 +482,7 @@ class ReactorServer extends ReactorState implements Server {
     this.stopTimer = null;
     releaseClock(this);
     this.listener?.stop(true);
+    this.cluster?.close();
     const stats = this.stats();
     this.finalStats = stats;
     this.stopResolve!(stats);

@@ -175,6 +175,12 @@ export interface ServerOptions<In = any> {
    * closed ("proxy") before it is read. Default: any address.
    */
   proxyProtocolFrom?: readonly string[];
+  /**
+   * A node bus (src/bus createRedisBus, or anything of the ClusterBus shape): server.broadcast
+   * and WebSocket publishes then reach the connections of every node on the bus, once each.
+   * Default none (this server only).
+   */
+  bus?: ClusterBus;
   /** Largest frame accepted; a bigger one closes its connection with "protocol". Default 1 MiB. */
   maxFrameBytes?: number;
   /**
@@ -305,7 +311,8 @@ export interface Server {
    * whatever else the connection is sent in that turn: one send per connection per turn,
    * however many broadcasts. Returns the number of connections the message is for. The
    * write-queue limits apply when the turn's batch is written: past
-   * writeBufferHardLimitBytes a connection is closed "writeStall" then.
+   * writeBufferHardLimitBytes a connection is closed "writeStall" then. The count is this
+   * node's: with the bus option, the other nodes' servers broadcast it to their connections too.
    */
   broadcast(bytes: Uint8Array | string): number;
   /** As conn.write for the connection with handle `id`; false for a stale or closed id. */
@@ -327,4 +334,15 @@ export interface Server {
    * returns the same promise.
    */
   stop(opts?: { graceful?: boolean; timeoutMs?: number }): Promise<ServerStats>;
+}
+
+/**
+ * What createServer's `bus` option needs of a node bus: publish to the other nodes, listen to
+ * what they publish (src/bus's NodeBus is one; the reactor imports nothing of src/bus).
+ */
+export interface ClusterBus {
+  /** Sends payload to the other nodes' listeners of channel; rejects when it could not. */
+  publish(channel: string, payload: Uint8Array | string): Promise<number>;
+  /** Adds a listener of channel; returns the function that removes it. */
+  subscribe(channel: string, listener: (payload: Uint8Array, channel: string) => void): () => void;
 }

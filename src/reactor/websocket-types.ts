@@ -146,7 +146,8 @@ export interface WebSocketServer extends Server {
   /**
    * Sends data (a string as text, bytes as binary) to every subscriber of topic. The frame
    * is built once (and compressed once for subscribers that negotiated permessage-deflate)
-   * and the same bytes handed to each socket. Returns how many connections took it.
+   * and the same bytes handed to each socket. Returns how many connections took it (on
+   * this node). With the bus option, it also reaches the topic's subscribers on every other node.
    */
   publish(topic: string, data: string | Uint8Array, compress?: boolean): number;
   /** Subscribers of topic now. */

@@ -671,6 +671,21 @@ export class WebSocketStage implements InputStage, FrameSink {
    * server context takeover. Returns how many connections took it.
    */
   publish(topic: string, data: string | Uint8Array, compress = true, except = -1): number {
+    const n = this.publishLocal(topic, data, compress, except);
+    if (this.onPublished !== null) this.onPublished(topic, data, compress);
+    return n;
+  }
+
+  /** Called after each publish made on this server (not one that came from the node bus): the bus sends it on. */
+  onPublished: ((topic: string, data: string | Uint8Array, compress: boolean) => void) | null = null;
+
+  /** Calls fn when a topic gets its first subscriber on this server (true) and loses its last (false). */
+  onTopicActive(fn: (topic: string, active: boolean) => void): void {
+    this.topics.onActive = fn;
+  }
+
+  /** publish() to this server's subscribers only (a message that came over the node bus). */
+  publishLocal(topic: string, data: string | Uint8Array, compress = true, except = -1): number {
     const t = this.topics.get(topic);
     this.published++;
     if (t === undefined) return 0;

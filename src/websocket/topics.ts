@@ -42,6 +42,11 @@ export class Topics {
   private freeRec = 0; // first free record + 1
   /** Live subscriptions over all topics. */
   subscriptions = 0;
+  /**
+   * Called with (name, true) when a topic gets its first subscriber and (name, false) when it
+   * loses its last: a node bus subscribes to exactly the topics this server has members of.
+   */
+  onActive: ((name: string, active: boolean) => void) | null = null;
 
   /** A registry for `capacity` connection slots. */
   constructor(capacity: number) {
@@ -140,6 +145,7 @@ export class Topics {
     const topic: Topic = { name, index, handles: new Uint32Array(4), records: new Int32Array(4), size: 0 };
     this.byIndex[index] = topic;
     this.byName.set(name, topic);
+    this.onActive?.(name, true);
     return topic;
   }
 
@@ -158,6 +164,7 @@ export class Topics {
       this.byName.delete(topic.name);
       this.byIndex[topic.index] = undefined;
       this.freeIndices.push(topic.index);
+      this.onActive?.(topic.name, false);
     } else if (topic.handles.length > 64 && last < topic.handles.length >>> 2) {
       // Give memory back when a topic shrank to a quarter.
       topic.handles = topic.handles.slice(0, topic.handles.length >>> 1);
