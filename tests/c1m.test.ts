@@ -5,7 +5,7 @@ import { join } from "node:path";
 import fc from "fast-check";
 import { isProcessAlive } from "../src/system/index.ts";
 import { niceScale, renderChart } from "../src/loadgen/chart.ts";
-import type { C1mResult } from "../src/loadgen/c1m.ts";
+import type { C1mResult } from "../src/loadgen/index.ts";
 import { tunSupport } from "../src/loadgen/tun/netns.ts";
 
 const ROOT = join(import.meta.dir, "..");

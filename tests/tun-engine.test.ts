@@ -9,7 +9,8 @@
 import { describe, expect, test } from "bun:test";
 import { toArrayBuffer } from "bun:ffi";
 import type { PacketDevice } from "../src/loadgen/tun/device.ts";
-import { FIRST_CLIENT_PORT, TunEngine, type TunEngineOptions } from "../src/loadgen/tun/engine.ts";
+import { TunEngine } from "../src/loadgen/tun/engine.ts";
+import { FIRST_CLIENT_PORT, type TunEngineOptions } from "../src/loadgen/tun/options.ts";
 import { checksumsValid, readU16, readU32, TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, writeSegment } from "../src/loadgen/tun/packet.ts";
 import { until } from "./helpers/until.ts";
 

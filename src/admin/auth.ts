@@ -2,7 +2,7 @@ import { createHash, timingSafeEqual } from "node:crypto";
 
 /** Returns the token of an `Authorization: Bearer <token>` header value (scheme matched
  *  case-insensitively, RFC 7235), or null when the header is missing or another scheme. */
-export function bearerToken(header: string | null | undefined): string | null {
+function bearerToken(header: string | null | undefined): string | null {
   if (!header) return null;
   const m = /^\s*bearer\s+(\S+)\s*$/i.exec(header);
   return m ? (m[1] as string) : null;

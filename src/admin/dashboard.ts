@@ -10,7 +10,7 @@ export interface Asset {
 }
 
 /** The dashboard page and the files it loads, keyed by URL path. */
-export interface DashboardAssets {
+interface DashboardAssets {
   "/": Asset;
   "/assets/uplot.js": Asset;
   "/assets/uplot.css": Asset;

@@ -11,13 +11,13 @@ export function escapeLabelValue(v: string): string {
 }
 
 /** Returns `v` escaped for a # HELP docstring: backslash and line feed. */
-export function escapeHelp(v: string): string {
+function escapeHelp(v: string): string {
   return v.replace(/[\\\n]/g, (ch) => (ch === "\\" ? "\\\\" : "\\n"));
 }
 
 /** Returns `n` as the exposition format writes a float: +Inf, -Inf, NaN, else JS notation
  *  (which Go's ParseFloat, Prometheus's parser, accepts). */
-export function formatValue(n: number): string {
+function formatValue(n: number): string {
   if (n === Infinity) return "+Inf";
   if (n === -Infinity) return "-Inf";
   if (Number.isNaN(n)) return "NaN";

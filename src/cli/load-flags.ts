@@ -12,10 +12,10 @@ import { DEFAULT_CONNECTIONS_PER_SOURCE } from "../system/index.ts";
  * 60,000 lets a widened range be used (c1m's 20,000 forbade it); past the machine's range
  * connects fail with EADDRNOTAVAIL, which both commands report by kind.
  */
-export const MAX_CONNECTIONS_PER_SOURCE = 60_000;
+const MAX_CONNECTIONS_PER_SOURCE = 60_000;
 
 /** Per-command defaults and help of the shared flags. */
-export interface LoadFlagDefaults {
+interface LoadFlagDefaults {
   connectWindow: number;
   connectWindowHelp: string;
   connectTimeoutMs: number;

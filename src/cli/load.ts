@@ -8,6 +8,8 @@ import { connectionsPerProcess, loadProcessesFor, readSystemLimits } from "../sy
 import { countOrAutoError, loadClientFlags } from "./load-flags.ts";
 import {
   formatLoadReport,
+  LOAD_MODES,
+  LOAD_PROTOCOLS,
   maxPerTuple,
   parseTargets,
   progressLine,
@@ -50,8 +52,8 @@ const command = defineCommand({
       help: "source addresses to bind: auto (--per-source connections each from 127.1.0.1 up), none (kernel picks), or 127.1.0.1-127.1.0.50 / 127.2.0.0/24",
     },
     perSource: shared.perSource,
-    mode: { type: "enum", choices: ["idle", "ping", "rr"], default: "idle", help: "idle: hold; ping: one frame per connection every --ping-interval; rr: closed-loop request/response" },
-    protocol: { type: "enum", choices: ["echo", "lines", "resp"], default: "echo", help: "echo: raw bytes echoed back; lines: newline-terminated; resp: RESP GET/SET (PING in ping mode)" },
+    mode: { type: "enum", choices: LOAD_MODES, default: "idle", help: "idle: hold; ping: one frame per connection every --ping-interval; rr: closed-loop request/response" },
+    protocol: { type: "enum", choices: LOAD_PROTOCOLS, default: "echo", help: "echo: raw bytes echoed back; lines: newline-terminated; resp: RESP GET/SET (PING in ping mode)" },
     duration: { type: "duration-ms", min: 0, max: 86_400_000, default: 10_000, help: "how long to hold / drive traffic after the ramp" },
     rampTimeout: { type: "duration-ms", min: 100, max: 3_600_000, default: 120_000, help: "stop opening connections after this long" },
     connectWindow: shared.connectWindow,

@@ -51,7 +51,7 @@ function fail(message: string, code = 1): never {
  * The server options for a validated config and the app's framing (TLS files read lazily by
  * Bun). Request latency is measured only when the admin server is there to show it.
  */
-export function serverOptionsOf(cfg: ServeConfig, app: Pick<ModuleApp, "handler" | "protocol" | "codec">): ServerOptions {
+function serverOptionsOf(cfg: ServeConfig, app: Pick<ModuleApp, "handler" | "protocol" | "codec">): ServerOptions {
   const opts: ServerOptions = {
     handler: app.handler,
     measureLatency: cfg.admin,
@@ -83,7 +83,7 @@ export function serverOptionsOf(cfg: ServeConfig, app: Pick<ModuleApp, "handler"
  * many worker processes the figures add up and how often they were restarted; rss is then
  * the workers' sum at their last report before the stop.
  */
-export function formatFinalStats(s: ServerStats, workers?: { count: number; restarts: number }): string {
+function formatFinalStats(s: ServerStats, workers?: { count: number; restarts: number }): string {
   const closed = Object.entries(s.closed)
     .filter(([, n]) => n > 0)
     .map(([why, n]) => `${why} ${n}`)
@@ -107,7 +107,7 @@ function hostPort(hostname: string, port: number | string): string {
  * Listen addresses compactly: each host once, its ports as runs ("127.0.0.1:7000-7019,
  * [::1]:7000-7019"), in the order given.
  */
-export function formatListen(addresses: readonly ListenAddress[]): string {
+function formatListen(addresses: readonly ListenAddress[]): string {
   const byHost = new Map<string, number[]>();
   for (const a of addresses) {
     const ports = byHost.get(a.hostname);

@@ -52,15 +52,18 @@ export type WorkerServerOptions = Pick<
   tls?: { certPath: string; keyPath: string };
 };
 
+/** What a worker gets in MYRIAD_CLUSTER_WORKER (JSON): its place, its addresses, its app and its server's options. */
 export interface WorkerConfig {
   /** 0-based, stable across restarts. */
   index: number;
+  /** Workers in the cluster. */
   workers: number;
   listen: ListenAddress[];
   app: WorkerApp;
   server: WorkerServerOptions;
   /** Most connections this process holds over all its listeners. */
   maxConnections: number;
+  /** How often it reports its stats unasked. */
   statsIntervalMs: number;
 }
 
@@ -70,6 +73,7 @@ export interface WorkerConfig {
  */
 export type SupervisorToWorker = { t: "stop"; graceful: boolean; timeoutMs: number } | { t: "stats"; id: number };
 
+/** What a worker tells its supervisor: ready (with the ports it got), a stats report (`id` when it answers a request), stopped (its last figures), fatal (why it could not start). */
 export type WorkerToSupervisor =
   | { t: "ready"; pid: number; listen: ListenAddress[] }
   | { t: "stats"; stats: ServerStats; pools?: PoolSnapshot[]; id?: number }

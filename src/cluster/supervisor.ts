@@ -37,6 +37,7 @@ export interface RestartPolicy {
   resetAfterMs?: number;
 }
 
+/** What runCluster starts: how many workers, where they listen, what they serve, and how they are restarted and stopped. */
 export interface ClusterOptions {
   /** Worker processes (>= 1). */
   workers: number;
@@ -80,6 +81,7 @@ export interface ClusterOptions {
   onEvent?: (e: ClusterEvent) => void;
 }
 
+/** What onEvent hears: a worker ready, exited (expected or not), restarting, fatal at start; a warning; every worker stopped. */
 export type ClusterEvent =
   | { type: "ready"; worker: number; pid: number }
   | { type: "exit"; worker: number; pid: number; exitCode: number | null; signal: string | null; expected: boolean }
@@ -102,6 +104,7 @@ export interface WorkerInfo {
   startedAtMs: number;
 }
 
+/** A cluster that could not start (ERR_CLUSTER_START) or was given bad options (ERR_CLUSTER_WORKERS, ERR_CLUSTER_LISTEN). */
 export class ClusterError extends MyriadError {}
 
 interface Slot extends WorkerInfo {

@@ -11,9 +11,9 @@ import type { FlagValues } from "./spec.ts";
 const MIB = 1024 * 1024;
 
 /** Most ports one `--port` range may name (as src/cluster's parsePorts). */
-export const MAX_LISTEN_PORTS = 4096;
+const MAX_LISTEN_PORTS = 4096;
 /** Most worker processes `--workers` accepts (as src/cluster's runCluster). */
-export const MAX_WORKERS = 4096;
+const MAX_WORKERS = 4096;
 
 /**
  * True when an `--app` value names a module app, which must be a path: it has a "/" or ends
@@ -31,6 +31,7 @@ export function workersOf(spec: string): number | "auto" | undefined {
   return countOrAuto(spec, MAX_WORKERS);
 }
 
+/** The flags of `bun run serve`, each with its bounds, default, environment variable and help. */
 export const serveFlags = {
   config: {
     type: "string",

@@ -48,6 +48,7 @@ export interface DurationFlag extends FlagBase {
   min?: number;
   max?: number;
 }
+/** Any text; `minLength: 1` refuses the empty string. */
 export interface StringFlag extends FlagBase {
   type: "string";
   default?: string;
@@ -59,6 +60,7 @@ export interface BoolFlag extends FlagBase {
   type: "bool";
   default?: boolean;
 }
+/** One of `choices` (kept as literal types by defineCommand). */
 export interface EnumFlag<C extends string = string> extends FlagBase {
   type: "enum";
   choices: readonly C[];
@@ -78,7 +80,9 @@ export interface PortRangeFlag extends FlagBase {
   max?: number;
 }
 
+/** One flag's declaration, by its `type`. */
 export type FlagSpec = IntFlag | NumberFlag | DurationFlag | StringFlag | BoolFlag | EnumFlag | ListFlag | PortRangeFlag;
+/** The flag types: int, number, duration-ms, string, bool, enum, list, port-range. */
 export type FlagType = FlagSpec["type"];
 
 /** The parsed type of one flag. */
@@ -104,6 +108,7 @@ export type FlagValues<F extends Record<string, FlagSpec>> = {
 /** Where a value came from. */
 export type ValueSource = "default" | "file" | "env" | "flag";
 
+/** A command's declaration: its name, summary, flags, and what --help adds. */
 export interface CommandSpec<F extends Record<string, FlagSpec>> {
   /** The command's name as the user types it after `bun run` (`serve`). Prefixes every error. */
   name: string;
@@ -125,6 +130,7 @@ export interface CommandSpec<F extends Record<string, FlagSpec>> {
   validate?: (values: FlagValues<F>) => string | undefined;
 }
 
+/** What parsing returns: the values, where each came from, and the positional arguments. */
 export interface ParsedCommand<F extends Record<string, FlagSpec>> {
   /** True when `--help` / `-h` was given: the values are then only the defaults. */
   help: boolean;
@@ -133,11 +139,13 @@ export interface ParsedCommand<F extends Record<string, FlagSpec>> {
   sources: { [K in keyof F]: ValueSource | undefined };
 }
 
+/** Options of Command.parse. */
 export interface ParseOptions {
   /** Environment to read `MYRIAD_*` from; default `process.env`. Pass `{}` to ignore it. */
   env?: Record<string, string | undefined>;
 }
 
+/** A declared command: parses argv (with environment and config file), prints --help, checks config objects. */
 export interface Command<F extends Record<string, FlagSpec>> {
   readonly name: string;
   readonly spec: CommandSpec<F>;
@@ -169,7 +177,7 @@ export function kebabCase(name: string): string {
   return name.replace(/[A-Z]/g, (c) => "-" + c.toLowerCase());
 }
 /** `maxConnections` -> `MAX_CONNECTIONS`. */
-export function snakeUpper(name: string): string {
+function snakeUpper(name: string): string {
   return name.replace(/[A-Z]/g, (c) => "_" + c).toUpperCase();
 }
 

@@ -3,6 +3,7 @@
  * the c1m report needs no charting library and opens in any browser.
  */
 
+/** One line of the chart: its points, colour, axis and dash. */
 export interface ChartSeries {
   name: string;
   color: string;
@@ -13,14 +14,16 @@ export interface ChartSeries {
   dashed?: boolean;
 }
 
-export interface ChartBand {
+/** A shaded span of x with a label (a c1m phase). */
+interface ChartBand {
   /** Shaded x range (a phase), with a label at its top. */
   fromX: number;
   toX: number;
   label: string;
 }
 
-export interface ChartOptions {
+/** What renderChart draws. */
+interface ChartOptions {
   title: string;
   xLabel: string;
   leftLabel: string;

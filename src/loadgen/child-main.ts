@@ -9,7 +9,8 @@
  * running) | final (the same after closing everything) | fatal.
  * It exits by itself when the parent goes away (IPC disconnect) or after maxLifetimeMs.
  */
-import { LoadEngine, type EngineOptions } from "./engine.ts";
+import { LoadEngine } from "./engine.ts";
+import type { EngineOptions } from "./options.ts";
 import type { ChildConfig, ChildToParent, ParentToChild } from "./protocol.ts";
 
 const raw = process.env.MYRIAD_LOADGEN_CHILD;

@@ -11,118 +11,14 @@
  */
 import type { Subprocess } from "bun";
 import { join } from "node:path";
-import { MyriadError } from "../errors.ts";
 import { allWithin, ReplyWaiters } from "../system/index.ts";
-import { addCounters, emptyCounters, type EngineOptions, type EngineReport, type LoadCounters, type LoadMode, type LoadProtocol } from "./engine.ts";
-import { LogHistogram, type PercentileSummary } from "./histogram.ts";
-import type { ChildConfig, ChildToParent, ParentToChild, TunChildConfig } from "./protocol.ts";
-import { parseIPv4, splitEvenly, type Target } from "./targets.ts";
-import { MAX_TUN_WINDOW } from "./tun/engine.ts";
-import { clientBlocks, type ClientBlock } from "./tun/netns.ts";
-
-/** Settings of one load run. Totals (window, rates) are split evenly over the processes. */
-/**
- * A load run over several processes. The per-connection behaviour (mode, protocol, payload,
- * timeouts, confirm...) is each engine's, documented on EngineOptions; the window and the
- * rates here are totals over all processes, split evenly among them.
- */
-export interface LoadOptions
-  extends Pick<
-    EngineOptions,
-    "connectTimeoutMs" | "retries" | "mode" | "protocol" | "payloadBytes" | "pingIntervalMs" | "getRatio" | "keyspace" | "confirm"
-  > {
-  connections: number;
-  processes: number;
-  targets: readonly Target[];
-  /** Source addresses to bind, [] for none (see targets.ts resolveSources). */
-  sources: readonly string[];
-  /** Connects in flight over all processes (default 256). */
-  connectWindow?: number;
-  /** New connections per second over all processes; 0 = unbounded (default). */
-  connectRatePerSec?: number;
-  /** rr: requests per second over all processes; 0 = closed loop. */
-  requestRatePerSec?: number;
-  /** The ramp stops adding connections after this long (default 120 s). */
-  rampTimeoutMs?: number;
-  /** How often children report (default 250 ms). */
-  progressIntervalMs?: number;
-  /** Children stop and exit by themselves after this long (default 1 h). */
-  maxLifetimeMs?: number;
-  /** Arguments for bun before the child script (e.g. ["--smol"]). */
-  bunArgs?: string[];
-  /** Called with the merged counters every progressIntervalMs. */
-  onProgress?: (counters: LoadCounters) => void;
-  /** Start connecting as soon as every process is ready (default true); false: call run.begin(). */
-  autoBegin?: boolean;
-  /**
-   * Userland TCP clients instead of sockets (tun/engine.ts): each process makes its own TUN
-   * device and client addresses (tun/netns.ts clientBlocks). Idle mode only; every target
-   * must be on one host, the servers' address inside the namespace. Needs spawnPrefix to
-   * put the processes in that namespace.
-   */
-  tun?: boolean;
-  /** Command the load processes run under, e.g. Netns.execPrefix (default none). */
-  spawnPrefix?: string[];
-}
-
-/** The run's final figures. Durations in ms, latencies in µs. */
-export interface LoadReport {
-  config: {
-    connections: number;
-    processes: number;
-    targets: number;
-    sources: number;
-    mode: LoadMode;
-    protocol: LoadProtocol;
-    connectWindow: number;
-    connectRatePerSec: number;
-    requestRatePerSec: number;
-  };
-  connections: {
-    target: number;
-    /** Most open at once (summed over processes). */
-    reached: number;
-    /** Open just before stop. */
-    held: number;
-    /** Closed by the other side after opening, during the whole run / after the ramp. */
-    lost: number;
-    lostAfterRamp: number;
-    failed: number;
-    attempts: number;
-    errors: Record<string, number>;
-  };
-  ramp: { ms: number; connectionsPerSec: number; connectUs: PercentileSummary };
-  traffic: {
-    ms: number;
-    requests: number;
-    responses: number;
-    responsesPerSec: number;
-    bytesOut: number;
-    bytesIn: number;
-    skipped: number;
-    badReplies: number;
-    latencyUs: PercentileSummary;
-  };
-  memory: { rssBytes: number; maxProcessRssBytes: number; bytesPerConnection: number };
-  processes: {
-    count: number;
-    pids: number[];
-    /**
-     * Processes that exited before stop() began (crashed, killed from outside, lifetime
-     * over): their open connections count as lost. Exits during the teardown never count.
-     */
-    died: Array<{ pid: number; exitCode: number | null; signal: string | null }>;
-    /** Processes still running when stop()'s grace ran out, then killed by pid (SIGKILL): a slow teardown, not a death. */
-    killedAtTeardown: number[];
-    /** Processes that sent neither their report at stop nor a final one: connect times and traffic figures miss theirs. */
-    unreported: number[];
-    /** From the stop request until the last process exited (ms; up to now if one is still going). */
-    teardownMs: number;
-  };
-  durationMs: number;
-}
-
-export class LoadError extends MyriadError {}
+import { addCounters, emptyCounters, type EngineReport, type LoadCounters } from "./counters.ts";
+import { LogHistogram } from "./histogram.ts";
+import type { EngineOptions } from "./options.ts";
+import type { ChildConfig, ChildToParent, ParentToChild } from "./protocol.ts";
+import { LoadError, teardownGraceMs, type LoadOptions, type LoadReport } from "./run-options.ts";
+import { splitEvenly } from "./targets.ts";
+import { tunConfigs } from "./tun/plan.ts";
 
 interface Child {
   index: number;
@@ -150,17 +46,6 @@ interface Child {
 const CHILD_ENTRY = join(import.meta.dir, "child-main.ts");
 /** How long stop() waits for the children's reports before it starts the teardown. */
 const REPORT_TIMEOUT_MS = 10_000;
-
-/**
- * stop()'s default grace for `connections`: how long the load processes get to close their
- * connections and exit before they are killed. Closing is CPU-bound on both ends (each RST
- * is handled by the kernel for both sockets, then by a server): 15,000 sockets take one
- * process ~0.2 s on an idle machine, and the 1M run (53 load processes, 55 workers, 2 cores)
- * had not finished after 20 s. The grace allows 12,500 connections/s, and 15 s at least.
- */
-export function teardownGraceMs(connections: number): number {
-  return Math.max(15_000, Math.ceil(connections * 0.08));
-}
 
 /** True until the child's exit is known (by its exit callback or by Bun's subprocess state). */
 function running(c: Child): boolean {
@@ -390,26 +275,6 @@ export class LoadRun {
       durationMs: performance.now() - this.startedAt,
     };
   }
-}
-
-/** Each TUN process's device, client block and servers (`window`: its connects in flight); throws LoadError for options the TUN client cannot run. */
-function tunConfigs(opts: LoadOptions, processes: number, window: number): TunChildConfig[] {
-  if ((opts.mode ?? "idle") !== "idle") throw new LoadError("ERR_LOADGEN_TUN", `the TUN client holds idle connections only, not mode ${opts.mode}`);
-  const hosts = new Set(opts.targets.map((t) => t.host));
-  const host = opts.targets[0]?.host;
-  const serverIp = host === undefined ? undefined : parseIPv4(host);
-  if (hosts.size !== 1 || serverIp === undefined)
-    throw new LoadError("ERR_LOADGEN_TUN", `the TUN client needs every target on one IPv4 address (the servers' address in the namespace), got ${[...hosts].join(", ") || "none"}`);
-  const ports = [...new Set(opts.targets.map((t) => t.port))];
-  if (window > MAX_TUN_WINDOW)
-    throw new LoadError("ERR_LOADGEN_TUN", `a TUN process keeps at most ${MAX_TUN_WINDOW} connects in flight: connectWindow ${opts.connectWindow} over ${processes} processes is ${window} each`);
-  let blocks: ClientBlock[];
-  try {
-    blocks = clientBlocks(opts.connections, processes);
-  } catch (e) {
-    throw new LoadError("ERR_LOADGEN_TUN", (e as Error).message);
-  }
-  return blocks.map((b, p) => ({ device: `myriad-tun${p}`, clientFirstIp: b.firstIp, clientCidr: b.cidr, serverIp, ports }));
 }
 
 /**

@@ -10,167 +10,12 @@
 import type { Socket } from "bun";
 import { MyriadRangeError } from "../errors.ts";
 import { isSelfConnect } from "../pool/index.ts";
-import { LogHistogram, type HistogramJSON } from "./histogram.ts";
+import { emptyCounters, errorKind, type EngineReport, type LoadCounters } from "./counters.ts";
+import { LogHistogram } from "./histogram.ts";
+import { resolveEngineOptions, type EngineOptions } from "./options.ts";
+import { RequestFrames } from "./requests.ts";
 import type { RespSupport } from "./resp-support.ts";
-import { tupleOf, type Target } from "./targets.ts";
-
-export type LoadMode = "idle" | "ping" | "rr";
-export type LoadProtocol = "echo" | "lines" | "resp";
-
-/** What one engine does. Durations in ms, rates per second. */
-export interface EngineOptions {
-  /** Connections this engine opens. */
-  connections: number;
-  /** Global index of this engine's first connection and the stride between its connections (process p of P: p, P). */
-  indexOffset?: number;
-  indexStride?: number;
-  /** Source addresses to bind (empty: let the kernel pick) and destinations; see targets.ts tupleOf. */
-  sources: readonly string[];
-  targets: readonly Target[];
-  /** Most connects in flight at once (default 256). */
-  connectWindow?: number;
-  /** New connections per second, 0 (default) = as fast as the window allows. */
-  connectRatePerSec?: number;
-  /** A connect not done after this long counts as ETIMEDOUT (default 10 s). */
-  connectTimeoutMs?: number;
-  /** Extra attempts per failed connection (default 0). */
-  retries?: number;
-  mode?: LoadMode;
-  protocol?: LoadProtocol;
-  /** Request payload bytes: echo frame size, line length, RESP SET value size (default 16). */
-  payloadBytes?: number;
-  /** ping mode: each connection sends one frame this often (default 10 s). */
-  pingIntervalMs?: number;
-  /** rr mode: requests per second over this engine's connections; 0 = closed loop, one outstanding per connection. */
-  requestRatePerSec?: number;
-  /** rr/resp: share of GETs (rest SETs), 0..1 (default 0.8). */
-  getRatio?: number;
-  /** rr/resp: distinct keys (default 1000). */
-  keyspace?: number;
-  /**
-   * Confirm each connection with one round trip (the protocol's ping: echo bytes, "PING\n",
-   * RESP PING) before counting it open; it holds its connect-window place until the reply.
-   * A connection the server has not accepted yet cannot answer, so the window then also
-   * bounds the servers' accept queues (Bun listens with a backlog of 512; an overflowing
-   * queue drops SYNs, and each drop stalls that connect for 1 s). Default false.
-   */
-  confirm?: boolean;
-}
-
-/** Counters of one engine (or the sum of many). */
-export interface LoadCounters {
-  target: number;
-  /** Connect calls made (first attempts and retries). */
-  attempts: number;
-  /** Connects in flight now. */
-  connecting: number;
-  /** Connections open now. */
-  open: number;
-  /** Most connections open at once. */
-  peakOpen: number;
-  /** Connects that succeeded (ever). */
-  connected: number;
-  /** Connections given up after their last attempt failed. */
-  failed: number;
-  /** Failed attempts by error kind (ECONNREFUSED, EADDRNOTAVAIL, EMFILE, ETIMEDOUT, ...). */
-  errors: Record<string, number>;
-  /** Open connections closed by the other side or the network (not by stop). */
-  lost: number;
-  requests: number;
-  responses: number;
-  bytesOut: number;
-  bytesIn: number;
-  /** ping mode: pings not sent because the previous one was unanswered. */
-  skipped: number;
-  /** Replies the protocol could not parse, or RESP error replies. */
-  badReplies: number;
-  /** True once every connection has either opened or failed for good. */
-  rampDone: boolean;
-  /** ms from the first connect to rampDone (or to now while ramping). */
-  rampMs: number;
-  rssBytes: number;
-}
-
-/** Counters plus the mergeable histograms (µs): connect time and request latency. */
-export interface EngineReport extends LoadCounters {
-  connectUs: HistogramJSON;
-  latencyUs: HistogramJSON;
-}
-
-/** Creates zeroed counters for `target` connections. */
-export function emptyCounters(target = 0): LoadCounters {
-  return {
-    target,
-    attempts: 0,
-    connecting: 0,
-    open: 0,
-    peakOpen: 0,
-    connected: 0,
-    failed: 0,
-    errors: {},
-    lost: 0,
-    requests: 0,
-    responses: 0,
-    bytesOut: 0,
-    bytesIn: 0,
-    skipped: 0,
-    badReplies: 0,
-    rampDone: target === 0,
-    rampMs: 0,
-    rssBytes: 0,
-  };
-}
-
-/**
- * Adds `b` into `a` (sums; peakOpen sums too: processes peak together at the end of a ramp;
- * rampDone is the AND, rampMs the max). Returns a.
- */
-export function addCounters(a: LoadCounters, b: LoadCounters): LoadCounters {
-  a.target += b.target;
-  a.attempts += b.attempts;
-  a.connecting += b.connecting;
-  a.open += b.open;
-  a.peakOpen += b.peakOpen;
-  a.connected += b.connected;
-  a.failed += b.failed;
-  for (const [k, v] of Object.entries(b.errors)) a.errors[k] = (a.errors[k] ?? 0) + v;
-  a.lost += b.lost;
-  a.requests += b.requests;
-  a.responses += b.responses;
-  a.bytesOut += b.bytesOut;
-  a.bytesIn += b.bytesIn;
-  a.skipped += b.skipped;
-  a.badReplies += b.badReplies;
-  a.rampDone = a.rampDone && b.rampDone;
-  a.rampMs = Math.max(a.rampMs, b.rampMs);
-  a.rssBytes += b.rssBytes;
-  return a;
-}
-
-const ERRNO_NAMES: Record<number, string> = {
-  24: "EMFILE",
-  23: "ENFILE",
-  99: "EADDRNOTAVAIL",
-  98: "EADDRINUSE",
-  111: "ECONNREFUSED",
-  104: "ECONNRESET",
-  110: "ETIMEDOUT",
-  105: "ENOBUFS",
-  101: "ENETUNREACH",
-  113: "EHOSTUNREACH",
-  32: "EPIPE",
-};
-
-/** The error kind of a failed connect or socket: its errno name (ECONNREFUSED, EMFILE, ...) or "other". */
-export function errorKind(e: unknown): string {
-  const err = e as { code?: unknown; errno?: unknown } | null;
-  if (err && typeof err.code === "string" && /^E[A-Z0-9]+$/.test(err.code)) return err.code;
-  if (err && typeof err.errno === "number") {
-    const name = ERRNO_NAMES[Math.abs(err.errno)];
-    if (name) return name;
-  }
-  return "other";
-}
+import { tupleOf } from "./targets.ts";
 
 const ST_PENDING = 0;
 const ST_CONNECTING = 1;
@@ -224,11 +69,7 @@ export class LoadEngine {
   private rrCursor = 0;
   private pingCursor = 0;
   private readonly handlers: import("bun").SocketHandler<number>;
-  private readonly pingFrame: Uint8Array;
-  private readonly echoFrame: Uint8Array;
-  private readonly lineFrame: Uint8Array;
-  private readonly respGets: Uint8Array[] = [];
-  private readonly respSets: Uint8Array[] = [];
+  private readonly frames: RequestFrames;
   private rampWaiters: (() => void)[] = [];
   private stopWaiters: (() => void)[] = [];
   private readonly resp: RespSupport | undefined;
@@ -241,29 +82,7 @@ export class LoadEngine {
 
   /** Prefer LoadEngine.create; protocol "resp" needs `resp` (src/loadgen/resp-support.ts). */
   constructor(opts: EngineOptions, resp?: RespSupport) {
-    const o: Required<EngineOptions> = {
-      connections: opts.connections,
-      indexOffset: opts.indexOffset ?? 0,
-      indexStride: opts.indexStride ?? 1,
-      sources: opts.sources,
-      targets: opts.targets,
-      connectWindow: opts.connectWindow ?? 256,
-      connectRatePerSec: opts.connectRatePerSec ?? 0,
-      connectTimeoutMs: opts.connectTimeoutMs ?? 10_000,
-      retries: opts.retries ?? 0,
-      mode: opts.mode ?? "idle",
-      protocol: opts.protocol ?? "echo",
-      payloadBytes: opts.payloadBytes ?? 16,
-      pingIntervalMs: opts.pingIntervalMs ?? 10_000,
-      requestRatePerSec: opts.requestRatePerSec ?? 0,
-      getRatio: opts.getRatio ?? 0.8,
-      keyspace: opts.keyspace ?? 1000,
-      confirm: opts.confirm ?? false,
-    };
-    if (!Number.isInteger(o.connections) || o.connections < 0) throw new MyriadRangeError("ERR_LOADGEN_CONNECTIONS", `connections must be an integer >= 0, got ${o.connections}`);
-    if (!Array.isArray(o.targets) || o.targets.length === 0) throw new MyriadRangeError("ERR_LOADGEN_ADDRESS", "targets must name at least one host:port");
-    if (!(o.connectWindow >= 1)) throw new MyriadRangeError("ERR_LOADGEN_OPTION", `connectWindow must be >= 1, got ${o.connectWindow}`);
-    if (!(o.payloadBytes >= 1)) throw new MyriadRangeError("ERR_LOADGEN_OPTION", `payloadBytes must be >= 1, got ${o.payloadBytes}`);
+    const o = resolveEngineOptions(opts);
     if (o.protocol === "resp" && resp === undefined) throw new MyriadRangeError("ERR_LOADGEN_OPTION", "protocol resp needs the RESP support: use LoadEngine.create");
     this.resp = resp;
     this.options = o;
@@ -278,21 +97,7 @@ export class LoadEngine {
     this.expect = new Int32Array(traffic);
     this.c = emptyCounters(n);
 
-    this.echoFrame = new Uint8Array(o.payloadBytes).fill(120); // "xxxx..."
-    const line = new Uint8Array(o.payloadBytes).fill(120);
-    line[line.length - 1] = 10;
-    this.lineFrame = line;
-    this.pingFrame =
-      o.protocol === "resp" ? resp!.encode(["PING"]) : o.protocol === "lines" ? new TextEncoder().encode("PING\n") : this.echoFrame;
-    if (o.protocol === "resp" && o.mode === "rr") {
-      // Requests are prebuilt per key so the hot path only picks one.
-      const value = "v".repeat(o.payloadBytes);
-      const keys = Math.min(o.keyspace, 10_000);
-      for (let k = 0; k < keys; k++) {
-        this.respGets.push(resp!.encode(["GET", `key:${k}`]));
-        this.respSets.push(resp!.encode(["SET", `key:${k}`, value]));
-      }
-    }
+    this.frames = new RequestFrames(o, resp);
 
     const self = this;
     this.handlers = {
@@ -621,15 +426,7 @@ export class LoadEngine {
     const socket = this.sockets[i];
     if (socket === undefined) return;
     const o = this.options;
-    let frame: Uint8Array;
-    if (o.mode === "ping" || this.state[i] === ST_CONFIRMING) {
-      frame = this.pingFrame;
-    } else if (o.protocol === "resp") {
-      const k = (Math.random() * this.respGets.length) | 0;
-      frame = Math.random() < o.getRatio ? this.respGets[k]! : this.respSets[k]!;
-    } else {
-      frame = o.protocol === "lines" ? this.lineFrame : this.echoFrame;
-    }
+    const frame = o.mode === "ping" || this.state[i] === ST_CONFIRMING ? this.frames.ping : this.frames.request();
     this.expect[i] = o.protocol === "echo" ? frame.length : 0;
     this.sentAt[i] = performance.now();
     if (this.state[i] !== ST_CONFIRMING) this.c.requests++;

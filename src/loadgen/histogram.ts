@@ -10,6 +10,7 @@
  */
 import { MyriadRangeError } from "../errors.ts";
 
+/** A histogram as JSON (sparse buckets): what load processes ship to the parent, which merges them exactly. */
 export interface HistogramJSON {
   subBucketBits: number;
   maxExponent: number;
@@ -33,6 +34,7 @@ export interface PercentileSummary {
   max: number;
 }
 
+/** The log-linear histogram of the file comment: O(1) record, exact merge, percentiles within 2^-subBucketBits. */
 export class LogHistogram {
   readonly subBucketBits: number;
   /** Largest exponent: values at or above 2^(maxExponent+1) are clamped into the last bucket. */

@@ -9,27 +9,18 @@ export {
   parseAddresses,
   resolveSources,
   autoSources,
-  parseIPv4,
-  formatIPv4,
   tupleOf,
   maxPerTuple,
   splitEvenly,
   TargetSpecError,
-  AUTO_SOURCE_BASE,
   type Target,
 } from "./targets.ts";
-export {
-  LoadEngine,
-  emptyCounters,
-  addCounters,
-  errorKind,
-  type EngineOptions,
-  type EngineReport,
-  type LoadCounters,
-  type LoadMode,
-  type LoadProtocol,
-} from "./engine.ts";
-export { startLoad, teardownGraceMs, LoadRun, LoadError, type LoadOptions, type LoadReport } from "./coordinator.ts";
+export { LoadEngine } from "./engine.ts";
+export { emptyCounters, addCounters, errorKind, type EngineReport, type LoadCounters } from "./counters.ts";
+export { LOAD_MODES, LOAD_PROTOCOLS, type EngineOptions, type LoadMode, type LoadProtocol } from "./options.ts";
+export { startLoad, LoadRun } from "./coordinator.ts";
+export { LoadError, type LoadOptions, type LoadReport } from "./run-options.ts";
 export { progressLine, formatLoadReport } from "./progress.ts";
-export { runC1m, type C1mClient, type C1mOptions, type C1mResult, type C1mPhaseResult, type ServerKind } from "./c1m.ts";
+export { runC1m } from "./c1m.ts";
+export type { C1mClient, C1mOptions, C1mResult, C1mPhaseResult, ServerKind } from "./c1m-types.ts";
 export { tunSupport } from "./tun/netns.ts";

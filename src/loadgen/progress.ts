@@ -1,6 +1,6 @@
 /** The load generator's live display and its text report. */
-import type { LoadCounters } from "./engine.ts";
-import type { LoadReport } from "./coordinator.ts";
+import type { LoadCounters } from "./counters.ts";
+import type { LoadReport } from "./run-options.ts";
 import type { PercentileSummary } from "./histogram.ts";
 
 const n = (x: number) => Math.round(x).toLocaleString("en-US");

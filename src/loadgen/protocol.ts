@@ -1,5 +1,6 @@
 /** IPC messages between the load generator's parent (coordinator.ts) and its children (child-main.ts). */
-import type { EngineOptions, EngineReport, LoadCounters } from "./engine.ts";
+import type { EngineReport, LoadCounters } from "./counters.ts";
+import type { EngineOptions } from "./options.ts";
 
 /** What a child gets in MYRIAD_LOADGEN_CHILD. */
 export interface ChildConfig {
@@ -21,6 +22,7 @@ export interface TunChildConfig {
   ports: number[];
 }
 
+/** What the coordinator tells a load process. */
 export type ParentToChild =
   | { t: "start" }
   | { t: "traffic" }
@@ -31,6 +33,7 @@ export type ParentToChild =
   | { t: "report"; id: number }
   | { t: "stop" };
 
+/** What a load process tells the coordinator. */
 export type ChildToParent =
   | { t: "ready"; pid: number }
   | { t: "progress"; counters: LoadCounters; id?: number }

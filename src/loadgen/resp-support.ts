@@ -5,6 +5,7 @@
  */
 import { encodeRespCommand, respReplyCodec } from "../codec/index.ts";
 
+/** The RESP pieces a load engine needs: encode a command, measure a reply. */
 export interface RespSupport {
   /** The bytes of one command. */
   encode(command: ReadonlyArray<string | number | Uint8Array>): Uint8Array;
@@ -12,6 +13,7 @@ export interface RespSupport {
   measure(buf: Uint8Array, end: number): number;
 }
 
+/** The RESP support over src/codec (loaded only by engines that speak RESP). */
 export const respSupport: RespSupport = {
   encode: encodeRespCommand,
   measure: (buf, end) => respReplyCodec.measure(buf, 0, end, 64 << 20),

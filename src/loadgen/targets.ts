@@ -23,7 +23,7 @@ export interface Target {
 }
 
 /** First source address of `--sources auto`: clear of 127.0.0.1 and of the usual 127.0.0.x servers. */
-export const AUTO_SOURCE_BASE = "127.1.0.1";
+const AUTO_SOURCE_BASE = "127.1.0.1";
 
 /** An error in --targets / --sources, saying what is accepted. */
 export class TargetSpecError extends MyriadError {

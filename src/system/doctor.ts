@@ -63,7 +63,7 @@ export const DEFAULT_COST_MODEL: CostModel = {
 };
 
 /** The listen backlog Bun.listen asks for (not configurable from JavaScript). */
-export const BUN_LISTEN_BACKLOG = 512;
+const BUN_LISTEN_BACKLOG = 512;
 
 /** What diagnose plans for. */
 export interface DoctorOptions {

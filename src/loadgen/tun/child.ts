@@ -5,7 +5,7 @@
  * namespace (netns.ts), so the device and the route exist only there.
  */
 import { MyriadError } from "../../errors.ts";
-import type { EngineOptions } from "../engine.ts";
+import type { EngineOptions } from "../options.ts";
 import type { TunChildConfig } from "../protocol.ts";
 import { TunDevice } from "./device.ts";
 import { TunEngine } from "./engine.ts";

@@ -8,7 +8,7 @@ import { dlopen, FFIType, ptr, read as ffiRead } from "bun:ffi";
 import { MyriadError } from "../../errors.ts";
 
 /** A TUN device that could not be opened or used; the message says what to do. */
-export class TunError extends MyriadError {
+class TunError extends MyriadError {
   constructor(message: string) {
     super("ERR_TUN", message);
   }
@@ -49,7 +49,7 @@ function errno(l: Libc): number {
 }
 
 /** A valid Linux interface name: 1–15 characters, no '/', whitespace or ':'. */
-export function isInterfaceName(name: string): boolean {
+function isInterfaceName(name: string): boolean {
   return /^[A-Za-z0-9_.-]{1,15}$/.test(name);
 }
 

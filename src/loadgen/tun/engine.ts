@@ -27,21 +27,22 @@
  * at once, then closes the device.
  *
  * Idle mode only: it holds connections; it sends no payload.
+ *
+ * One file (about 500 lines) on purpose: the per-packet path (parse, the connection's state
+ * byte, the reply) and the window's slots share one class's typed arrays and its rx/tx
+ * buffers; split across objects, every packet would pay calls between them. Its addressing
+ * and options are apart (options.ts), its segment codec too (packet.ts).
  */
 import { ptr } from "bun:ffi";
 import { MyriadRangeError } from "../../errors.ts";
-import { emptyCounters, type EngineReport, type LoadCounters } from "../engine.ts";
+import { emptyCounters, type EngineReport, type LoadCounters } from "../counters.ts";
 import { LogHistogram } from "../histogram.ts";
 import type { PacketDevice } from "./device.ts";
+import { clientAddressesFor, FIRST_CLIENT_PORT, MAX_TUN_WINDOW, PORTS_PER_ADDRESS, type TunEngineOptions, type TunPacketCounters } from "./options.ts";
 import { CLIENT_WINDOW, readU16, readU32, tcpOffset, TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, writeSegment } from "./packet.ts";
 
-/** Client ports per client address: 1024..65023. */
-export const PORTS_PER_ADDRESS = 64_000;
-export const FIRST_CLIENT_PORT = 1024;
 /** The first SYN retransmit comes this long after the SYN (Linux's initial RTO); each next one waits twice as long. */
-export const SYN_RTO_MS = 1000;
-/** Most connects in flight per engine (slots are 16-bit). */
-export const MAX_TUN_WINDOW = 65_535;
+const SYN_RTO_MS = 1000;
 
 // Connection states; 0, what the zeroed state array starts with, is "not attempted yet".
 const SYN_SENT = 1;
@@ -54,55 +55,12 @@ const CONFIRMING = 5;
 /** The probe byte confirm mode sends (echo servers send it back). */
 const PROBE_BYTE = 0x2e;
 
-/** What an engine needs: its connections, its addresses, where they go, how fast. */
-export interface TunEngineOptions {
-  connections: number;
-  /** First client address (IPv4 as an unsigned 32-bit number); the engine uses ceil(connections / PORTS_PER_ADDRESS) from there. */
-  clientFirstIp: number;
-  /** The servers' address (IPv4, unsigned 32-bit) and ports. */
-  serverIp: number;
-  ports: readonly number[];
-  /** Connects in flight at most (default 1024, at most MAX_TUN_WINDOW). */
-  connectWindow?: number;
-  /** New connections per second; 0 = as fast as the window allows (default). */
-  connectRatePerSec?: number;
-  /** An attempt not answered by a SYN-ACK this long after its first SYN fails with ETIMEDOUT (default 10 s). */
-  connectTimeoutMs?: number;
-  /** More attempts after a timeout or a refusal (default 0). */
-  retries?: number;
-  /** Salt of the initial sequence numbers (default random). */
-  isnSalt?: number;
-  /**
-   * Count a connection open only once the server application echoed a probe byte, sent
-   * with the handshake's last ACK (default false). The connect-window place is held until
-   * then, so the window also bounds the servers' accept queues: a full accept queue drops
-   * the handshake's ACK, and the connection then waits a second for the SYN-ACK again.
-   * Needs echo servers.
-   */
-  confirm?: boolean;
-}
-
-/** Packets seen and sent, for the report and for tests. */
-export interface TunPacketCounters {
-  packetsIn: number;
-  packetsOut: number;
-  /** Segments for an address or port that is none of this engine's connections. */
-  stray: number;
-  /** Packets that were not IPv4/TCP or were malformed. */
-  malformed: number;
-  /** RSTs sent for segments of connections not open (and for FINs). */
-  resetsSent: number;
-  /** Packets the device dropped on write (busy) or refused. */
-  writeDrops: number;
-}
-
 const immediate = () => new Promise<void>((resolve) => setImmediate(resolve));
 
-/** Number of client addresses `connections` need. */
-export function clientAddressesFor(connections: number): number {
-  return Math.max(1, Math.ceil(connections / PORTS_PER_ADDRESS));
-}
-
+/**
+ * One TUN load process's connections: opens them through a window of SYNs, answers the
+ * servers' segments, keeps each open with 7 bytes of state, and resets them all at stop().
+ */
 export class TunEngine {
   private readonly dev: PacketDevice;
   private readonly n: number;

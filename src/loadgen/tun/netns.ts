@@ -12,7 +12,7 @@
 import { existsSync } from "node:fs";
 import { MyriadError } from "../../errors.ts";
 import { parseIPv4, formatIPv4 } from "../targets.ts";
-import { clientAddressesFor } from "./engine.ts";
+import { clientAddressesFor } from "./options.ts";
 
 /** Where the servers listen inside the namespace. */
 export const SERVER_ADDRESS = "198.18.0.1";
@@ -20,7 +20,8 @@ export const SERVER_ADDRESS = "198.18.0.1";
 export const CLIENT_NETWORK = "198.19.0.0";
 const CLIENT_NETWORK_ADDRESSES = 65_536;
 
-export class NetnsError extends MyriadError {
+/** A namespace or device that could not be made; the message says what is missing. */
+class NetnsError extends MyriadError {
   constructor(message: string) {
     super("ERR_NETNS", message);
   }

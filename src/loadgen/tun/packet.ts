@@ -6,19 +6,23 @@
  * builds and parses one packet at a time in one reused buffer.
  */
 
-/** TCP flag bits (byte 13 of the TCP header). */
+/** TCP flag FIN (byte 13 of the TCP header). */
 export const TCP_FIN = 0x01;
+/** TCP flag SYN. */
 export const TCP_SYN = 0x02;
+/** TCP flag RST. */
 export const TCP_RST = 0x04;
+/** TCP flag PSH. */
 export const TCP_PSH = 0x08;
+/** TCP flag ACK. */
 export const TCP_ACK = 0x10;
 
-export const IPV4_HEADER_BYTES = 20;
-export const TCP_HEADER_BYTES = 20;
+const IPV4_HEADER_BYTES = 20;
+const TCP_HEADER_BYTES = 20;
 /** A SYN carries one option, MSS (4 bytes). */
-export const SYN_OPTION_BYTES = 4;
+const SYN_OPTION_BYTES = 4;
 /** The MSS our SYNs announce: a 1,500-byte MTU less the IPv4 and TCP headers. */
-export const CLIENT_MSS = 1460;
+const CLIENT_MSS = 1460;
 /** The receive window our segments announce (no window scaling: 16 bits). */
 export const CLIENT_WINDOW = 65535;
 
