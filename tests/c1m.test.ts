@@ -14,14 +14,14 @@ afterAll(() => rmSync(out, { recursive: true, force: true }));
 
 const CONNECTIONS = 20_000;
 
-/** The experiment's namespaces left on the machine (must be none after a run). */
-function c1mNamespaces(): string[] {
+/** The c1m namespaces of the c1m process `pid` (named myriad-c1m<phase>-<pid>): other runs on the machine are not this test's. */
+function c1mNamespaces(pid: number): string[] {
   const r = Bun.spawnSync(["ip", "netns", "list"], { stdout: "pipe", stderr: "pipe" });
   return r.stdout
     .toString()
     .split("\n")
     .map((l) => l.split(" ")[0]!)
-    .filter((n) => n.startsWith("myriad-c1m"));
+    .filter((n) => n.startsWith("myriad-c1m") && n.endsWith(`-${pid}`));
 }
 
 /** The TUN client needs root, /dev/net/tun and iproute2: say how to get them rather than skip. */
@@ -31,7 +31,7 @@ function requireTun(): void {
 }
 
 /** Runs `bun run c1m` at CONNECTIONS with a 2 s hold and `--client`; expects exit 0; the parsed result and the progress text. */
-async function runC1m(client: "tun" | "sockets"): Promise<{ r: C1mResult; stderr: string }> {
+async function runC1m(client: "tun" | "sockets"): Promise<{ r: C1mResult; stderr: string; pid: number }> {
   const p = Bun.spawn(
     [process.execPath, "src/cli/c1m.ts", "--connections", String(CONNECTIONS), "--hold", "2", "--client", client, "--out-dir", out, "--json"],
     { cwd: ROOT, stdout: "pipe", stderr: "pipe" },
@@ -39,7 +39,7 @@ async function runC1m(client: "tun" | "sockets"): Promise<{ r: C1mResult; stderr
   const [stdout, stderr, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
   if (code !== 0) console.error(stderr);
   expect(code).toBe(0);
-  return { r: JSON.parse(stdout) as C1mResult, stderr };
+  return { r: JSON.parse(stdout) as C1mResult, stderr, pid: p.pid };
 }
 
 /** Reads a stream's text until it contains `marker`, it ends, or timeoutMs pass; returns what it read. */
@@ -78,7 +78,7 @@ describe("bun run c1m", () => {
     `${CONNECTIONS} connections with the TUN client: one socket per connection, figures, every process and the namespace gone`,
     async () => {
       requireTun();
-      const { r } = await runC1m("tun");
+      const { r, pid } = await runC1m("tun");
       expect(r.options.client).toBe("tun");
       expect(r.phases.map((x) => x.server)).toEqual(["myriad", "raw"]);
       for (const ph of r.phases) {
@@ -98,7 +98,7 @@ describe("bun run c1m", () => {
         // Its packets stayed in the namespace: the kernel counted no listen-queue overflow there.
         expect(ph.listenOverflows).toBe(0);
       }
-      expect(c1mNamespaces()).toEqual([]);
+      expect(c1mNamespaces(pid)).toEqual([]);
       const md = readFileSync(r.files.md, "utf8");
       expect(md).toContain("Load client: userland TCP on TUN devices");
       expect(md).toContain("| connections reached | 20,000 of 20,000 ✅ | 20,000 of 20,000 ✅ |");
@@ -184,7 +184,7 @@ describe("bun run c1m", () => {
       for (const pid of [...ph.workerPids, ...ph.loaderPids]) expect(isProcessAlive(pid)).toBe(false);
       expect(readFileSync(r.files.md, "utf8")).toContain("Interrupted");
       // With the TUN client (the default here), its namespace went with the teardown.
-      if (r.options.client === "tun") expect(c1mNamespaces()).toEqual([]);
+      if (r.options.client === "tun") expect(c1mNamespaces(p.pid)).toEqual([]);
     },
     90_000,
   );
@@ -200,14 +200,14 @@ describe("bun run c1m", () => {
       });
       const reader = p.stderr.getReader();
       expect(await readUntil(reader, "ramp done", 60_000)).toContain("ramp done");
-      expect(c1mNamespaces()).toHaveLength(1);
+      expect(c1mNamespaces(p.pid)).toHaveLength(1);
       p.kill("SIGTERM");
       // Two signals sent together may arrive as one: send the second once the first was handled.
       expect(await readUntil(reader, "tearing down", 10_000)).toContain("tearing down");
       p.kill("SIGTERM");
       reader.releaseLock();
       expect(await p.exited).toBe(130);
-      expect(c1mNamespaces()).toEqual([]);
+      expect(c1mNamespaces(p.pid)).toEqual([]);
     },
     90_000,
   );

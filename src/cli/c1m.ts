@@ -84,6 +84,9 @@ const countOf = (name: string, s: string): number | undefined => {
   const n = countOrAuto(s, MAX_PROCESSES) ?? fail(countOrAutoError(name, MAX_PROCESSES, s));
   return n === "auto" ? undefined : n;
 };
+// Every flag is checked before the machine is: a bad value is reported whatever the machine's state.
+const workers = countOf("workers", v.workers);
+const loaders = countOf("loaders", v.loaders);
 let ports: number[] = [];
 let destinations: string[] = [];
 try {
@@ -131,8 +134,8 @@ const result = await runC1m({
   holdMs: hold,
   servers: v.servers as ServerKind[],
   client,
-  workers: countOf("workers", v.workers),
-  loaders: countOf("loaders", v.loaders),
+  workers,
+  loaders,
   ports,
   destinations,
   perSource: v.perSource,
