@@ -263,13 +263,7 @@ async function serveSingle(cfg: ServeConfig): Promise<void> {
   const shutdown = (why: string): Promise<void> => {
     if (stopping) return stopping;
     stopping = (async () => {
-      if (cfg.drainDelayMs > 0) {
-        // Unready first (/readyz 503) while still serving, so that the balancer's health
-        // check takes this node out before it stops listening.
-        draining = true;
-        process.stdout.write(`serve: ${why}: unready, serving on for ${formatMs(cfg.drainDelayMs)} while balancers take this node out\n`);
-        await Bun.sleep(cfg.drainDelayMs);
-      }
+      await drainBeforeStop(cfg, why, () => (draining = true));
       process.stdout.write(`serve: ${why}: stopping gracefully (up to ${formatMs(cfg.stopTimeoutMs)}; signal again to exit at once)\n`);
       const final = await server.stop({ graceful: true, timeoutMs: cfg.stopTimeoutMs });
       await bus?.close().catch(() => {});
@@ -318,6 +312,17 @@ async function serveSingle(cfg: ServeConfig): Promise<void> {
     `  stop: Ctrl-C or kill -TERM ${process.pid}`,
   ];
   process.stdout.write(lines.join("\n") + "\n");
+}
+
+/**
+ * With --drain-delay-ms: unready first (`unready()` makes /readyz answer 503) while still
+ * serving, so that the balancer's health check takes this node out before it stops listening.
+ */
+async function drainBeforeStop(cfg: ServeConfig, why: string, unready: () => void): Promise<void> {
+  if (cfg.drainDelayMs <= 0) return;
+  unready();
+  process.stdout.write(`serve: ${why}: unready, serving on for ${formatMs(cfg.drainDelayMs)} while balancers take this node out\n`);
+  await Bun.sleep(cfg.drainDelayMs);
 }
 
 /**
@@ -407,11 +412,7 @@ async function serveCluster(cfg: ServeConfig, spec: number | "auto", hosts: stri
   const shutdown = (why: string): Promise<void> => {
     if (stopping) return stopping;
     stopping = (async () => {
-      if (cfg.drainDelayMs > 0) {
-        draining = true; // /readyz 503 while the workers still serve (see serveSingle)
-        process.stdout.write(`serve: ${why}: unready, serving on for ${formatMs(cfg.drainDelayMs)} while balancers take this node out\n`);
-        await Bun.sleep(cfg.drainDelayMs);
-      }
+      await drainBeforeStop(cfg, why, () => (draining = true));
       process.stdout.write(
         `serve: ${why}: stopping ${plan.workers} worker${plan.workers === 1 ? "" : "s"} gracefully (up to ${formatMs(cfg.stopTimeoutMs)}; signal again to exit at once)\n`,
       );

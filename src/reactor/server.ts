@@ -427,7 +427,7 @@ class ReactorServer extends ReactorState implements Server {
       baselineRssBytes: this.baselineRss,
       heapUsedBytes: mem.heapUsed,
       uptimeMs: performance.now() - this.startedAt,
-      requestLatency: this.latency.snapshot(),
+      requestLatency: this.latency.buckets(),
       ...(this.websocket === null ? {} : { websocket: this.websocket.stats() }),
     };
   }

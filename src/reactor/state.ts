@@ -24,7 +24,8 @@ import { ConnTable, SegmentPool } from "../conn-table/index.ts";
 import type { ClockClient } from "./clock.ts";
 import { ConnRef, type ConnOps } from "./connection.ts";
 import type { ResolvedOptions } from "./options.ts";
-import { LatencyHistogram, REASONS } from "./stats.ts";
+import { FixedHistogram } from "../histogram.ts";
+import { LATENCY_BOUNDS_MS, REASONS } from "./stats.ts";
 import type { CloseReason, Handler } from "./types.ts";
 
 /** A server socket: socket.data is the connection's handle (a number), -1 once released. */
@@ -221,7 +222,7 @@ export abstract class ReactorState implements ConnOps, ClockClient {
   pausedConnections = 0;
   readonly closedCounts: Float64Array = new Float64Array(REASONS.length);
   /** Request latency: per frame, from its decoding to the handler's return. */
-  readonly latency: LatencyHistogram = new LatencyHistogram();
+  readonly latency: FixedHistogram = new FixedHistogram(LATENCY_BOUNDS_MS);
 
   constructor(o: ResolvedOptions) {
     this.o = o;

@@ -81,31 +81,3 @@ export function closedRecord(counts: Float64Array): Record<CountedCloseReason, n
 export const LATENCY_BOUNDS_MS: readonly number[] = [
   0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 1000,
 ];
-
-/**
- * A fixed-bucket histogram (Prometheus-style bounds, non-cumulative counts; the last bucket
- * is +Inf). record() is a short scan over 15 bounds and two additions: cheap enough for
- * once per frame. Allocates nothing after construction.
- */
-export class LatencyHistogram {
-  readonly bounds: Float64Array = new Float64Array(LATENCY_BOUNDS_MS);
-  readonly counts: Float64Array = new Float64Array(LATENCY_BOUNDS_MS.length + 1);
-  sumMs = 0;
-  count = 0;
-
-  /** Counts one observation of ms milliseconds. */
-  record(ms: number): void {
-    const bounds = this.bounds;
-    const n = bounds.length;
-    let i = 0;
-    while (i < n && ms > bounds[i]!) i++;
-    this.counts[i]!++;
-    this.sumMs += ms;
-    this.count++;
-  }
-
-  /** A copy for ServerStats.requestLatency. */
-  snapshot(): { boundsMs: number[]; counts: number[]; sumMs: number; count: number } {
-    return { boundsMs: Array.from(this.bounds), counts: Array.from(this.counts), sumMs: this.sumMs, count: this.count };
-  }
-}
