@@ -6,7 +6,8 @@
 // bun client in the other, so the clients really come from another address than loopback.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
-import { createKvApp, type KvApp } from "../src/apps/index.ts";
+import { createKvApp } from "../src/apps/index.ts";
+import { FlagError, serveCommand } from "../src/config/index.ts";
 import type { Handler } from "../src/reactor/index.ts";
 import { FakeConn, latin1 } from "./helpers/kv.ts";
 import { CLIENT_ADDRESS, SERVER_ADDRESS, makeNamespacePair, type NamespacePair } from "./helpers/netns-pair.ts";
@@ -221,6 +222,30 @@ describe("KV access in-process", () => {
     app.handler.close!(one, "peer");
     expect(call(second, two, "PING")).toBe("*2\r\n$4\r\npong\r\n$0\r\n\r\n");
     app.close();
+  });
+});
+
+describe("serve's access flags", () => {
+  /** The one line a bad command line gets. */
+  function refusal(argv: string[]): string {
+    try {
+      serveCommand.parse(argv, { env: {} });
+    } catch (e) {
+      if (e instanceof FlagError) return e.format();
+      throw e;
+    }
+    throw new Error(`expected ${argv.join(" ")} to be refused`);
+  }
+
+  test("--requirepass / MYRIAD_REQUIREPASS and --protected-mode yes|no, for --app kv only", () => {
+    expect(serveCommand.parse([], { env: {} }).values).toMatchObject({ requirepass: undefined, protectedMode: "yes" });
+    expect(serveCommand.parse(["--requirepass", PASSWORD], { env: {} }).values.requirepass).toBe(PASSWORD);
+    expect(serveCommand.parse([], { env: { MYRIAD_REQUIREPASS: PASSWORD } }).values.requirepass).toBe(PASSWORD);
+    expect(serveCommand.parse(["--protected-mode", "no"], { env: {} }).values.protectedMode).toBe("no");
+    expect(refusal(["--protected-mode", "off"])).toContain("--protected-mode");
+    expect(refusal(["--requirepass", ""])).toContain("--requirepass");
+    expect(refusal(["--app", "echo", "--requirepass", "x"])).toContain("--requirepass applies to --app kv");
+    expect(refusal(["--app", "echo", "--protected-mode", "no"])).toContain("--protected-mode applies to --app kv");
   });
 });
 
