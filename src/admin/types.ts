@@ -3,18 +3,14 @@
  * pool's own types: any object of the right shape can be a stats source.
  */
 import type { BusStats } from "../bus/index.ts";
+import type { HistogramBuckets } from "../histogram.ts";
 import type { PoolStats } from "../pool/index.ts";
 import type { ServerStats } from "../reactor/index.ts";
 
-/** A histogram as the reactor and pool keep it: `counts[i]` is the number of observations
- *  in (boundsMs[i-1], boundsMs[i]] (not cumulative); `counts[boundsMs.length]` is the +Inf
- *  bucket. Bounds are in milliseconds, ascending. */
-export interface HistogramMs {
-  boundsMs: number[];
-  counts: number[];
-  sumMs: number;
-  count: number;
-}
+/** A histogram as the reactor and pool keep it (src/histogram.ts): `counts[i]` is the number of
+ *  observations in (boundsMs[i-1], boundsMs[i]] (not cumulative); `counts[boundsMs.length]` is
+ *  the +Inf bucket. Bounds are in milliseconds, ascending. */
+export type HistogramMs = HistogramBuckets;
 
 /** One server process's (worker's) stats, and one pool's: the reactor's and the pool's own types. */
 export type { ServerStats, PoolStats };

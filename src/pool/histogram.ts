@@ -1,5 +1,5 @@
 /** The pool's acquire-wait histogram: the shared fixed-bucket histogram (src/histogram.ts) with the pool's bounds. */
-import { FixedHistogram } from "../histogram.ts";
+import { FixedHistogram, type HistogramBuckets } from "../histogram.ts";
 import { PoolOptionError } from "./errors.ts";
 
 /** Bucket upper bounds in ms. 0 gets its own bucket: an acquire served at once waits 0 ms. */
@@ -8,16 +8,11 @@ export const WAIT_BOUNDS_MS: readonly number[] = [
 ];
 
 /** A copy of a Histogram: percentiles and max in ms (0 when empty), bucket counts, sum and count. */
-export interface HistogramSnapshot {
+export interface HistogramSnapshot extends HistogramBuckets {
   p50: number;
   p90: number;
   p99: number;
   max: number;
-  boundsMs: number[];
-  /** Length boundsMs.length + 1; non-cumulative; the last counts values above the last bound. */
-  counts: number[];
-  sumMs: number;
-  count: number;
 }
 
 /**

@@ -1,5 +1,6 @@
 import type { TLSOptions } from "bun";
 import type { Codec, CodecName } from "../codec/index.ts";
+import type { HistogramBuckets } from "../histogram.ts";
 
 /** Protocols createServer knows by name: src/codec's CODEC_NAMES (codecByName). */
 export type ProtocolName = CodecName;
@@ -261,7 +262,7 @@ export interface ServerStats {
    * not counted). Several frames of one read are timed one after another, each from the
    * previous one's return. Counts per bucket, last = +Inf; empty with measureLatency off.
    */
-  requestLatency: { boundsMs: number[]; counts: number[]; sumMs: number; count: number };
+  requestLatency: HistogramBuckets;
   /** WebSocket servers only: their counters. */
   websocket?: WebSocketStats;
 }
