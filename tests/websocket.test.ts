@@ -405,6 +405,47 @@ describe("timeouts, backpressure, topics, stop", () => {
     expect(r.server.stats().websocket).toMatchObject({ topics: 1, subscriptions: 1 });
   });
 
+  test("publish bursts keep each connection's order: with direct sends, another topic, an excluded sender, a compressing subscriber", async () => {
+    let ids: number[] = [];
+    const r = await echoServer({ perMessageDeflate: { thresholdBytes: 8 } }, (conn, data) => {
+      const cmd = String(data);
+      if (cmd.startsWith("sub ")) conn.send(String(conn.subscribe(cmd.slice(4))));
+      else if (cmd === "id") ids.push(conn.id);
+    });
+    const plain = await upgraded(r.server);
+    const zipped = await upgraded(r.server, upgradeRequest("/", { "Sec-WebSocket-Extensions": "permessage-deflate" }));
+    for (const ws of [plain, zipped]) {
+      await ws.send(concat([clientFrame(0x81, "sub a"), clientFrame(0x81, "sub b"), clientFrame(0x81, "id")]));
+      expect((await ws.frame()).text).toBe("true");
+      expect((await ws.frame()).text).toBe("true");
+    }
+    await until("both ids", () => ids.length === 2);
+    const [plainId, zippedId] = ids as [number, number];
+    // One turn: a burst to a, a direct send, more to a (one excluding plain), then b, then a again.
+    const server = r.server;
+    for (let i = 0; i < 50; i++) server.publish("a", `a${i} ${"x".repeat(i)}`);
+    server.send(plainId, "direct");
+    server.send(zippedId, "direct");
+    server.publish("a", "a50");
+    (server as unknown as { websocket: { publish(t: string, d: string, c: boolean, except: number): number } }).websocket.publish("a", "not for plain", true, plainId);
+    server.publish("b", new Uint8Array([1, 2, 3]));
+    server.publish("a", "a51");
+    const expected = [...Array.from({ length: 50 }, (_, i) => `a${i} ${"x".repeat(i)}`), "direct", "a50", "not for plain", "\u0001\u0002\u0003", "a51"];
+    const texts = async (ws: RawWs, n: number, inflate: boolean) => {
+      const out: string[] = [];
+      for (let i = 0; i < n; i++) {
+        const f = await ws.frame();
+        const bytes = f.rsv === 4 ? zlib.inflateRawSync(concat([f.payload, Uint8Array.from([0, 0, 0xff, 0xff])]), { finishFlush: zlib.constants.Z_SYNC_FLUSH }) : f.payload;
+        if (f.rsv === 4) expect(inflate).toBe(true);
+        out.push(new TextDecoder().decode(bytes));
+      }
+      return out;
+    };
+    expect(await texts(plain, expected.length - 1, false)).toEqual(expected.filter((t) => t !== "not for plain"));
+    expect(await texts(zipped, expected.length, true)).toEqual(expected);
+    ids = [];
+  });
+
   test("stop() sends 1001 to every open connection, then closes", async () => {
     const r = await echoServer();
     const ws = [await upgraded(r.server), await upgraded(r.server)];

@@ -38,6 +38,8 @@ export {
   DEFAULT_MAX_HANDSHAKE_BYTES,
   REQUEST_TOO_LARGE,
   WEBSOCKET_GUID,
+  PLAIN_101_BYTES,
+  UpgradeScan,
   WebSocketHeaderError,
   acceptKey,
   errorResponse,

@@ -78,12 +78,13 @@ function hasToken(value: string | undefined, token: string): boolean {
 
 /**
  * Parses the request head buf[start, start + length) (as measured by measureRequest) and
- * checks it is a WebSocket upgrade. Refusals: 400 for a malformed request or a missing or
+ * checks it is a WebSocket upgrade (remoteAddress: the peer's address, or a function that
+ * reads it when the request's remoteAddress is read). Refusals: 400 for a malformed request or a missing or
  * bad Host, Connection, Sec-WebSocket-Key or Sec-WebSocket-Protocol; 405 for a method other
  * than GET; 426 (answer with Sec-WebSocket-Version: 13) for a request without
  * `Upgrade: websocket` or with another Sec-WebSocket-Version; 505 for HTTP before 1.1.
  */
-export function parseUpgradeRequest(buf: Uint8Array, start: number, length: number, remoteAddress: string): ParsedUpgrade {
+export function parseUpgradeRequest(buf: Uint8Array, start: number, length: number, remoteAddress: string | (() => string)): ParsedUpgrade {
   // latin1: header bytes outside ASCII pass through one to one and fail the checks below.
   const text = Buffer.from(buf.buffer, buf.byteOffset + start, length).toString("latin1");
   const lines = text.split("\n");
@@ -135,7 +136,10 @@ export function parseUpgradeRequest(buf: Uint8Array, start: number, length: numb
     path: q < 0 ? url : url.slice(0, q),
     headers,
     protocols,
-    remoteAddress,
+    // Read only when asked: Bun keeps the address string on the socket once read.
+    get remoteAddress() {
+      return typeof remoteAddress === "function" ? remoteAddress() : remoteAddress;
+    },
   };
   return { ok: true, request, key, extensions: headers.get("sec-websocket-extensions") ?? "" };
 }
@@ -212,4 +216,187 @@ export class WebSocketHeaderError extends MyriadError {
   constructor(message: string) {
     super("ERR_WEBSOCKET_HEADER", message);
   }
+}
+
+// ---- the allocation-free path ----------------------------------------------------------------
+
+const BASE64 = new TextEncoder().encode("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/");
+const GUID_BYTES = new TextEncoder().encode(WEBSOCKET_GUID);
+const RESPONSE_HEAD = new TextEncoder().encode("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ");
+/** Bytes of the 101 response without subprotocol or extensions: head, 28 bytes of accept, CRLF CRLF. */
+export const PLAIN_101_BYTES = RESPONSE_HEAD.length + 28 + 4;
+
+// Header names the scan looks for (lower case), and their indices in the scan's fields.
+const H_HOST = 0;
+const H_UPGRADE = 1;
+const H_CONNECTION = 2;
+const H_KEY = 3;
+const H_VERSION = 4;
+const H_PROTOCOL = 5;
+const H_EXTENSIONS = 6;
+const NAMES = ["host", "upgrade", "connection", "sec-websocket-key", "sec-websocket-version", "sec-websocket-protocol", "sec-websocket-extensions"].map((n) => new TextEncoder().encode(n));
+
+/**
+ * Reads an upgrade request's header fields in place, allocating nothing: one instance per
+ * server, re-filled by each scan(). The handshake of a connection whose server has no
+ * upgrade hook needs no string at all (the accept key is hashed from the request's bytes);
+ * anything unusual (a repeated field, a refusal) goes to parseUpgradeRequest, which builds
+ * the request and names what is wrong.
+ */
+export class UpgradeScan {
+  /** Per field (H_*): value start and end in the scanned buffer; start -1 when absent. */
+  readonly start = new Int32Array(NAMES.length);
+  readonly end = new Int32Array(NAMES.length);
+  private readonly sha1In = new Uint8Array(24 + GUID_BYTES.length);
+  private readonly sha1Out = new Uint8Array(20);
+
+  constructor() {
+    this.sha1In.set(GUID_BYTES, 24);
+  }
+
+  /**
+   * True when buf[start, start + length) (a request head as measureRequest measured it) is a
+   * plain valid upgrade: "GET <target> HTTP/1.1", each needed field once and valid (Host,
+   * Upgrade with websocket, Connection with upgrade, Sec-WebSocket-Version 13, a 16-byte
+   * Sec-WebSocket-Key). False for anything else, including valid but unusual requests (a
+   * field given twice, HTTP/1.2): parseUpgradeRequest then decides.
+   */
+  scan(buf: Uint8Array, start: number, length: number): boolean {
+    const end = start + length;
+    this.start.fill(-1);
+    // "GET /... HTTP/1.1\r\n"
+    if (length < 18 || buf[start] !== 71 || buf[start + 1] !== 69 || buf[start + 2] !== 84 || buf[start + 3] !== 32 || buf[start + 4] !== 47) return false;
+    let p = start + 5;
+    while (p < end && buf[p] !== 32 && buf[p] !== 10) p++;
+    if (!matchAt(buf, p, end, " HTTP/1.1")) return false;
+    p += 9;
+    if (buf[p] === 13) p++;
+    if (buf[p] !== 10) return false;
+    p++;
+    while (p < end) {
+      let eol = p;
+      while (eol < end && buf[eol] !== 10) eol++;
+      let lineEnd = eol > p && buf[eol - 1] === 13 ? eol - 1 : eol;
+      if (lineEnd === p) break; // the blank line
+      let colon = p;
+      while (colon < lineEnd && buf[colon] !== 58) colon++;
+      if (colon === lineEnd || colon === p || buf[p] === 32 || buf[p] === 9) return false;
+      const field = fieldIndex(buf, p, colon);
+      if (field >= 0) {
+        if (this.start[field] !== -1) return false; // repeated
+        let v = colon + 1;
+        while (v < lineEnd && (buf[v] === 32 || buf[v] === 9)) v++;
+        while (lineEnd > v && (buf[lineEnd - 1] === 32 || buf[lineEnd - 1] === 9)) lineEnd--;
+        this.start[field] = v;
+        this.end[field] = lineEnd;
+      }
+      p = eol + 1;
+    }
+    if (this.start[H_HOST] === -1 || this.end[H_HOST] === this.start[H_HOST]) return false;
+    if (!hasTokenBytes(buf, this.start[H_UPGRADE]!, this.end[H_UPGRADE]!, "websocket")) return false;
+    if (!hasTokenBytes(buf, this.start[H_CONNECTION]!, this.end[H_CONNECTION]!, "upgrade")) return false;
+    const vs = this.start[H_VERSION]!;
+    if (vs === -1 || this.end[H_VERSION]! - vs !== 2 || buf[vs] !== 49 || buf[vs + 1] !== 51) return false;
+    const ks = this.start[H_KEY]!;
+    if (ks === -1 || this.end[H_KEY]! - ks !== 24 || buf[ks + 22] !== 61 || buf[ks + 23] !== 61) return false;
+    for (let i = ks; i < ks + 22; i++) if (!isBase64(buf[i]!)) return false;
+    return true;
+  }
+
+  /** True when the scanned request has a Sec-WebSocket-Protocol / Sec-WebSocket-Extensions field. */
+  get hasProtocols(): boolean {
+    return this.start[H_PROTOCOL] !== -1;
+  }
+
+  get hasExtensions(): boolean {
+    return this.start[H_EXTENSIONS] !== -1;
+  }
+
+  /** The scanned field's value as text (for the rare fields that need it). */
+  text(buf: Uint8Array, field: "protocol" | "extensions"): string {
+    const i = field === "protocol" ? H_PROTOCOL : H_EXTENSIONS;
+    const s = this.start[i]!;
+    return s === -1 ? "" : Buffer.from(buf.buffer, buf.byteOffset + s, this.end[i]! - s).toString("latin1");
+  }
+
+  /** The scanned key as text. */
+  key(buf: Uint8Array): string {
+    const s = this.start[H_KEY]!;
+    return Buffer.from(buf.buffer, buf.byteOffset + s, 24).toString("latin1");
+  }
+
+  /**
+   * Writes the 101 response for the scanned request (no subprotocol, no extensions) at
+   * dst[pos]; returns PLAIN_101_BYTES. dst must have that much room. Allocates nothing.
+   */
+  write101(buf: Uint8Array, dst: Uint8Array, pos: number): number {
+    const ks = this.start[H_KEY]!;
+    const input = this.sha1In;
+    for (let i = 0; i < 24; i++) input[i] = buf[ks + i]!;
+    Bun.SHA1.hash(input, this.sha1Out);
+    dst.set(RESPONSE_HEAD, pos);
+    let o = pos + RESPONSE_HEAD.length;
+    const d = this.sha1Out;
+    // base64 of 20 bytes: six groups of 3, then 2 bytes and one "=".
+    for (let i = 0; i < 18; i += 3) {
+      const n = (d[i]! << 16) | (d[i + 1]! << 8) | d[i + 2]!;
+      dst[o++] = BASE64[n >> 18]!;
+      dst[o++] = BASE64[(n >> 12) & 63]!;
+      dst[o++] = BASE64[(n >> 6) & 63]!;
+      dst[o++] = BASE64[n & 63]!;
+    }
+    const n = (d[18]! << 16) | (d[19]! << 8);
+    dst[o++] = BASE64[n >> 18]!;
+    dst[o++] = BASE64[(n >> 12) & 63]!;
+    dst[o++] = BASE64[(n >> 6) & 63]!;
+    dst[o++] = 61;
+    dst[o++] = 13;
+    dst[o++] = 10;
+    dst[o++] = 13;
+    dst[o++] = 10;
+    return o - pos;
+  }
+}
+
+function matchAt(buf: Uint8Array, p: number, end: number, s: string): boolean {
+  if (end - p < s.length) return false;
+  for (let i = 0; i < s.length; i++) if (buf[p + i] !== s.charCodeAt(i)) return false;
+  return true;
+}
+
+/** The index in NAMES of the header name buf[p, end) (case-insensitive), or -1. */
+function fieldIndex(buf: Uint8Array, p: number, end: number): number {
+  const len = end - p;
+  for (let f = 0; f < NAMES.length; f++) {
+    const name = NAMES[f]!;
+    if (name.length !== len) continue;
+    let i = 0;
+    for (; i < len; i++) if ((buf[p + i]! | 0x20) !== name[i]) break;
+    if (i === len) return f;
+  }
+  return -1;
+}
+
+/** True when the comma-separated list in buf[s, e) has `token` (case-insensitive). */
+function hasTokenBytes(buf: Uint8Array, s: number, e: number, token: string): boolean {
+  if (s === -1) return false;
+  let p = s;
+  while (p < e) {
+    while (p < e && (buf[p] === 32 || buf[p] === 9 || buf[p] === 44)) p++;
+    let q = p;
+    while (q < e && buf[q] !== 44) q++;
+    let t = q;
+    while (t > p && (buf[t - 1] === 32 || buf[t - 1] === 9)) t--;
+    if (t - p === token.length) {
+      let i = 0;
+      for (; i < token.length; i++) if ((buf[p + i]! | 0x20) !== token.charCodeAt(i)) break;
+      if (i === token.length) return true;
+    }
+    p = q + 1;
+  }
+  return false;
+}
+
+function isBase64(c: number): boolean {
+  return (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c === 43 || c === 47;
 }

@@ -48,18 +48,19 @@ import {
   parseUpgradeRequest,
   switchingProtocolsResponse,
   writeFrameHeader,
+  UpgradeScan,
   type UpgradeRequest,
 } from "../codec/index.ts";
 import { SegmentPool } from "../conn-table/index.ts";
-import { MyriadRangeError } from "../errors.ts";
-import { CONSUME_FAILED, EXT_CLIENT_TAKEOVER, EXT_DEFLATE, EXT_SERVER_TAKEOVER, EXT_WINDOW_SHIFT, Topics, WebSocketFramer, type FrameSink } from "../websocket/index.ts";
+import { MyriadRangeError, MyriadTypeError } from "../errors.ts";
+import { CONSUME_FAILED, EXT_CLIENT_TAKEOVER, EXT_DEFLATE, EXT_SERVER_TAKEOVER, EXT_WINDOW_SHIFT, Topics, WebSocketFramer, type FrameSink, type Topic } from "../websocket/index.ts";
 import type { ConnRef } from "./connection.ts";
 import { refile } from "./deadlines.ts";
 import { callOpen, deliver, enterEvent, handlerThrew, leaveEvent, report } from "./dispatch.ts";
 import { ProtocolError } from "./errors.ts";
 import { hold, resumeInput } from "./input.ts";
-import { closeAfterFlush, closeNow, writeSlot } from "./output.ts";
-import { F_CLOSING, F_GREETED, F_PAUSED, S_OPEN, SLOT_MASK, type InputStage, type ReactorState } from "./state.ts";
+import { closeAfterFlush, closeNow, notWritable, writeSlot } from "./output.ts";
+import { CORK_BYTES, F_CLOSING, F_GREETED, F_PAUSED, S_OPEN, SLOT_MASK, type InputStage, type ReactorState } from "./state.ts";
 import { R_IDLE, R_NONE, R_PEER, R_PROTOCOL, R_SERVER } from "./stats.ts";
 import type { CloseReason, Handler } from "./types.ts";
 import type { ResolvedWebSocketOptions } from "./websocket-options.ts";
@@ -79,6 +80,9 @@ const PHASE = 0x0f;
 const PINGED = 0x10;
 /** phase bit: handler.open ran, so handler.close must. */
 const OPENED = 0x20;
+
+/** Buffer's native UTF-8 writer, callable on any Uint8Array (the cork buffer). */
+const utf8Write = (Buffer.prototype as unknown as { utf8Write: (this: Uint8Array, s: string, offset: number) => number }).utf8Write;
 
 /** The scratch buffer's size: a message up to this (with its header) is framed without allocating. */
 const SCRATCH_BYTES = 64 * 1024;
@@ -111,6 +115,14 @@ export class WebSocketStage implements InputStage, FrameSink {
   /** Compressors of connections with server context takeover, by slot. */
   private readonly ownDeflaters = new Map<number, MessageDeflater>();
   private readonly scratch = Buffer.allocUnsafe(SCRATCH_BYTES + HEADROOM);
+  private readonly scan = new UpgradeScan();
+  /** This turn's publishes (to one topic), written at its end; null when none. */
+  private batch: PublishBatch | null = null;
+  private flushScheduled = false;
+  /** Messages published so far (the sequence number of the last one). */
+  private seq = 0;
+  /** Per slot: the sequence number of the last published message it was given (made at the first publish). */
+  private caught: Float64Array | null = null;
   private readonly timed: boolean;
 
   // Counters (stats()).
@@ -312,7 +324,19 @@ export class WebSocketStage implements InputStage, FrameSink {
 
   private handshake(h: number, slot: number, buf: Uint8Array, n: number): void {
     const s = this.s;
-    const parsed = parseUpgradeRequest(buf, 0, n, s.remoteAddress(h));
+    const scan = this.scan;
+    if (this.app.upgrade === undefined && scan.scan(buf, 0, n)) {
+      // The common case, allocating nothing: no hook, a plain valid request.
+      const deflate = this.opts.deflate !== null && scan.hasExtensions;
+      let protocol = "";
+      if (scan.hasProtocols && this.opts.subprotocols.length > 0) {
+        const offered = scan.text(buf, "protocol").split(",").map((p) => p.trim());
+        protocol = this.opts.subprotocols.find((p) => offered.includes(p)) ?? "";
+      }
+      if (!deflate && protocol === "") return this.acceptPlain(h, slot, buf);
+      return this.accept(h, slot, scan.key(buf), deflate ? scan.text(buf, "extensions") : "", protocol, undefined);
+    }
+    const parsed = parseUpgradeRequest(buf, 0, n, () => s.remoteAddress(h));
     if (!parsed.ok) return this.refuse(h, parsed.status, parsed.message, null, R_PROTOCOL);
     const req = parsed.request;
     let protocol = "";
@@ -389,6 +413,14 @@ export class WebSocketStage implements InputStage, FrameSink {
     this.refuse(h, 500, "the server's upgrade hook failed", null, R_SERVER);
   }
 
+  /** Answers 101 (no subprotocol, no extension) from the scanned request's bytes, and opens. */
+  private acceptPlain(h: number, slot: number, buf: Uint8Array): void {
+    const out = this.scratch;
+    const n = this.scan.write101(buf, out, 0);
+    if (writeSlot(this.s, slot, out, 0, n) < 0) return;
+    this.opened(h, slot);
+  }
+
   /** Answers 101 and opens the connection: handler.open, then frames. */
   private accept(h: number, slot: number, key: string, extensions: string, protocol: string, headers: Record<string, string> | undefined): void {
     const s = this.s;
@@ -415,6 +447,12 @@ export class WebSocketStage implements InputStage, FrameSink {
     if (!writeString(s, slot, response)) return;
     if (ext !== 0) this.framer.ext[slot] = ext;
     if (protocol !== "") this.protocolIndex[slot] = this.internProtocol(protocol);
+    this.opened(h, slot);
+  }
+
+  /** The 101 is written: the connection is open (timers, counters, handler.open). */
+  private opened(h: number, slot: number): void {
+    const s = this.s;
     this.phase[slot] = P_OPEN | OPENED;
     this.openCount++;
     this.upgraded++;
@@ -488,6 +526,7 @@ export class WebSocketStage implements InputStage, FrameSink {
     this.phase[slot] = (this.phase[slot]! & ~PHASE) | P_DONE;
     if (phase === P_OPEN) {
       // Echo the code (RFC 6455 5.5.1), then end once it is sent.
+      if (this.batch !== null) this.catchUp(h);
       this.writeFrame(slot, FIN | OP_CLOSE, closePayload(code === CLOSE_NO_STATUS ? 0 : code, ""));
       return closeAfterFlush(s, h, R_PEER);
     }
@@ -517,9 +556,47 @@ export class WebSocketStage implements InputStage, FrameSink {
   /** conn.send / server.send: one message to h. */
   send(h: number, data: string | Uint8Array, compress = true): boolean {
     const s = this.s;
+    if (h === s.corkHandle && this.batch === null) {
+      // The connection whose event is running, open with no queue (the reactor's corkHandle):
+      // the frame goes straight into the cork buffer, header and payload, no other copy.
+      const slot = h & SLOT_MASK;
+      if ((this.phase[slot]! & PHASE) === P_OPEN && (!compress || (this.framer.ext[slot]! & EXT_DEFLATE) === 0)) {
+        const used = s.corkLen;
+        const cb = s.corkBuf;
+        if (typeof data === "string") {
+          // Under 42 UTF-16 units the UTF-8 is under 126 bytes: a 2-byte header.
+          if (data.length < 42 && used + 2 + 3 * data.length <= CORK_BYTES) {
+            const n = utf8Write.call(cb, data, used + 2);
+            cb[used] = FIN | OP_TEXT;
+            cb[used + 1] = n;
+            s.corkLen = used + 2 + n;
+            this.messagesOut++;
+            s.framesOut++;
+            return true;
+          }
+        } else if (data instanceof Uint8Array) {
+          const n = data.length;
+          const hb = n < 126 ? 2 : n < 0x10000 ? 4 : 10;
+          if (used + hb + n <= CORK_BYTES) {
+            writeFrameHeader(cb, used, FIN | OP_BINARY, n);
+            if (n <= 32) for (let i = 0; i < n; i++) cb[used + hb + i] = data[i]!;
+            else cb.set(data, used + hb);
+            s.corkLen = used + hb + n;
+            this.messagesOut++;
+            s.framesOut++;
+            return true;
+          }
+        }
+      }
+    }
+    if (typeof data !== "string" && !(data instanceof Uint8Array)) throw notWritable("conn.send", data);
     if (!s.table.isLive(h)) return false;
     const slot = h & SLOT_MASK;
     if ((this.phase[slot]! & PHASE) !== P_OPEN || s.table.state[slot] !== S_OPEN || (s.table.flags[slot]! & F_CLOSING) !== 0) return false;
+    if (this.batch !== null) {
+      this.catchUp(h);
+      if (s.table.state[slot] !== S_OPEN) return false;
+    }
     this.messagesOut++;
     s.framesOut++;
     const ext = this.framer.ext[slot]!;
@@ -584,8 +661,12 @@ export class WebSocketStage implements InputStage, FrameSink {
   }
 
   /** A control frame (ping, pong) with payload buf[start, start + length) or none. */
-  private control(_h: number, slot: number, op: number, buf: Uint8Array | null, start: number, length: number): number {
+  private control(h: number, slot: number, op: number, buf: Uint8Array | null, start: number, length: number): number {
     const s = this.s;
+    if (this.batch !== null) {
+      this.catchUp(h);
+      if (s.table.state[slot] !== S_OPEN) return -1;
+    }
     const out = this.scratch;
     out[0] = FIN | op;
     out[1] = length;
@@ -609,6 +690,7 @@ export class WebSocketStage implements InputStage, FrameSink {
 
   /** Writes a close frame and records the code for handler.close (unless the peer's came first). */
   private sendClose(h: number, slot: number, code: number, reason: string): void {
+    if (this.batch !== null) this.catchUp(h);
     if (this.closeCode[slot] === 0) {
       this.closeCode[slot] = code;
       if (reason !== "") this.closeReasons.set(slot, reason);
@@ -649,11 +731,15 @@ export class WebSocketStage implements InputStage, FrameSink {
 
   subscribe(h: number, topic: string): boolean {
     if (!this.isOpen(h)) return false;
-    return this.topics.subscribe(h, topic);
+    if (!this.topics.subscribe(h, topic)) return false;
+    // Joining mid-turn: only what is published from now on.
+    if (this.batch !== null && this.batch.topic.name === topic) this.caught![h & SLOT_MASK] = this.seq;
+    return true;
   }
 
   unsubscribe(h: number, topic: string): boolean {
     if (!this.s.table.isLive(h)) return false;
+    if (this.batch !== null && this.batch.topic.name === topic) this.catchUp(h);
     return this.topics.unsubscribe(h, topic);
   }
 
@@ -666,9 +752,10 @@ export class WebSocketStage implements InputStage, FrameSink {
   }
 
   /**
-   * Sends data to every subscriber of topic but `except` (a handle, or -1): the frame built
-   * once, compressed once for the subscribers that negotiated permessage-deflate without
-   * server context takeover. Returns how many connections took it.
+   * Sends data to every subscriber of topic but `except` (a handle, or -1). The frame is built
+   * once and appended to this turn's publish batch; at the turn's end (setImmediate) each
+   * subscriber gets all the batch holds for it in one write (see PublishBatch). Returns how
+   * many connections it is for (open, upgraded subscribers but `except`).
    */
   publish(topic: string, data: string | Uint8Array, compress = true, except = -1): number {
     const n = this.publishLocal(topic, data, compress, except);
@@ -686,55 +773,105 @@ export class WebSocketStage implements InputStage, FrameSink {
 
   /** publish() to this server's subscribers only (a message that came over the node bus). */
   publishLocal(topic: string, data: string | Uint8Array, compress = true, except = -1): number {
-    const t = this.topics.get(topic);
+    if (typeof data !== "string" && !(data instanceof Uint8Array)) {
+      throw new MyriadTypeError("ERR_WRITE_TYPE", `publish: data must be a string or a Uint8Array, got ${data === null ? "null" : typeof data}`);
+    }
     this.published++;
+    const t = this.topics.get(topic);
     if (t === undefined) return 0;
     const s = this.s;
+    const table = s.table;
+    let count = 0;
+    for (let i = 0; i < t.size; i++) {
+      const h: number = t.handles[i]!;
+      const slot = h & SLOT_MASK;
+      if (h !== except && table.state[slot] === S_OPEN && (table.flags[slot]! & F_CLOSING) === 0 && (this.phase[slot]! & PHASE) === P_OPEN) count++;
+    }
+    if (count === 0) return 0;
+    let batch = this.batch;
+    if (batch !== null && batch.topic !== t) {
+      // Another topic: the batch so far goes first, so every connection keeps the order.
+      this.flushBatch();
+      batch = null;
+    }
+    if (batch === null) {
+      batch = this.batch = new PublishBatch(t, this.seq);
+      this.caught ??= new Float64Array(table.capacity);
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setImmediate(this.flushAtTurnEnd);
+      }
+    }
     const isText = typeof data === "string";
     const raw = isText ? Buffer.from(data) : data;
-    const b0 = FIN | (isText ? OP_TEXT : OP_BINARY);
-    const frame = new Uint8Array(frameHeaderBytes(raw.length) + raw.length);
-    frame.set(raw, writeFrameHeader(frame, 0, b0, raw.length));
-    let zframes: (Uint8Array | undefined)[] | null = null;
-    const table = s.table;
-    const threshold = this.opts.deflate?.thresholdBytes ?? Infinity;
-    const mayCompress = compress && raw.length >= threshold;
-    let count = 0;
+    batch.add(FIN | (isText ? OP_TEXT : OP_BINARY), raw, compress && raw.length >= (this.opts.deflate?.thresholdBytes ?? Infinity), except);
+    this.seq++;
+    this.messagesOut += count;
+    s.framesOut += count;
+    return count;
+  }
+
+  private readonly flushAtTurnEnd = (): void => {
+    this.flushScheduled = false;
+    this.flushBatch();
+  };
+
+  /** Writes the pending batch: to each of its topic's subscribers what it has not had, in one write each. */
+  private flushBatch(): void {
+    const batch = this.batch;
+    if (batch === null) return;
+    // Detached first: a hook run by a write (a close) may publish, which starts a new batch.
+    this.batch = null;
+    const t = batch.topic;
     // Backwards: a write that closes its own connection (hard limit) swaps an already
     // visited member into its place, never an unvisited one.
     for (let i = t.size - 1; i >= 0; i--) {
       if (i >= t.size) continue;
-      const h: number = t.handles[i]!;
-      if (h === except) continue;
-      const slot = h & SLOT_MASK;
-      if (table.state[slot] !== S_OPEN || (table.flags[slot]! & F_CLOSING) !== 0 || (this.phase[slot]! & PHASE) !== P_OPEN) continue;
-      const ext = this.framer.ext[slot]!;
-      let r: number;
-      if (mayCompress && (ext & EXT_DEFLATE) !== 0) {
-        if ((ext & EXT_SERVER_TAKEOVER) !== 0) {
-          r = this.writeFramed(slot, b0 | RSV1, this.deflaterOf(slot, ext).compress(raw, 0, raw.length));
-        } else {
-          const bits = 8 + (ext >>> EXT_WINDOW_SHIFT);
-          zframes ??= [];
-          let z = zframes[bits];
-          if (z === undefined) {
-            const body = this.deflaterOf(slot, ext).compress(raw, 0, raw.length);
-            z = new Uint8Array(frameHeaderBytes(body.length) + body.length);
-            z.set(body, writeFrameHeader(z, 0, b0 | RSV1, body.length));
-            zframes[bits] = z;
-          }
-          r = writeSlot(s, slot, z, 0, z.length);
-        }
-      } else {
-        r = writeSlot(s, slot, frame, 0, frame.length);
-      }
-      s.framesOut++;
-      if (r >= 0) {
-        count++;
-        this.messagesOut++;
-      }
+      this.deliver(batch, t.handles[i]!);
     }
-    return count;
+  }
+
+  /**
+   * Before anything else is written to h (a send, a ping or pong, a close frame) or it
+   * unsubscribes: the publishes of this turn it has not had go first.
+   */
+  private catchUp(h: number): void {
+    const batch = this.batch;
+    if (batch === null || this.caught![h & SLOT_MASK]! >= this.seq) return;
+    if (this.topics.isSubscribed(h, batch.topic.name)) this.deliver(batch, h);
+  }
+
+  /** Writes h the batch's messages it has not had (one write). */
+  private deliver(batch: PublishBatch, h: number): void {
+    const s = this.s;
+    const slot = h & SLOT_MASK;
+    const table = s.table;
+    if (table.state[slot] !== S_OPEN || (table.flags[slot]! & F_CLOSING) !== 0 || (this.phase[slot]! & PHASE) !== P_OPEN) return;
+    const caught = this.caught!;
+    const from = caught[slot]! > batch.seqBase ? caught[slot]! - batch.seqBase : 0;
+    const n = batch.count;
+    if (from >= n) return;
+    caught[slot] = batch.seqBase + n;
+    const ext = this.framer.ext[slot]!;
+    if ((ext & EXT_DEFLATE) !== 0 && batch.compressible !== 0) {
+      if ((ext & EXT_SERVER_TAKEOVER) !== 0) {
+        // This connection's own compressor: each message compressed for it alone.
+        const d = this.deflaterOf(slot, ext);
+        const out = batch.gather(from, n, h, (k, raw) => (batch.compress[k] ? d.compress(raw, 0, raw.length) : null));
+        writeSlot(s, slot, out, 0, out.length);
+        return;
+      }
+      const z = batch.compressed(8 + (ext >>> EXT_WINDOW_SHIFT), (raw, bits) => this.deflaterOf(slot, ext).compress(raw, 0, raw.length), h, from);
+      writeSlot(s, slot, z.bytes, z.start, z.end - z.start);
+      return;
+    }
+    if (batch.excepts !== 0 && batch.excepted(h)) {
+      const out = batch.gather(from, n, h, null);
+      writeSlot(s, slot, out, 0, out.length);
+      return;
+    }
+    const start = from === 0 ? 0 : batch.ends[from - 1]!;
+    writeSlot(s, slot, batch.log, start, batch.len - start);
   }
 
   // ---- conn helpers -------------------------------------------------------------------------
@@ -841,3 +978,139 @@ class WsConn implements WebSocketConn {
   }
 }
 
+
+/**
+ * One turn's publishes to one topic: their frames once, back to back in one log, so that a
+ * subscriber's share is one slice of it and one write (uWebSockets corks the same way). A
+ * subscriber excluded from some message (conn.publish's sender), or with a compressor of its
+ * own, gets its messages gathered into one buffer instead; subscribers with
+ * permessage-deflate share one compressed log per window size, built at the first of them.
+ */
+class PublishBatch {
+  log = new Uint8Array(4096);
+  len = 0;
+  /** Per message: where its frame ends in the log, its header length, its sender excluded (-1: none), whether it may be compressed. */
+  readonly ends: number[] = [];
+  readonly heads: number[] = [];
+  readonly except: number[] = [];
+  readonly compress: boolean[] = [];
+  excepts = 0;
+  compressible = 0;
+  private exceptSet: Set<number> | null = null;
+  private zlogs: ({ bytes: Uint8Array; ends: number[] } | undefined)[] = [];
+
+  constructor(
+    readonly topic: Topic,
+    /** Sequence number before this batch's first message. */
+    readonly seqBase: number,
+  ) {}
+
+  get count(): number {
+    return this.ends.length;
+  }
+
+  add(b0: number, raw: Uint8Array, compress: boolean, except: number): void {
+    const n = raw.length;
+    const need = this.len + frameHeaderBytes(n) + n;
+    if (need > this.log.length) {
+      const bigger = new Uint8Array(Math.max(need, this.log.length * 2));
+      bigger.set(this.log.subarray(0, this.len));
+      this.log = bigger;
+    }
+    const hb = writeFrameHeader(this.log, this.len, b0, n);
+    this.log.set(raw, this.len + hb);
+    this.len = need;
+    this.ends.push(need);
+    this.heads.push(hb);
+    this.except.push(except);
+    this.compress.push(compress);
+    if (except >= 0) {
+      this.excepts++;
+      (this.exceptSet ??= new Set()).add(except);
+    }
+    if (compress) this.compressible++;
+  }
+
+  excepted(h: number): boolean {
+    return this.exceptSet !== null && this.exceptSet.has(h);
+  }
+
+  /** Message k's payload (a view into the log). */
+  payload(k: number): Uint8Array {
+    const start = k === 0 ? 0 : this.ends[k - 1]!;
+    return this.log.subarray(start + this.heads[k]!, this.ends[k]!);
+  }
+
+  /**
+   * Messages from..count-1 but those excluding h, each as its frame or, when `compressOne`
+   * gives bytes, as a compressed frame of them: one new buffer.
+   */
+  gather(from: number, to: number, h: number, compressOne: ((k: number, raw: Uint8Array) => Uint8Array | null) | null): Uint8Array {
+    const parts: Uint8Array[] = [];
+    let total = 0;
+    for (let k = from; k < to; k++) {
+      if (this.except[k] === h) continue;
+      const z = compressOne === null ? null : compressOne(k, this.payload(k));
+      let frame: Uint8Array;
+      if (z === null) {
+        frame = this.log.subarray(k === 0 ? 0 : this.ends[k - 1]!, this.ends[k]!);
+      } else {
+        const b0 = this.log[k === 0 ? 0 : this.ends[k - 1]!]!;
+        frame = new Uint8Array(frameHeaderBytes(z.length) + z.length);
+        frame.set(z, writeFrameHeader(frame, 0, b0 | RSV1, z.length));
+      }
+      parts.push(frame);
+      total += frame.length;
+    }
+    const out = new Uint8Array(total);
+    let at = 0;
+    for (const p of parts) {
+      out.set(p, at);
+      at += p.length;
+    }
+    return out;
+  }
+
+  /**
+   * The compressed log for window `bits` (extended with `deflate` to every message so far at
+   * each use), and the slice of it that h gets from message `from` on; a subscriber excluded
+   * from some message gets a gathered copy instead.
+   */
+  compressed(bits: number, deflate: (raw: Uint8Array, bits: number) => Uint8Array, h: number, from: number): { bytes: Uint8Array; start: number; end: number } {
+    let z = this.zlogs[bits];
+    if (z === undefined) z = this.zlogs[bits] = { bytes: new Uint8Array(4096), ends: [] };
+    for (let k = z.ends.length; k < this.count; k++) {
+      let frame: Uint8Array;
+      if (this.compress[k]) {
+        const body = deflate(this.payload(k), bits);
+        const b0 = this.log[k === 0 ? 0 : this.ends[k - 1]!]!;
+        frame = new Uint8Array(frameHeaderBytes(body.length) + body.length);
+        frame.set(body, writeFrameHeader(frame, 0, b0 | RSV1, body.length));
+      } else {
+        frame = this.log.subarray(k === 0 ? 0 : this.ends[k - 1]!, this.ends[k]!);
+      }
+      const at = k === 0 ? 0 : z.ends[k - 1]!;
+      if (at + frame.length > z.bytes.length) {
+        const bigger = new Uint8Array(Math.max(at + frame.length, z.bytes.length * 2));
+        bigger.set(z.bytes.subarray(0, at));
+        z.bytes = bigger;
+      }
+      z.bytes.set(frame, at);
+      z.ends.push(at + frame.length);
+    }
+    if (this.excepts !== 0 && this.excepted(h)) {
+      const parts: Uint8Array[] = [];
+      for (let k = from; k < this.count; k++) if (this.except[k] !== h) parts.push(z.bytes.subarray(k === 0 ? 0 : z.ends[k - 1]!, z.ends[k]!));
+      let total = 0;
+      for (const p of parts) total += p.length;
+      const bytes = new Uint8Array(total);
+      let at = 0;
+      for (const p of parts) {
+        bytes.set(p, at);
+        at += p.length;
+      }
+      return { bytes, start: 0, end: total };
+    }
+    return { bytes: z.bytes, start: from === 0 ? 0 : z.ends[from - 1]!, end: z.ends[this.count - 1]! };
+  }
+}

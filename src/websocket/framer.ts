@@ -228,7 +228,7 @@ export class WebSocketFramer {
         if (text === null) return this.fail(h, CLOSE_INVALID_PAYLOAD, "text message is not valid UTF-8");
         sink.onMessage(h, text);
       } else {
-        sink.onMessage(h, buf.subarray(p, p + n));
+        sink.onMessage(h, bytesAt(buf, p, p + n));
       }
       return true;
     }
@@ -452,3 +452,15 @@ export class WebSocketFramer {
 }
 
 const SLOT_MASK = 0xfffff;
+
+/**
+ * buf[start, end) as a Uint8Array: a copy up to 32 bytes (a small typed array is cheaper to
+ * make than a view, which must pin its ArrayBuffer), a view beyond.
+ */
+function bytesAt(buf: Uint8Array, start: number, end: number): Uint8Array {
+  const n = end - start;
+  if (n > 32) return buf.subarray(start, end);
+  const out = new Uint8Array(n);
+  for (let i = 0; i < n; i++) out[i] = buf[start + i]!;
+  return out;
+}
