@@ -4,11 +4,11 @@
  * order, hash_tag "{}"), over three real redis-servers. Keys (ASCII, binary, hash-tagged) are
  * written through nutcracker and read back from each redis-server directly; myriad's
  * placement, from the same configuration file parsed by myriad, must put every key on the
- * server where nutcracker put it.
+ * server where nutcracker put it; and myriad's proxy, running the same file, must too.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createRespClient, type RespClient } from "../src/pool/index.ts";
-import { parseProxyConfig, Placement, HASH_NAMES } from "../src/proxy/index.ts";
+import { createProxy, parseProxyConfig, Placement, HASH_NAMES } from "../src/proxy/index.ts";
 import { Nutcracker } from "./helpers/nutcracker.ts";
 import { freePort } from "./helpers/ports.ts";
 import { RedisServer } from "./helpers/redis-server.ts";
@@ -55,40 +55,51 @@ describe("placement matches nutcracker 0.5.0", () => {
     nutcracker = await Nutcracker.start(yaml, pools.map((p) => p.port));
   }, 30_000);
 
-  test("every hash, ketama and modula: each key on the server nutcracker chose", async () => {
-    const config = parseProxyConfig(yaml, "placement.yml");
-    const keys = baseKeys();
-    // Write every key through nutcracker, prefixed with its pool's index so that pools never share a key.
+  /** Writes every key through the pools at `ports` (prefixed with the pool's index, so pools never share a key). */
+  async function writeThrough(ports: number[], keys: Uint8Array[]): Promise<Map<string, { pool: number; key: Uint8Array }>> {
     const written = new Map<string, { pool: number; key: Uint8Array }>();
     await Promise.all(
-      pools.map(async (p, pi) => {
-        const client = createRespClient({ port: p.port, binary: true, pool: { max: 1 } });
+      ports.map(async (port, pi) => {
+        const client = createRespClient({ port, binary: true, pool: { max: 1 } });
         clients.push(client);
         const sends: Promise<unknown>[] = [];
         for (const base of keys) {
           const key = Buffer.concat([Buffer.from(`${pi}|`), base]);
           written.set(hex(key), { pool: pi, key });
-          sends.push(client.send(["SET", key, p.name]));
+          sends.push(client.send(["SET", key, String(pi)]));
         }
         await Promise.all(sends);
       }),
     );
-    // Read each server's keys directly.
+    return written;
+  }
+
+  /** Which redis-server holds each key (read from each server directly), then empties them. */
+  async function holders(): Promise<Map<string, number>> {
     const holder = new Map<string, number>();
     for (const r of redis) {
       const direct = createRespClient({ port: r.port, binary: true, pool: { max: 1 } });
       clients.push(direct);
       const found = (await direct.send(["KEYS", "*"])) as Uint8Array[];
       for (const k of found) holder.set(hex(k), r.port);
+      await direct.send(["FLUSHALL"]);
     }
-    expect(holder.size).toBe(written.size);
+    return holder;
+  }
+
+  test("every hash, ketama and modula: each key on the server nutcracker chose, by placement and through the proxy", async () => {
+    const config = parseProxyConfig(yaml, "placement.yml");
+    const keys = baseKeys();
+    const written = await writeThrough(pools.map((p) => p.port), keys);
+    const nutcrackerHolder = await holders();
+    expect(nutcrackerHolder.size).toBe(written.size);
 
     const mismatches: string[] = [];
     for (const [id, { pool, key }] of written) {
       const cfg = config.pools[pool]!;
       const placement = new Placement(cfg);
       const ours = cfg.servers[placement.serverOf(key, 0, key.length)]!.port;
-      const theirs = holder.get(id);
+      const theirs = nutcrackerHolder.get(id);
       if (ours !== theirs) mismatches.push(`${cfg.name} key ${id}: nutcracker ${theirs}, myriad ${ours}`);
     }
     expect(mismatches.slice(0, 10)).toEqual([]);
@@ -98,8 +109,21 @@ describe("placement matches nutcracker 0.5.0", () => {
     for (let pi = 0; pi < pools.length; pi++) {
       if (pools[pi]!.name === "crc32_ketama") continue;
       const used = new Set<number>();
-      for (const [id, w] of written) if (w.pool === pi) used.add(holder.get(id)!);
+      for (const [id, w] of written) if (w.pool === pi) used.add(nutcrackerHolder.get(id)!);
       expect(`${pools[pi]!.name}: ${used.size}`).toBe(`${pools[pi]!.name}: 3`);
+    }
+
+    // The same file run by myriad's proxy (on ports of its own): the same keys, the same servers.
+    const proxy = await createProxy({ pools: config.pools.map((p) => ({ ...p, listen: { host: "127.0.0.1", port: 0 } })) });
+    try {
+      const throughMyriad = await writeThrough(proxy.pools.map((p) => p.port), keys);
+      expect(throughMyriad.size).toBe(written.size);
+      const myriadHolder = await holders();
+      const differ: string[] = [];
+      for (const [id, port] of nutcrackerHolder) if (myriadHolder.get(id) !== port) differ.push(`key ${id}: nutcracker ${port}, myriad ${myriadHolder.get(id)}`);
+      expect(differ.slice(0, 10)).toEqual([]);
+    } finally {
+      await proxy.stop();
     }
   }, 60_000);
 });

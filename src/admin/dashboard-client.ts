@@ -313,6 +313,26 @@ function renderRows(tbodyId: string, rows: string[][]): void {
   tbody.replaceChildren(frag);
 }
 
+/** The proxy's servers, one row each, with requests per second since the previous poll. */
+function renderProxy(body: AdminStatsBody, dtS: number): void {
+  const proxy = body.proxy ?? [];
+  const before = new Map<string, number>();
+  for (const g of prev?.proxy ?? []) for (const p of g.pools) for (const s of p.servers) before.set(`${g.worker ?? ""}\u0000${p.name}\u0000${s.address}`, s.requests);
+  const rows: string[][] = [];
+  for (const g of proxy) {
+    for (const p of g.pools) {
+      for (const s of p.servers) {
+        const r = rate(s.requests, before.get(`${g.worker ?? ""}\u0000${p.name}\u0000${s.address}`), dtS);
+        rows.push([g.worker ?? "", p.name, s.name === s.address ? s.address : `${s.address} (${s.name})`, s.live ? "live" : "ejected",
+          r === null ? "–" : fmtCount(r), fmtCount(s.requests), fmtCount(s.errors), fmtCount(s.timeouts), fmtCount(s.ejections),
+          String(s.connections), String(s.dedicatedConnections), fmtCount(s.inFlight), `${s.p50Ms.toFixed(2)} ms`, `${s.p99Ms.toFixed(2)} ms`]);
+      }
+    }
+  }
+  renderRows("proxy-body", rows);
+  el("proxy-section").hidden = rows.length === 0;
+}
+
 // ---- polling -----------------------------------------------------------------------------
 
 let prev: AdminStatsBody | null = null;
@@ -409,6 +429,7 @@ function render(body: AdminStatsBody, ready: boolean): void {
       fmtCount(s.acquired), fmtCount(s.timeouts), `${s.acquireWaitMs.p99.toFixed(2)} ms`];
   }));
   el("pools-section").hidden = body.pools.length === 0;
+  renderProxy(body, dtS);
 
   setStatus(ready ? "ok" : "warn", ready ? "accepting" : "stopping");
   setText("updated", hms(body.timeMs / 1000));

@@ -9,6 +9,7 @@ export { renderMetrics, escapeLabelValue, PROMETHEUS_CONTENT_TYPE } from "./metr
 export { isLoopbackHost } from "./auth.ts";
 export type {
   AdminSnapshot,
+  ProxySnapshot,
   AdminStatsBody,
   AdminStatsSource,
   HistogramMs,

@@ -1,4 +1,5 @@
 import { COUNTED_CLOSE_REASONS } from "../reactor/index.ts";
+import type { PoolProxyStats, UpstreamStats } from "../proxy/index.ts";
 import type { AdminSnapshot, HistogramMs, PoolStats, ServerStats } from "./types.ts";
 import type { WebSocketStats } from "../reactor/index.ts";
 
@@ -226,5 +227,63 @@ export function renderMetrics(snap: AdminSnapshot): string {
       w.sample("myriad_bus_reconnects_total", "", bus.disconnects),
     );
   }
+  renderProxy(w, snap);
   return w.out.join("");
+}
+
+type ProxyPoolRow = { labels: string; stats: PoolProxyStats };
+type ProxyServerRow = { labels: string; stats: UpstreamStats };
+
+const PROXY_POOL_SCALARS: Array<{ name: string; kind: Kind; help: string; get: (s: PoolProxyStats) => number }> = [
+  { name: "myriad_proxy_client_connections", kind: "gauge", help: "Client connections of a proxy pool.", get: (s) => s.clientConnections },
+  { name: "myriad_proxy_requests_total", kind: "counter", help: "Commands a proxy pool received.", get: (s) => s.requests },
+  { name: "myriad_proxy_errors_total", kind: "counter", help: "Commands a proxy pool answered with an error of its own (refused, keys across servers, upstream failure, timeout).", get: (s) => s.errors },
+  { name: "myriad_proxy_refused_total", kind: "counter", help: "Commands refused as not carried through the proxy (KEYS, CONFIG, ...).", get: (s) => s.refused },
+  { name: "myriad_proxy_live_servers", kind: "gauge", help: "Servers of a proxy pool on its continuum (not ejected).", get: (s) => s.liveServers },
+  { name: "myriad_proxy_pinned_clients", kind: "gauge", help: "Clients in a transaction or WATCH, on a dedicated upstream connection.", get: (s) => s.pinnedClients },
+  { name: "myriad_proxy_blocked_clients", kind: "gauge", help: "Clients waiting on a blocking command, on a dedicated upstream connection.", get: (s) => s.blockedClients },
+  { name: "myriad_proxy_subscribed_clients", kind: "gauge", help: "Clients in subscribed mode.", get: (s) => s.subscribedClients },
+];
+
+const PROXY_SERVER_SCALARS: Array<{ name: string; kind: Kind; help: string; get: (s: UpstreamStats) => number }> = [
+  { name: "myriad_proxy_server_live", kind: "gauge", help: "1 while the server is on its pool's continuum, 0 while ejected (auto_eject_hosts).", get: (s) => (s.live ? 1 : 0) },
+  { name: "myriad_proxy_server_requests_total", kind: "counter", help: "Requests sent to an upstream server (each part of a split command counts).", get: (s) => s.requests },
+  { name: "myriad_proxy_server_replies_total", kind: "counter", help: "Replies from an upstream server (its error replies included).", get: (s) => s.replies },
+  { name: "myriad_proxy_server_errors_total", kind: "counter", help: "Requests failed by the upstream connection (closed, refused, none to be had).", get: (s) => s.errors },
+  { name: "myriad_proxy_server_timeouts_total", kind: "counter", help: "Requests with no reply within the pool's timeout.", get: (s) => s.timeouts },
+  { name: "myriad_proxy_server_ejections_total", kind: "counter", help: "Times the server was taken off its pool's continuum.", get: (s) => s.ejections },
+  { name: "myriad_proxy_server_connections", kind: "gauge", help: "Open shared (pipelined) upstream connections to the server.", get: (s) => s.connections },
+  { name: "myriad_proxy_server_dedicated_connections", kind: "gauge", help: "Open dedicated upstream connections (blocking commands, transactions, subscriptions).", get: (s) => s.dedicatedConnections },
+  { name: "myriad_proxy_server_in_flight", kind: "gauge", help: "Requests to the server waiting for a reply.", get: (s) => s.inFlight },
+];
+
+/** The proxy's families: per pool (worker, pool labels) and per server (plus server, server_name). */
+function renderProxy(w: Writer, snap: AdminSnapshot): void {
+  const groups = snap.proxy ?? [];
+  const pools: ProxyPoolRow[] = [];
+  const servers: ProxyServerRow[] = [];
+  const seen = new Map<string, number>();
+  for (const g of groups) {
+    for (const p of g.pools) {
+      // A pool name repeated within one worker gets "#2" (pool names are unique in a configuration).
+      const key = `${g.worker ?? ""}\u0000${p.name}`;
+      const k = (seen.get(key) ?? 0) + 1;
+      seen.set(key, k);
+      const name = k === 1 ? p.name : `${p.name}#${k}`;
+      const labels = `${g.worker === undefined ? "" : `worker="${escapeLabelValue(g.worker)}",`}pool="${escapeLabelValue(name)}"`;
+      pools.push({ labels, stats: p });
+      for (const s of p.servers) {
+        servers.push({ labels: `${labels},server="${escapeLabelValue(s.address)}",server_name="${escapeLabelValue(s.name)}"`, stats: s });
+      }
+    }
+  }
+  for (const m of PROXY_POOL_SCALARS) w.family(m.name, m.kind, m.help, pools.length, (i, w) => w.sample(m.name, pools[i]!.labels, m.get(pools[i]!.stats)));
+  for (const m of PROXY_SERVER_SCALARS) w.family(m.name, m.kind, m.help, servers.length, (i, w) => w.sample(m.name, servers[i]!.labels, m.get(servers[i]!.stats)));
+  w.family(
+    "myriad_proxy_server_request_duration_seconds",
+    "histogram",
+    "Round trip of requests on the shared upstream connections, from sending to the reply, in seconds.",
+    servers.length,
+    (i, w) => w.histogramSeconds("myriad_proxy_server_request_duration_seconds", servers[i]!.labels, servers[i]!.stats.latencyMs),
+  );
 }

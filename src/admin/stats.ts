@@ -8,5 +8,6 @@ import type { AdminSnapshot, AdminStatsBody } from "./types.ts";
 export function statsBody(snap: AdminSnapshot, timeMs: number): AdminStatsBody {
   const body: AdminStatsBody = { timeMs, workers: snap.workers, totals: sumServerStats(snap.workers.map((w) => w.stats)), pools: snap.pools };
   if (snap.bus !== undefined) body.bus = snap.bus;
+  if (snap.proxy !== undefined) body.proxy = snap.proxy;
   return body;
 }

@@ -5,6 +5,7 @@
 import type { BusStats } from "../bus/index.ts";
 import type { HistogramBuckets } from "../histogram.ts";
 import type { PoolStats } from "../pool/index.ts";
+import type { PoolProxyStats } from "../proxy/index.ts";
 import type { ServerStats } from "../reactor/index.ts";
 
 /** A histogram as the reactor and pool keep it (src/histogram.ts): `counts[i]` is the number of
@@ -14,6 +15,12 @@ export type HistogramMs = HistogramBuckets;
 
 /** One server process's (worker's) stats, and one pool's: the reactor's and the pool's own types. */
 export type { ServerStats, PoolStats };
+
+/** One process's RESP proxy pools (src/proxy), each with its servers; `worker` as for pools. */
+export interface ProxySnapshot {
+  worker?: string;
+  pools: PoolProxyStats[];
+}
 
 /**
  * What the admin server shows at one instant. Worker names should be unique, and pool names
@@ -27,6 +34,8 @@ export interface AdminSnapshot {
   pools: Array<{ worker?: string; name: string; stats: PoolStats }>;
   /** The node bus of a fleet member (src/bus BusStats), when the process has one. */
   bus?: BusStats;
+  /** The RESP proxy's pools and servers, per worker, when the process runs `bun run proxy`. */
+  proxy?: ProxySnapshot[];
 }
 
 /**
@@ -57,4 +66,6 @@ export interface AdminStatsBody {
   pools: AdminSnapshot["pools"];
   /** Present when the process has a node bus. */
   bus?: BusStats;
+  /** Present for `bun run proxy`: per worker, its pools and their servers. */
+  proxy?: ProxySnapshot[];
 }

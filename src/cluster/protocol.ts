@@ -4,6 +4,7 @@
  * (src/cluster/worker-main.ts, bench/c1m-raw-worker.ts) can run under the supervisor.
  */
 import type { PoolSnapshot } from "../pool/index.ts";
+import type { PoolProxyStats } from "../proxy/index.ts";
 import type { ProtocolName, ServerOptions, ServerStats } from "../reactor/index.ts";
 import type { ListenAddress } from "./plan.ts";
 
@@ -69,13 +70,14 @@ export interface WorkerConfig {
 
 /**
  * `stats` asks for a report now; the answer carries the same `id` (periodic reports carry
- * none). `pools` holds the stats of the pools the app registered (left out when it has none).
+ * none). `pools` holds the stats of the pools the app registered (left out when it has none);
+ * `proxy` those of a `bun run proxy` worker's pools and servers.
  */
 export type SupervisorToWorker = { t: "stop"; graceful: boolean; timeoutMs: number } | { t: "stats"; id: number };
 
 /** What a worker tells its supervisor: ready (with the ports it got), a stats report (`id` when it answers a request), stopped (its last figures), fatal (why it could not start). */
 export type WorkerToSupervisor =
   | { t: "ready"; pid: number; listen: ListenAddress[] }
-  | { t: "stats"; stats: ServerStats; pools?: PoolSnapshot[]; id?: number }
-  | { t: "stopped"; stats: ServerStats; pools?: PoolSnapshot[] }
+  | { t: "stats"; stats: ServerStats; pools?: PoolSnapshot[]; proxy?: PoolProxyStats[]; id?: number }
+  | { t: "stopped"; stats: ServerStats; pools?: PoolSnapshot[]; proxy?: PoolProxyStats[] }
   | { t: "fatal"; message: string };

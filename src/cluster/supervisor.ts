@@ -15,6 +15,7 @@ import type { AdminSnapshot, AdminStatsSource } from "../admin/index.ts";
 import { MyriadError } from "../errors.ts";
 import { emptyServerStats, sumServerStats, type ServerStats } from "../reactor/index.ts";
 import { backoffCeilingMs, type PoolSnapshot } from "../pool/index.ts";
+import type { PoolProxyStats } from "../proxy/index.ts";
 import { allWithin, connectionsPerProcess, readSystemLimits, ReplyWaiters } from "../system/index.ts";
 import type { ListenAddress } from "./plan.ts";
 import {
@@ -108,6 +109,8 @@ export interface WorkerInfo {
 export class ClusterError extends MyriadError {}
 
 interface Slot extends WorkerInfo {
+  /** A `bun run proxy` worker's pools and servers, as of its latest report. */
+  proxy: PoolProxyStats[];
   proc: Subprocess | undefined;
   consecutiveCrashes: number;
   restartTimer: ReturnType<typeof setTimeout> | undefined;
@@ -149,6 +152,7 @@ export class Cluster implements AdminStatsSource {
         restarts: 0,
         stats: emptyServerStats(),
         pools: [],
+        proxy: [],
         startedAtMs: 0,
         proc: undefined,
         consecutiveCrashes: 0,
@@ -185,10 +189,13 @@ export class Cluster implements AdminStatsSource {
   snapshot(): AdminSnapshot {
     const pools: AdminSnapshot["pools"] = [];
     for (const s of this.slots) for (const p of s.pools) pools.push({ worker: `worker-${s.index}`, name: p.name, stats: p.stats });
-    return {
+    const snap: AdminSnapshot = {
       workers: this.slots.map((s) => ({ worker: `worker-${s.index}`, pid: s.pid, stats: s.stats })),
       pools,
     };
+    const proxy = this.slots.filter((s) => s.proxy.length > 0).map((s) => ({ worker: `worker-${s.index}`, pools: s.proxy }));
+    if (proxy.length > 0) snap.proxy = proxy;
+    return snap;
   }
 
   /** Every worker's latest stats summed (rss and heap add up over processes). */
@@ -343,6 +350,7 @@ export class Cluster implements AdminStatsSource {
       case "stopped": {
         s.stats = m.stats;
         s.pools = m.pools ?? [];
+        s.proxy = m.proxy ?? [];
         s.statsWaiters.answered(m.t === "stopped" ? Infinity : m.id);
         break;
       }
@@ -369,6 +377,7 @@ export class Cluster implements AdminStatsSource {
     s.stats = { ...s.stats, connections: 0, rssBytes: 0, baselineRssBytes: 0, heapUsedBytes: 0 };
     // Its pools died with it; the restarted process registers its own.
     s.pools = [];
+    s.proxy = [];
     s.statsWaiters.release();
     this.o.onEvent?.({ type: "exit", worker: s.index, pid: s.pid, exitCode, signal, expected });
     if (s.readyWaiters.length > 0) {

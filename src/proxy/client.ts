@@ -1,0 +1,139 @@
+/**
+ * A client connection's state in the proxy, kept only while it needs some: replies in
+ * flight, a transaction, subscriptions. An idle client has none (its memory is the
+ * reactor's slot), and states are recycled rather than made per burst.
+ *
+ * Replies go back in the client's request order whatever server answers first: every
+ * request takes the next sequence number, its reply waits in a ring under that number, and
+ * the ring is written out from its head as far as replies are there. What becomes writable
+ * during one turn of the event loop goes out in one write (see PoolProxy's flush).
+ */
+import type { DedicatedConnection } from "./dedicated.ts";
+import type { Subscription } from "./subscription.ts";
+import type { Upstream } from "./upstream.ts";
+
+/** A reply not yet there. */
+export const PENDING = new Uint8Array(0);
+
+/** What a client is doing. */
+export const enum Mode {
+  /** Requests go down the shared connections. */
+  Normal,
+  /** After MULTI, before its first keyed command tells the server: commands are queued here. */
+  MultiUnbound,
+  /** On a dedicated connection of its own (a transaction or WATCH) until EXEC/DISCARD/UNWATCH. */
+  Pinned,
+  /** Subscribed: only (P)SUBSCRIBE, (P)UNSUBSCRIBE, PING, QUIT and RESET. */
+  Subscribed,
+}
+
+/** A blocking command's dedicated connection, held until its reply. */
+export interface Blocked {
+  conn: DedicatedConnection;
+  up: Upstream;
+}
+
+export class ClientState {
+  /** The reactor's connection handle. */
+  id = -1;
+  /** The connection closed: late replies are dropped. */
+  closed = false;
+  /** QUIT (or a lost pinned connection): close once the reply with this sequence is written. */
+  closeAt = -1;
+  /** Frames after QUIT are ignored. */
+  quitting = false;
+
+  ring: Uint8Array[] = new Array<Uint8Array>(16).fill(PENDING);
+  mask = 15;
+  /** Next sequence to write. */
+  head = 0;
+  /** Next sequence to hand out. */
+  tail = 0;
+
+  /** Replies ready to write in the next flush. */
+  out: Uint8Array[] = [];
+  outBytes = 0;
+  dirty = false;
+
+  mode = Mode.Normal;
+  /**
+   * Requests held (copies) while the client waits for something it must not overtake: a
+   * blocking command's reply, a dedicated connection being acquired, EXEC's reply. Null
+   * when requests are handled as they come.
+   */
+  backlog: Uint8Array[] | null = null;
+  backlogBytes = 0;
+
+  /** MULTI not yet bound to a server: the commands queued so far. */
+  txnFrames: Uint8Array[] = [];
+  /** A queued command was refused: EXEC answers EXECABORT (as redis does). */
+  txnDirty = false;
+  /** Pinned and inside MULTI (as opposed to only WATCHing). */
+  inMulti = false;
+  pinned: DedicatedConnection | null = null;
+  pinnedUp: Upstream | null = null;
+
+  blocked: Blocked | null = null;
+  sub: Subscription | null = null;
+
+  /**
+   * Work waiting until every reply before sequence `gateSeq` is written: a move to a
+   * dedicated connection must not overtake the client's requests still on the shared ones.
+   */
+  gateSeq = -1;
+  gateStart: (() => void) | null = null;
+
+  /** Requests whose reply is not written yet. */
+  get pending(): number {
+    return this.tail - this.head;
+  }
+
+  /** Takes the next sequence number for a reply to come. */
+  reserve(): number {
+    if (this.tail - this.head > this.mask) this.grow();
+    const seq = this.tail++;
+    this.ring[seq & this.mask] = PENDING;
+    return seq;
+  }
+
+  private grow(): void {
+    const cap = (this.mask + 1) * 2;
+    const ring = new Array<Uint8Array>(cap).fill(PENDING);
+    for (let s = this.head; s < this.tail; s++) ring[s & (cap - 1)] = this.ring[s & this.mask]!;
+    this.ring = ring;
+    this.mask = cap - 1;
+  }
+
+  /** True when nothing is in flight or held and no mode is active: the state can be recycled. */
+  get idle(): boolean {
+    return this.head === this.tail && this.mode === Mode.Normal && this.backlog === null && this.blocked === null && !this.dirty && this.gateStart === null;
+  }
+
+  /** Clears everything for reuse by another connection. */
+  reset(id: number): void {
+    this.id = id;
+    this.closed = false;
+    this.closeAt = -1;
+    this.quitting = false;
+    this.head = this.tail = 0;
+    if (this.ring.length > 64) {
+      this.ring = new Array<Uint8Array>(16).fill(PENDING);
+      this.mask = 15;
+    }
+    this.out.length = 0;
+    this.outBytes = 0;
+    this.dirty = false;
+    this.mode = Mode.Normal;
+    this.backlog = null;
+    this.backlogBytes = 0;
+    this.txnFrames = [];
+    this.txnDirty = false;
+    this.inMulti = false;
+    this.pinned = null;
+    this.pinnedUp = null;
+    this.blocked = null;
+    this.sub = null;
+    this.gateSeq = -1;
+    this.gateStart = null;
+  }
+}
