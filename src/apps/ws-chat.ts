@@ -7,8 +7,8 @@
  *   await createServer({ port: 8080, protocol: app.protocol, handler: app.handler });
  *
  * `bun run serve --app ws-chat`. With --workers, each worker has its own subscribers: a
- * message reaches the connections of the worker that received it (a node bus would carry it
- * to the others).
+ * message reaches the connections of the worker that received it, unless `--bus
+ * redis://...` makes every worker (and every node of a fleet) a node on one bus.
  */
 import { MyriadRangeError } from "../errors.ts";
 import type { WebSocketApp } from "./ws-echo.ts";

@@ -232,7 +232,7 @@ async function serveSingle(cfg: ServeConfig): Promise<void> {
   let app: ModuleApp;
   // Pools a module app registers, read by the admin server at every snapshot.
   const registry = new PoolRegistry();
-  // The node bus (kv only, as config's validate() says): up and down are said as they happen.
+  // The node bus (kv and ws-chat, as config's validate() says): up and down are said as they happen.
   const bus =
     cfg.bus === undefined
       ? undefined
@@ -251,7 +251,10 @@ async function serveSingle(cfg: ServeConfig): Promise<void> {
   let server: Server;
   const where = cfg.unix !== undefined ? `unix:${cfg.unix}` : hostPort(cfg.host[0]!, cfg.port.from);
   try {
-    server = await createServer(serverOptionsOf(cfg, app));
+    const opts = serverOptionsOf(cfg, app);
+    // ws-chat's publishes go over the bus (the kv app carries its own PUBLISH).
+    if (bus !== undefined && cfg.app === "ws-chat") opts.bus = bus;
+    server = await createServer(opts);
   } catch (e) {
     await app.close?.();
     fail(`cannot listen on ${where}: ${e instanceof Error ? e.message : String(e)} (choose another --port / --host, or stop what holds it)`);
@@ -395,6 +398,7 @@ async function serveCluster(cfg: ServeConfig, spec: number | "auto", hosts: stri
         maxConnectionsPerIp: cfg.maxConnectionsPerIp > 0 ? cfg.maxConnectionsPerIp : undefined,
         proxyProtocol: cfg.proxyProtocol || undefined,
         proxyProtocolFrom: cfg.proxyFrom,
+        busUrl: cfg.bus,
         // Absolute: a worker must find the files whatever its working directory.
         tls: cfg.tlsCert !== undefined && cfg.tlsKey !== undefined ? { certPath: resolve(cfg.tlsCert), keyPath: resolve(cfg.tlsKey) } : undefined,
       },

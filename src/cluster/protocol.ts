@@ -51,6 +51,8 @@ export type WorkerServerOptions = Pick<
   protocol?: ProtocolName;
   /** TLS from PEM files. */
   tls?: { certPath: string; keyPath: string };
+  /** redis://host:port of the node bus: each worker is a node on it (its own bus connection). */
+  busUrl?: string;
 };
 
 /** What a worker gets in MYRIAD_CLUSTER_WORKER (JSON): its place, its addresses, its app and its server's options. */

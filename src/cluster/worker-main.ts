@@ -109,12 +109,16 @@ function capped(handler: Handler, counter: CapCounter, onOver: () => void): Hand
 let app: LoadedApp;
 const servers: Server[] = [];
 let overCap = 0;
+/** This worker's node bus connection (--bus), or null. */
+let bus: { close(): Promise<void> } & NonNullable<ServerOptions["bus"]> | null = null;
 
 try {
   app = await loadApp(cfg.app);
   const multi = cfg.listen.length > 1;
   const counter: CapCounter = { live: 0, cap: cfg.maxConnections };
   const s = cfg.server;
+  // Loaded only when asked for: the bus brings the pooled client (and TypeBox) along.
+  if (s.busUrl !== undefined) bus = (await import("../bus/index.ts")).createRedisBus({ url: s.busUrl });
   for (const [i, addr] of cfg.listen.entries()) {
     const handler = i > 0 && app.handlerForListener !== undefined ? app.handlerForListener() : app.handler;
     const opts: ServerOptions = {
@@ -139,6 +143,7 @@ try {
     if (s.proxyProtocol === true) opts.proxyProtocol = true;
     if (s.proxyProtocolFrom !== undefined) opts.proxyProtocolFrom = s.proxyProtocolFrom;
     if (s.tls !== undefined) opts.tls = { cert: Bun.file(s.tls.certPath), key: Bun.file(s.tls.keyPath) };
+    if (bus !== null) opts.bus = bus;
     servers.push(await createServer(opts));
   }
 } catch (e) {
@@ -176,6 +181,7 @@ async function stop(graceful: boolean, timeoutMs: number): Promise<void> {
   stopping = true;
   clearInterval(timer);
   await Promise.all(servers.map((srv) => srv.stop({ graceful, timeoutMs })));
+  await bus?.close().catch(() => {});
   try {
     await app!.close?.();
   } catch (e) {

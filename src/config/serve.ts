@@ -99,7 +99,9 @@ export const serveFlags = {
     type: "string",
     placeholder: "<redis://host:port>",
     minLength: 1,
-    help: "the node bus of a fleet (Redis pub/sub): kv PUBLISH reaches SUBSCRIBE on every node; /stats and /readyz say when it is down",
+    help:
+      "the node bus of a fleet (Redis pub/sub): kv PUBLISH reaches SUBSCRIBE on every node, a ws-chat message every node's clients " +
+      "(with --workers, each worker is a node); /stats and /readyz say when it is down (one process)",
   },
   drainDelayMs: {
     type: "duration-ms",
@@ -216,7 +218,7 @@ export const serveCommand = defineCommand({
       if (bad !== undefined) return `--proxy-from takes IP addresses, got ${JSON.stringify(bad)}`;
     }
     if (v.bus !== undefined) {
-      if (v.app !== "kv") return `--bus carries the kv app's PUBLISH between nodes; --app ${v.app} does not use it`;
+      if (v.app !== "kv" && v.app !== "ws-chat") return `--bus carries the kv app's PUBLISH and ws-chat's messages between nodes; --app ${v.app} does not use it`;
       if (!/^redis:\/\/[^/]+/.test(v.bus)) return `--bus must be redis://host:port, got ${JSON.stringify(v.bus)}`;
     }
     if (v.app === "kv" && v.protocol !== undefined && v.protocol !== "resp")
