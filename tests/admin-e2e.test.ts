@@ -9,6 +9,7 @@ import { dirname, join } from "node:path";
 import type { AdminStatsBody } from "../src/admin/index.ts";
 import { launchBrowser, type Browser } from "./helpers/browser.ts";
 import { freePort } from "./helpers/ports.ts";
+import { terminate } from "./helpers/process.ts";
 import { until } from "./helpers/until.ts";
 
 const ROOT = join(import.meta.dir, "..");
@@ -52,11 +53,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await browser?.close();
   for (const c of clients) c.end();
-  if (serve && serve.exitCode === null) {
-    serve.kill("SIGTERM");
-    const exited = await Promise.race([serve.exited, Bun.sleep(10_000).then(() => null)]);
-    if (exited === null) serve.kill("SIGKILL");
-  }
+  if (serve) await terminate(serve, 10_000);
 }, 30_000);
 
 test("the dashboard in chromium shows the number of open connections", async () => {

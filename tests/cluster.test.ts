@@ -64,7 +64,7 @@ describe("runCluster", () => {
     const socks: Socket[] = [];
     for (let i = 0; i < 60; i++) socks.push(await Bun.connect({ hostname: "127.0.0.1", port: c.addresses[i % 2]!.port, socket: { data() {} } }));
     // The server accepts a moment after the client's connect resolves.
-    for (let i = 0; i < 100 && c.totals().connections < 60; i++) await c.refreshStats();
+    await until(() => `the workers to count 60 connections (${c.totals().connections})`, async () => (await c.refreshStats(), c.totals().connections >= 60));
     const snap = await c.refreshStats();
     expect(c.lastRefreshComplete).toBe(true);
     expect(snap.workers.map((w) => w.worker)).toEqual(["worker-0", "worker-1"]);

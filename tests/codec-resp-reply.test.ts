@@ -15,13 +15,11 @@ import {
   respReplyCodec,
 } from "../src/codec/index.ts";
 import { MyriadError } from "../src/errors.ts";
-import { concat, reassemble, splitAt } from "./helpers/reassemble.ts";
+import { concat, cutFractions, cutsOf, reassemble, splitAt } from "./helpers/reassemble.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 const bytes = (s: string) => enc.encode(s);
-const cutFractions = fc.array(fc.double({ min: 0, max: 1, noNaN: true }), { maxLength: 24 });
-const cutsOf = (len: number, fractions: number[]) => fractions.map((f) => Math.floor(f * len));
 const MiB = 1024 * 1024;
 
 /** RespError → a plain object, so that toEqual compares messages. */

@@ -18,12 +18,10 @@ import {
   UnknownCodecError,
 } from "../src/codec/index.ts";
 import { MyriadError } from "../src/errors.ts";
-import { concat, reassemble, splitAt } from "./helpers/reassemble.ts";
+import { concat, cutFractions, cutsOf, reassemble, splitAt } from "./helpers/reassemble.ts";
 
 const enc = new TextEncoder();
 const bytes = (s: string) => enc.encode(s);
-const cutFractions = fc.array(fc.double({ min: 0, max: 1, noNaN: true }), { maxLength: 24 });
-const cutsOf = (len: number, fractions: number[]) => fractions.map((f) => Math.floor(f * len));
 
 describe("rawCodec", () => {
   test("hands over what arrived, capped at maxFrameBytes, as a view", () => {

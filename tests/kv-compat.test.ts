@@ -4,7 +4,8 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createKvApp, type KvApp } from "../src/apps/index.ts";
 import { createServer, type Server } from "../src/reactor/index.ts";
 import { AUTH_SCRIPT, COMPAT_PASSWORD, COMPAT_SCRIPTS } from "./fixtures/kv-cases.ts";
-import { Wire } from "./helpers/kv.ts";
+import { encodeCommand, text, Wire } from "./helpers/kv.ts";
+import { concat } from "./helpers/net.ts";
 import { RedisServer } from "./helpers/redis-server.ts";
 
 let redis: RedisServer;
@@ -46,17 +47,7 @@ describe("replies match redis-server byte for byte", () => {
 
   test("pipelined: many commands in one write get the same replies in order", async () => {
     const cmds = COMPAT_SCRIPTS.find((s) => s.name === "incr / decr")!.commands;
-    const { encodeCommand, text } = await import("./helpers/kv.ts");
-    const batch = (w: Wire) => {
-      const parts = cmds.map((c) => encodeCommand(c));
-      const all = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-      let o = 0;
-      for (const p of parts) {
-        all.set(p, o);
-        o += p.length;
-      }
-      w.send(all);
-    };
+    const batch = (w: Wire) => w.send(concat(cmds.map((c) => encodeCommand(c))));
     for (const w of [toRedis, toMyriad]) expect(await w.call("flushall")).toBe("+OK\r\n");
     batch(toRedis);
     batch(toMyriad);
@@ -68,7 +59,6 @@ describe("replies match redis-server byte for byte", () => {
   });
 
   test("inline commands (as typed into telnet) answer as redis does", async () => {
-    const { text } = await import("./helpers/kv.ts");
     for (const line of ["PING\r\n", "set inl 'a b'\r\n", "get inl\r\n", "nosuch x y\r\n", "get\r\n"]) {
       toRedis.send(line);
       toMyriad.send(line);

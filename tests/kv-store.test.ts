@@ -5,6 +5,7 @@ import { int64Bytes, parseInt64, int64AsBig } from "../src/apps/int64.ts";
 import { CommandTable } from "../src/apps/commands.ts";
 import { respCodec } from "../src/codec/index.ts";
 import { encodeCommand, FakeConn, latin1, text } from "./helpers/kv.ts";
+import { concat } from "./helpers/net.ts";
 import { until } from "./helpers/until.ts";
 
 const b = (s: string) => latin1(s);
@@ -351,12 +352,7 @@ describe("KV handler in-process", () => {
     // One read holding every request, decoded as the reactor does; then the read buffer is reused.
     const parts = values.map((v, i) => encodeCommand(["SET", `k${i}`, v]));
     parts.push(encodeCommand(["MSET", "m1", "short", "m2", long]));
-    const read = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-    let off = 0;
-    for (const p of parts) {
-      read.set(p, off);
-      off += p.length;
-    }
+    const read = concat(parts);
     for (let pos = 0; pos < read.length; ) {
       const len = respCodec.measure(read, pos, read.length, 1 << 20);
       expect(len).toBeGreaterThan(0);

@@ -4,9 +4,9 @@
  */
 import { expect, test } from "bun:test";
 import { createEchoApp } from "../src/apps/index.ts";
-import { encodeRespCommand } from "../src/codec/index.ts";
-import { createServer, ListenError, type CloseReason, type Conn, type ProtocolName, type Server } from "../src/reactor/index.ts";
-import { connect, pseudoRandomBytes, type TestClient, trackPeers } from "./helpers/net.ts";
+import { createServer, ListenError, type CloseReason, type Conn, type Server } from "../src/reactor/index.ts";
+import { concat, connect, pseudoRandomBytes, type TestClient, trackPeers } from "./helpers/net.ts";
+import { ECHO_FRAMINGS } from "./helpers/echo-framings.ts";
 import { until } from "./helpers/until.ts";
 import { expectSame } from "./helpers/assert.ts";
 
@@ -295,33 +295,20 @@ test("listen errors: a port in use says which and what to do", async () => {
 
 test("framesOut counts messages: the echo app writes one per frame in, for every framed protocol", async () => {
   const enc = new TextEncoder();
-  const be = (n: number, k: number) => Uint8Array.from({ length: k }, (_, i) => (n >>> (8 * (k - 1 - i))) & 0xff);
-  const cat = (a: Uint8Array, b: Uint8Array) => {
-    const o = new Uint8Array(a.length + b.length);
-    o.set(a, 0);
-    o.set(b, a.length);
-    return o;
-  };
   const payloads = ["a", "", "hello world", "x".repeat(300)].map((p) => enc.encode(p));
-  const cases: Array<{ protocol: ProtocolName; frame: (p: Uint8Array) => Uint8Array; reply: (p: Uint8Array) => Uint8Array }> = [
-    { protocol: "lines", frame: (p) => cat(p, enc.encode("\r\n")), reply: (p) => cat(p, enc.encode("\n")) },
-    { protocol: "length-u16", frame: (p) => cat(be(p.length, 2), p), reply: (p) => cat(be(p.length, 2), p) },
-    { protocol: "length-u32", frame: (p) => cat(be(p.length, 4), p), reply: (p) => cat(be(p.length, 4), p) },
-    { protocol: "resp", frame: (p) => encodeRespCommand(["ECHO", p]), reply: (p) => encodeRespCommand(["ECHO", p]) },
-  ];
-  for (const c of cases) {
+  for (const c of ECHO_FRAMINGS) {
     const app = createEchoApp({ protocol: c.protocol });
     const server = await createServer({ protocol: app.protocol, handler: app.handler });
     servers.push(server);
     const cl = await client(server.port);
     // All frames in one write (one data event), then each frame on its own.
-    const all = payloads.map(c.frame).reduce(cat);
-    const want = payloads.map(c.reply).reduce(cat);
+    const all = concat(payloads.map(c.frame));
+    const want = concat(payloads.map(c.reply));
     await cl.send(all);
     await cl.waitBytes(want.length);
     for (const p of payloads) await cl.send(c.frame(p));
     await cl.waitBytes(2 * want.length);
-    expectSame(cl.received(), cat(want, want));
+    expectSame(cl.received(), concat([want, want]));
     const st = server.stats();
     expect(st.framesIn).toBe(2 * payloads.length);
     expect(st.framesOut).toBe(st.framesIn);

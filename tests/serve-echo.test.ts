@@ -3,8 +3,9 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { createEchoApp } from "../src/apps/index.ts";
 import { createServer, type ProtocolName, type Server } from "../src/reactor/index.ts";
-import { encodeCommand, latin1, text } from "./helpers/kv.ts";
+import { latin1, text } from "./helpers/kv.ts";
 import { expectSame } from "./helpers/assert.ts";
+import { ECHO_FRAMINGS } from "./helpers/echo-framings.ts";
 import { concat } from "./helpers/net.ts";
 import { until } from "./helpers/until.ts";
 
@@ -38,22 +39,10 @@ async function roundTrip(port: number, send: (write: (b: Uint8Array) => void) =>
   return got;
 }
 
-const be = (n: number, bytes: number) => Uint8Array.from({ length: bytes }, (_, i) => (n >>> (8 * (bytes - 1 - i))) & 0xff);
 const payloads = ["a", "hello world", "", "\u0000\u00ff\u0080binary", "x".repeat(3000)].map(latin1);
 
-const framings: { protocol: ProtocolName; frame: (p: Uint8Array) => Uint8Array; reply: (p: Uint8Array) => Uint8Array }[] = [
-  { protocol: "lines", frame: (p) => concat([p, latin1("\r\n")]), reply: (p) => concat([p, latin1("\n")]) },
-  { protocol: "length-u16", frame: (p) => concat([be(p.length, 2), p]), reply: (p) => concat([be(p.length, 2), p]) },
-  { protocol: "length-u32", frame: (p) => concat([be(p.length, 4), p]), reply: (p) => concat([be(p.length, 4), p]) },
-  {
-    protocol: "resp",
-    frame: (p) => encodeCommand(["ECHO", p]),
-    reply: (p) => concat([latin1(`*2\r\n$4\r\nECHO\r\n$${p.length}\r\n`), p, latin1("\r\n")]),
-  },
-];
-
 describe("echo app", () => {
-  for (const f of framings) {
+  for (const f of ECHO_FRAMINGS) {
     const usable = payloads.filter((p) => !(f.protocol === "lines" && (p.includes(10) || p.includes(13))));
     const expected = text(concat(usable.map(f.reply)));
 

@@ -9,23 +9,14 @@ import { resolveWorkers } from "../src/cluster/index.ts";
 import { readSystemLimits } from "../src/system/index.ts";
 import { parsePrometheusText, sampleValue, samples } from "./helpers/prom-parse.ts";
 import { promtoolCheckMetrics } from "./helpers/promtool.ts";
-import { collect, type Served } from "./helpers/serve-process.ts";
+import { alive, errLines, killAllServes, startServe, stopServe, type Served } from "./helpers/serve-process.ts";
 import { Wire } from "./helpers/kv.ts";
 import { freePort, holdPorts } from "./helpers/ports.ts";
-import { GiveUp, until } from "./helpers/until.ts";
+import { until } from "./helpers/until.ts";
 
 const root = join(import.meta.dir, "..");
 const started: Bun.Subprocess[] = [];
 const workerPids = new Set<number>();
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 afterAll(async () => {
   for (const p of started) {
@@ -34,45 +25,9 @@ afterAll(async () => {
       await p.exited;
     }
   }
-  // A supervisor killed above leaves its workers to stop on the IPC disconnect; make sure.
-  for (const pid of workerPids) if (alive(pid)) process.kill(pid, "SIGKILL");
+  // A supervisor killed here leaves its workers to stop on the IPC disconnect; make sure.
+  await killAllServes(workerPids);
 });
-
-/** Starts `bun run serve ...args` and resolves once its startup block is printed. */
-async function startServe(args: string[]): Promise<Served> {
-  const proc = Bun.spawn([process.execPath, "run", "serve", ...args], {
-    cwd: root,
-    stdin: "ignore",
-    stdout: "pipe",
-    stderr: "pipe",
-    env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp" },
-  });
-  started.push(proc);
-  const s: Served = { proc, pid: 0, out: collect(proc.stdout), err: collect(proc.stderr) };
-  await until(
-    "the startup block",
-    () => {
-      if (proc.exitCode !== null) throw new GiveUp(`serve exited ${proc.exitCode}: ${s.err.text}`);
-      return s.out.text.includes("  stop: ") ? true : undefined;
-    },
-    20_000,
-  );
-  s.pid = Number(/(?:supervisor pid|kill -TERM) (\d+)/.exec(s.out.text)?.[1]);
-  expect(s.pid).toBeGreaterThan(0);
-  workerPids.add(s.pid);
-  return s;
-}
-
-/** Sends SIGTERM to serve; resolves with its exit code (through `bun run`) and whole output. */
-async function stopServe(s: Served): Promise<{ code: number; out: string; err: string }> {
-  process.kill(s.pid, "SIGTERM");
-  const code = await Promise.race([s.proc.exited, Bun.sleep(20_000).then(() => -1)]);
-  await Promise.all([s.out.done, s.err.done]);
-  return { code, out: s.out.text, err: s.err.text };
-}
-
-/** Stderr lines other than `bun run`'s echo of the command. */
-const errLines = (err: string) => err.split("\n").filter((l) => l && !l.startsWith("$ "));
 
 interface Client {
   sock: Socket<undefined>;
@@ -81,13 +36,13 @@ interface Client {
 }
 
 /** Opens n raw connections to port (in batches, so the listen queue is never the limit). */
-async function openClients(port: number, n: number): Promise<Client[]> {
+async function openClients(port: number, n: number, hostname = "127.0.0.1"): Promise<Client[]> {
   const out: Client[] = [];
   for (let i = 0; i < n; i += 50) {
     const batch = Array.from({ length: Math.min(50, n - i) }, async () => {
       const c = { got: "", closed: false } as Client;
       c.sock = await Bun.connect({
-        hostname: "127.0.0.1",
+        hostname,
         port,
         socket: {
           data(_s, d) {
@@ -272,11 +227,12 @@ describe("serve: port ranges", () => {
   test("--workers 2 --port A-(A+1): connections to each port echo; both workers listen on both", async () => {
     // Held until serve's workers listen too (reusePort), so no other socket takes them first.
     const held = holdPorts(2);
+    const [host] = held.hosts;
     const a = held.port;
-    const s = await startServe(["--app", "echo", "--protocol", "lines", "--workers", "2", "--port", `${a}-${a + 1}`, "--no-admin"]).finally(held.release);
-    expect(s.out.text).toContain(`on 2 workers listening on 127.0.0.1:${a}-${a + 1}`);
-    const onA = await openClients(a, 30);
-    const onB = await openClients(a + 1, 30);
+    const s = await startServe(["--app", "echo", "--protocol", "lines", "--workers", "2", "--host", host!, "--port", `${a}-${a + 1}`, "--no-admin"]).finally(held.release);
+    expect(s.out.text).toContain(`on 2 workers listening on ${host}:${a}-${a + 1}`);
+    const onA = await openClients(a, 30, host);
+    const onB = await openClients(a + 1, 30, host);
     await echoEvery(onA, "port-a");
     await echoEvery(onB, "port-b");
     const r = await stopServe(s);
@@ -291,20 +247,21 @@ describe("serve: port ranges", () => {
   });
 
   test("kv with one worker on a port range and two hosts: one store behind every listener", async () => {
-    const held = holdPorts(2, ["127.0.0.1", "127.0.0.2"]);
+    const held = holdPorts(2, 2);
+    const [h1, h2] = held.hosts as [string, string];
     const a = held.port;
-    const s = await startServe(["--port", `${a}-${a + 1}`, "--host", "127.0.0.1,127.0.0.2", "--no-admin"]).finally(held.release);
-    expect(s.out.text).toContain(`kv (resp) on 1 worker listening on 127.0.0.1:${a}-${a + 1}, 127.0.0.2:${a}-${a + 1}`);
-    const w1 = await Wire.connect(a);
+    const s = await startServe(["--port", `${a}-${a + 1}`, "--host", `${h1},${h2}`, "--no-admin"]).finally(held.release);
+    expect(s.out.text).toContain(`kv (resp) on 1 worker listening on ${h1}:${a}-${a + 1}, ${h2}:${a}-${a + 1}`);
+    const w1 = await Wire.connect(a, h1);
     expect(await w1.call("SET", "k", "set on the first port")).toBe("+OK\r\n");
-    const w2 = await Wire.connect(a + 1);
+    const w2 = await Wire.connect(a + 1, h1);
     expect(await w2.call("GET", "k")).toBe("$21\r\nset on the first port\r\n");
     w1.close();
     w2.close();
     let got = "";
-    const other = await Bun.connect({ hostname: "127.0.0.2", port: a + 1, socket: { data: (_s, d) => void (got += d.toString()) } });
+    const other = await Bun.connect({ hostname: h2, port: a + 1, socket: { data: (_s, d) => void (got += d.toString()) } });
     other.write("*2\r\n$3\r\nGET\r\n$1\r\nk\r\n");
-    await until("a reply on 127.0.0.2", () => got.length >= 27);
+    await until(`a reply on ${h2}`, () => got.length >= 27);
     expect(got).toBe("$21\r\nset on the first port\r\n");
     other.end();
     const r = await stopServe(s);

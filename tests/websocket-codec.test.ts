@@ -45,12 +45,10 @@ import {
 import { CONSUME_FAILED, EXT_CLIENT_TAKEOVER, EXT_DEFLATE, STREAM_MIN_BYTES, WebSocketFramer, type FrameSink } from "../src/websocket/framer.ts";
 import { Topics } from "../src/websocket/index.ts";
 import { MyriadError } from "../src/errors.ts";
-import { concat, splitAt } from "./helpers/reassemble.ts";
+import { concat, cutFractions, cutsOf, splitAt } from "./helpers/reassemble.ts";
 
 const enc = new TextEncoder();
 const MASK = new Uint8Array([0x37, 0xfa, 0x21, 0x3d]);
-const cutFractions = fc.array(fc.double({ min: 0, max: 1, noNaN: true }), { maxLength: 24 });
-const cutsOf = (len: number, fractions: number[]) => fractions.map((f) => Math.floor(f * len));
 
 describe("frame headers", () => {
   const h = new FrameHeader();

@@ -31,7 +31,10 @@ const MIN_VALUE_BYTES = 3;
  * count of values still to read.
  */
 function measureReply(buf: Uint8Array, start: number, end: number, maxFrameBytes: number): number {
-  const n = measureValues(buf, start, end, maxFrameBytes);
+  // Only the first maxFrameBytes bytes are read: a verdict on later bytes (a lone CR past the
+  // limit: malformed) would differ from the one given when the bytes stop at the limit (too
+  // large), so it would depend on how the stream was split into reads.
+  const n = measureValues(buf, start, Math.min(end, start + maxFrameBytes), maxFrameBytes);
   // An incomplete reply is longer than what arrived: past the limit, it is too large.
   return n === FRAME_INCOMPLETE && end - start > maxFrameBytes ? FRAME_TOO_LARGE : n;
 }

@@ -8,6 +8,8 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort } from "./ports.ts";
+import { terminate } from "./process.ts";
+import { GiveUp, until } from "./until.ts";
 
 const INSTALL_HINT =
   "nutcracker not found (looked on PATH and in /usr/sbin): install it (Debian/Ubuntu: apt-get install nutcracker) — the proxy's placement tests compare with twemproxy 0.5.0";
@@ -51,21 +53,22 @@ export class Nutcracker {
       stderr: "pipe",
     });
     const n = new Nutcracker(proc, dir);
-    const deadline = Date.now() + 10_000;
     for (const port of ports) {
-      while (!(await listening(port))) {
-        if (proc.exitCode !== null || proc.signalCode !== null || Date.now() > deadline) {
-          const err = proc.stderr instanceof ReadableStream ? await new Response(proc.stderr).text() : "";
-          let logText = "";
-          try {
-            logText = await Bun.file(log).text();
-          } catch {
-            // no log yet
-          }
-          await n.stop();
-          throw new Error(`nutcracker did not listen on 127.0.0.1:${port}: ${err.trim()} ${logText.trim().split("\n").slice(-5).join(" | ")}`);
+      try {
+        await until(`nutcracker to listen on 127.0.0.1:${port}`, async () => {
+          if (proc.exitCode !== null || proc.signalCode !== null) throw new GiveUp(`nutcracker exited (${proc.exitCode ?? proc.signalCode})`);
+          return listening(port);
+        }, 10_000);
+      } catch (e) {
+        const err = proc.stderr instanceof ReadableStream ? await new Response(proc.stderr).text() : "";
+        let logText = "";
+        try {
+          logText = await Bun.file(log).text();
+        } catch {
+          // no log yet
         }
-        await Bun.sleep(20);
+        await n.stop();
+        throw new Error(`nutcracker did not listen on 127.0.0.1:${port} (${(e as Error).message}): ${err.trim()} ${logText.trim().split("\n").slice(-5).join(" | ")}`);
       }
     }
     return n;
@@ -90,15 +93,7 @@ export class Nutcracker {
 
   /** SIGTERM by pid (SIGKILL after 2 s), then removes its files. */
   async stop(): Promise<void> {
-    const proc = this.proc;
-    if (proc.exitCode === null && proc.signalCode === null) {
-      process.kill(proc.pid, "SIGTERM");
-      const timer = setTimeout(() => {
-        if (proc.exitCode === null && proc.signalCode === null) process.kill(proc.pid, "SIGKILL");
-      }, 2_000);
-      await proc.exited;
-      clearTimeout(timer);
-    }
+    await terminate(this.proc);
     rmSync(this.dir, { recursive: true, force: true });
   }
 }

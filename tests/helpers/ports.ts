@@ -24,22 +24,32 @@ function listenShared(hostname: string, port: number) {
 
 /** Ports held by this process until release(); see holdPorts. */
 export interface HeldPorts {
-  /** The first port; the held ones are port .. port + count - 1. */
+  /** The loopback addresses the ports are held on (127.213.x.y, consecutive). */
+  readonly hosts: readonly string[];
+  /** The first port; the held ones are port .. port + count - 1, on every host. */
   readonly port: number;
   /** Closes this process's listeners (call once the server listens on the ports too). */
   release(): void;
 }
 
 /**
- * `count` consecutive ports, bound here with reusePort on every host until release(): a
- * server that listens with reusePort (serve's workers do) can bind them too, and nothing
- * else can take them meanwhile, not even an outgoing connection's local port. Works under
- * any ip_local_port_range. Release once the server listens; connections made while both
- * listen may land on the holder.
+ * `count` consecutive ports on `hostCount` loopback addresses of their own, bound here with
+ * reusePort until release(): a server that listens with reusePort (serve's workers do) binds
+ * them too, and nothing else can take them meanwhile. Works under any ip_local_port_range.
+ *
+ * Why not 127.0.0.1: the kernel hands connect() even ports and bind(0) odd ones, so after a
+ * load test (or on a machine others load) nearly every even port of 127.0.0.1 is some
+ * connection's local port in TIME_WAIT, which a bind there conflicts with: two free
+ * neighbours were not found in 100 tries. On an address nobody connects from, no TIME_WAIT
+ * holds a port. Release once the server listens: connections made while both listen may
+ * land on the holder.
  */
-export function holdPorts(count: number, hosts: readonly string[] = ["127.0.0.1"]): HeldPorts {
+export function holdPorts(count: number, hostCount = 1): HeldPorts {
   let lastError: unknown;
   for (let attempt = 0; attempt < 100; attempt++) {
+    const base = 1 + Math.floor(Math.random() * (254 - hostCount));
+    const third = 1 + Math.floor(Math.random() * 254);
+    const hosts = Array.from({ length: hostCount }, (_, h) => `127.213.${third}.${base + h}`);
     const held: { stop(closeActive?: boolean): void }[] = [];
     const releaseAll = () => {
       for (const l of held.splice(0)) l.stop(true);
@@ -51,15 +61,13 @@ export function holdPorts(count: number, hosts: readonly string[] = ["127.0.0.1"
       const port = first.port;
       if (port + count - 1 > 65_535) throw new Error(`port ${port} has no ${count - 1} ports after it`);
       for (const [h, host] of hosts.entries()) {
-        for (let k = h === 0 ? 1 : 0; k < count; k++) {
-          held.push(listenShared(host, port + k));
-        }
+        for (let k = h === 0 ? 1 : 0; k < count; k++) held.push(listenShared(host, port + k));
       }
-      return { port, release: releaseAll };
+      return { hosts, port, release: releaseAll };
     } catch (e) {
       lastError = e;
       releaseAll();
     }
   }
-  throw new Error(`no ${count} consecutive ports free on ${hosts.join(", ")} after 100 tries (last: ${String(lastError)})`);
+  throw new Error(`no ${count} consecutive free ports on ${hostCount} loopback address(es) after 100 tries (last: ${String(lastError)})`);
 }

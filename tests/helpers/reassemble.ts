@@ -6,6 +6,7 @@
  * start and after end ("\n", "\r", "*", "$", digits, NUL; sometimes kilobytes of them), so
  * a codec that reads outside [start, end) is caught. Decoded values are deep-copied at once (decode may return views).
  */
+import fc from "fast-check";
 import { FRAME_INCOMPLETE, FRAME_MALFORMED, FRAME_TOO_LARGE, type Codec } from "../../src/codec/index.ts";
 
 export interface ReassembleResult<T> {
@@ -87,6 +88,12 @@ export function reassemble<T>(codec: Codec<T, any>, chunks: readonly Uint8Array[
 }
 
 export { concat } from "./net.ts";
+
+/** Up to 24 cut points as fractions of a length, for splitting a stream at random (fast-check). */
+export const cutFractions = fc.array(fc.double({ min: 0, max: 1, noNaN: true }), { maxLength: 24 });
+
+/** The cut fractions as offsets into `len` bytes, for splitAt. */
+export const cutsOf = (len: number, fractions: readonly number[]): number[] => fractions.map((f) => Math.floor(f * len));
 
 /** Splits bytes at the given cut points (any order, duplicates and out-of-range ignored). */
 export function splitAt(bytes: Uint8Array, cuts: readonly number[]): Uint8Array[] {

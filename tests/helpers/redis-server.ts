@@ -5,6 +5,8 @@
  */
 import type { Subprocess } from "bun";
 import { freePort } from "./ports.ts";
+import { terminate } from "./process.ts";
+import { GiveUp, until } from "./until.ts";
 
 const INSTALL_HINT =
   "redis-server not found on PATH: install it (Debian/Ubuntu: apt-get install redis-server redis-tools; macOS: brew install redis) — the pool tests need a real redis-server";
@@ -101,21 +103,14 @@ export class RedisServer {
       ],
       { stdout: "ignore", stderr: "pipe" },
     );
-    const deadline = Date.now() + 5_000;
-    for (;;) {
+    await until(`redis-server to answer PING on 127.0.0.1:${this.port}`, async () => {
       if (!this.running) {
-        const err = this.proc.stderr instanceof ReadableStream ? await new Response(this.proc.stderr).text() : "";
-        throw new Error(`redis-server exited at start on port ${this.port}: ${err.trim()}`);
+        const err = this.proc?.stderr instanceof ReadableStream ? await new Response(this.proc.stderr).text() : "";
+        throw new GiveUp(`redis-server exited at start on port ${this.port}: ${err.trim()}`);
       }
-      try {
-        const reply = await rawCommand(this.port, "PING", 500);
-        if (reply.startsWith("+PONG") || reply.startsWith("-NOAUTH")) return;
-      } catch {
-        // not listening yet
-      }
-      if (Date.now() > deadline) throw new Error(`redis-server did not answer PING on 127.0.0.1:${this.port} within 5 s`);
-      await Bun.sleep(20);
-    }
+      const reply = await rawCommand(this.port, "PING", 500);
+      return reply.startsWith("+PONG") || reply.startsWith("-NOAUTH");
+    }, 5_000);
   }
 
   /** Sends SIGKILL to the pid and waits for the process to exit. */
@@ -131,14 +126,7 @@ export class RedisServer {
   async stop(): Promise<void> {
     const proc = this.proc;
     if (proc === null) return;
-    if (proc.exitCode === null && proc.signalCode === null) {
-      process.kill(proc.pid, "SIGTERM");
-      const timer = setTimeout(() => {
-        if (proc.exitCode === null && proc.signalCode === null) process.kill(proc.pid, "SIGKILL");
-      }, 2_000);
-      await proc.exited;
-      clearTimeout(timer);
-    }
+    await terminate(proc);
     this.proc = null;
   }
 
