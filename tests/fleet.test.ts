@@ -38,7 +38,7 @@ test("fleet: spread, real addresses, fan-out, graceful stop, node kill and bus o
   expect(report.gracefulStop.connectionsWhenMarkedDown).toBeGreaterThan(0);
   expect(report.gracefulStop.markedDownMs).toBeLessThan(report.gracefulStop.exitedMs);
   expect(report.busOutage.publishesDuringOutage.errors).toBe(report.busOutage.publishesDuringOutage.published);
-  // The run removed every namespace it made.
-  const left = existsSync("/var/run/netns") ? readdirSync("/var/run/netns").filter((n) => n.startsWith("myrfleet-")) : [];
+  // The run removed every namespace it made (named myrfleet-<its pid>-*: another run on the machine is not this test's).
+  const left = existsSync("/var/run/netns") ? readdirSync("/var/run/netns").filter((n) => n.startsWith(`myrfleet-${proc.pid}-`)) : [];
   expect(left).toEqual([]);
 }, 240_000);
