@@ -40,14 +40,8 @@ async function lineServer(message: (server: Server, id: number, line: string) =>
   return { server, ids };
 }
 
-async function clients(server: Server, ids: number[], n: number): Promise<TestClient[]> {
-  const out: TestClient[] = [];
-  for (let i = 0; i < n; i++) {
-    out.push(await peers.client(server.port));
-    await until(`connection ${i} opened`, () => ids.length === i + 1);
-  }
-  return out;
-}
+/** n clients, connected in order (so the first holds slot 0), each seen by the server. */
+const clients = (server: Server, ids: number[], n: number): Promise<TestClient[]> => peers.clientsInOrder(server.port, n, () => ids.length);
 
 test("100 broadcasts in one turn reach each connection in one send, in order", async () => {
   const { server, ids } = await lineServer(() => {});

@@ -40,14 +40,7 @@ async function serverWith(hooks: Hooks): Promise<{ server: Server; ids: number[]
 }
 
 /** n clients, connected in order (so the first holds slot 0), each seen by the server. */
-async function clients(server: Server, ids: number[], n: number): Promise<TestClient[]> {
-  const out: TestClient[] = [];
-  for (let i = 0; i < n; i++) {
-    out.push(await peers.client(server.port));
-    await until(`connection ${i} opened`, () => ids.length === i + 1);
-  }
-  return out;
-}
+const clients = (server: Server, ids: number[], n: number): Promise<TestClient[]> => peers.clientsInOrder(server.port, n, () => ids.length);
 
 /** Stops `client` reading and writes to its connection until the kernel is full and some bytes queue. */
 async function stall(server: Server, client: TestClient, id: number): Promise<void> {

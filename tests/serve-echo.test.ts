@@ -6,8 +6,7 @@ import { createServer, type ProtocolName, type Server } from "../src/reactor/ind
 import { latin1, text } from "./helpers/kv.ts";
 import { expectSame } from "./helpers/assert.ts";
 import { ECHO_FRAMINGS } from "./helpers/echo-framings.ts";
-import { concat } from "./helpers/net.ts";
-import { until } from "./helpers/until.ts";
+import { concat, connect } from "./helpers/net.ts";
 
 const servers: Server[] = [];
 afterAll(async () => {
@@ -21,22 +20,13 @@ async function echoServer(protocol: ProtocolName): Promise<Server> {
   return s;
 }
 
-/** Connects, runs send(write), and resolves with everything received once `expected` bytes arrived. */
+/** Connects, runs send(write), and resolves with everything received (as latin1) once `expected` bytes arrived. */
 async function roundTrip(port: number, send: (write: (b: Uint8Array) => void) => Promise<void>, expectedBytes: number): Promise<string> {
-  let got = "";
-  const sock = await Bun.connect({
-    hostname: "127.0.0.1",
-    port,
-    socket: {
-      data(_s, d) {
-        got += text(d);
-      },
-    },
-  });
-  await send((b) => sock.write(b));
-  await until(() => `${expectedBytes} bytes back (got ${got.length})`, () => got.length >= expectedBytes, 5000);
-  sock.end();
-  return got;
+  const c = await connect({ port });
+  await send((b) => c.socket.write(b));
+  await c.waitBytes(expectedBytes, 5000);
+  c.close();
+  return text(c.received());
 }
 
 const payloads = ["a", "hello world", "", "\u0000\u00ff\u0080binary", "x".repeat(3000)].map(latin1);

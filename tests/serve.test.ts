@@ -5,6 +5,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { waitForPort } from "./helpers/kv.ts";
+import { connect } from "./helpers/net.ts";
 import { freePort } from "./helpers/ports.ts";
 import { until } from "./helpers/until.ts";
 
@@ -244,20 +245,11 @@ describe("bun run serve: redis-cli session, admin, graceful stop", () => {
     started.push(proc);
     const outP = new Response(proc.stdout).text();
     await waitForPort(port);
-    let got = "";
-    const sock = await Bun.connect({
-      hostname: "127.0.0.1",
-      port,
-      socket: {
-        data(_s, d) {
-          got += d.toString();
-        },
-      },
-    });
-    sock.write("one\ntwo\r\nthree\n");
-    await until(() => `the three lines back (got ${JSON.stringify(got)})`, () => got.length >= "one\ntwo\nthree\n".length);
-    expect(got).toBe("one\ntwo\nthree\n");
-    sock.end();
+    const c = await connect({ port });
+    await c.send("one\ntwo\r\nthree\n");
+    await c.waitBytes("one\ntwo\nthree\n".length);
+    expect(c.text()).toBe("one\ntwo\nthree\n");
+    c.close();
     process.kill(proc.pid, "SIGINT");
     expect(await proc.exited).toBe(0);
     const out = await outP;

@@ -5,6 +5,7 @@
 import { afterAll } from "bun:test";
 import type { Socket } from "bun";
 import type { Server } from "../../src/reactor/index.ts";
+import { until } from "./until.ts";
 
 export type Target =
   | { port: number; hostname?: string; tls?: boolean }
@@ -196,9 +197,14 @@ export function pseudoRandomBytes(n: number, seed = 1): Uint8Array {
 /**
  * The servers and clients a test file opens, closed after its last test (clients first,
  * then servers, without grace). Call once, at the file's top level: it registers an
- * afterAll. Push servers into `servers`; `client(port, hostname?)` connects and tracks.
+ * afterAll. Push servers into `servers`; `client(port, hostname?)` connects and tracks;
+ * `clientsInOrder` connects several, each seen by the server before the next.
  */
-export function trackPeers(): { servers: Server[]; client(port: number, hostname?: string): Promise<TestClient> } {
+export function trackPeers(): {
+  servers: Server[];
+  client(port: number, hostname?: string): Promise<TestClient>;
+  clientsInOrder(port: number, n: number, opened: () => number): Promise<TestClient[]>;
+} {
   const servers: Server[] = [];
   const clients: TestClient[] = [];
   afterAll(async () => {
@@ -211,6 +217,18 @@ export function trackPeers(): { servers: Server[]; client(port: number, hostname
       const c = await connect({ port, hostname });
       clients.push(c);
       return c;
+    },
+    /**
+     * n clients connected one after another, each awaited until the server's open hook
+     * counted it (`opened()` is that count, starting from 0): the first holds the lowest slot.
+     */
+    async clientsInOrder(port: number, n: number, opened: () => number): Promise<TestClient[]> {
+      const out: TestClient[] = [];
+      for (let i = 0; i < n; i++) {
+        out.push(await this.client(port));
+        await until(`connection ${i} opened`, () => opened() === i + 1);
+      }
+      return out;
     },
   };
 }
