@@ -10,7 +10,7 @@ import { describe, expect, test } from "bun:test";
 import { toArrayBuffer } from "bun:ffi";
 import type { PacketDevice } from "../src/loadgen/tun/device.ts";
 import { TunEngine } from "../src/loadgen/tun/engine.ts";
-import { FIRST_CLIENT_PORT, type TunEngineOptions } from "../src/loadgen/tun/options.ts";
+import { FIRST_CLIENT_PORT, wsProbe, type TunEngineOptions } from "../src/loadgen/tun/options.ts";
 import { checksumsValid, readU16, readU32, TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, writeSegment } from "../src/loadgen/tun/packet.ts";
 import { until } from "./helpers/until.ts";
 
@@ -58,7 +58,7 @@ class ScriptedDevice implements PacketDevice {
 
 /** A segment from the server to client connection i. */
 function fromServer(i: number, seq: number, ack: number, flags: number, payload: number[] = []): Uint8Array {
-  const b = new Uint8Array(128);
+  const b = new Uint8Array(40 + Math.max(88, payload.length));
   b.set(payload, 40);
   const len = writeSegment(b, SERVER, CLIENT, PORT, FIRST_CLIENT_PORT + i, seq >>> 0, ack >>> 0, flags, payload.length);
   return b.slice(0, len);
@@ -121,6 +121,30 @@ describe("tun engine TCP edges (scripted server)", () => {
     expect(engine.counters()).toMatchObject({ open: 1, bytesIn: 1 });
     await engine.stop();
     expect(dev.out[4]).toMatchObject({ flags: TCP_RST, seq: (isn + 2) >>> 0 });
+  });
+
+  test("confirm with a WebSocket probe: the upgrade and a message ride the handshake ACK; the 101 and the echo, in pieces, open it; another answer fails", async () => {
+    const probe = wsProbe();
+    const { dev, engine, isn, deliver } = await startOne({ confirm: true, probe });
+    await deliver(fromServer(0, SERVER_ISN, isn + 1, TCP_SYN | TCP_ACK));
+    expect(dev.out[1]).toMatchObject({ flags: TCP_ACK | TCP_PSH, seq: (isn + 1) >>> 0, payload: probe.bytes.length });
+    const answer = [...new TextEncoder().encode("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: 0123456789012345678901234567\r\n\r\n"), 0x82, 0x01, 0x2e];
+    expect(answer.length).toBe(probe.replyBytes);
+    const after = isn + 1 + probe.bytes.length;
+    await deliver(fromServer(0, SERVER_ISN + 1, after, TCP_ACK | TCP_PSH, answer.slice(0, 80)));
+    expect(dev.out[2]).toMatchObject({ flags: TCP_ACK, ack: (SERVER_ISN + 81) >>> 0 });
+    expect(engine.counters()).toMatchObject({ open: 0, connecting: 1 });
+    await deliver(fromServer(0, SERVER_ISN + 81, after, TCP_ACK | TCP_PSH, answer.slice(80)));
+    expect(dev.out[3]).toMatchObject({ flags: TCP_ACK, seq: after >>> 0, ack: (SERVER_ISN + 1 + answer.length) >>> 0 });
+    expect(engine.counters()).toMatchObject({ open: 1, connected: 1, connecting: 0 });
+    await engine.stop();
+    // A server that answers with something else than a 101: the attempt fails, the server's side is reset.
+    const other = await startOne({ confirm: true, probe });
+    await other.deliver(fromServer(0, SERVER_ISN, other.isn + 1, TCP_SYN | TCP_ACK));
+    await other.deliver(fromServer(0, SERVER_ISN + 1, other.isn + 1 + probe.bytes.length, TCP_ACK | TCP_PSH, [...new TextEncoder().encode("HTTP/1.1 426 Upgrade Required\r\n")]));
+    expect(other.dev.out.at(-1)!.flags & TCP_RST).toBe(TCP_RST);
+    expect(other.engine.counters()).toMatchObject({ open: 0, failed: 1, errors: { EHANDSHAKE: 1 } });
+    await other.engine.stop();
   });
 
   test("confirm: an echo that carries FIN opens, then closes: one RST, counted lost", async () => {

@@ -116,6 +116,41 @@ describe("third-party clients", () => {
   });
 });
 
+describe("bun run load --protocol websocket", () => {
+  test("upgrade, then rr messages echoed and pings answered; a server that refuses the upgrade fails the connects", async () => {
+    const { server } = await echo();
+    const load = async (port: number, mode: string, extra: string[] = []) => {
+      const p = Bun.spawn([process.execPath, "run", "load", "--protocol", "websocket", "-c", "40", "-t", `127.0.0.1:${port}`, "--mode", mode, "--duration", "1s", "--ping-interval", "100ms", "--sources", "none", "--processes", "1", "--json", "--no-progress", ...extra], {
+        cwd: join(import.meta.dir, ".."),
+        stdout: "pipe",
+        stderr: "pipe",
+      });
+      const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+      if (out.trim() === "") throw new Error(`load exited ${code}: ${err}`);
+      return { code, report: JSON.parse(out) };
+    };
+    for (const mode of ["rr", "ping"]) {
+      const { code, report } = await load(server.port, mode, ["--confirm"]);
+      expect(code).toBe(0);
+      expect(report.connections).toMatchObject({ target: 40, reached: 40, held: 40, failed: 0 });
+      expect(report.traffic.responses).toBeGreaterThan(0);
+      expect(report.traffic.badReplies).toBe(0);
+    }
+    const stats = server.stats().websocket!;
+    expect(stats.upgraded).toBe(80);
+    expect(stats.messagesIn).toBeGreaterThan(40); // the confirm probes, then the rr messages
+    expect(stats.pingsIn).toBeGreaterThan(0);
+    // A TCP echo server answers the upgrade with its own bytes, not a 101.
+    const tcp = await createServer({ handler: { message(conn, frame: Uint8Array) { conn.write(frame); } } });
+    try {
+      const { report } = await load(tcp.port, "idle", ["--retries", "0"]);
+      expect(report.connections).toMatchObject({ reached: 0, failed: 40, errors: { EHANDSHAKE: 40 } });
+    } finally {
+      await tcp.stop({ graceful: false });
+    }
+  }, 60_000);
+});
+
 describe("bun run serve --app ws-echo / ws-chat", () => {
   test("ws-echo on 2 workers over TLS (wss://), ws-chat to every subscriber; admin counts WebSocket connections, messages, close codes", async () => {
     if (Bun.which("openssl") === null) throw new Error("openssl is needed to make the test certificate: install it (apt-get install openssl)");

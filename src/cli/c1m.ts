@@ -34,7 +34,13 @@ const command = defineCommand({
   flags: {
     connections: { type: "int", short: "c", min: 1, max: 10_000_000, default: 1_000_000, help: "target concurrent connections (100k, 1m accepted)" },
     hold: { type: "string", default: "60", help: "how long to hold them: seconds (60) or a duration (500ms, 90s, 2m), at most 1h", placeholder: "<seconds|duration>" },
-    servers: { type: "list", choices: ["myriad", "raw"], default: ["myriad", "raw"], help: "server kinds to measure, in order" },
+    servers: { type: "list", choices: ["myriad", "raw"], default: ["myriad", "raw"], help: "server kinds to measure, in order (--protocol websocket: myriad only)" },
+    protocol: {
+      type: "enum",
+      choices: ["echo", "websocket"],
+      default: "echo",
+      help: "echo: TCP echo workers; websocket: ws-echo workers, each connection upgraded and counted once the 101 and an echoed message came (needs confirm)",
+    },
     client: {
       type: "enum",
       choices: ["auto", "tun", "sockets"],
@@ -62,6 +68,7 @@ const command = defineCommand({
     "  bun run c1m --connections 100k --hold 10       # about a minute",
     "  bun run c1m --connections 1m --hold 60         # the headline run (needs ~13 GiB free; see bun run doctor -c 1m)",
     "  bun run c1m -c 50k --hold 5 --servers raw",
+    "  bun run c1m -c 1m --protocol websocket         # a million upgraded WebSocket connections",
   ].join("\n"),
 });
 
@@ -78,6 +85,12 @@ function parseHold(s: string): number {
   return Math.round(ms);
 }
 const hold = parseHold(v.hold);
+const websocket = v.protocol === "websocket";
+// Raw Bun.listen workers speak no WebSocket: with websocket the default is myriad alone.
+const servers = (websocket && (sources.servers === undefined || sources.servers === "default") ? ["myriad"] : v.servers) as ServerKind[];
+if (websocket && servers.includes("raw")) fail("--protocol websocket measures myriad only: --servers raw workers do not speak WebSocket");
+if (websocket && sources.confirm !== undefined && sources.confirm !== "default" && v.confirm === false)
+  fail("--protocol websocket needs --confirm: the upgrade and an echoed message are how a connection is opened and counted");
 
 /** undefined for auto: runC1m plans it. */
 const countOf = (name: string, s: string): number | undefined => {
@@ -132,7 +145,8 @@ const rampTimeoutMs = v.rampTimeout > 0 ? v.rampTimeout : Math.max(60_000, Math.
 const result = await runC1m({
   connections: v.connections,
   holdMs: hold,
-  servers: v.servers as ServerKind[],
+  servers,
+  protocol: websocket ? "websocket" : "echo",
   client,
   workers,
   loaders,
@@ -144,7 +158,7 @@ const result = await runC1m({
   connectTimeoutMs: v.connectTimeout,
   retries: v.retries,
   // Unset: the client decides (see the flag).
-  confirm: sources.confirm === undefined || sources.confirm === "default" ? undefined : v.confirm,
+  confirm: websocket ? true : sources.confirm === undefined || sources.confirm === "default" ? undefined : v.confirm,
   rampTimeoutMs,
   sampleMs: v.sample,
   outDir: v.outDir.startsWith("/") ? v.outDir : join(ROOT, v.outDir),

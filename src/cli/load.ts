@@ -53,7 +53,7 @@ const command = defineCommand({
     },
     perSource: shared.perSource,
     mode: { type: "enum", choices: LOAD_MODES, default: "idle", help: "idle: hold; ping: one frame per connection every --ping-interval; rr: closed-loop request/response" },
-    protocol: { type: "enum", choices: LOAD_PROTOCOLS, default: "echo", help: "echo: raw bytes echoed back; lines: newline-terminated; resp: RESP GET/SET (PING in ping mode)" },
+    protocol: { type: "enum", choices: LOAD_PROTOCOLS, default: "echo", help: "echo: raw bytes echoed back; lines: newline-terminated; resp: RESP GET/SET (PING in ping mode); websocket: the upgrade, then masked binary messages echoed back (WebSocket pings in ping mode)" },
     duration: { type: "duration-ms", min: 0, max: 86_400_000, default: 10_000, help: "how long to hold / drive traffic after the ramp" },
     rampTimeout: { type: "duration-ms", min: 100, max: 3_600_000, default: 120_000, help: "stop opening connections after this long" },
     connectWindow: shared.connectWindow,

@@ -84,7 +84,7 @@ export function markdownOf(r: C1mResult): string {
       : `Load: ${r.options.ports.length} ports × ${r.options.destinations.length} destination addresses, ${fmt(r.options.perSource)} connections per source address, `) +
       `connect window ${fmt(r.options.connectWindow)} (capped at 128 per listener: see the table), connect rate ${r.options.connectRatePerSec ? fmt(r.options.connectRatePerSec) + "/s" : "unbounded"}.`,
     r.options.client === "tun"
-      ? `Load client: userland TCP on TUN devices in a network namespace made for each phase (no client socket: every connection is one kernel socket, the server's)${r.phases[0]?.confirm ? "; a connection counts once the server application echoed a probe byte" : ""}. Kernel figures are per socket, machine figures per connection.`
+      ? `Load client: userland TCP on TUN devices in a network namespace made for each phase (no client socket: every connection is one kernel socket, the server's)${r.phases[0]?.protocol === "websocket" ? "; WebSocket: a connection counts once its upgrade was answered 101 and a message it sent was echoed" : r.phases[0]?.confirm ? "; a connection counts once the server application echoed a probe byte" : ""}. Kernel figures are per socket, machine figures per connection.`
       : "Load client: kernel sockets over loopback. Both ends run on this machine: every connection is two sockets (kernel figures are per socket, machine figures per connection).",
     "",
     ...(headline ? [`## Goals (${headline.server === "myriad" ? "myriad workers" : "raw Bun.listen workers"})`, "", ...goalLines(headline), ""] : []),

@@ -15,6 +15,8 @@ export interface C1mOptions {
   servers: ServerKind[];
   /** The load client (see the module comment). */
   client: C1mClient;
+  /** echo (default): TCP echo workers; websocket: ws-echo workers and upgraded connections (needs confirm). */
+  protocol?: "echo" | "websocket";
   /** Server workers per phase; default planWorkers (enough for ulimit -n, ≥ one per CPU). */
   workers?: number;
   /** Load processes; default enough for ulimit -n, at least one per CPU. */
@@ -65,6 +67,8 @@ export interface C1mSample {
 /** The figures of one phase. Bytes per connection/socket are null when nothing was held. */
 export interface C1mPhaseResult {
   server: ServerKind;
+  /** echo, or websocket: every connection upgraded (the 101 and an echoed message seen). */
+  protocol: "echo" | "websocket";
   client: C1mClient;
   /** Connections counted open only after an echo round trip. */
   confirm: boolean;

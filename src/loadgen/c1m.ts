@@ -96,7 +96,7 @@ export async function runC1m(o: C1mOptions): Promise<C1mResult> {
         spawnPrefix: ns?.execPrefix,
         workers,
         listen: o.ports.map((port) => ({ hostname: "0.0.0.0", port })),
-        app: { kind: "echo" },
+        app: o.protocol === "websocket" ? { kind: "ws-echo" } : { kind: "echo" },
         workerEntry: kind === "raw" ? o.rawWorkerEntry : undefined,
         statsIntervalMs: o.sampleMs,
         restart: false,
@@ -123,6 +123,7 @@ export async function runC1m(o: C1mOptions): Promise<C1mResult> {
           spawnPrefix: ns?.execPrefix,
           connectWindow,
           confirm,
+          protocol: o.protocol === "websocket" ? "websocket" : "echo",
           connectRatePerSec: o.connectRatePerSec,
           connectTimeoutMs: o.connectTimeoutMs,
           retries: o.retries,
@@ -223,6 +224,7 @@ export async function runC1m(o: C1mOptions): Promise<C1mResult> {
       const per = (x: number, n: number) => (n > 0 ? x / n : null);
       phases.push({
         server: kind,
+        protocol: o.protocol ?? "echo",
         client: o.client,
         confirm,
         workers,

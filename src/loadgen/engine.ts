@@ -26,6 +26,8 @@ const ST_TIMED_OUT = 5;
 const ST_CLOSED = 6;
 /** Connected, probe sent, waiting for the reply (confirm mode). */
 const ST_CONFIRMING = 7;
+/** websocket: connected, upgrade request sent, waiting for the 101. */
+const ST_UPGRADING = 8;
 
 const TICK_MS = 10;
 
@@ -190,7 +192,7 @@ export class LoadEngine {
         const s = sockets[i];
         if (s !== undefined) {
           sockets[i] = undefined;
-          if (this.state[i] === ST_CONFIRMING) this.inflight.delete(i);
+          if (this.state[i] === ST_CONFIRMING || this.state[i] === ST_UPGRADING) this.inflight.delete(i);
           else this.c.open--;
           this.state[i] = ST_CLOSED;
           s.terminate();
@@ -316,12 +318,56 @@ export class LoadEngine {
       return;
     }
     this.sockets[i] = socket;
+    if (this.options.protocol === "websocket") {
+      // Open once the 101 came (and, with confirm, the echo of a message after it).
+      this.state[i] = ST_UPGRADING;
+      this.c.bytesOut += this.frames.upgrade.length;
+      const wrote = socket.write(this.frames.upgrade);
+      if (wrote < this.frames.upgrade.length && wrote >= 0) this.unsent.set(i, this.frames.upgrade.subarray(wrote));
+      return;
+    }
     if (this.options.confirm) {
       this.state[i] = ST_CONFIRMING;
       this.send(i);
       return;
     }
     this.opened(i);
+  }
+
+  /** websocket: bytes while waiting for the 101; true once it came (the connection goes on). */
+  private upgradeAnswer(i: number, data: Uint8Array): void {
+    const held = this.spill.get(i);
+    const buf = held === undefined ? data : concatBytes(held, data);
+    const text = Buffer.from(buf.buffer, buf.byteOffset, buf.length).toString("latin1");
+    const end = text.indexOf("\r\n\r\n");
+    if (end < 0) {
+      if (buf.length > 8192) return this.upgradeRefused(i, "EHANDSHAKE");
+      this.spill.set(i, held === undefined ? data.slice() : buf);
+      return;
+    }
+    this.spill.delete(i);
+    if (!text.startsWith("HTTP/1.1 101 ")) return this.upgradeRefused(i, "EHANDSHAKE");
+    if (this.options.confirm) {
+      this.state[i] = ST_CONFIRMING;
+      this.send(i);
+      return;
+    }
+    this.opened(i);
+  }
+
+  /** websocket: the server answered the upgrade with something else than 101: a failed connect. */
+  private upgradeRefused(i: number, kind: string): void {
+    const s = this.sockets[i];
+    this.sockets[i] = undefined;
+    this.spill.delete(i);
+    this.unsent.delete(i);
+    this.state[i] = ST_CONNECTING; // so that the close that follows is not counted as a loss
+    s?.terminate();
+    if (this.inflight.delete(i)) {
+      this.bump(kind);
+      this.failed(i);
+      this.afterSettle();
+    }
   }
 
   /** Connection i is open (connected, and confirmed when asked): leaves the window. */
@@ -363,7 +409,7 @@ export class LoadEngine {
   }
 
   private onClose(i: number): void {
-    if (this.state[i] === ST_CONFIRMING) {
+    if (this.state[i] === ST_CONFIRMING || this.state[i] === ST_UPGRADING) {
       // Closed before the probe came back: a failed connect (e.g. reset by a server over its limit).
       this.sockets[i] = undefined;
       this.sentAt[i] = 0;
@@ -426,8 +472,8 @@ export class LoadEngine {
     const socket = this.sockets[i];
     if (socket === undefined) return;
     const o = this.options;
-    const frame = o.mode === "ping" || this.state[i] === ST_CONFIRMING ? this.frames.ping : this.frames.request();
-    this.expect[i] = o.protocol === "echo" ? frame.length : 0;
+    const frame = this.state[i] === ST_CONFIRMING ? this.frames.probe : o.mode === "ping" ? this.frames.ping : this.frames.request();
+    this.expect[i] = this.frames.replyBytes(frame);
     this.sentAt[i] = performance.now();
     if (this.state[i] !== ST_CONFIRMING) this.c.requests++;
     this.c.bytesOut += frame.length;
@@ -446,8 +492,10 @@ export class LoadEngine {
 
   private onData(i: number, data: Uint8Array): void {
     this.c.bytesIn += data.length;
+    if (this.state[i] === ST_UPGRADING) return this.upgradeAnswer(i, data);
     if (this.sentAt.length === 0 || this.sentAt[i] === 0) return; // unsolicited bytes (a greeting): ignored
     switch (this.options.protocol) {
+      case "websocket": // the reply's length is known: the frame, unmasked
       case "echo":
         this.expect[i]! -= data.length;
         if (this.expect[i]! <= 0) this.complete(i);
@@ -487,4 +535,11 @@ export class LoadEngine {
     this.c.responses++;
     if (this.trafficOn && this.options.mode === "rr" && this.options.requestRatePerSec === 0) this.send(i);
   }
+}
+
+function concatBytes(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
 }

@@ -6,8 +6,12 @@ import type { Target } from "./targets.ts";
 export const LOAD_MODES = ["idle", "ping", "rr"] as const;
 /** One of LOAD_MODES. */
 export type LoadMode = (typeof LOAD_MODES)[number];
-/** What the load speaks: echo (raw bytes echoed back), lines (newline-terminated), resp (RESP GET/SET, PING). */
-export const LOAD_PROTOCOLS = ["echo", "lines", "resp"] as const;
+/**
+ * What the load speaks: echo (raw bytes echoed back), lines (newline-terminated), resp (RESP
+ * GET/SET, PING), websocket (the upgrade, then masked binary messages echoed back; pings are
+ * WebSocket pings, answered by any WebSocket server).
+ */
+export const LOAD_PROTOCOLS = ["echo", "lines", "resp", "websocket"] as const;
 /** One of LOAD_PROTOCOLS. */
 export type LoadProtocol = (typeof LOAD_PROTOCOLS)[number];
 

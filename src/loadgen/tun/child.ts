@@ -9,6 +9,7 @@ import type { EngineOptions } from "../options.ts";
 import type { TunChildConfig } from "../protocol.ts";
 import { TunDevice } from "./device.ts";
 import { TunEngine } from "./engine.ts";
+import { wsProbe } from "./options.ts";
 import { ip } from "./netns.ts";
 
 /**
@@ -36,6 +37,7 @@ export function createTunEngine(engine: EngineOptions, tun: TunChildConfig): Tun
       connectTimeoutMs: engine.connectTimeoutMs,
       retries: engine.retries,
       confirm: engine.confirm,
+      probe: engine.protocol === "websocket" ? wsProbe() : undefined,
     });
   } catch (e) {
     dev.close();

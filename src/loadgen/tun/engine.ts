@@ -85,6 +85,13 @@ export class TunEngine {
   private readonly slotFirstAt: Float64Array;
   private readonly slotSentAt: Float64Array;
   private readonly slotRtoMs: Float64Array;
+  /** Per slot in CONFIRMING: bytes of the answer received so far. */
+  private readonly slotGot: Int32Array;
+  /** The confirm probe, its length, and the answer's length and first bytes (see TunEngineOptions.probe). */
+  private readonly probeBytes: Uint8Array;
+  private readonly probeLen: number;
+  private readonly replyBytes: number;
+  private readonly replyPrefix: Uint8Array;
   private readonly slotTriesLeft: Uint8Array;
   private readonly confirm: boolean;
   private readonly freeSlots: Int32Array;
@@ -137,6 +144,11 @@ export class TunEngine {
     this.slotRtoMs = new Float64Array(window);
     this.slotTriesLeft = new Uint8Array(window);
     this.confirm = o.confirm === true;
+    this.slotGot = new Int32Array(window);
+    this.probeBytes = o.probe?.bytes ?? Uint8Array.of(PROBE_BYTE);
+    this.probeLen = this.confirm ? this.probeBytes.length : 0;
+    this.replyBytes = this.confirm ? (o.probe?.replyBytes ?? 1) : 0;
+    this.replyPrefix = o.probe?.replyPrefix ?? new Uint8Array(0);
     this.freeSlots = new Int32Array(window);
     for (let s = 0; s < window; s++) this.freeSlots[s] = window - 1 - s;
     this.freeTop = window;
@@ -224,14 +236,15 @@ export class TunEngine {
     return (Math.imul(i + 1, 0x9e3779b1) ^ this.salt) >>> 0;
   }
 
-  /** The next sequence number we expect from the server in state `st` (OPEN or CONFIRMING): after its SYN, and after the echo once it came. */
+  /** The next sequence number we expect from the server in state `st` (OPEN or CONFIRMING): after its SYN, and after what of the answer came. */
   private rcvNext(i: number, st: number): number {
-    return (this.peerIsn[i]! + (this.confirm && st === OPEN ? 2 : 1)) >>> 0;
+    const got = st === OPEN ? this.replyBytes : st === CONFIRMING ? this.slotGot[this.slotOf[i]!]! : 0;
+    return (this.peerIsn[i]! + 1 + got) >>> 0;
   }
 
-  /** Our next sequence number in state `st`: after the SYN, and after the probe byte once sent. */
+  /** Our next sequence number in state `st`: after the SYN, and after the probe once sent. */
   private nextSeq(i: number, st: number): number {
-    return (this.isn(i) + (this.confirm && (st === OPEN || st === CONFIRMING) ? 2 : 1)) >>> 0;
+    return (this.isn(i) + 1 + (st === OPEN || st === CONFIRMING ? this.probeLen : 0)) >>> 0;
   }
 
   /** The handshake's last ACK; in confirm mode it carries the probe byte. */
@@ -240,8 +253,8 @@ export class TunEngine {
       this.send(i, (this.isn(i) + 1) >>> 0, (peerIsn + 1) >>> 0, TCP_ACK);
       return;
     }
-    this.tx[40] = PROBE_BYTE;
-    this.send(i, (this.isn(i) + 1) >>> 0, (peerIsn + 1) >>> 0, TCP_ACK | TCP_PSH, 1);
+    this.tx.set(this.probeBytes, 40);
+    this.send(i, (this.isn(i) + 1) >>> 0, (peerIsn + 1) >>> 0, TCP_ACK | TCP_PSH, this.probeLen);
   }
 
   private clientIp(i: number): number {
@@ -449,7 +462,8 @@ export class TunEngine {
       if (st === SYN_SENT) {
         this.peerIsn[i] = seq;
         if (this.confirm) {
-          this.k.bytesOut++;
+          this.k.bytesOut += this.probeLen;
+          this.slotGot[this.slotOf[i]!] = 0;
           const s = this.slotOf[i]!;
           // The probe's RTO starts now: the SYN's backoff has nothing to do with it.
           this.slotSentAt[s] = performance.now();
@@ -472,10 +486,22 @@ export class TunEngine {
     let ackTo = rn;
     if (payload > 0) {
       if (st === CONFIRMING && seq === rn) {
-        // The echo of the probe: the server application holds the connection.
+        // (Part of) the answer to the probe: once all of it came, the server application holds the connection.
         this.k.bytesIn += payload;
-        this.opened(i);
+        const slot = this.slotOf[i]!;
+        const got = this.slotGot[slot]!;
+        const prefix = this.replyPrefix;
+        const p = t + (b[t + 12]! >>> 4) * 4;
+        for (let k = got; k < prefix.length && k - got < payload; k++) {
+          if (b[p + k - got] !== prefix[k]) return this.attemptFailed(i, "EHANDSHAKE", true);
+        }
         ackTo = (seq + payload) >>> 0;
+        if (got + payload >= this.replyBytes) {
+          this.slotGot[slot] = 0;
+          this.opened(i);
+        } else {
+          this.slotGot[slot] = got + payload;
+        }
       } else if (!this.confirm && seq === rn) {
         // Data we do not keep: acknowledged so the server does not resend it (not tracked further).
         this.k.bytesIn += payload;

@@ -43,6 +43,37 @@ export interface TunEngineOptions {
    * Needs echo servers.
    */
   confirm?: boolean;
+  /**
+   * With confirm: what the probe is and what must come back. Default one probe byte and its
+   * echo. A WebSocket probe (wsProbe) is the upgrade request and one message; the answer is
+   * the 101 and the message echoed, `replyBytes` in all, starting with `replyPrefix`.
+   */
+  probe?: TunProbe;
+}
+
+/** A confirm probe: the bytes sent with the handshake's last ACK, and the answer awaited. */
+export interface TunProbe {
+  bytes: Uint8Array;
+  replyBytes: number;
+  replyPrefix: Uint8Array;
+}
+
+/**
+ * The confirm probe of a WebSocket connection to a server without upgrade hook, subprotocol
+ * or extensions (myriad's ws-echo): the upgrade request and a masked 1-byte binary message,
+ * in one segment; the answer is the 101 (129 bytes for this key) then the message echoed
+ * unmasked (3 bytes).
+ */
+export function wsProbe(): TunProbe {
+  const request = new TextEncoder().encode(
+    "GET / HTTP/1.1\r\nHost: c1m\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: bXlyaWFkLWxvYWQtZ2VuIQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+  );
+  const message = Uint8Array.from([0x82, 0x81, 0x37, 0xfa, 0x21, 0x3d, 0x2e ^ 0x37]);
+  const bytes = new Uint8Array(request.length + message.length);
+  bytes.set(request);
+  bytes.set(message, request.length);
+  // "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " (97) + 28 + CRLF CRLF, then 82 01 2e.
+  return { bytes, replyBytes: 97 + 28 + 4 + 3, replyPrefix: new TextEncoder().encode("HTTP/1.1 101 ") };
 }
 
 /** Packets seen and sent, for the report and for tests. */

@@ -8,6 +8,10 @@ import { clientBlocks, type ClientBlock } from "./netns.ts";
 /** Each TUN process's device, client block and servers (`window`: its connects in flight); throws LoadError for options the TUN client cannot run. */
 export function tunConfigs(opts: LoadOptions, processes: number, window: number): TunChildConfig[] {
   if ((opts.mode ?? "idle") !== "idle") throw new LoadError("ERR_LOADGEN_TUN", `the TUN client holds idle connections only, not mode ${opts.mode}`);
+  const protocol = opts.protocol ?? "echo";
+  if (protocol !== "echo" && protocol !== "websocket") throw new LoadError("ERR_LOADGEN_TUN", `the TUN client speaks echo or websocket, not ${protocol}`);
+  // Its WebSocket is the confirm probe (the upgrade and one message): without it no upgrade is sent.
+  if (protocol === "websocket" && opts.confirm !== true) throw new LoadError("ERR_LOADGEN_TUN", "the TUN client upgrades WebSocket connections only with confirm (the upgrade and an echoed message are its probe)");
   const hosts = new Set(opts.targets.map((t) => t.host));
   const host = opts.targets[0]?.host;
   const serverIp = host === undefined ? undefined : parseIPv4(host);
