@@ -173,7 +173,26 @@ function report(id?: number): WorkerToSupervisor {
   return m;
 }
 
-const timer = setInterval(() => send(report()), cfg.statsIntervalMs);
+/**
+ * The periodic report. An idle worker's figures do not move, and each report costs it a
+ * wake-up, the stats and an IPC message (about 1 ms of CPU here: with the 55 workers of a
+ * c1m run at 500 ms, a tenth of a core): a report equal to the last one in what the
+ * connections did is skipped, except every HEARTBEAT_REPORTS intervals (RSS and uptime
+ * move slowly). A stats request (cluster.refresh()) is always answered.
+ */
+const HEARTBEAT_REPORTS = 10;
+let lastReport = "";
+let skipped = 0;
+function periodicReport(): void {
+  const m = report() as Extract<WorkerToSupervisor, { t: "stats" }>;
+  const s = m.stats;
+  const key = `${s.connections} ${s.accepted} ${s.rejected} ${s.bytesIn} ${s.bytesOut} ${s.writeQueueBytes} ${s.pausedConnections} ${m.pools === undefined ? "" : JSON.stringify(m.pools)}`;
+  if (key === lastReport && ++skipped < HEARTBEAT_REPORTS) return;
+  lastReport = key;
+  skipped = 0;
+  send(m);
+}
+const timer = setInterval(periodicReport, cfg.statsIntervalMs);
 let stopping = false;
 
 async function stop(graceful: boolean, timeoutMs: number): Promise<void> {

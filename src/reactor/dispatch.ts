@@ -82,7 +82,8 @@ function leaveNested(s: ReactorState, h: number): void {
  */
 export function deliver(s: ReactorState, h: number, slot: number, frame: unknown): void {
   s.framesIn++;
-  s.table.flags[slot]! |= F_GREETED;
+  // Read only by the handshake deadline: without one, no store per frame.
+  if (s.handshakeTimeoutMs > 0) s.table.flags[slot]! |= F_GREETED;
   // Read per frame: an async handler takes the flyweight with it (settle).
   const conn = s.fw;
   const r: unknown = s.handler.message(conn, frame);

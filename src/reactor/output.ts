@@ -156,8 +156,7 @@ function sendCork(s: ReactorState, slot: number): void {
 }
 
 function wrote(s: ReactorState, slot: number, n: number): void {
-  s.bytesOut += n;
-  s.table.bytesOut[slot]! += n;
+  s.bytesOut += n; // server-wide only, as bytesIn (server.ts onData)
   // Inside the connection's own data event, onData has stamped the time already.
   if (s.idleTimeoutMs > 0 && slot !== s.corkSlot) s.table.lastActivity[slot] = performance.now() >>> 0;
 }
@@ -383,5 +382,9 @@ export function closeNow(s: ReactorState, h: number, code: number, abort: boolea
   }
   const socket = s.sockets[slot]!;
   if (abort) socket.terminate();
+  // close(): FIN after what the kernel holds, as end() does, without end()'s TCP_CORK flush
+  // (a setsockopt per connection, measured: nothing is corked in Bun, its writes do not
+  // buffer). TLS keeps end(), which sends close_notify first.
+  else if (s.o.tls === undefined) socket.close();
   else socket.end();
 }

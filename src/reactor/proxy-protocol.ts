@@ -8,7 +8,13 @@
  * signature, a version/command byte, a family/transport byte, a 16-bit big-endian length,
  * then the addresses and any TLVs (which we skip: nothing here needs them).
  */
-import { isIPv4, isIPv6 } from "node:net";
+import type * as Net from "node:net";
+
+/** node:net, loaded at first use (for its address checks): a TCP worker that never needs them does not pay for the module. */
+let netModule: typeof Net | null = null;
+function net(): typeof Net {
+  return (netModule ??= require("node:net") as typeof Net);
+}
 
 /** parseProxyHeader: the bytes so far are a valid prefix of a header; wait for more. */
 export const PROXY_INCOMPLETE = 0;
@@ -141,10 +147,10 @@ function parseV1(buf: Uint8Array, start: number, end: number, out: ProxyHeader):
   const [proto, src, dst, sport, dport] = parts as [string, string, string, string, string];
   let family: 4 | 6;
   if (proto === "TCP4") {
-    if (!isIPv4(src) || !isIPv4(dst)) return PROXY_MALFORMED;
+    if (!net().isIPv4(src) || !net().isIPv4(dst)) return PROXY_MALFORMED;
     family = 4;
   } else if (proto === "TCP6") {
-    if (!isIPv6(src) || !isIPv6(dst)) return PROXY_MALFORMED;
+    if (!net().isIPv6(src) || !net().isIPv6(dst)) return PROXY_MALFORMED;
     family = 6;
   } else return PROXY_MALFORMED;
   const sp = portOf(sport);

@@ -12,9 +12,11 @@
  * connection writes a field only when it uses it: ConnTable keeps free slots zeroed,
  * closeReason is put back to R_NONE at close, and openedAt / stallSince are written (and
  * read) only while handshakeTimeoutMs / writeStallTimeoutMs are set; they keep whatever the
- * slot's last user left, never read before they are written again. One connection that
+ * slot's last user left, never read before they are written again. The table's bytesIn /
+ * bytesOut columns stay unwritten (the byte counts are server-wide). One connection that
  * never sends or receives a byte writes `state` and its socket reference, plus lastActivity
- * and openedAt when idleTimeoutMs and handshakeTimeoutMs are set.
+ * and openedAt when idleTimeoutMs and handshakeTimeoutMs are set; reads and writes that the
+ * kernel takes at once add nothing.
  *
  * Peer close: sockets are half-open (allowHalfOpen), so a peer's FIN leaves the write queue
  * to be flushed before we close (onEnd). Bun does not report a FIN to a paused socket (it
@@ -218,9 +220,9 @@ class ReactorServer extends ReactorState implements Server {
     // Read only by the idle timeout: without one, a store here is a cache line per event.
     if (this.idleTimeoutMs > 0) table.lastActivity[slot] = t0 >>> 0;
     this.frameStartMs = t0;
-    const n = buf.length;
-    table.bytesIn[slot]! += n;
-    this.bytesIn += n;
+    // Server-wide only: nothing reads a per-connection count, and the table's bytesIn column
+    // would cost a cache line per read and, once written, 8 bytes of RSS per connection.
+    this.bytesIn += buf.length;
     const flags = table.flags[slot]!;
     // One test for the plain path: paused, closing and staged connections all take the other.
     if ((flags & (F_PAUSED | F_CLOSING | F_STAGED)) !== 0) return this.onOtherData(h, slot, flags, buf);
@@ -404,7 +406,7 @@ class ReactorServer extends ReactorState implements Server {
 
   stats(): ServerStats {
     if (this.finalStats !== null) return this.finalStats;
-    const mem = process.memoryUsage();
+    const mem = processMemory();
     // Free: stats() reads the RSS anyway, and a moment with no connection is what the
     // process costs without any (its warm-up included), for the per-connection estimate.
     if (this.table.size === 0) this.baselineRss = mem.rss;
@@ -494,3 +496,21 @@ ReactorServer.prototype.write = write;
 
 // conn.write's hot path is output.ts's write itself, installed as the method: no wrapper call per write.
 ReactorServer.prototype.write = write;
+
+/** The last process.memoryUsage() read, and when (performance.now()). */
+let memoryRead: NodeJS.MemoryUsage | null = null;
+let memoryReadAt = -Infinity;
+
+/**
+ * process.memoryUsage(), read at most once per millisecond: a process with several servers
+ * (a cluster worker listening on several ports) sums their stats() every report, and each
+ * read costs a few microseconds to tens of microseconds with a large heap.
+ */
+function processMemory(): NodeJS.MemoryUsage {
+  const now = performance.now();
+  if (memoryRead === null || now - memoryReadAt >= 1) {
+    memoryRead = process.memoryUsage();
+    memoryReadAt = now;
+  }
+  return memoryRead;
+}

@@ -1,0 +1,203 @@
+/**
+ * What one accepted connection costs a server worker: c1m's two kinds of worker (myriad's
+ * echo worker and bench/c1m-raw-worker.ts, both under runCluster with one worker on
+ * --ports ports), opened --connections times by --client-procs client processes (each
+ * connection sends one byte and waits for the echo, as c1m's confirm does, then stays open
+ * idle), held --hold-ms, then closed by the clients.
+ *
+ *   bun bench/accept.ts [--connections 15000] [--client-procs 3] [--ports 4] [--rounds 3] [--hold-ms 2000]
+ *                       [--stats-ms 500]   (the workers' stats reports: c1m's --sample, 500 ms)
+ *
+ * Reported per kind (median over rounds, with min-max): the worker's CPU time per connection
+ * while they open (from /proc/<pid>/stat: utime + stime, 10 ms resolution), while they are
+ * held idle (CPU ms per second: wake-ups, stats reports, GC), and while they close; the open
+ * rate; the worker's RSS growth per connection. CPU time per connection is the figure that
+ * holds on a machine shared with other work: rates there say as much about the neighbours.
+ */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { runCluster } from "../src/cluster/index.ts";
+
+const args = process.argv.slice(2);
+const ROOT = join(import.meta.dir, "..");
+const HOST = "127.0.0.1";
+
+function flag(name: string, dflt: number): number {
+  const i = args.indexOf(name);
+  if (i < 0) return dflt;
+  const v = Number(args[i + 1]);
+  if (!Number.isInteger(v) || v < 1) {
+    console.error(`${name}: expected a positive integer, got ${JSON.stringify(args[i + 1])}`);
+    process.exit(2);
+  }
+  return v;
+}
+
+/** utime + stime of pid so far, in ms. */
+function cpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return ((Number(f[11]) + Number(f[12])) * 1000) / 100;
+}
+
+function rssBytes(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  return m === null ? 0 : Number(m[1]) * 1024;
+}
+
+// ---- client role: n connections to ports, each confirmed by one echo; "close" closes all ----
+
+async function client(ports: number[], n: number): Promise<void> {
+  const byte = new Uint8Array([120]);
+  let confirmed = 0;
+  let closed = 0;
+  const sockets: import("bun").Socket<number>[] = [];
+  let next = 0;
+  const window = 256;
+  let inFlight = 0;
+  let done: () => void = () => {};
+  const all = new Promise<void>((r) => (done = r));
+  const open = (): void => {
+    while (inFlight < window && next < n) {
+      const k = next++;
+      inFlight++;
+      void Bun.connect<number>({
+        hostname: HOST,
+        port: ports[k % ports.length]!,
+        data: k,
+        socket: {
+          binaryType: "uint8array",
+          open: (s) => void s.write(byte),
+          data() {
+            inFlight--;
+            if (++confirmed === n) done();
+            open();
+          },
+          close() {
+            closed++;
+          },
+          error() {},
+        },
+      }).then((s) => sockets.push(s), (e) => console.error(`connect: ${e}`));
+    }
+  };
+  open();
+  await all;
+  process.stdout.write(JSON.stringify({ confirmed }) + "\n");
+  for await (const line of console) {
+    if (line.trim() === "close") {
+      for (const s of sockets) s.end();
+      for (let i = 0; i < 6000 && closed < n; i++) await Bun.sleep(5);
+      process.stdout.write(JSON.stringify({ closed }) + "\n");
+      process.exit(0);
+    }
+  }
+}
+
+// ---- parent ------------------------------------------------------------------------------
+
+interface Round {
+  openCpuUs: number;
+  rate: number;
+  idleCpuMsPerS: number;
+  closeCpuUs: number;
+  rssPerConn: number;
+}
+
+async function round(kind: "myriad" | "raw", n: number, procs: number, nPorts: number, holdMs: number, statsMs: number): Promise<Round> {
+  const base = 7400 + Math.floor(Math.random() * 400) * 4;
+  const cluster = await runCluster({
+    workers: 1,
+    listen: Array.from({ length: nPorts }, (_, i) => ({ hostname: HOST, port: base + i })),
+    app: { kind: "echo" },
+    workerEntry: kind === "raw" ? join(ROOT, "bench", "c1m-raw-worker.ts") : undefined,
+    statsIntervalMs: statsMs,
+    restart: false,
+  });
+  const pid = cluster.pids()[0]!;
+  const ports = Array.from({ length: nPorts }, (_, i) => base + i);
+  try {
+    await Bun.sleep(500);
+    const rss0 = rssBytes(pid);
+    const cpu0 = cpuMs(pid);
+    const t0 = performance.now();
+    const kids = Array.from({ length: procs }, (_, p) =>
+      Bun.spawn([process.execPath, import.meta.path, "--role", "client", ports.join(","), String(Math.floor(n / procs) + (p < n % procs ? 1 : 0))], {
+        stdin: "pipe",
+        stdout: "pipe",
+        stderr: "inherit",
+      }),
+    );
+    const readers = kids.map((k) => (k.stdout as ReadableStream<Uint8Array>).getReader());
+    const dec = new TextDecoder();
+    const nextLine = async (i: number): Promise<any> => {
+      const { value } = await readers[i]!.read();
+      return JSON.parse(dec.decode(value).trim());
+    };
+    for (let i = 0; i < procs; i++) await nextLine(i);
+    const openMs = performance.now() - t0;
+    const cpu1 = cpuMs(pid);
+    await Bun.sleep(holdMs);
+    const cpu2 = cpuMs(pid);
+    const rss1 = rssBytes(pid);
+    for (const k of kids) {
+      (k.stdin as import("bun").FileSink).write("close\n");
+      (k.stdin as import("bun").FileSink).flush();
+    }
+    for (let i = 0; i < procs; i++) await nextLine(i);
+    for (let i = 0; i < 2000 && cluster.totals().connections > 0; i++) await Bun.sleep(5);
+    const cpu3 = cpuMs(pid);
+    for (const k of kids) k.kill();
+    return {
+      openCpuUs: ((cpu1 - cpu0) * 1000) / n,
+      rate: n / (openMs / 1000),
+      idleCpuMsPerS: (cpu2 - cpu1) / (holdMs / 1000),
+      closeCpuUs: ((cpu3 - cpu2) * 1000) / n,
+      rssPerConn: (rss1 - rss0) / n,
+    };
+  } finally {
+    await cluster.stop({ graceful: false });
+  }
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+async function main(): Promise<void> {
+  const at = args.indexOf("--role");
+  if (at >= 0) return client(args[at + 2]!.split(",").map(Number), Number(args[at + 3]));
+  const n = flag("--connections", 15_000);
+  const procs = flag("--client-procs", 3);
+  const nPorts = flag("--ports", 4);
+  const rounds = flag("--rounds", 3);
+  const holdMs = flag("--hold-ms", 2000);
+  const statsMs = flag("--stats-ms", 500);
+  const results: Record<string, Round[]> = { myriad: [], raw: [] };
+  for (let r = 0; r < rounds; r++) {
+    for (const kind of ["raw", "myriad"] as const) {
+      const x = await round(kind, n, procs, nPorts, holdMs, statsMs);
+      results[kind]!.push(x);
+      console.error(`round ${r + 1} ${kind}: ${JSON.stringify(x, (_k, v) => (typeof v === "number" ? Math.round(v * 100) / 100 : v))}`);
+    }
+  }
+  console.log(`${n} connections over ${nPorts} ports, ${procs} client processes, ${rounds} rounds; median (min-max)`);
+  const row = (label: string, pick: (x: Round) => number, digits: number) => {
+    const cells = (["raw", "myriad"] as const).map((k) => {
+      const xs = results[k]!.map(pick);
+      return `${median(xs).toFixed(digits)} (${Math.min(...xs).toFixed(digits)}-${Math.max(...xs).toFixed(digits)})`.padEnd(26);
+    });
+    console.log(`${label.padEnd(30)} ${cells.join(" ")}`);
+  };
+  console.log(`${"".padEnd(30)} ${"raw".padEnd(26)} myriad`);
+  row("open: worker CPU us/conn", (x) => x.openCpuUs, 1);
+  row("open rate conn/s", (x) => x.rate, 0);
+  row("held idle: worker CPU ms/s", (x) => x.idleCpuMsPerS, 1);
+  row("close: worker CPU us/conn", (x) => x.closeCpuUs, 1);
+  row("worker RSS B/conn", (x) => x.rssPerConn, 0);
+}
+
+await main();
+process.exit(0);
