@@ -227,7 +227,7 @@ export class PoolProxy {
       this.dirty.push(c);
       if (!this.flushQueued) {
         this.flushQueued = true;
-        queueMicrotask(this.flushFn);
+        setImmediate(this.flushFn);
       }
     }
   }
@@ -245,7 +245,11 @@ export class PoolProxy {
     }
   }
 
-  /** Writes every client's ready replies, one write per client. */
+  /**
+   * Writes every client's ready replies, one write per client. Runs at the end of the turn
+   * of the event loop (setImmediate), not as a microtask: a client whose pipeline spans
+   * several servers then gets the replies of every upstream read of the turn in one write.
+   */
   private flush(): void {
     this.flushQueued = false;
     const list = this.dirty;
