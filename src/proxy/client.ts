@@ -33,6 +33,7 @@ export interface Blocked {
   up: Upstream;
 }
 
+/** One client connection's state while it has some (see the file comment); recycled, never per request. */
 export class ClientState {
   /** The reactor's connection handle. */
   id = -1;

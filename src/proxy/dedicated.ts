@@ -46,6 +46,7 @@ export function isPushMessage(reply: Uint8Array): boolean {
   return startsWith(reply, MESSAGE) || startsWith(reply, PMESSAGE);
 }
 
+/** A dedicated upstream connection (see the file comment): open() it, send() requests, close() it. */
 export class DedicatedConnection {
   private socket: Socket<DedicatedConnection> | null = null;
   /** The socket closed or was never opened. */

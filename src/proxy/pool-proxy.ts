@@ -81,6 +81,7 @@ export interface PoolProxyOptions {
   onEvent?: (e: { type: "eject" | "return"; pool: string; server: string; retryMs?: number }) => void;
 }
 
+/** One pool at run time (see the file comment): createProxy gives it its reactor server. */
 export class PoolProxy {
   readonly placement: Placement;
   readonly upstreams: Upstream[];

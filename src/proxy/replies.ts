@@ -9,9 +9,13 @@ const enc = new TextEncoder();
 
 /** "+OK\r\n". */
 export const OK = enc.encode("+OK\r\n");
+/** "+QUEUED\r\n", a command queued inside MULTI. */
 export const QUEUED = enc.encode("+QUEUED\r\n");
+/** "+PONG\r\n". */
 export const PONG = enc.encode("+PONG\r\n");
+/** An empty array: EXEC of an empty transaction. */
 export const EMPTY_ARRAY = enc.encode("*0\r\n");
+/** A null bulk string. */
 export const NULL_BULK = enc.encode("$-1\r\n");
 
 /** A simple string reply. */

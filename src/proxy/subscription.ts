@@ -44,6 +44,7 @@ export class SubLink {
   }
 }
 
+/** What a subscribed client is subscribed to, and its connections (see the file comment). */
 export class Subscription {
   /** Channel and pattern names as latin1 strings (binary-safe keys). */
   readonly channels = new Set<string>();

@@ -67,6 +67,7 @@ export interface UpstreamOwner {
   eject(index: number): void;
 }
 
+/** One upstream server of a pool (see the file comment). */
 export class Upstream {
   readonly shared: TcpClient<Uint8Array, Uint8Array>;
   readonly dedicated: Pool<DedicatedConnection>;
