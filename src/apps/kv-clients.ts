@@ -7,9 +7,11 @@
  * share a slot. Two servers do hand out the same ids, so an app serving several listeners
  * keeps one KvClients per server and gives each an id base (CLIENT ID = base + conn.id).
  *
- * A connection costs a flags byte, two doubles (opened, last command), a string pointer (its
- * last command, a shared constant) and one bound Conn (for CLIENT LIST's addresses of other
- * connections): about 60 bytes. The columns grow by doubling as higher slots show up.
+ * A connection costs a flags byte, two doubles (opened, last command), a pointer to its last
+ * command's name (a shared constant) and one bound Conn, for CLIENT LIST's addresses of
+ * other connections (subscribers reuse it in pubsub.ts): 17 bytes of columns and about 110
+ * bytes of heap (200,000 opens measured on Bun 1.4.5), the bound Conn most of it. The
+ * columns grow by doubling as higher slots show up.
  *
  * Times come from a coarse clock (CoarseClock) so that no command reads the system clock:
  * age and idle are whole seconds, as redis prints them.
