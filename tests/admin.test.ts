@@ -140,7 +140,7 @@ describe("probes", () => {
   });
 
   test("/readyz stays 200 but says so while the node bus is down; /stats and /metrics show the bus", async () => {
-    const bus = { up: false, channels: 2, published: 5, publishErrors: 1, received: 7, ownDropped: 5, connects: 1, disconnects: 1 };
+    const bus = { up: false, channels: 2, published: 5, publishErrors: 1, lastPublishError: "", received: 7, ownDropped: 5, connects: 1, disconnects: 1 };
     const fx = fixtureSource({ ...SNAP, bus });
     const source: AdminStatsSource = { ...fx.source, busUp: () => bus.up };
     const admin = await startAdminServer({ port: 0, host: "127.0.0.1", token: "", source });

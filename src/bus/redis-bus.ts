@@ -35,9 +35,7 @@ export interface RedisBusOptions {
   channelPrefix?: string;
   /** This node's id in message envelopes; default a random 16-hex-digit id. */
   nodeId?: string;
-  /** Pipelined publish connections (default 2). */
-  publishConnections?: number;
-  /** A publish that Redis has not answered in this many ms fails (default 2,000). */
+  /** A publish that Redis has not answered in this many ms fails (default 10,000). */
   publishTimeoutMs?: number;
   /** First reconnect delay ceiling of the subscriber connection, ms (default 100). */
   reconnectInitialMs?: number;
@@ -57,6 +55,8 @@ export interface BusStats {
   published: number;
   /** Publishes that failed (bus down, timeout, error reply). */
   publishErrors: number;
+  /** Why the last publish failed ("" when none has): the pooled client's error. */
+  lastPublishError: string;
   /** Messages received from other nodes and handed to listeners. */
   received: number;
   /** Own messages echoed back by Redis and dropped. */
@@ -151,7 +151,7 @@ class RedisBus implements NodeBus {
   private retryTimer: ReturnType<typeof setTimeout> | null = null;
   /** Unparsed bytes of the subscriber connection (a reply split across reads). */
   private inbuf: Uint8Array = new Uint8Array(0);
-  private readonly counters = { published: 0, publishErrors: 0, received: 0, ownDropped: 0, connects: 0, disconnects: 0 };
+  private readonly counters = { published: 0, publishErrors: 0, lastPublishError: "", received: 0, ownDropped: 0, connects: 0, disconnects: 0 };
 
   constructor(o: RedisBusOptions) {
     let host = o.host ?? "127.0.0.1";
@@ -175,7 +175,7 @@ class RedisBus implements NodeBus {
     if (this.idBytes.length === 0 || this.idBytes.length > 255) {
       throw new BusError("ERR_BUS_OPTION", `bus nodeId must be 1..255 bytes of UTF-8, got ${this.idBytes.length}`);
     }
-    this.publishTimeoutMs = o.publishTimeoutMs ?? 2_000;
+    this.publishTimeoutMs = o.publishTimeoutMs ?? 10_000;
     this.reconnectInitialMs = o.reconnectInitialMs ?? 100;
     this.reconnectMaxMs = o.reconnectMaxMs ?? 5_000;
     this.onStatus = o.onStatus;
@@ -185,8 +185,12 @@ class RedisBus implements NodeBus {
       ...(password === undefined ? {} : { password }),
       binary: true,
       requestTimeoutMs: this.publishTimeoutMs,
-      connectTimeoutMs: Math.min(this.publishTimeoutMs, 2_000),
-      pool: { max: o.publishConnections ?? 2 },
+      connectTimeoutMs: Math.min(this.publishTimeoutMs, 5_000),
+      // One publish connection, made at once: Redis relays a channel's messages in the order
+      // it reads them, so one pipelined connection keeps a node's publishes in order on every
+      // other node (two could interleave); and a node busy fanning out (its loop held for
+      // seconds) never has to open one in the middle of a burst.
+      pool: { min: 1, max: 1 },
     });
     this.connect();
   }
@@ -213,6 +217,7 @@ class RedisBus implements NodeBus {
       },
       (err: unknown) => {
         this.counters.publishErrors++;
+        this.counters.lastPublishError = errText(err);
         throw new BusError("ERR_BUS_DOWN", `bus publish to ${channel} failed (${errText(err)}): the other nodes did not get it`, err);
       },
     );
