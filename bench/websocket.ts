@@ -34,8 +34,8 @@ type Kind = "myriad" | "bun" | "ws" | "myriad-tcp";
 
 // ---- servers (child processes) --------------------------------------------------------------
 
-/** A Bun server (myriad, myriad-tcp or bun) on host: echo, subscribers to "t"; stdin: mem, publish N B. */
-async function bunServer(kind: Kind, host: string, reusePort: boolean, port: number): Promise<void> {
+/** A Bun server (myriad, myriad-tcp or bun) on host: echo (and, to publish, every connection subscribed to "t"); stdin: mem, publish N B. */
+async function bunServer(kind: Kind, host: string, reusePort: boolean, port: number, subscribe: boolean): Promise<void> {
   let connections = 0;
   const report = () => {
     Bun.gc(true);
@@ -57,7 +57,7 @@ async function bunServer(kind: Kind, host: string, reusePort: boolean, port: num
         handler: {
           open(conn) {
             connections++;
-            conn.subscribe("t");
+            if (subscribe) conn.subscribe("t");
           },
           message(conn, data) {
             conn.send(data);
@@ -104,7 +104,7 @@ async function bunServer(kind: Kind, host: string, reusePort: boolean, port: num
         perMessageDeflate: false,
         open(ws) {
           connections++;
-          ws.subscribe("t");
+          if (subscribe) ws.subscribe("t");
         },
         message(ws, m) {
           ws.send(m);
@@ -299,9 +299,9 @@ function nofile(): number {
   return Number(r.stdout.toString().trim()) || 1024;
 }
 
-function serverCmd(kind: Kind, host: string, wsFile: string, reusePort = false, port = 0): string[] {
+function serverCmd(kind: Kind, host: string, wsFile: string, subscribe = false): string[] {
   if (kind === "ws") return ["node", "--expose-gc", wsFile, host, join(ROOT, "node_modules", "ws")];
-  return [process.execPath, import.meta.path, "--role", "server", kind, host, reusePort ? "1" : "0", String(port)];
+  return [process.execPath, import.meta.path, "--role", "server", kind, host, "0", "0", subscribe ? "1" : "0"];
 }
 
 function clientCmd(mode: string, host: string, port: number, n: number, bytes: number, seconds: number, expectEach: number, tcp: boolean): string[] {
@@ -365,9 +365,9 @@ async function publish(kind: Kind, host: string, n: number, messages: number, by
   try {
     const ports: number[] = [];
     for (let p = 0; p < procs; p++) {
-      // Bun servers share one port (reusePort, the kernel spreads connections): a client per
-      // server would not know which one it reaches, so each server gets its own port here.
-      const server = spawn(serverCmd(kind, host, wsFile));
+      // Each server process on its own port, with its own client process: the subscribers of
+      // one server are known to be that many (reusePort would spread them unevenly).
+      const server = spawn(serverCmd(kind, host, wsFile, true));
       servers.push(server);
       await server.next();
       ports.push((await server.next()).port);
@@ -510,7 +510,7 @@ async function main(): Promise<void> {
 }
 
 if (args[0] === "--role") {
-  if (args[1] === "server") await bunServer(args[2] as Kind, args[3]!, args[4] === "1", Number(args[5] ?? 0));
+  if (args[1] === "server") await bunServer(args[2] as Kind, args[3]!, args[4] === "1", Number(args[5] ?? 0), args[6] === "1");
   else if (args[1] === "client") {
     await client(args[2]!, args[3]!, Number(args[4]), Number(args[5]), Number(args[6]), Number(args[7]), Number(args[8]), args[9] === "1");
   } else throw new Error(`unknown role ${args[1]}`);
