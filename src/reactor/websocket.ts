@@ -230,11 +230,15 @@ export class WebSocketStage implements InputStage, FrameSink {
       if (n === 0) return hold(s, slot, buf, 0, end);
       if (n === REQUEST_TOO_LARGE) return this.refuse(h, 431, `upgrade request over ${this.opts.maxHandshakeBytes} bytes`, null, R_PROTOCOL);
       this.handshake(h, slot, buf, n);
-      if (!this.readable(h, slot)) {
-        // An async hook is deciding: keep what followed the request for then.
-        if ((this.phase[slot]! & PHASE) === P_UPGRADING && n < end && s.table.state[slot] === S_OPEN) hold(s, slot, buf, n, end);
+      if (s.table.state[slot] !== S_OPEN || (s.table.flags[slot]! & F_CLOSING) !== 0) return;
+      const now = this.phase[slot]! & PHASE;
+      // What followed the request waits while an async hook decides, or while open's writes
+      // paused the connection.
+      if (now === P_UPGRADING || (now === P_OPEN && (s.table.flags[slot]! & F_PAUSED) !== 0)) {
+        if (n < end) hold(s, slot, buf, n, end);
         return;
       }
+      if (now !== P_OPEN) return;
       pos = n;
     } else if (phase === P_UPGRADING) {
       return hold(s, slot, buf, 0, end);
