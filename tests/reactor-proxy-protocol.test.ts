@@ -76,6 +76,10 @@ async function lineClient(port: number, localAddress?: string) {
       readAt = nl + 1;
       return line;
     },
+    /** Everything received so far, as text. */
+    raw(): string {
+      return text;
+    },
     async waitClosed(): Promise<void> {
       await until("the server to close the connection", () => isClosed, 5_000);
     },
@@ -188,6 +192,44 @@ async function curl(args: string[]): Promise<string> {
   await proc.exited;
   return body;
 }
+
+describe("proxyProtocol on a WebSocket listener", () => {
+  test("the header comes before the upgrade; the WebSocket handler sees the client behind the balancer", async () => {
+    const opened: string[] = [];
+    const server = await createServer({
+      port: 0,
+      hostname: "127.0.0.1",
+      protocol: "websocket",
+      proxyProtocol: true,
+      handler: {
+        open(conn) {
+          opened.push(`${conn.remoteAddress}:${conn.remotePort}`);
+        },
+        message(conn, data) {
+          conn.send(`${conn.remoteAddress} ${String(data)}`);
+        },
+      },
+    });
+    servers.push(server);
+    const c = await lineClient(server.port);
+    const key = Buffer.from("0123456789abcdef").toString("base64");
+    c.write(
+      enc(
+        "PROXY TCP6 2001:db8::42 2001:db8::1 50000 443\r\n" +
+          `GET /chat HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+      ),
+    );
+    expect(await c.readLine()).toBe("HTTP/1.1 101 Switching Protocols\r");
+    await until("the WebSocket open", () => opened.length === 1, 5_000);
+    expect(opened).toEqual(["2001:db8::42:50000"]);
+    // A masked text frame "hi": the reply names the client from the header.
+    const mask = [1, 2, 3, 4];
+    const payload = [..."hi"].map((ch, i) => ch.charCodeAt(0) ^ mask[i % 4]!);
+    c.write(Uint8Array.from([0x81, 0x80 | payload.length, ...mask, ...payload]));
+    await until("the echoed frame", () => c.raw().includes("2001:db8::42 hi"), 5_000);
+    c.close();
+  });
+});
 
 describe("PROXY senders we did not write", () => {
   /** A server that answers any request with an HTTP response naming the client address. */

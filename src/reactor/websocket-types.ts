@@ -50,6 +50,8 @@ export interface WebSocketConn {
   readonly protocol: string;
   /** The peer's IP address ("" for unix sockets or a closed connection). */
   readonly remoteAddress: string;
+  /** The peer's TCP port (with proxyProtocol, the client's from the PROXY header). */
+  readonly remotePort: number;
   /** True while the connection is upgraded and neither closing nor closed. */
   readonly isOpen: boolean;
   /** A conn bound to this connection for good (one small object). */

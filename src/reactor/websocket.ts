@@ -897,6 +897,10 @@ export class WebSocketStage implements InputStage, FrameSink {
     return this.s.remoteAddress(h);
   }
 
+  remotePort(h: number): number {
+    return this.s.remotePort(h);
+  }
+
   /** The WebSocket counters. */
   stats(): WebSocketStats {
     const byCode = (m: Map<number, number>) => Object.fromEntries([...m].sort((a, b) => a[0] - b[0]).map(([k, v]) => [String(k), v]));
@@ -971,6 +975,10 @@ class WsConn implements WebSocketConn {
 
   get remoteAddress(): string {
     return this.stage.remoteAddress(this.id);
+  }
+
+  get remotePort(): number {
+    return this.stage.remotePort(this.id);
   }
 
   get isOpen(): boolean {
