@@ -182,6 +182,7 @@ describe("proxyProtocol on the reactor", () => {
     const h = { message() {} };
     await expect(createServer({ port: 0, protocol: "raw", proxyProtocolFrom: ["1.2.3.4"], handler: h })).rejects.toMatchObject({ code: "ERR_SERVER_OPTION" });
     await expect(createServer({ port: 0, protocol: "raw", proxyProtocol: true, proxyProtocolFrom: ["not an ip"], handler: h })).rejects.toMatchObject({ code: "ERR_SERVER_OPTION" });
+    await expect(createServer({ port: 0, protocol: "raw", proxyProtocol: true, tls: { cert: "x", key: "y" }, handler: h })).rejects.toMatchObject({ code: "ERR_SERVER_OPTION", option: "proxyProtocol" });
   });
 });
 

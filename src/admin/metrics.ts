@@ -223,8 +223,8 @@ export function renderMetrics(snap: AdminSnapshot): string {
     w.family("myriad_bus_received_total", "counter", "Messages received from other nodes over the bus.", 1, (_, w) =>
       w.sample("myriad_bus_received_total", "", bus.received),
     );
-    w.family("myriad_bus_reconnects_total", "counter", "Times the bus subscriber connection was lost.", 1, (_, w) =>
-      w.sample("myriad_bus_reconnects_total", "", bus.disconnects),
+    w.family("myriad_bus_disconnects_total", "counter", "Times the bus subscriber connection was lost.", 1, (_, w) =>
+      w.sample("myriad_bus_disconnects_total", "", bus.disconnects),
     );
   }
   renderProxy(w, snap);

@@ -47,7 +47,10 @@ export interface RedisBusOptions {
 
 /** Counters of a bus. */
 export interface BusStats {
-  /** True while the subscriber connection is up with every subscription confirmed. */
+  /**
+   * True while the subscriber connection is up with every subscription confirmed and the
+   * publish connection is not failing (a publish failed: false until one, or a PING, succeeds).
+   */
   up: boolean;
   /** Channels this node is subscribed to (those with at least one local listener). */
   channels: number;
@@ -96,6 +99,10 @@ export class BusError extends MyriadError {
     super(code, message, cause === undefined ? undefined : { cause });
   }
 }
+
+/** How often the subscriber connection is PINGed, and how long a PING may go unanswered. */
+const LIVENESS_MS = 5_000;
+const PING_COMMAND = respReplyBufferCodec.encode(["PING"]);
 
 /** Envelope: one magic byte, the node id's length, the id, then the payload. */
 const ENVELOPE_MAGIC = 0x4d; // "M"
@@ -196,7 +203,7 @@ class RedisBus implements NodeBus {
   }
 
   get up(): boolean {
-    return this.isUp;
+    return this.isUp && this.publisherOk;
   }
 
   publish(channel: string, payload: Uint8Array | string): Promise<number> {
@@ -213,11 +220,13 @@ class RedisBus implements NodeBus {
     return this.publisher.send(["PUBLISH", this.prefix + channel, envelope]).then(
       (n) => {
         this.counters.published++;
+        this.setPublisherOk(true);
         return typeof n === "number" ? n : 0;
       },
       (err: unknown) => {
         this.counters.publishErrors++;
         this.counters.lastPublishError = errText(err);
+        this.setPublisherOk(false);
         throw new BusError("ERR_BUS_DOWN", `bus publish to ${channel} failed (${errText(err)}): the other nodes did not get it`, err);
       },
     );
@@ -246,7 +255,7 @@ class RedisBus implements NodeBus {
   }
 
   stats(): BusStats {
-    return { up: this.isUp, channels: this.listeners.size, ...this.counters };
+    return { up: this.up, channels: this.listeners.size, ...this.counters };
   }
 
   async close(): Promise<void> {
@@ -254,6 +263,9 @@ class RedisBus implements NodeBus {
     this.closed = true;
     if (this.retryTimer !== null) clearTimeout(this.retryTimer);
     this.retryTimer = null;
+    if (this.probeTimer !== null) clearTimeout(this.probeTimer);
+    this.probeTimer = null;
+    clearInterval(this.livenessTimer);
     this.listeners.clear();
     const s = this.socket;
     this.socket = null;
@@ -267,7 +279,7 @@ class RedisBus implements NodeBus {
     const s = this.socket;
     if (s === null || this.closed) return;
     if (verb === "SUBSCRIBE" && !this.isUp) this.pendingConfirms++;
-    s.write(respReplyBufferCodec.encode([verb, this.prefix + channel]));
+    this.send(respReplyBufferCodec.encode([verb, this.prefix + channel]));
   }
 
   private connect(): void {
@@ -294,6 +306,9 @@ class RedisBus implements NodeBus {
         close(socket) {
           bus.onClose(socket);
         },
+        drain() {
+          bus.flush();
+        },
         error() {},
         connectError() {
           bus.connecting = false;
@@ -313,18 +328,104 @@ class RedisBus implements NodeBus {
       return;
     }
     this.socket = socket;
+    this.outq = [];
     this.counters.connects++;
     const commands: (string | Uint8Array)[][] = [];
     if (this.password !== undefined) commands.push(["AUTH", this.password]);
     this.pendingConfirms = this.listeners.size;
-    for (const channel of this.listeners.keys()) commands.push(["SUBSCRIBE", this.prefix + channel]);
+    // Every channel still listened to, in SUBSCRIBE commands of up to 1,000 channels each.
+    const channels = [...this.listeners.keys()].map((c) => this.prefix + c);
+    for (let i = 0; i < channels.length; i += 1_000) commands.push(["SUBSCRIBE", ...channels.slice(i, i + 1_000)]);
     // A PING answers even with no channel: it proves the connection (and AUTH) work.
     commands.push(["PING"]);
-    this.awaitingPing = true;
-    for (const c of commands) socket.write(respReplyBufferCodec.encode(c));
+    this.pingSentAt = performance.now();
+    this.send(concatBytes(commands.map((c) => respReplyBufferCodec.encode(c))));
+    // The publisher may have failed while the bus was down: prove it before counting as up.
+    if (!this.publisherOk) this.probePublisher();
   }
 
-  private awaitingPing = false;
+  /** performance.now() of the PING awaiting its PONG, 0 when none. */
+  private pingSentAt = 0;
+  private get awaitingPing(): boolean {
+    return this.pingSentAt !== 0;
+  }
+  private set awaitingPing(v: boolean) {
+    this.pingSentAt = v ? performance.now() : 0;
+  }
+  /** Bytes the kernel did not take yet (Bun's socket.write does not buffer). */
+  private outq: Uint8Array[] = [];
+  /** False after a publish failed, until one succeeds or a PING through the publisher does. */
+  private publisherOk = true;
+  private probeTimer: ReturnType<typeof setTimeout> | null = null;
+  private probeFailures = 0;
+  /**
+   * Liveness of the subscriber connection: a PING every LIVENESS_MS; one unanswered for as
+   * long ends the connection (a silent partition would otherwise leave the bus "up" and
+   * deaf), and the usual reconnect follows.
+   */
+  private readonly livenessTimer = unrefd(setInterval(() => this.checkLiveness(), LIVENESS_MS));
+
+  private checkLiveness(): void {
+    const s = this.socket;
+    if (s === null || this.closed) return;
+    if (this.pingSentAt !== 0) {
+      if (performance.now() - this.pingSentAt > LIVENESS_MS) s.terminate();
+      return;
+    }
+    this.awaitingPing = true;
+    this.send(PING_COMMAND);
+  }
+
+  /** Writes to the subscriber connection, keeping what the kernel does not take for drain. */
+  private send(bytes: Uint8Array): void {
+    const s = this.socket;
+    if (s === null) return;
+    if (this.outq.length !== 0) {
+      this.outq.push(bytes);
+      return;
+    }
+    const n = s.write(bytes);
+    if (n >= 0 && n < bytes.length) this.outq.push(bytes.subarray(n));
+  }
+
+  private flush(): void {
+    const s = this.socket;
+    while (s !== null && this.outq.length !== 0) {
+      const head = this.outq[0]!;
+      const n = s.write(head);
+      if (n < 0) return;
+      if (n < head.length) {
+        this.outq[0] = head.subarray(n);
+        return;
+      }
+      this.outq.shift();
+    }
+  }
+
+  private setPublisherOk(ok: boolean): void {
+    if (this.publisherOk === ok) return;
+    const before = this.up;
+    this.publisherOk = ok;
+    if (ok) this.probeFailures = 0;
+    else this.probePublisher();
+    if (this.up !== before) this.notify();
+  }
+
+  /** PINGs through the publisher, with backoff, until it answers (then the bus can be up again). */
+  private probePublisher(): void {
+    if (this.probeTimer !== null || this.closed) return;
+    const delay = this.probeFailures === 0 ? 0 : fullJitterDelayMs(this.probeFailures, this.reconnectInitialMs, this.reconnectMaxMs);
+    this.probeTimer = setTimeout(() => {
+      this.probeTimer = null;
+      this.publisher.send(["PING"]).then(
+        () => this.setPublisherOk(true),
+        () => {
+          this.probeFailures++;
+          this.probePublisher();
+        },
+      );
+    }, delay);
+  }
 
   private onData(bytes: Uint8Array): void {
     let buf: Uint8Array;
@@ -430,9 +531,14 @@ class RedisBus implements NodeBus {
 
   private setUp(up: boolean): void {
     if (this.isUp === up) return;
+    const before = this.up;
     this.isUp = up;
+    if (this.up !== before) this.notify();
+  }
+
+  private notify(): void {
     try {
-      this.onStatus?.(up);
+      this.onStatus?.(this.up);
     } catch {
       // The status hook is advisory.
     }
@@ -457,4 +563,22 @@ function sameBytes(a: Uint8Array, at: number, b: Uint8Array): boolean {
 
 function errText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
+}
+
+/** A timer that does not keep the process alive by itself (a bus nobody closed must not). */
+function unrefd<T extends { unref(): unknown }>(t: T): T {
+  t.unref();
+  return t;
+}
+
+function concatBytes(parts: Uint8Array[]): Uint8Array {
+  let n = 0;
+  for (const p of parts) n += p.length;
+  const out = new Uint8Array(n);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
 }

@@ -233,10 +233,15 @@ async function serveSingle(cfg: ServeConfig): Promise<void> {
   // Pools a module app registers, read by the admin server at every snapshot.
   const registry = new PoolRegistry();
   // The node bus (kv and ws-chat, as config's validate() says): up and down are said as they happen.
-  const bus =
-    cfg.bus === undefined
-      ? undefined
-      : createRedisBus({ url: cfg.bus, onStatus: (up) => process.stdout.write(`serve: bus ${cfg.bus} ${up ? "up" : "down: PUBLISH answers -BUSDOWN until it is back"}\n`) });
+  let bus: ReturnType<typeof createRedisBus> | undefined;
+  try {
+    bus =
+      cfg.bus === undefined
+        ? undefined
+        : createRedisBus({ url: cfg.bus, onStatus: (up) => process.stdout.write(`serve: bus ${cfg.bus} ${up ? "up" : "down: PUBLISH answers -BUSDOWN until it is back"}\n`) });
+  } catch (e) {
+    fail(`--bus ${cfg.bus}: ${e instanceof Error ? e.message : String(e)}`);
+  }
   if (cfg.app === "kv") app = createKvApp({ tickMs: cfg.tickMs, maxKeys: cfg.maxKeys > 0 ? cfg.maxKeys : undefined, ...kvAccessOf(cfg), ...(bus ? { bus } : {}) });
   else if (cfg.app === "echo") app = createEchoApp({ protocol: cfg.protocol ?? "raw" });
   // protocol "websocket" with a WebSocket handler: createServer takes both (serverOptionsOf passes them on).

@@ -10,6 +10,7 @@
  * them and closing a connection over the cap at once (counted as rejected).
  */
 import { createServer, sumServerStats, type Conn, type Handler, type Server, type ServerOptions, type ServerStats } from "../reactor/index.ts";
+import type { NodeBus } from "../bus/index.ts";
 import type { PoolRegistry } from "../pool/index.ts";
 import { WORKER_CONFIG_ENV, type SupervisorToWorker, type WorkerApp, type WorkerConfig, type WorkerToSupervisor } from "./protocol.ts";
 
@@ -48,7 +49,9 @@ async function loadApp(app: WorkerApp): Promise<LoadedApp> {
     }
     case "kv": {
       const { createKvApp } = await import("../apps/index.ts");
-      return createKvApp({ tickMs: app.tickMs, maxKeys: app.maxKeys, requirePass: app.requirePass, protectedMode: app.protectedMode });
+      // The kv app carries PUBLISH over the bus itself (one bus for the worker's one store).
+      const kvBus = cfg.server.busUrl === undefined ? undefined : newBus();
+      return createKvApp({ tickMs: app.tickMs, maxKeys: app.maxKeys, requirePass: app.requirePass, protectedMode: app.protectedMode, ...(kvBus ? { bus: kvBus } : {}) });
     }
     case "ws-echo":
     case "ws-chat": {
@@ -109,16 +112,23 @@ function capped(handler: Handler, counter: CapCounter, onOver: () => void): Hand
 let app: LoadedApp;
 const servers: Server[] = [];
 let overCap = 0;
-/** This worker's node bus connection (--bus), or null. */
-let bus: { close(): Promise<void> } & NonNullable<ServerOptions["bus"]> | null = null;
+type WorkerBus = NodeBus;
+/** This worker's node bus connections (--bus): the kv app's, or one per server. */
+const buses: WorkerBus[] = [];
+/** Loaded only when asked for: the bus brings the pooled client (and TypeBox) along. */
+let createBus: ((o: { url: string }) => WorkerBus) | null = null;
+function newBus(): WorkerBus {
+  const b = createBus!({ url: cfg.server.busUrl! });
+  buses.push(b);
+  return b;
+}
+if (cfg.server.busUrl !== undefined) createBus = (await import("../bus/index.ts")).createRedisBus;
 
 try {
   app = await loadApp(cfg.app);
   const multi = cfg.listen.length > 1;
   const counter: CapCounter = { live: 0, cap: cfg.maxConnections };
   const s = cfg.server;
-  // Loaded only when asked for: the bus brings the pooled client (and TypeBox) along.
-  if (s.busUrl !== undefined) bus = (await import("../bus/index.ts")).createRedisBus({ url: s.busUrl });
   for (const [i, addr] of cfg.listen.entries()) {
     const handler = i > 0 && app.handlerForListener !== undefined ? app.handlerForListener() : app.handler;
     const opts: ServerOptions = {
@@ -143,7 +153,9 @@ try {
     if (s.proxyProtocol === true) opts.proxyProtocol = true;
     if (s.proxyProtocolFrom !== undefined) opts.proxyProtocolFrom = s.proxyProtocolFrom;
     if (s.tls !== undefined) opts.tls = { cert: Bun.file(s.tls.certPath), key: Bun.file(s.tls.keyPath) };
-    if (bus !== null) opts.bus = bus;
+    // One bus (one node id) per server: servers of one worker must not drop each other's
+    // messages as their own echo. The kv app has its own (above).
+    if (s.busUrl !== undefined && cfg.app.kind !== "kv") opts.bus = newBus();
     servers.push(await createServer(opts));
   }
 } catch (e) {
@@ -200,7 +212,7 @@ async function stop(graceful: boolean, timeoutMs: number): Promise<void> {
   stopping = true;
   clearInterval(timer);
   await Promise.all(servers.map((srv) => srv.stop({ graceful, timeoutMs })));
-  await bus?.close().catch(() => {});
+  await Promise.all(buses.map((b) => b.close().catch(() => {})));
   try {
     await app!.close?.();
   } catch (e) {

@@ -212,6 +212,7 @@ export const serveCommand = defineCommand({
       );
     if ((v.tlsCert === undefined) !== (v.tlsKey === undefined))
       return `--tls-cert and --tls-key go together, got only ${v.tlsCert !== undefined ? "--tls-cert" : "--tls-key"}`;
+    if (v.proxyProtocol && v.tlsCert !== undefined) return "--proxy-protocol cannot go with --tls-cert: the PROXY header comes before TLS; end TLS at the balancer";
     if (v.proxyFrom !== undefined && !v.proxyProtocol) return "--proxy-from lists the balancers of --proxy-protocol: add --proxy-protocol";
     if (v.proxyFrom !== undefined) {
       const bad = v.proxyFrom.find((a) => isIP(a) === 0);

@@ -197,6 +197,10 @@ export function resolveOptions(input: ServerOptions | WebSocketServerOptions): R
     "bytes, at least maxWriteBufferBytes",
   );
   const proxyProtocol = opts.proxyProtocol === true;
+  if (proxyProtocol && opts.tls !== undefined) {
+    // The header comes before the ClientHello on the wire, and the TLS layer reads first.
+    throw new ServerOptionError("proxyProtocol", "cannot go with tls: end TLS at the balancer (or pass it through without PROXY headers)");
+  }
   let proxyProtocolFrom: Set<string> | null = null;
   if (opts.proxyProtocolFrom !== undefined) {
     if (!proxyProtocol) throw new ServerOptionError("proxyProtocolFrom", "lists the balancers of proxyProtocol: set proxyProtocol: true too");
