@@ -10,6 +10,7 @@ import { existsSync, readdirSync } from "node:fs";
 const NEED = ["haproxy", "redis-server", "redis-cli", "ip", "curl"];
 
 test("fleet: spread, real addresses, fan-out, graceful stop, node kill and bus outage", async () => {
+  if (process.getuid?.() !== 0) throw new Error("the fleet test makes network namespaces: run the suite as root (as .ci/run does)");
   for (const tool of NEED) {
     if (!Bun.which(tool) && !Bun.which(tool, { PATH: "/usr/sbin:/sbin" }))
       throw new Error(`${tool} not found: apt-get install haproxy redis-server redis-tools iproute2 curl`);
@@ -19,8 +20,11 @@ test("fleet: spread, real addresses, fan-out, graceful stop, node kill and bus o
     stdout: "pipe",
     stderr: "pipe",
   });
+  // The run bounds itself; should it hang anyway, this test's own end must not leave it running.
+  const killer = setTimeout(() => proc.kill("SIGTERM"), 200_000);
   const [out, err] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text()]);
   await proc.exited;
+  clearTimeout(killer);
   const line = out.trim().split("\n").at(-1) ?? "";
   let report: any;
   try {
@@ -36,7 +40,10 @@ test("fleet: spread, real addresses, fan-out, graceful stop, node kill and bus o
   expect(report.fanout.deliveries).toBe(300 * 20);
   expect(report.fanout.complete).toBe(300);
   expect(report.gracefulStop.connectionsWhenMarkedDown).toBeGreaterThan(0);
+  expect(report.gracefulStop.markedDownMs).toBeGreaterThanOrEqual(0);
   expect(report.gracefulStop.markedDownMs).toBeLessThan(report.gracefulStop.exitedMs);
+  expect(report.gracefulStop.reconnected).toBe(report.gracefulStop.stoppedNodeConnections);
+  expect(report.gracefulStop.stayersIncomplete).toBe(0);
   expect(report.busOutage.publishesDuringOutage.errors).toBe(report.busOutage.publishesDuringOutage.published);
   // The run removed every namespace it made (named myrfleet-<its pid>-*: another run on the machine is not this test's).
   const left = existsSync("/var/run/netns") ? readdirSync("/var/run/netns").filter((n) => n.startsWith(`myrfleet-${proc.pid}-`)) : [];

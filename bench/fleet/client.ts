@@ -41,6 +41,8 @@ interface Sub {
   /** First seq of the current run without a gap (a gap is expected where publishes were refused). */
   runStart: number;
   reconnects: number;
+  /** reconnects when the orchestrator last said "mark": a window's stayers are those still at it. */
+  reconnectsAtMark: number;
   localAddr: string;
   localPort: number;
   /** Seqs arrive on this connection after "subscribe" (once CLIENT INFO and SUBSCRIBE are answered). */
@@ -173,17 +175,27 @@ function report(): Record<string, number> {
   return { connections: subs.length, open, subscribed, addrOk, addrBad, reconnects, broken, deliveries, firstDeliveryMs, lastDeliveryMs };
 }
 
-/** Live subscribers that got every seq of [from, to] exactly once and in order. */
+/**
+ * Live subscribers that got every seq of [from, to] exactly once and in order; `reconnected`:
+ * subscribers that reconnected since the last mark; `stayersIncomplete`: those that did not
+ * and still miss something (the ones a window's check is about).
+ */
 function check(from: number, to: number): Record<string, number> {
   let complete = 0;
   let incomplete = 0;
   let reconnected = 0;
+  let stayersIncomplete = 0;
   for (const s of subs) {
-    if (s.reconnects > 0) reconnected++;
+    const moved = s.reconnects !== s.reconnectsAtMark;
+    if (moved) reconnected++;
     const whole = s.socket !== null && s.count > 0 && s.broken === 0 && s.runStart <= from && s.lastSeq >= to;
-    whole ? complete++ : incomplete++;
+    if (whole) complete++;
+    else {
+      incomplete++;
+      if (!moved) stayersIncomplete++;
+    }
   }
-  return { complete, incomplete, reconnected };
+  return { complete, incomplete, reconnected, stayersIncomplete };
 }
 
 async function publish(host: string, port: number, from: number, to: number, proxyHeader: boolean): Promise<Record<string, number>> {
@@ -302,13 +314,17 @@ process.stdin.on("data", async (chunk) => {
         const n = Number(a[2]);
         const base = subs.length;
         for (let i = 0; i < n; i++) {
-          subs.push({ socket: null, pending: null, subscribed: false, addrChecked: false, addrOk: false, firstSeq: 0, lastSeq: 0, count: 0, broken: 0, runStart: 0, reconnects: 0, localAddr: "", localPort: 0, repliesSeen: 0 });
+          subs.push({ socket: null, pending: null, subscribed: false, addrChecked: false, addrOk: false, firstSeq: 0, lastSeq: 0, count: 0, broken: 0, runStart: 0, reconnects: 0, reconnectsAtMark: 0, localAddr: "", localPort: 0, repliesSeen: 0 });
           openSub(base + i);
           if (i % 500 === 499) await Bun.sleep(5); // pace the SYNs a little: the balancer's accept queue is finite
         }
         out({ ok: "connect" });
       } else if (verb === "report") out(report());
       else if (verb === "check") out(check(Number(a[0]), Number(a[1])));
+      else if (verb === "mark") {
+        for (const s of subs) s.reconnectsAtMark = s.reconnects;
+        out({ ok: "mark" });
+      }
       else if (verb === "incomplete") {
         const from = Number(a[0]);
         const to = Number(a[1]);
