@@ -14,36 +14,16 @@
  * rate; the worker's RSS growth per connection. CPU time per connection is the figure that
  * holds on a machine shared with other work: rates there say as much about the neighbours.
  */
-import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { runCluster } from "../src/cluster/index.ts";
+import { cpuMs, intFlag, median, rssBytes } from "./lib/measure.ts";
 
 const args = process.argv.slice(2);
 const ROOT = join(import.meta.dir, "..");
 const HOST = "127.0.0.1";
 
-function flag(name: string, dflt: number): number {
-  const i = args.indexOf(name);
-  if (i < 0) return dflt;
-  const v = Number(args[i + 1]);
-  if (!Number.isInteger(v) || v < 1) {
-    console.error(`${name}: expected a positive integer, got ${JSON.stringify(args[i + 1])}`);
-    process.exit(2);
-  }
-  return v;
-}
 
-/** utime + stime of pid so far, in ms. */
-function cpuMs(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return ((Number(f[11]) + Number(f[12])) * 1000) / 100;
-}
 
-function rssBytes(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-  return m === null ? 0 : Number(m[1]) * 1024;
-}
 
 // ---- client role: n connections to ports, each confirmed by one echo; "close" closes all ----
 
@@ -160,21 +140,16 @@ async function round(kind: "myriad" | "raw", n: number, procs: number, nPorts: n
   }
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
 
 async function main(): Promise<void> {
   const at = args.indexOf("--role");
   if (at >= 0) return client(args[at + 2]!.split(",").map(Number), Number(args[at + 3]));
-  const n = flag("--connections", 15_000);
-  const procs = flag("--client-procs", 3);
-  const nPorts = flag("--ports", 4);
-  const rounds = flag("--rounds", 3);
-  const holdMs = flag("--hold-ms", 2000);
-  const statsMs = flag("--stats-ms", 500);
+  const n = intFlag(args, "--connections", 15_000);
+  const procs = intFlag(args, "--client-procs", 3);
+  const nPorts = intFlag(args, "--ports", 4);
+  const rounds = intFlag(args, "--rounds", 3);
+  const holdMs = intFlag(args, "--hold-ms", 2000);
+  const statsMs = intFlag(args, "--stats-ms", 500);
   const results: Record<string, Round[]> = { myriad: [], raw: [] };
   for (let r = 0; r < rounds; r++) {
     for (const kind of ["raw", "myriad"] as const) {

@@ -29,6 +29,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Child } from "./lib/child.ts";
+import { cpuMs } from "./lib/measure.ts";
 
 const args = process.argv.slice(2);
 
@@ -124,12 +125,6 @@ async function client(host: string, port: number, n: number, bytes: number, seco
 
 type Kind = "myriad" | "bun" | "node";
 
-/** CPU time (user + system) of a process so far, in ms, from /proc/<pid>/stat. */
-function cpuMs(pid: number): number {
-  const stat = require("node:fs").readFileSync(`/proc/${pid}/stat`, "utf8") as string;
-  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return ((Number(f[11]) + Number(f[12])) * 1000) / 100; // utime, stime in USER_HZ (100)
-}
 
 async function run(kind: Kind, host: string, conns: number, o: Opts, nodeFile: string): Promise<{ rate: number; cpuUsPerRt: number }> {
   const server = new Child(

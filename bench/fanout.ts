@@ -21,8 +21,8 @@
  * (from /proc/<pid>/stat, 10 ms resolution), steadier than a rate on a shared machine.
  * The table gives each server's median over all its bursts with the min–max.
  */
-import { readFileSync } from "node:fs";
 import { Child } from "./lib/child.ts";
+import { cpuMs, intFlag, median } from "./lib/measure.ts";
 
 type Kind = "myriad" | "bun-ws" | "loop";
 const KINDS: Kind[] = ["myriad", "bun-ws", "loop"];
@@ -199,12 +199,6 @@ interface Burst {
   cpuNsPerDelivery: number;
 }
 
-/** CPU time (user + system) of a process so far, in ms, from /proc/<pid>/stat. */
-function cpuMs(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return ((Number(f[11]) + Number(f[12])) * 1000) / 100; // utime, stime in USER_HZ (100)
-}
 
 async function turn(kind: Kind, o: Opts): Promise<Burst[]> {
   const srv = new Child([process.execPath, import.meta.path, "--role", "server", kind]);
@@ -256,22 +250,7 @@ async function turn(kind: Kind, o: Opts): Promise<Burst[]> {
   }
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
 
-function flag(name: string, dflt: number): number {
-  const i = args.indexOf(name);
-  if (i < 0) return dflt;
-  const v = Number(args[i + 1]);
-  if (!Number.isInteger(v) || v < 1) {
-    console.error(`${name}: expected a positive integer, got ${JSON.stringify(args[i + 1])}`);
-    process.exit(2);
-  }
-  return v;
-}
 
 async function main(): Promise<void> {
   const role = args.indexOf("--role");
@@ -300,12 +279,12 @@ async function main(): Promise<void> {
     }
   }
   const o: Opts = {
-    subscribers: flag("--subscribers", 5000),
-    messages: flag("--messages", 100),
-    bytes: flag("--bytes", 32),
-    clientProcs: flag("--client-procs", 4),
-    rounds: flag("--rounds", 3),
-    bursts: flag("--bursts", 3),
+    subscribers: intFlag(args, "--subscribers", 5000),
+    messages: intFlag(args, "--messages", 100),
+    bytes: intFlag(args, "--bytes", 32),
+    clientProcs: intFlag(args, "--client-procs", 4),
+    rounds: intFlag(args, "--rounds", 3),
+    bursts: intFlag(args, "--bursts", 3),
     only: only as Kind[],
   };
   const results = new Map<Kind, Burst[]>();

@@ -1,4 +1,3 @@
-import type * as Net from "node:net";
 import { codecByName, isCodecName, CODEC_NAMES, rawCodec, type Codec } from "../codec/index.ts";
 import { MAX_CAPACITY } from "../conn-table/index.ts";
 import { ServerOptionError } from "./errors.ts";
@@ -6,12 +5,7 @@ import { defaultMaxConnections } from "./limits.ts";
 import type { ClusterBus, Handler, ServerOptions } from "./types.ts";
 import { WEBSOCKET_OPTION_NAMES, resolveWebSocketOptions, type ResolvedWebSocketOptions } from "./websocket-options.ts";
 import type { WebSocketServerOptions } from "./websocket-types.ts";
-
-/** node:net, loaded at first use (for its address checks): a TCP worker that never needs them does not pay for the module. */
-let netModule: typeof Net | null = null;
-function net(): typeof Net {
-  return (netModule ??= require("node:net") as typeof Net);
-}
+import { ipVersion } from "./proxy-protocol.ts";
 
 /** ServerOptions with every default filled in and every value checked. */
 export interface ResolvedOptions {
@@ -205,11 +199,11 @@ export function resolveOptions(input: ServerOptions | WebSocketServerOptions): R
   if (opts.proxyProtocolFrom !== undefined) {
     if (!proxyProtocol) throw new ServerOptionError("proxyProtocolFrom", "lists the balancers of proxyProtocol: set proxyProtocol: true too");
     const list = opts.proxyProtocolFrom as unknown;
-    if (!Array.isArray(list) || list.length === 0 || !list.every((a) => typeof a === "string" && net().isIP(a) !== 0)) {
+    if (!Array.isArray(list) || list.length === 0 || !list.every((a) => typeof a === "string" && ipVersion(a) !== 0)) {
       throw new ServerOptionError("proxyProtocolFrom", `expected a non-empty array of IP addresses, got ${show(list)}`);
     }
     // Bun reports IPv4 peers of a dual-stack listener as "::ffff:a.b.c.d": accept both spellings.
-    proxyProtocolFrom = new Set(list.flatMap((a: string) => (net().isIP(a) === 4 ? [a, `::ffff:${a}`] : [a])));
+    proxyProtocolFrom = new Set(list.flatMap((a: string) => (ipVersion(a) === 4 ? [a, `::ffff:${a}`] : [a])));
   }
   const handshakeTimeoutMs = int(o, "handshakeTimeoutMs", 0, 0, MAX_TIMEOUT_MS, "milliseconds, 0 for none");
   return {

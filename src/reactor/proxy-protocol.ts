@@ -16,6 +16,11 @@ function net(): typeof Net {
   return (netModule ??= require("node:net") as typeof Net);
 }
 
+/** 4 or 6 for an IPv4 or IPv6 address in text form, 0 for anything else (node:net's isIP, loaded at first use). */
+export function ipVersion(address: string): number {
+  return net().isIP(address);
+}
+
 /** parseProxyHeader: the bytes so far are a valid prefix of a header; wait for more. */
 export const PROXY_INCOMPLETE = 0;
 /** parseProxyHeader: the bytes are not a PROXY header (or a header we refuse: too long). */
