@@ -75,6 +75,8 @@ export class SocketPipeline<In, Out> implements PipelinedConnection<In, Out> {
   private isSuspect = false;
   /** The owner asked to hear when there is room again. */
   private roomWanted = false;
+  /** "address:port" when the socket turned out connected to itself (closed at once). */
+  private selfConnected: string | undefined = undefined;
   /** Requests sent and not yet settled. */
   private unsettledCount = 0;
   private nReplies = 0;
@@ -120,6 +122,13 @@ export class SocketPipeline<In, Out> implements PipelinedConnection<In, Out> {
 
   private static readonly handlers: SocketHandler<SocketPipeline<any, any>> = {
     open(socket) {
+      // Checked here, the moment the connect completes, not after Bun.connect resolves: a
+      // socket connected to itself holds the port, and a server restarting there cannot bind.
+      if (isSelfConnect(socket)) {
+        socket.data.selfConnected = `${socket.localAddress}:${socket.localPort}`;
+        socket.terminate();
+        return;
+      }
       socket.data.attach(socket);
     },
     data(socket, chunk) {
@@ -147,25 +156,33 @@ export class SocketPipeline<In, Out> implements PipelinedConnection<In, Out> {
   static async open<In, Out>(owner: ConnectionOwner<In, Out>, host: string, port: number): Promise<SocketPipeline<In, Out>> {
     const conn = new SocketPipeline<In, Out>(owner);
     const address = owner.settings.address;
-    let socket: Socket<SocketPipeline<In, Out>>;
+    let socket: Socket<SocketPipeline<In, Out>> | undefined;
+    let connectError: unknown;
     try {
       socket = await Bun.connect({ hostname: host, port, data: conn, socket: SocketPipeline.handlers });
     } catch (err) {
-      const code = (err as { code?: string })?.code;
-      throw new ClientRequestError(
-        "ERR_CONNECT",
-        `cannot connect to ${address}: ${(err as Error)?.message ?? err}${code ? ` (${code})` : ""}; check that the server runs and listens there`,
-        err,
-      );
+      connectError = err;
     }
-    conn.attach(socket);
-    if (isSelfConnect(socket)) {
+    if (socket !== undefined && conn.selfConnected === undefined && isSelfConnect(socket)) {
+      conn.selfConnected = `${socket.localAddress}:${socket.localPort}`;
+    }
+    if (conn.selfConnected !== undefined) {
+      socket?.terminate();
       conn.terminate();
       throw new ClientRequestError(
         "ERR_CONNECT",
-        `cannot connect to ${address}: the socket connected to itself (local ${socket.localAddress}:${socket.localPort} = remote; nothing listens there and the kernel picked that port as the source); closed, will retry — start the server there, or move its port out of net.ipv4.ip_local_port_range`,
+        `cannot connect to ${address}: the socket connected to itself (local ${conn.selfConnected} = remote; nothing listens there and the kernel picked that port as the source); closed, will retry — start the server there, or move its port out of net.ipv4.ip_local_port_range`,
       );
     }
+    if (socket === undefined) {
+      const code = (connectError as { code?: string })?.code;
+      throw new ClientRequestError(
+        "ERR_CONNECT",
+        `cannot connect to ${address}: ${(connectError as Error)?.message ?? connectError}${code ? ` (${code})` : ""}; check that the server runs and listens there`,
+        connectError,
+      );
+    }
+    conn.attach(socket);
     return conn;
   }
 

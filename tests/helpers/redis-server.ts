@@ -4,6 +4,7 @@
  * same port. A missing redis-server is an error that says how to install it.
  */
 import type { Subprocess } from "bun";
+import { isSelfConnect } from "../../src/pool/index.ts";
 import { freePort } from "./ports.ts";
 import { terminate } from "./process.ts";
 import { GiveUp, until } from "./until.ts";
@@ -42,6 +43,12 @@ export async function rawCommand(port: number, command: string, timeoutMs = 1_00
         },
       },
     });
+    // Polled while redis starts, on a port in the ephemeral range: a socket that connected to
+    // itself would read this command back as the reply, and hold the port redis is binding.
+    if (isSelfConnect(socket)) {
+      socket.terminate();
+      throw new Error(`connected to itself on 127.0.0.1:${port} (nothing listens there yet)`);
+    }
     socket.write(`${command}\r\n`);
     return await done;
   } finally {
