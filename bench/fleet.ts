@@ -20,6 +20,7 @@
  *
  * Prints a report (--json: one JSON object) and exits 0 when every check held.
  */
+import { rmSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { Lab } from "./fleet/lab.ts";
 
@@ -114,7 +115,9 @@ function expectThat(ok: boolean, what: string): void {
 
 const procs: { name: string; proc: ReturnType<typeof Bun.spawn> }[] = [];
 const lab = new Lab();
+const haproxyConfigs: string[] = [];
 const cleanup = () => {
+  for (const path of haproxyConfigs) rmSync(path, { force: true });
   for (const p of procs) {
     try {
       p.proc.kill("SIGKILL");
@@ -131,6 +134,10 @@ process.on("SIGINT", () => {
 process.on("SIGTERM", () => {
   cleanup();
   process.exit(143);
+});
+process.on("SIGHUP", () => {
+  cleanup();
+  process.exit(129);
 });
 
 try {
@@ -182,6 +189,7 @@ async function main(): Promise<void> {
     const cfg = haproxyConfig(nodes.slice(0, NODES), lb.address, k, lab.extraAddresses("lb", Math.ceil(CONNECTIONS / NODES / PER_SOURCE)));
     const path = `/tmp/myriad-fleet-${process.pid}-haproxy-${k}.cfg`;
     await Bun.write(path, cfg);
+    haproxyConfigs.push(path);
     spawn(`haproxy-${k}`, [...lab.on("lb"), "haproxy", "-db", "-f", path]);
   }
   await waitFor(() => haproxyUp(0).size === NODES, 15_000, "haproxy sees every node UP");
