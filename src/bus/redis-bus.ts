@@ -339,7 +339,7 @@ class RedisBus implements NodeBus {
     // A PING answers even with no channel: it proves the connection (and AUTH) work.
     commands.push(["PING"]);
     this.pingSentAt = performance.now();
-    this.send(concatBytes(commands.map((c) => respReplyBufferCodec.encode(c))));
+    this.send(Buffer.concat(commands.map((c) => respReplyBufferCodec.encode(c))));
     // The publisher may have failed while the bus was down: prove it before counting as up.
     if (!this.publisherOk) this.probePublisher();
   }
@@ -571,14 +571,3 @@ function unrefd<T extends { unref(): unknown }>(t: T): T {
   return t;
 }
 
-function concatBytes(parts: Uint8Array[]): Uint8Array {
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
