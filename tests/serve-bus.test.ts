@@ -46,6 +46,13 @@ describe("serve --bus", () => {
     }
     const counts = await perWorker();
     expect(counts.every((n) => n > 0)).toBe(true);
+    // The supervisor's admin server shows the workers' buses as one.
+    const bus = await until("both workers' buses up in /stats", async () => {
+      const b = (await (await fetch(`http://127.0.0.1:${adminPort}/stats`)).json()).bus;
+      return b?.up === true ? b : null;
+    }, 10_000);
+    expect(bus.connects).toBeGreaterThanOrEqual(2);
+    expect(await (await fetch(`http://127.0.0.1:${adminPort}/readyz`)).text()).toBe("ready");
     // Each worker subscribes its chat topic on the bus when its first client joins: probe
     // until a message from one client reaches all of them, then count exactly.
     await until(

@@ -11,3 +11,4 @@ export {
   type BusStats,
   type RedisBusOptions,
 } from "./redis-bus.ts";
+export { mergeBusStats } from "./stats.ts";

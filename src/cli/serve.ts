@@ -444,6 +444,8 @@ async function serveCluster(cfg: ServeConfig, spec: number | "auto", hosts: stri
     const source: AdminStatsSource = {
       snapshot: () => c.refreshStats(1000),
       isAccepting: () => c.isAccepting() && !draining,
+      // Each worker is a node on the bus: down when any worker's bus is (as of its last report).
+      ...(cfg.bus !== undefined ? { busUp: () => c.snapshot().bus?.up ?? false } : {}),
       stop: () => shutdown("POST /admin/stop"),
     };
     try {

@@ -3,6 +3,7 @@
  * configuration a worker gets in MYRIAD_CLUSTER_WORKER. Any worker entry that speaks this
  * (src/cluster/worker-main.ts, bench/c1m-raw-worker.ts) can run under the supervisor.
  */
+import type { BusStats } from "../bus/index.ts";
 import type { PoolSnapshot } from "../pool/index.ts";
 import type { PoolProxyStats } from "../proxy/index.ts";
 import type { ProtocolName, ServerOptions, ServerStats } from "../reactor/index.ts";
@@ -80,6 +81,6 @@ export type SupervisorToWorker = { t: "stop"; graceful: boolean; timeoutMs: numb
 /** What a worker tells its supervisor: ready (with the ports it got), a stats report (`id` when it answers a request), stopped (its last figures), fatal (why it could not start). */
 export type WorkerToSupervisor =
   | { t: "ready"; pid: number; listen: ListenAddress[] }
-  | { t: "stats"; stats: ServerStats; pools?: PoolSnapshot[]; proxy?: PoolProxyStats[]; id?: number }
-  | { t: "stopped"; stats: ServerStats; pools?: PoolSnapshot[]; proxy?: PoolProxyStats[] }
+  | { t: "stats"; stats: ServerStats; pools?: PoolSnapshot[]; proxy?: PoolProxyStats[]; bus?: BusStats; id?: number }
+  | { t: "stopped"; stats: ServerStats; pools?: PoolSnapshot[]; proxy?: PoolProxyStats[]; bus?: BusStats }
   | { t: "fatal"; message: string };

@@ -15,6 +15,7 @@ import type { AdminSnapshot, AdminStatsSource } from "../admin/index.ts";
 import { MyriadError } from "../errors.ts";
 import { emptyServerStats, sumServerStats, type ServerStats } from "../reactor/index.ts";
 import { backoffCeilingMs, type PoolSnapshot } from "../pool/index.ts";
+import { mergeBusStats, type BusStats } from "../bus/index.ts";
 import type { PoolProxyStats } from "../proxy/index.ts";
 import { allWithin, connectionsPerProcess, readSystemLimits, ReplyWaiters } from "../system/index.ts";
 import type { ListenAddress } from "./plan.ts";
@@ -111,6 +112,8 @@ export class ClusterError extends MyriadError {}
 interface Slot extends WorkerInfo {
   /** A `bun run proxy` worker's pools and servers, as of its latest report. */
   proxy: PoolProxyStats[];
+  /** Its node bus (serve --bus), as of its latest report. */
+  bus: BusStats | undefined;
   proc: Subprocess | undefined;
   consecutiveCrashes: number;
   restartTimer: ReturnType<typeof setTimeout> | undefined;
@@ -153,6 +156,7 @@ export class Cluster implements AdminStatsSource {
         stats: emptyServerStats(),
         pools: [],
         proxy: [],
+        bus: undefined,
         startedAtMs: 0,
         proc: undefined,
         consecutiveCrashes: 0,
@@ -195,6 +199,8 @@ export class Cluster implements AdminStatsSource {
     };
     const proxy = this.slots.filter((s) => s.proxy.length > 0).map((s) => ({ worker: `worker-${s.index}`, pools: s.proxy }));
     if (proxy.length > 0) snap.proxy = proxy;
+    const buses = this.slots.filter((s) => s.state !== "exited" && s.bus !== undefined).map((s) => s.bus!);
+    if (buses.length > 0) snap.bus = mergeBusStats(buses);
     return snap;
   }
 
@@ -351,6 +357,7 @@ export class Cluster implements AdminStatsSource {
         s.stats = m.stats;
         s.pools = m.pools ?? [];
         s.proxy = m.proxy ?? [];
+        s.bus = m.bus;
         s.statsWaiters.answered(m.t === "stopped" ? Infinity : m.id);
         break;
       }
@@ -378,6 +385,7 @@ export class Cluster implements AdminStatsSource {
     // Its pools died with it; the restarted process registers its own.
     s.pools = [];
     s.proxy = [];
+    s.bus = undefined;
     s.statsWaiters.release();
     this.o.onEvent?.({ type: "exit", worker: s.index, pid: s.pid, exitCode, signal, expected });
     if (s.readyWaiters.length > 0) {

@@ -10,7 +10,7 @@
  * them and closing a connection over the cap at once (counted as rejected).
  */
 import { createServer, sumServerStats, type Conn, type Handler, type Server, type ServerOptions, type ServerStats } from "../reactor/index.ts";
-import type { NodeBus } from "../bus/index.ts";
+import type { mergeBusStats, NodeBus } from "../bus/index.ts";
 import type { PoolRegistry } from "../pool/index.ts";
 import { WORKER_CONFIG_ENV, type SupervisorToWorker, type WorkerApp, type WorkerConfig, type WorkerToSupervisor } from "./protocol.ts";
 
@@ -117,12 +117,17 @@ type WorkerBus = NodeBus;
 const buses: WorkerBus[] = [];
 /** Loaded only when asked for: the bus brings the pooled client (and TypeBox) along. */
 let createBus: ((o: { url: string }) => WorkerBus) | null = null;
+/** This worker's buses as one: up only while every one is up, counters summed. */
+function busStats(): NonNullable<Extract<WorkerToSupervisor, { t: "stats" }>["bus"]> {
+  return mergeBuses!(buses.map((b) => b.stats()));
+}
 function newBus(): WorkerBus {
   const b = createBus!({ url: cfg.server.busUrl! });
   buses.push(b);
   return b;
 }
-if (cfg.server.busUrl !== undefined) createBus = (await import("../bus/index.ts")).createRedisBus;
+let mergeBuses: typeof mergeBusStats | null = null;
+if (cfg.server.busUrl !== undefined) ({ createRedisBus: createBus, mergeBusStats: mergeBuses } = await import("../bus/index.ts"));
 
 try {
   app = await loadApp(cfg.app);
@@ -181,6 +186,7 @@ function stats(): ServerStats {
 function report(id?: number): WorkerToSupervisor {
   const m: Extract<WorkerToSupervisor, { t: "stats" }> = { t: "stats", stats: stats() };
   if (registry !== null && registry.pools.size > 0) m.pools = registry.snapshot();
+  if (buses.length > 0) m.bus = busStats();
   if (id !== undefined) m.id = id;
   return m;
 }

@@ -101,7 +101,7 @@ export const serveFlags = {
     minLength: 1,
     help:
       "the node bus of a fleet (Redis pub/sub): kv PUBLISH reaches SUBSCRIBE on every node, a ws-chat message every node's clients " +
-      "(with --workers, each worker is a node); /stats and /readyz say when it is down (one process)",
+      "(with --workers, each worker is a node); /stats and /readyz say when it is down",
   },
   drainDelayMs: {
     type: "duration-ms",
