@@ -19,7 +19,7 @@
 import type { Socket } from "bun";
 import { RespError, respReplyBufferCodec, type RespValue } from "../codec/index.ts";
 import { MyriadError, MyriadTypeError } from "../errors.ts";
-import { createRespClient, fullJitterDelayMs, type RespClient } from "../pool/index.ts";
+import { createRespClient, fullJitterDelayMs, isSelfConnect, type RespClient } from "../pool/index.ts";
 
 /** Options of createRedisBus. */
 export interface RedisBusOptions {
@@ -294,7 +294,7 @@ class RedisBus implements NodeBus {
         open(socket) {
           // TCP self-connect (a local port equal to the bus's, when Redis is down on a local
           // port inside the ephemeral range): a connection to ourselves, not to Redis.
-          if (socket.localPort === bus.port && socket.remoteAddress === socket.localAddress) {
+          if (isSelfConnect(socket)) {
             socket.terminate();
             return;
           }
