@@ -49,9 +49,10 @@ import {
   switchingProtocolsResponse,
   writeFrameHeader,
   UpgradeScan,
+  PLAIN_101_BYTES,
   type UpgradeRequest,
 } from "../codec/index.ts";
-import { SegmentPool } from "../conn-table/index.ts";
+import { NO_REF, SegmentPool } from "../conn-table/index.ts";
 import { MyriadRangeError, MyriadTypeError } from "../errors.ts";
 import { CONSUME_FAILED, EXT_CLIENT_TAKEOVER, EXT_DEFLATE, EXT_SERVER_TAKEOVER, EXT_WINDOW_SHIFT, Topics, WebSocketFramer, type FrameSink, type Topic } from "../websocket/index.ts";
 import type { ConnRef } from "./connection.ts";
@@ -419,9 +420,15 @@ export class WebSocketStage implements InputStage, FrameSink {
 
   /** Answers 101 (no subprotocol, no extension) from the scanned request's bytes, and opens. */
   private acceptPlain(h: number, slot: number, buf: Uint8Array): void {
-    const out = this.scratch;
-    const n = this.scan.write101(buf, out, 0);
-    if (writeSlot(this.s, slot, out, 0, n) < 0) return;
+    const s = this.s;
+    if (slot === s.corkSlot && s.table.outRef[slot]! === NO_REF && s.corkLen + PLAIN_101_BYTES <= CORK_BYTES) {
+      // Written where the event's writes gather: no copy and no garbage (a view made per
+      // upgrade costs memory at a burst of them: the GC heap grows and stays grown).
+      s.corkLen += this.scan.write101(buf, s.corkBuf, s.corkLen);
+    } else {
+      const n = this.scan.write101(buf, this.scratch, 0);
+      if (writeSlot(s, slot, this.scratch, 0, n) < 0) return;
+    }
     this.opened(h, slot);
   }
 
