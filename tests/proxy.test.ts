@@ -20,6 +20,7 @@ let proxy: Proxy;
 let config: ProxyConfig;
 let port = 0;
 let authPort = 0;
+let cappedPort = 0;
 const conns: RespConn[] = [];
 const clients: RespClient[] = [];
 
@@ -74,6 +75,7 @@ beforeAll(async () => {
   await locked.command("CONFIG SET requirepass s3cret");
   port = freePort();
   authPort = freePort();
+  cappedPort = freePort();
   config = proxyConfigFromObject({
     main: {
       listen: `127.0.0.1:${port}`,
@@ -91,6 +93,7 @@ beforeAll(async () => {
       redis_db: 2,
       servers: [`127.0.0.1:${locked.port}:1`],
     },
+    capped: { listen: `127.0.0.1:${cappedPort}`, redis: true, client_connections: 2, servers: [`127.0.0.1:${redis[0]!.port}:1`] },
   });
   proxy = await createProxy(config);
 }, 30_000);
@@ -323,6 +326,17 @@ describe("dedicated and pinned connections", () => {
     // Out of subscribed mode: ordinary commands again, and no more messages.
     expect(await pub.call(["PUBLISH", ch2!, "late"])).toEqual([0]);
     expect(await sub.call(["PING"])).toEqual(["PONG"]);
+  });
+});
+
+describe("client_connections", () => {
+  test("a pool holds at most client_connections clients: one more is closed at once", async () => {
+    const [a, b] = [await conn(cappedPort), await conn(cappedPort)];
+    expect(await a.call(["PING"])).toEqual(["PONG"]);
+    expect(await b.call(["PING"])).toEqual(["PONG"]);
+    const extra = await conn(cappedPort);
+    await extra.client.waitClosed();
+    expect(proxy.pools.find((p) => p.name === "capped")!.server.stats().rejected).toBe(1);
   });
 });
 
