@@ -7,6 +7,7 @@
  * command and why.
  */
 import { timingSafeEqual, createHash } from "node:crypto";
+import { respReplyCodec } from "../codec/index.ts";
 import type { Conn, Handler, Server } from "../reactor/index.ts";
 import { VERSION } from "../version.ts";
 import { BlockTimeout, type CommandSpec, Kind, lookupCommand } from "./commands.ts";
@@ -31,7 +32,7 @@ import {
   showBytes,
   simpleReply,
 } from "./replies.ts";
-import { encodeArgs, type Request, Request as RequestParser } from "./request.ts";
+import { encodeArgs, type Request, Request as RequestParser, writeHeader } from "./request.ts";
 import { SubLink, Subscription } from "./subscription.ts";
 import { Upstream, type UpstreamStats } from "./upstream.ts";
 
@@ -533,28 +534,44 @@ export class PoolProxy {
       if (s !== servers[0]) same = false;
     }
     if (same) return this.forward(id, c, servers[0]!, req.bytes());
-    // One request per server holding some of the keys, merged back in key order.
-    const name = req.arg(0);
-    const byServer = new Map<number, number[]>();
+    // One request per server holding some of the keys, merged back in key order. The parts
+    // are written straight from the request's bytes: no argument arrays, no views.
+    const nservers = this.upstreams.length;
+    const count = new Int32Array(nservers);
+    const bytes = new Int32Array(nservers);
     for (let k = 0; k < nkeys; k++) {
-      const list = byServer.get(servers[k]!);
-      if (list === undefined) byServer.set(servers[k]!, [k]);
-      else list.push(k);
+      const s = servers[k]!;
+      count[s]!++;
+      for (let j = 0; j < step; j++) {
+        const i = 1 + k * step + j;
+        const len = req.argEnd[i]! - req.argStart[i]!;
+        bytes[s]! += 1 + digits(len) + 2 + len + 2;
+      }
     }
+    const nameStart = req.argStart[0]!;
+    const nameLen = req.argEnd[0]! - nameStart;
+    let parts = 0;
+    for (let s = 0; s < nservers; s++) if (count[s]! > 0) parts++;
     const state = c ?? this.stateOf(id);
     const seq = state.reserve();
-    const merge = new Merge(cmd.kind, nkeys, byServer.size);
+    const merge = new Merge(cmd.kind, nkeys, parts, servers);
     let part = 0;
-    for (const [s, keys] of byServer) {
-      const args: Uint8Array[] = [name];
-      for (const k of keys) {
-        const i = 1 + k * step;
-        args.push(req.buf.subarray(req.argStart[i], req.argEnd[i]));
-        if (step === 2) args.push(req.buf.subarray(req.argStart[i + 1], req.argEnd[i + 1]));
+    for (let s = 0; s < nservers; s++) {
+      if (count[s] === 0) continue;
+      const argc = 1 + count[s]! * step;
+      const out = new Uint8Array(1 + digits(argc) + 2 + 1 + digits(nameLen) + 2 + nameLen + 2 + bytes[s]!);
+      let o = writeHeader(out, 0, 42, argc);
+      o = writeBulk(out, o, req.buf, nameStart, nameLen);
+      for (let k = 0; k < nkeys; k++) {
+        if (servers[k] !== s) continue;
+        for (let j = 0; j < step; j++) {
+          const i = 1 + k * step + j;
+          o = writeBulk(out, o, req.buf, req.argStart[i]!, req.argEnd[i]! - req.argStart[i]!);
+        }
       }
+      merge.parts[part] = s;
       const p = part++;
-      merge.keys[p] = keys;
-      this.upstreams[s]!.send(encodeArgs(args), (reply) => {
+      this.upstreams[s]!.send(out, (reply) => {
         if (merge.add(p, reply)) this.fill(state, seq, merge.result());
       });
     }
@@ -1141,10 +1158,41 @@ function latin1(bytes: Uint8Array): string {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString("latin1");
 }
 
-/** The replies of a split command's parts, merged once all arrived. */
+/** Decimal digits of n >= 0. */
+function digits(n: number): number {
+  let d = 1;
+  while (n >= 10) {
+    n = Math.floor(n / 10);
+    d++;
+  }
+  return d;
+}
+
+/** Writes "$<len>\r\n" + src[start, start + len) + "\r\n" at out[o]; returns the index after it. */
+function writeBulk(out: Uint8Array, o: number, src: Uint8Array, start: number, len: number): number {
+  o = writeHeader(out, o, 36, len);
+  copyBytes(out, o, src, start, len);
+  o += len;
+  out[o++] = 13;
+  out[o++] = 10;
+  return o;
+}
+
+/** Copies src[start, start + len) to out[o]: a loop for short runs (a view costs more), set() for long ones. */
+function copyBytes(out: Uint8Array, o: number, src: Uint8Array, start: number, len: number): void {
+  if (len <= 64) for (let i = 0; i < len; i++) out[o + i] = src[start + i]!;
+  else out.set(src.subarray(start, start + len), o);
+}
+
+/**
+ * The replies of a split command's parts, merged once all arrived. Part p went to server
+ * parts[p]; key k went to server keyServer[k] (a copy: the caller's scratch is reused), so a
+ * part's values go back to its keys in key order without per-part index lists.
+ */
 class Merge {
-  /** Key indices (in the original order) of each part. */
-  readonly keys: number[][];
+  /** Server of each part, in sending order. */
+  readonly parts: Int32Array;
+  private readonly keyServer: Int32Array;
   private readonly replies: Uint8Array[];
   private left: number;
 
@@ -1152,8 +1200,10 @@ class Merge {
     private readonly kind: Kind,
     private readonly nkeys: number,
     parts: number,
+    keyServer: Int32Array,
   ) {
-    this.keys = new Array(parts);
+    this.parts = new Int32Array(parts);
+    this.keyServer = kind === Kind.SplitMget ? keyServer.slice(0, nkeys) : keyServer;
     this.replies = new Array(parts);
     this.left = parts;
   }
@@ -1177,13 +1227,41 @@ class Merge {
       }
       return integerReply(sum);
     }
-    const values = new Array<Uint8Array>(this.nkeys);
+    // MGET: locate every value (offsets into its part's reply), then copy them out in key order.
+    const nkeys = this.nkeys;
+    const from = new Int32Array(nkeys);
+    const start = new Int32Array(nkeys);
+    const len = new Int32Array(nkeys);
+    let total = 1 + digits(nkeys) + 2;
     for (let p = 0; p < this.replies.length; p++) {
-      const els = arrayElements(this.replies[p]!);
-      const keys = this.keys[p]!;
-      if (els === null || els.length !== keys.length) return errorReply("ERR proxy: a server answered a part of MGET with something other than an array of values");
-      for (let k = 0; k < keys.length; k++) values[keys[k]!] = els[k]!;
+      const reply = this.replies[p]!;
+      const server = this.parts[p]!;
+      if (reply[0] !== 42) return errorReply("ERR proxy: a server answered a part of MGET with something other than an array of values");
+      let q = 1;
+      let n = 0;
+      while (reply[q] !== 13) n = n * 10 + (reply[q++]! - 48);
+      q += 2;
+      let k = 0;
+      for (let e = 0; e < n; e++) {
+        while (k < nkeys && this.keyServer[k] !== server) k++;
+        const m = respReplyCodec.measure(reply, q, reply.length, reply.length);
+        if (k >= nkeys || m <= 0) return errorReply("ERR proxy: a server answered a part of MGET with more values than keys");
+        from[k] = p;
+        start[k] = q;
+        len[k] = m;
+        total += m;
+        q += m;
+        k++;
+      }
+      while (k < nkeys && this.keyServer[k] !== server) k++;
+      if (k < nkeys) return errorReply("ERR proxy: a server answered a part of MGET with fewer values than keys");
     }
-    return arrayReply(values);
+    const out = new Uint8Array(total);
+    let o = writeHeader(out, 0, 42, nkeys);
+    for (let k = 0; k < nkeys; k++) {
+      copyBytes(out, o, this.replies[from[k]!]!, start[k]!, len[k]!);
+      o += len[k]!;
+    }
+    return out;
   }
 }
