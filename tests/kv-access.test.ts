@@ -339,9 +339,10 @@ describe("KV access across machines (two network namespaces)", () => {
     });
     try {
       const local = ["-a", PASSWORD, "--no-auth-warning"];
-      const list = await until("the remote subscriber in CLIENT LIST", () => {
+      // Until it has subscribed: redis-cli sends AUTH first, and CLIENT LIST may see it between the two.
+      const list = await until("the remote subscriber in CLIENT LIST, subscribed", () => {
         const text = redisCli(ns.server, "127.0.0.1", 6383, [...local, "CLIENT", "LIST"]);
-        return text.includes(`addr=${CLIENT_ADDRESS}:`) ? text : undefined;
+        return text.split("\n").some((l) => l.includes(`addr=${CLIENT_ADDRESS}:`) && l.includes(" sub=1 ")) ? text : undefined;
       });
       const lines = list.trim().split("\n");
       expect(lines.length).toBe(2);
