@@ -242,6 +242,7 @@ async function main(): Promise<void> {
   const resubscribedMs = performance.now() - down;
   const after = await publishRound(clients, lb.address, seq + 1, seq + MESSAGES);
   seq += MESSAGES;
+  report.busAfterOutage = Object.fromEntries(nodesAlive(nodeProcs).map((n) => [n, nodeStats(n)?.bus ?? null]));
   report.busOutage = { publishesDuringOutage: duringOutage, resubscribedMs: Math.round(resubscribedMs), after };
   log(`bus outage: ${duringOutage.errors}/${duringOutage.published} publishes answered an error while down; nodes resubscribed ${Math.round(resubscribedMs)} ms after the restart; then ${after.complete}/${CONNECTIONS} got every message`);
   expectThat(duringOutage.replies === duringOutage.published, "every publish during the outage was answered (nothing hung)");

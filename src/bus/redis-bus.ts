@@ -515,6 +515,10 @@ class RedisBus implements NodeBus {
     }
     this.socket = null;
     this.counters.disconnects++;
+    // Redis went away for the subscriber: the publish connection most likely too, and its pool
+    // may be failing fast for a while after Redis is back. Up again only once a PING through
+    // the publisher succeeds (setPublisherOk starts probing), not on the subscriber alone.
+    this.setPublisherOk(false);
     this.setUp(false);
     this.scheduleReconnect();
   }
