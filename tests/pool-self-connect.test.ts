@@ -5,28 +5,12 @@
  * to itself (every byte written comes back). tests/fixtures/self-connect.ts runs there and
  * reports; this test checks that the trap was set and that no myriad client fell in.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { isSelfConnect } from "../src/pool/index.ts";
+import { narrowPortNamespace } from "./helpers/narrow-ports.ts";
 
-const NS = `myriad-selfconn-${process.pid}`;
+const NS = narrowPortNamespace("myriad-selfconn");
 const FIXTURE = `${import.meta.dir}/fixtures/self-connect.ts`;
-
-function ip(args: string[]): void {
-  const r = Bun.spawnSync(["ip", ...args], { stdout: "ignore", stderr: "pipe" });
-  if (r.exitCode !== 0) throw new Error(`ip ${args.join(" ")} failed: ${r.stderr.toString().trim()}`);
-}
-
-beforeAll(() => {
-  if (Bun.which("ip") === null) throw new Error("`ip` not found: install iproute2 (apt-get install -y iproute2); this test makes a network namespace");
-  if (process.getuid?.() !== 0) throw new Error("this test needs root (CAP_NET_ADMIN, CAP_SYS_ADMIN) to make a network namespace");
-  ip(["netns", "add", NS]);
-  ip(["-n", NS, "link", "set", "lo", "up"]);
-  ip(["netns", "exec", NS, "sysctl", "-qw", "net.ipv4.ip_local_port_range=40000 40001"]);
-});
-
-afterAll(() => {
-  Bun.spawnSync(["ip", "netns", "del", NS], { stdout: "ignore", stderr: "ignore" });
-});
 
 interface Outcome {
   resolved: unknown[];

@@ -5,27 +5,11 @@
  * network namespace this test makes, the port range is narrowed onto the server's port (see
  * tests/pool-self-connect.test.ts); tests/fixtures/proxy-self-connect.ts runs there.
  */
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { expect, test } from "bun:test";
+import { narrowPortNamespace } from "./helpers/narrow-ports.ts";
 
-const NS = `myriad-proxyself-${process.pid}`;
+const NS = narrowPortNamespace("myriad-proxyself");
 const FIXTURE = `${import.meta.dir}/fixtures/proxy-self-connect.ts`;
-
-function ip(args: string[]): void {
-  const r = Bun.spawnSync(["ip", ...args], { stdout: "ignore", stderr: "pipe" });
-  if (r.exitCode !== 0) throw new Error(`ip ${args.join(" ")} failed: ${r.stderr.toString().trim()}`);
-}
-
-beforeAll(() => {
-  if (Bun.which("ip") === null) throw new Error("`ip` not found: install iproute2 (apt-get install -y iproute2); this test makes a network namespace");
-  if (process.getuid?.() !== 0) throw new Error("this test needs root (CAP_NET_ADMIN, CAP_SYS_ADMIN) to make a network namespace");
-  ip(["netns", "add", NS]);
-  ip(["-n", NS, "link", "set", "lo", "up"]);
-  ip(["netns", "exec", NS, "sysctl", "-qw", "net.ipv4.ip_local_port_range=40000 40001"]);
-});
-
-afterAll(() => {
-  Bun.spawnSync(["ip", "netns", "del", NS], { stdout: "ignore", stderr: "ignore" });
-});
 
 test("a server address that self-connects: GET, BLPOP and SUBSCRIBE through the proxy all answer errors, never their own request", async () => {
   const proc = Bun.spawn(["ip", "netns", "exec", NS, process.execPath, FIXTURE], { stdout: "pipe", stderr: "pipe" });
