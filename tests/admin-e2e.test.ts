@@ -83,6 +83,10 @@ test("the dashboard in chromium shows the number of open connections", async () 
     const shown = (await page.textContent("#connections"))!.replace(/,/g, "");
     expect(shown).toBe(expected);
     expect(await page.textContent("#status")).toBe("accepting");
+    // A TCP server: no WebSocket panel, no proxy tables.
+    expect(await page.isHidden("#ws-section")).toBe(true);
+    expect(await page.isHidden("#ws-chart-panel")).toBe(true);
+    expect(await page.isHidden("#proxy-pools-section")).toBe(true);
 
     // Memory per connection leaves the process's own footprint out: (rss - rss at 0
     // connections) / connections, from the same poll as the raw rss shown beside it.

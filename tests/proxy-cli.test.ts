@@ -117,6 +117,11 @@ describe("bun run proxy", () => {
         ["front", "live"],
         ["front", "live"],
       ]);
+      // Per pool: client connections (the one client has left), requests, live servers, upstream connections, latency.
+      await browser.page.waitForFunction(() => document.querySelector("#proxy-pools-body tr")?.children[3]?.textContent === "0", undefined, { timeout: 15_000 });
+      const pools = await browser.page.$$eval("#proxy-pools-body tr", (trs) => trs.map((tr) => Array.from(tr.children, (td) => td.textContent)));
+      expect(pools.map((r) => [r[1], r[2], r[3], r[4], r[6], r[7], r[11], r[12]])).toEqual([["front", `127.0.0.1:${port}`, "0", "1", "50", "0", "2 / 2", "2 + 0"]]);
+      expect(pools[0]![14]).toMatch(/^\d+\.\d\d ms$/);
     } finally {
       await browser.close();
     }

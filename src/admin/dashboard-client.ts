@@ -313,6 +313,107 @@ function renderRows(tbodyId: string, rows: string[][]): void {
   tbody.replaceChildren(frag);
 }
 
+/** A worker's WebSocket counters, as ServerStats carries them. */
+type WebSocketStats = NonNullable<ServerStats["websocket"]>;
+
+/** A rate cell: "–" until two polls are in. */
+function fmtRate(r: number | null): string {
+  return r === null ? "–" : fmtSi(r);
+}
+
+/** Orders code/status keys ("1000", "1006", "404") as numbers. */
+function byNumber(a: string, b: string): number {
+  return Number(a) - Number(b) || (a < b ? -1 : a > b ? 1 : 0);
+}
+
+/** Adds the counts of a by-code record. */
+function sumRecord(r: Record<string, number>): number {
+  let n = 0;
+  for (const v of Object.values(r)) n += v;
+  return n;
+}
+
+/**
+ * WebSocket servers: one row per worker that has WebSocket listeners (and "all" first when
+ * several do), with messages per second since the previous poll; then every close code and
+ * refusal status seen, per worker and in all. Hidden while no worker reports WebSocket stats,
+ * so a TCP server's page shows nothing of it.
+ */
+function renderWebSocket(body: AdminStatsBody, dtS: number, x: number): void {
+  const scopes: Array<{ name: string; ws: WebSocketStats; old: WebSocketStats | undefined }> = [];
+  const oldOf = new Map<string, WebSocketStats | undefined>((prev?.workers ?? []).map((w) => [w.worker, w.stats.websocket]));
+  const perWorker = body.workers.filter((w) => w.stats.websocket !== undefined);
+  if (perWorker.length > 1 && body.totals.websocket !== undefined) scopes.push({ name: "all", ws: body.totals.websocket, old: prev?.totals.websocket });
+  for (const w of perWorker) scopes.push({ name: w.worker, ws: w.stats.websocket!, old: oldOf.get(w.worker) });
+  const shown = scopes.length > 0;
+  el("ws-section").hidden = !shown;
+  if (!shown) return;
+
+  const rows: string[][] = [];
+  const codes: string[][] = [];
+  for (const { name, ws, old } of scopes) {
+    rows.push([name, fmtCount(ws.connections), fmtCount(ws.upgraded), fmtCount(sumRecord(ws.refused)),
+      fmtRate(rate(ws.messagesIn, old?.messagesIn, dtS)), fmtRate(rate(ws.messagesOut, old?.messagesOut, dtS)),
+      fmtCount(ws.messagesIn), fmtCount(ws.messagesOut), fmtCount(ws.published), `${fmtCount(ws.pingsIn)} / ${fmtCount(ws.pingsOut)}`,
+      `${fmtCount(ws.topics)} / ${fmtCount(ws.subscriptions)}`, fmtBytes(ws.messageBufferBytes)]);
+    for (const code of Object.keys(ws.closeCodes).sort(byNumber)) {
+      const n = ws.closeCodes[code]!;
+      codes.push([name, "closed", code, fmtCount(n), fmtRate(rate(n, old === undefined ? undefined : (old.closeCodes[code] ?? 0), dtS))]);
+    }
+    for (const status of Object.keys(ws.refused).sort(byNumber)) {
+      const n = ws.refused[status]!;
+      codes.push([name, "refused", status, fmtCount(n), fmtRate(rate(n, old === undefined ? undefined : (old.refused[status] ?? 0), dtS))]);
+    }
+  }
+  renderRows("ws-body", rows);
+  renderRows("ws-codes-body", codes);
+
+  // The chart is made the first time it is shown: a hidden box has no width to size it by.
+  const panel = el("ws-chart-panel");
+  if (panel.hidden) {
+    panel.hidden = false;
+    chart("chart-ws", [{ scale: "y", fmt: perSec }]);
+    showSeries("chart-ws", [
+      { key: "in", label: "messages in", color: color(0), fmt: perSec },
+      { key: "out", label: "messages out", color: color(1), fmt: perSec },
+    ]);
+  }
+  const t = body.totals.websocket;
+  const p = prev?.totals.websocket;
+  pushPoint("chart-ws", x, t === undefined ? { in: null, out: null } : { in: rate(t.messagesIn, p?.messagesIn, dtS), out: rate(t.messagesOut, p?.messagesOut, dtS) });
+}
+
+/**
+ * The proxy's pools, one row each: client connections, requests per second since the
+ * previous poll, errors, timeouts, ejections, the upstream connections over its servers, and
+ * request latency: the mean over all servers' round trips and the worst server's p99 (the
+ * servers' histograms are not merged here).
+ */
+function renderProxyPools(body: AdminStatsBody, dtS: number): void {
+  const before = new Map<string, number>();
+  for (const g of prev?.proxy ?? []) for (const p of g.pools) before.set(`${g.worker ?? ""}\u0000${p.name}`, p.requests);
+  const rows: string[][] = [];
+  for (const g of body.proxy ?? []) {
+    for (const p of g.pools) {
+      let shared = 0, dedicated = 0, sumMs = 0, count = 0, worstP99 = 0;
+      for (const s of p.servers) {
+        shared += s.connections;
+        dedicated += s.dedicatedConnections;
+        sumMs += s.latencyMs.sumMs;
+        count += s.latencyMs.count;
+        if (s.p99Ms > worstP99) worstP99 = s.p99Ms;
+      }
+      rows.push([g.worker ?? "", p.name, p.listen, fmtCount(p.clientConnections), fmtCount(p.clientsAccepted),
+        fmtRate(rate(p.requests, before.get(`${g.worker ?? ""}\u0000${p.name}`), dtS)), fmtCount(p.requests), fmtCount(p.errors),
+        fmtCount(p.refused), fmtCount(p.timeouts), fmtCount(p.ejections), `${p.liveServers} / ${p.servers.length}`,
+        `${fmtCount(shared)} + ${fmtCount(dedicated)}`, `${p.pinnedClients} / ${p.blockedClients} / ${p.subscribedClients}`,
+        count > 0 ? `${(sumMs / count).toFixed(2)} ms` : "–", count > 0 ? `${worstP99.toFixed(2)} ms` : "–"]);
+    }
+  }
+  renderRows("proxy-pools-body", rows);
+  el("proxy-pools-section").hidden = rows.length === 0;
+}
+
 /** The proxy's servers, one row each, with requests per second since the previous poll. */
 function renderProxy(body: AdminStatsBody, dtS: number): void {
   const proxy = body.proxy ?? [];
@@ -429,6 +530,8 @@ function render(body: AdminStatsBody, ready: boolean): void {
       fmtCount(s.acquired), fmtCount(s.timeouts), `${s.acquireWaitMs.p99.toFixed(2)} ms`];
   }));
   el("pools-section").hidden = body.pools.length === 0;
+  renderWebSocket(body, dtS, x);
+  renderProxyPools(body, dtS);
   renderProxy(body, dtS);
 
   setStatus(ready ? "ok" : "warn", ready ? "accepting" : "stopping");
