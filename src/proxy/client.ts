@@ -6,7 +6,7 @@
  * Replies go back in the client's request order whatever server answers first: every
  * request takes the next sequence number, its reply waits in a ring under that number, and
  * the ring is written out from its head as far as replies are there. What becomes writable
- * during one turn of the event loop goes out in one write (see PoolProxy's flush).
+ * during one turn of the event loop goes out in one write (see PoolCore's flush, pool-core.ts).
  */
 import type { DedicatedConnection } from "./dedicated.ts";
 import type { Subscription } from "./subscription.ts";
