@@ -13,7 +13,9 @@ type NativeWrite = (this: Uint8Array, s: string, offset: number, length?: number
 const utf8Slice = (Buffer.prototype as unknown as { utf8Slice: NativeSlice }).utf8Slice;
 const utf8Write = (Buffer.prototype as unknown as { utf8Write: NativeWrite }).utf8Write;
 
+/** The byte "\r" (carriage return). */
 export const CR = 13;
+/** The byte "\n" (line feed). */
 export const LF = 10;
 
 /** Strings up to this many UTF-16 units are handled by JS loops rather than native calls. */

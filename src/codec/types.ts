@@ -12,6 +12,7 @@ export const FRAME_TOO_LARGE = -1;
 /** `measure` result: the bytes cannot be a frame of this protocol. */
 export const FRAME_MALFORMED = -2;
 
+/** A wire protocol's framing: measures a frame's length in raw bytes, decodes it, encodes outgoing messages. */
 export interface Codec<In = Uint8Array, Out = Uint8Array> {
   /** "raw" | "lines" | "length-u16" | "length-u32" | "resp" | "resp-reply" | ... */
   readonly name: string;

@@ -8,32 +8,50 @@
  * opcodes, control-frame rules, the mask, payload lengths.
  */
 
-/** Opcodes (RFC 6455 section 5.2). */
+// Opcodes (RFC 6455 section 5.2).
+/** Opcode of a frame that continues a fragmented message. */
 export const OP_CONTINUATION = 0x0;
+/** Opcode of a text message's first (or only) frame: UTF-8 payload. */
 export const OP_TEXT = 0x1;
+/** Opcode of a binary message's first (or only) frame. */
 export const OP_BINARY = 0x2;
+/** Opcode of a close frame: optional 2-byte code, then an optional UTF-8 reason. */
 export const OP_CLOSE = 0x8;
+/** Opcode of a ping, to be answered by a pong with the same payload. */
 export const OP_PING = 0x9;
+/** Opcode of a pong (an answer to a ping, or unsolicited as a heartbeat). */
 export const OP_PONG = 0xa;
 
-/** First-byte bits. */
+// First-byte bits.
+/** Set on the last frame of a message. */
 export const FIN = 0x80;
+/** Reserved bit 1: set on a compressed message's first frame under permessage-deflate, else an error. */
 export const RSV1 = 0x40;
+/** Reserved bit 2: no extension here uses it, so a frame with it set is refused. */
 export const RSV2 = 0x20;
+/** Reserved bit 3: no extension here uses it, so a frame with it set is refused. */
 export const RSV3 = 0x10;
 
-/** Close codes (RFC 6455 section 7.4.1) that this server sends or reports. */
+// Close codes (RFC 6455 section 7.4.1) that this server sends or reports.
+/** Close code: the purpose of the connection is fulfilled. */
 export const CLOSE_NORMAL = 1000;
+/** Close code: the endpoint is going away (server shutdown, page left). */
 export const CLOSE_GOING_AWAY = 1001;
+/** Close code: the peer broke the protocol (bad framing, unmasked client frame, bad opcode...). */
 export const CLOSE_PROTOCOL_ERROR = 1002;
+/** Close code: a message of a type the endpoint cannot accept. */
 export const CLOSE_UNSUPPORTED_DATA = 1003;
 /** Reported (never sent) when a close frame carried no code. */
 export const CLOSE_NO_STATUS = 1005;
 /** Reported (never sent) when the connection ended without a close frame. */
 export const CLOSE_ABNORMAL = 1006;
+/** Close code: payload inconsistent with the message type (invalid UTF-8 in text or a close reason). */
 export const CLOSE_INVALID_PAYLOAD = 1007;
+/** Close code: a message broke the endpoint's policy (no more specific code fits). */
 export const CLOSE_POLICY_VIOLATION = 1008;
+/** Close code: a message over the size limit (maxFrameBytes, after inflation). */
 export const CLOSE_MESSAGE_TOO_BIG = 1009;
+/** Close code: an unexpected condition kept the endpoint from serving the connection. */
 export const CLOSE_INTERNAL_ERROR = 1011;
 
 /** Largest payload of a control frame (ping, pong, close). */
@@ -67,8 +85,10 @@ export class FrameHeader {
   masked = false;
 }
 
-/** measureFrame results below 0 are negated close codes. */
+// measureFrame results below 0 are negated close codes.
+/** measureFrame result: the header breaks the protocol; close with 1002. */
 export const MEASURE_PROTOCOL_ERROR = -CLOSE_PROTOCOL_ERROR;
+/** measureFrame result: the payload is over the limit; close with 1009. */
 export const MEASURE_TOO_BIG = -CLOSE_MESSAGE_TOO_BIG;
 
 /**

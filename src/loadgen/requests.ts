@@ -70,7 +70,7 @@ export class RequestFrames {
 }
 
 /** A masked client frame (first byte b0) of payload; mask key 37 fa 21 3d. */
-export function wsClientFrame(b0: number, payload: Uint8Array): Uint8Array {
+function wsClientFrame(b0: number, payload: Uint8Array): Uint8Array {
   const n = payload.length;
   const hb = n < 126 ? 2 : n < 0x10000 ? 4 : 10;
   const out = new Uint8Array(hb + 4 + n);
