@@ -4,16 +4,20 @@
  * (`--listen 127.0.0.1:22121 --servers 127.0.0.1:6379,127.0.0.1:6380`); `--check` validates
  * and exits, as `nutcracker -t` does. The admin server (on by default, --admin-port) shows
  * every pool and server. `--workers N` runs N proxy processes on the same addresses
- * (reusePort) under src/cluster's supervisor.
+ * (reusePort) under src/cluster's supervisor; with `--share-upstream` they send every
+ * request to one hub process over a unix socket, and only the hub connects to the servers
+ * (src/proxy/share-upstream.ts).
  *
  * Exit codes: 0 after a clean stop or a valid --check, 1 when it cannot start, 2 for bad
  * flags or an invalid configuration (nutcracker -t says 1 for the latter: both are non-zero).
  */
-import { resolve } from "node:path";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
 import { isLoopbackHost, startAdminServer, type AdminServer, type AdminSnapshot, type AdminStatsSource } from "../admin/index.ts";
 import type { ClusterEvent } from "../cluster/index.ts";
 import { defineCommand } from "../config/index.ts";
-import { DISTRIBUTION_NAMES, HASH_NAMES, createProxy, readProxyConfig, quickProxyConfig, ProxyConfigError, type Proxy, type ProxyConfig, type ProxyOptions } from "../proxy/index.ts";
+import { DISTRIBUTION_NAMES, HASH_NAMES, createProxy, frontConfigOf, hubConfigOf, readProxyConfig, quickProxyConfig, ProxyConfigError, type Proxy, type ProxyConfig, type ProxyOptions } from "../proxy/index.ts";
 import { sumServerStats } from "../reactor/index.ts";
 import { VERSION } from "../version.ts";
 
@@ -31,7 +35,13 @@ const proxyFlags = {
   serverConnections: { type: "int", env: "MYRIAD_PROXY_SERVER_CONNECTIONS", min: 1, max: 1024, help: "quick form: pipelined connections per server (default 1)" },
   autoEjectHosts: { type: "bool", env: "MYRIAD_PROXY_AUTO_EJECT_HOSTS", default: false, help: "quick form: take a failing server off the continuum (server_failure_limit 2, server_retry_timeout 30s)" },
   check: { type: "bool", env: "MYRIAD_PROXY_CHECK", default: false, help: "validate the configuration, print its pools and exit (as nutcracker -t)" },
-  workers: { type: "int", env: "MYRIAD_PROXY_WORKERS", default: 1, min: 1, max: 256, help: "proxy processes sharing the listen addresses (reusePort); each keeps its own server_connections per server" },
+  workers: { type: "int", env: "MYRIAD_PROXY_WORKERS", default: 1, min: 1, max: 256, help: "proxy processes sharing the listen addresses (reusePort); each keeps its own server_connections per server, unless --share-upstream" },
+  shareUpstream: {
+    type: "bool",
+    env: "MYRIAD_PROXY_SHARE_UPSTREAM",
+    default: false,
+    help: "with --workers: the workers send every request over a unix socket to one hub process holding server_connections per server for all of them (one more hop per request)",
+  },
   maxFrameBytes: { type: "int", env: "MYRIAD_PROXY_MAX_FRAME_BYTES", default: 64 * MIB, min: 1024, max: 512 * MIB, help: "largest request accepted from a client; a bigger one closes it" },
   maxWriteBufferBytes: { type: "int", env: "MYRIAD_PROXY_MAX_WRITE_BUFFER_BYTES", default: 4 * MIB, min: 1024, help: "a client's write queue over this pauses its reading (a client that stops reading)" },
   writeStallTimeoutMs: { type: "duration-ms", env: "MYRIAD_PROXY_WRITE_STALL_TIMEOUT_MS", default: 30_000, help: "close a client that stays over its write mark this long (0: never)" },
@@ -55,6 +65,7 @@ const proxyCommand = defineCommand({
     "  bun run proxy --check --config nutcracker.yml         # validate and exit (as nutcracker -t)",
     "  bun run proxy --listen 127.0.0.1:22121 --servers 127.0.0.1:6379,127.0.0.1:6380",
     "  bun run proxy --config nutcracker.yml --workers 2 --admin-port 9190",
+    "  bun run proxy --config nutcracker.yml --workers 6 --share-upstream  # 6 processes, one hub's upstream connections",
     "  redis-cli -p 22121 set greeting hello",
     "",
     "Keys of the file: listen, hash, hash_tag, distribution, timeout (default 10s: nutcracker waits forever), client_connections,",
@@ -65,6 +76,7 @@ const proxyCommand = defineCommand({
     const quick = v.listen !== undefined || v.servers !== undefined;
     if (v.config !== undefined && quick) return "give either --config <file> or --listen with --servers, not both";
     if (v.config === undefined && !quick) return "give --config <nutcracker.yml>, or --listen <host:port> with --servers <host:port,...>";
+    if (v.shareUpstream && v.workers < 2) return "--share-upstream goes with --workers N (N >= 2): with one process its connections are shared already";
     if (quick && (v.listen === undefined || v.servers === undefined || v.servers.length === 0)) return "--listen and --servers go together";
     if (v.config !== undefined) {
       for (const f of ["hash", "distribution", "hashTag", "timeout", "serverConnections"] as const) {
@@ -201,12 +213,17 @@ async function runSingle(f: ProxyFlags, cfg: ProxyConfig): Promise<void> {
   );
 }
 
-/** N proxy processes on the same addresses (reusePort), supervised; the admin server sums them. */
-async function runWorkers(f: ProxyFlags, cfg: ProxyConfig): Promise<void> {
+/** Exits 2 when a pool cannot be shared by worker processes (a unix socket, port 0). */
+function checkWorkerListen(f: ProxyFlags, cfg: ProxyConfig): void {
   for (const p of cfg.pools) {
     if ("path" in p.listen) fail(`--workers ${f.workers}: pool ${p.name} listens on a unix socket, which workers cannot share (no reusePort); use --workers 1`, 2);
     if (p.listen.port === 0) fail(`--workers ${f.workers}: pool ${p.name} listens on port 0; workers must share a fixed port`, 2);
   }
+}
+
+/** N proxy processes on the same addresses (reusePort), supervised; the admin server sums them. */
+async function runWorkers(f: ProxyFlags, cfg: ProxyConfig): Promise<void> {
+  checkWorkerListen(f, cfg);
   const { runCluster } = await import("../cluster/index.ts");
   let stopping: Promise<void> | undefined;
   const onEvent = (e: ClusterEvent): void => {
@@ -270,6 +287,117 @@ async function runWorkers(f: ProxyFlags, cfg: ProxyConfig): Promise<void> {
   );
 }
 
+/** Renames a cluster's worker labels ("0") in a snapshot, so the hub's stats do not merge with front 0's. */
+function relabel(snap: AdminSnapshot, worker: string): AdminSnapshot {
+  return {
+    workers: snap.workers.map((w) => ({ ...w, worker })),
+    pools: snap.pools.map((p) => ({ ...p, worker })),
+    proxy: (snap.proxy ?? []).map((g) => ({ ...g, worker })),
+  };
+}
+
+/**
+ * --share-upstream: one hub process (the configuration on unix sockets in a private 0700
+ * directory) and N front workers whose only server is the hub; both supervised by
+ * src/cluster (a hub that dies is restarted: meanwhile the fronts answer errors). The admin
+ * server shows the fronts (client connections) and the hub (worker "hub": its servers).
+ */
+async function runShared(f: ProxyFlags, cfg: ProxyConfig): Promise<void> {
+  checkWorkerListen(f, cfg);
+  const { runCluster } = await import("../cluster/index.ts");
+  const dir = mkdtempSync(join(tmpdir(), "myriad-proxy-hub-"));
+  const removeDir = () => rmSync(dir, { recursive: true, force: true });
+  let stopping: Promise<void> | undefined;
+  const events = (who: string) => (e: ClusterEvent): void => {
+    if (e.type === "warning") process.stderr.write(`proxy: ${e.message}\n`);
+    else if (e.type === "exit" && !e.expected && stopping === undefined) {
+      process.stderr.write(`proxy: ${who === "hub" ? "hub" : `worker ${e.worker}`} (pid ${e.pid}) died (${e.signal ?? `exit code ${e.exitCode}`})${who === "hub" ? "; clients get errors until it is back" : ""}\n`);
+    } else if (e.type === "restart" && who === "hub") process.stderr.write(`proxy: restarting the hub in ${e.delayMs} ms\n`);
+    else if (e.type === "ready" && who === "hub" && stopping === undefined) process.stdout.write(`proxy: hub ready (pid ${e.pid})\n`);
+    else if (e.type === "fatal") process.stderr.write(`proxy: ${who === "hub" ? "hub" : `worker ${e.worker}`}: ${e.message}\n`);
+  };
+  const first = cfg.pools[0]!.listen as { host: string; port: number };
+  const options = JSON.stringify(proxyOptions(f));
+  let hub: Awaited<ReturnType<typeof runCluster>>;
+  let fronts: Awaited<ReturnType<typeof runCluster>>;
+  try {
+    hub = await runCluster({
+      workers: 1,
+      // The hub listens on its unix sockets (its configuration says where); this list only names the proxy.
+      listen: [{ hostname: first.host, port: first.port }],
+      workerEntry: resolve(import.meta.dir, "proxy-worker.ts"),
+      env: { MYRIAD_PROXY_WORKER_CONFIG: JSON.stringify(hubConfigOf(cfg, dir)), MYRIAD_PROXY_WORKER_OPTIONS: options },
+      stopTimeoutMs: f.stopTimeoutMs,
+      onEvent: events("hub"),
+    });
+  } catch (e) {
+    removeDir();
+    fail(`cannot start the hub: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  try {
+    fronts = await runCluster({
+      workers: f.workers,
+      listen: [{ hostname: first.host, port: first.port }],
+      workerEntry: resolve(import.meta.dir, "proxy-worker.ts"),
+      env: { MYRIAD_PROXY_WORKER_CONFIG: JSON.stringify(frontConfigOf(cfg, dir)), MYRIAD_PROXY_WORKER_OPTIONS: options },
+      stopTimeoutMs: f.stopTimeoutMs,
+      onEvent: events("front"),
+    });
+  } catch (e) {
+    await hub.stop({ graceful: false });
+    removeDir();
+    fail(`cannot start ${f.workers} workers: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  let admin: AdminServer | undefined;
+  const shutdown = (why: string): Promise<void> => {
+    stopping ??= (async () => {
+      process.stdout.write(`proxy: ${why}: stopping ${f.workers} workers and the hub gracefully (up to ${formatMs(f.stopTimeoutMs)} each)\n`);
+      // Fronts first: their clients' requests in flight still go through the hub.
+      await fronts.stop({ graceful: true, timeoutMs: f.stopTimeoutMs });
+      await hub.stop({ graceful: true, timeoutMs: f.stopTimeoutMs });
+      removeDir();
+      await admin?.stop().catch(() => {});
+      process.stdout.write("proxy: stopped\n");
+      process.exit(0);
+    })();
+    return stopping;
+  };
+  if (f.admin) {
+    try {
+      admin = await startAdminServer({
+        port: f.adminPort,
+        host: f.adminHost,
+        token: f.adminToken,
+        source: {
+          snapshot: async () => {
+            const [a, b] = await Promise.all([fronts.refreshStats(), hub.refreshStats()]);
+            const h = relabel(b, "hub");
+            return { workers: [...a.workers, ...h.workers], pools: [...a.pools, ...h.pools], proxy: [...(a.proxy ?? []), ...(h.proxy ?? [])] };
+          },
+          isAccepting: () => fronts.isAccepting(),
+          stop: () => shutdown("POST /admin/stop"),
+        },
+      });
+    } catch (e) {
+      await fronts.stop({ graceful: false });
+      await hub.stop({ graceful: false });
+      removeDir();
+      fail(`${e instanceof Error ? e.message : String(e)} (or pass --no-admin)`);
+    }
+  }
+  onSignals(shutdown, () => stopping !== undefined);
+  const upstream = cfg.pools.reduce((n, p) => n + p.servers.length * p.serverConnections, 0);
+  process.stdout.write(
+    [
+      `myriad ${VERSION} proxy: ${cfg.pools.length} pool${cfg.pools.length === 1 ? "" : "s"}, ${f.workers} workers (pids ${fronts.pids().join(", ")}) sharing hub pid ${hub.pids().join(", ")}, supervisor pid ${process.pid}`,
+      ...describe(cfg),
+      `  upstream connections: ${upstream} shared by every worker, through the hub's socket${cfg.pools.length === 1 ? "" : "s"} in ${dir} (plus dedicated ones while in use)`,
+      `  admin: ${admin ? `${admin.url} (stats, metrics, dashboard; every worker and the hub)` : "off"}`,
+      `  stop: Ctrl-C or kill -TERM ${process.pid}`,
+    ].join("\n") + "\n",
+  );
+}
+
 async function main(): Promise<void> {
   const { values: f } = proxyCommand.parseOrExit(process.argv.slice(2));
   const cfg = configOf(f);
@@ -282,7 +410,8 @@ async function main(): Promise<void> {
   if (f.admin && (f.adminToken ?? "") === "" && !isLoopbackHost(f.adminHost)) {
     fail(`--admin-host ${f.adminHost} is reachable from other machines and needs --admin-token <secret> (or MYRIAD_ADMIN_TOKEN); or keep it on loopback, or pass --no-admin`, 2);
   }
-  if (f.workers > 1) await runWorkers(f, cfg);
+  if (f.shareUpstream) await runShared(f, cfg);
+  else if (f.workers > 1) await runWorkers(f, cfg);
   else await runSingle(f, cfg);
 }
 

@@ -6,6 +6,7 @@ import { type TObject, type TSchema, Type } from "@sinclair/typebox";
 import type { Codec } from "../codec/index.ts";
 import { checkOptions, PoolOptionsSchema, type PoolOptions } from "./options.ts";
 import type { ConnectionSettings, PipelinedConnection } from "./pipelined-connection.ts";
+import { PoolOptionError } from "./errors.ts";
 
 /** The Pool options a client accepts (create/destroy/isBroken/validate are the client's). */
 export type ClientPoolOptions = Partial<Omit<PoolOptions<unknown>, "create" | "destroy" | "validate" | "isBroken">>;
@@ -14,8 +15,10 @@ export type ClientPoolOptions = Partial<Omit<PoolOptions<unknown>, "create" | "d
 export interface TcpClientOptions<In, Out> {
   /** Host to connect to. Default "127.0.0.1". */
   host?: string;
-  /** Port to connect to. Required. */
-  port: number;
+  /** Port to connect to. Required unless `unix` is given. */
+  port?: number;
+  /** A unix socket path to connect to instead of host:port (e.g. a local proxy's private socket). */
+  unix?: string;
   /**
    * Frames replies (measure/decode) and encodes requests. send() encodes at once, before it
    * waits for a connection: encode must return bytes the client may keep until they are
@@ -57,6 +60,8 @@ export interface SendOptions {
 export interface ResolvedClientOptions<In, Out> extends ConnectionSettings<In, Out> {
   readonly host: string;
   readonly port: number;
+  /** The unix socket path, or "" for TCP to host:port. */
+  readonly unix: string;
   readonly connectTimeoutMs: number;
   readonly pool: ClientPoolOptions;
   readonly pingMessage: Out | undefined;
@@ -72,7 +77,8 @@ const ClientPoolSchema = Type.Partial(Type.Omit(PoolOptionsSchema, ["create", "d
 export const TcpClientOptionsSchema = Type.Object(
   {
     host: Type.Optional(Type.String({ minLength: 1, description: "a host name or IP address" })),
-    port: Type.Integer({ minimum: 1, maximum: 65535, description: "an integer port in 1..65535" }),
+    port: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535, description: "an integer port in 1..65535" })),
+    unix: Type.Optional(Type.String({ minLength: 1, description: "a unix socket path" })),
     codec: Type.Object(
       {
         measure: Type.Function([], Type.Unknown()),
@@ -115,10 +121,13 @@ export function clientOptionsSchema(omit: readonly (keyof TcpClientOptions<unkno
 /** Fills in the defaults of options that checkClientOptions accepted. */
 export function resolveClientOptions<In, Out>(options: TcpClientOptions<In, Out>): ResolvedClientOptions<In, Out> {
   const host = options.host ?? "127.0.0.1";
+  const unix = options.unix ?? "";
+  if (unix === "" && options.port === undefined) throw new PoolOptionError("port", "client option port is missing: give port (an integer in 1..65535), or unix (a socket path)");
   return {
     host,
-    port: options.port,
-    address: host.includes(":") ? `[${host}]:${options.port}` : `${host}:${options.port}`,
+    port: options.port ?? 0,
+    unix,
+    address: unix !== "" ? `unix:${unix}` : host.includes(":") ? `[${host}]:${options.port}` : `${host}:${options.port}`,
     codec: options.codec,
     pool: options.pool ?? {},
     requestTimeoutMs: options.requestTimeoutMs ?? 10_000,

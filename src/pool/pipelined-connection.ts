@@ -150,16 +150,20 @@ export class SocketPipeline<In, Out> implements PipelinedConnection<In, Out> {
   };
 
   /**
-   * Connects to host:port and resolves the connection. Rejects with ClientRequestError
-   * ERR_CONNECT when the connect fails or the socket connected to itself (closed at once).
+   * Connects to host:port (or the unix socket path `unix` when not "") and resolves the
+   * connection. Rejects with ClientRequestError ERR_CONNECT when the connect fails or the
+   * socket connected to itself (closed at once).
    */
-  static async open<In, Out>(owner: ConnectionOwner<In, Out>, host: string, port: number): Promise<SocketPipeline<In, Out>> {
+  static async open<In, Out>(owner: ConnectionOwner<In, Out>, host: string, port: number, unix = ""): Promise<SocketPipeline<In, Out>> {
     const conn = new SocketPipeline<In, Out>(owner);
     const address = owner.settings.address;
     let socket: Socket<SocketPipeline<In, Out>> | undefined;
     let connectError: unknown;
     try {
-      socket = await Bun.connect({ hostname: host, port, data: conn, socket: SocketPipeline.handlers });
+      socket =
+        unix !== ""
+          ? await Bun.connect({ unix, data: conn, socket: SocketPipeline.handlers })
+          : await Bun.connect({ hostname: host, port, data: conn, socket: SocketPipeline.handlers });
     } catch (err) {
       connectError = err;
     }

@@ -237,7 +237,7 @@ class PooledTcpClient<In, Out> implements TcpClient<In, Out>, ConnectionOwner<In
   }
 
   private async connect(signal: AbortSignal): Promise<Conn<In, Out>> {
-    const conn = await SocketPipeline.open(this, this.o.host, this.o.port);
+    const conn = await SocketPipeline.open(this, this.o.host, this.o.port, this.o.unix);
     if (signal.aborted || this.closedFlag) {
       conn.terminate();
       throw signal.reason ?? new ClientRequestError("ERR_CLIENT_CLOSED", `client for ${this.address} is closed`);

@@ -21,6 +21,8 @@ export type ReplyCallback = (reply: Uint8Array | null, err: Error | null) => voi
 export interface DedicatedOptions {
   host: string;
   port: number;
+  /** A unix socket path to connect to instead of host:port ("" or absent: TCP). */
+  unix?: string;
   /** "host:port", for messages. */
   address: string;
   /** AUTH with this password first ("" for none). */
@@ -75,19 +77,17 @@ export class DedicatedConnection {
     });
     let connecting: Promise<Socket<DedicatedConnection>> | undefined;
     try {
-      connecting = Bun.connect<DedicatedConnection>({
-          hostname: o.host,
-          port: o.port,
-          data: conn,
-          socket: {
-            binaryType: "uint8array",
-            data: (s, chunk) => s.data.onData(chunk),
-            drain: (s) => s.data.flush(),
-            close: (s, err) => s.data.onSocketClose(err),
-            error: (s, err) => s.data.onSocketClose(err),
-            connectError() {},
-          },
-        });
+      const handlers = {
+        binaryType: "uint8array" as const,
+        data: (s: Socket<DedicatedConnection>, chunk: Uint8Array) => s.data.onData(chunk),
+        drain: (s: Socket<DedicatedConnection>) => s.data.flush(),
+        close: (s: Socket<DedicatedConnection>, err?: Error) => s.data.onSocketClose(err),
+        error: (s: Socket<DedicatedConnection>, err: Error) => s.data.onSocketClose(err),
+        connectError() {},
+      };
+      connecting = o.unix
+        ? Bun.connect<DedicatedConnection>({ unix: o.unix, data: conn, socket: handlers })
+        : Bun.connect<DedicatedConnection>({ hostname: o.host, port: o.port, data: conn, socket: handlers });
       const socket = await Promise.race([connecting, timeout]);
       if (isSelfConnect(socket)) {
         socket.terminate();

@@ -29,3 +29,5 @@ export type { PoolProxyStats } from "./pool-proxy.ts";
 export type { UpstreamStats } from "./upstream.ts";
 /** How the proxy handles each redis command (routed, split, answered here, dedicated, refused and why). */
 export { COMMANDS, Kind as CommandKind, type CommandSpec } from "./commands.ts";
+/** `--share-upstream`: the hub's and a front's configurations (fronts share the hub's upstream connections). */
+export { hubConfigOf, frontConfigOf, hubSocketPath, frontTimeoutMs } from "./share-upstream.ts";

@@ -105,10 +105,13 @@ export class Upstream {
   ) {
     const handshake: Uint8Array[] = [];
     if (pool.redisAuth !== "") handshake.push(encodeArgs([Buffer.from("AUTH"), Buffer.from(pool.redisAuth)]));
-    if (pool.redisDb !== 0) handshake.push(encodeArgs([Buffer.from("SELECT"), Buffer.from(String(pool.redisDb))]));
+    // A unix-socket server is the hub of `--share-upstream`: it selects redis_db on its own connections and serves database 0.
+    const hub = cfg.host.startsWith("/");
+    if (pool.redisDb !== 0 && !hub) handshake.push(encodeArgs([Buffer.from("SELECT"), Buffer.from(String(pool.redisDb))]));
+    // A server whose host is a path is a unix socket (the hub of `--share-upstream`; the file format has none).
+    const where = hub ? { unix: cfg.host } : { host: cfg.host, port: cfg.port };
     this.shared = createTcpClient<Uint8Array, Uint8Array>({
-      host: cfg.host,
-      port: cfg.port,
+      ...where,
       codec: passthroughCodec,
       requestTimeoutMs: pool.timeoutMs,
       connectTimeoutMs: Math.min(pool.timeoutMs, 5_000),
@@ -136,9 +139,10 @@ export class Upstream {
     const dedicatedOptions = {
       host: cfg.host,
       port: cfg.port,
+      ...("unix" in where ? { unix: where.unix } : {}),
       address: cfg.address,
       password: pool.redisAuth,
-      db: pool.redisDb,
+      db: hub ? 0 : pool.redisDb,
       connectTimeoutMs: Math.min(pool.timeoutMs, 5_000),
       maxFrameBytes: 64 << 20,
     };
@@ -158,9 +162,10 @@ export class Upstream {
     return DedicatedConnection.open({
       host: this.cfg.host,
       port: this.cfg.port,
+      ...(this.cfg.host.startsWith("/") ? { unix: this.cfg.host } : {}),
       address: this.cfg.address,
       password: this.pool.redisAuth,
-      db: this.pool.redisDb,
+      db: this.cfg.host.startsWith("/") ? 0 : this.pool.redisDb,
       connectTimeoutMs: Math.min(this.pool.timeoutMs, 5_000),
       maxFrameBytes: 64 << 20,
     });
