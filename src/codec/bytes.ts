@@ -117,6 +117,18 @@ export function writeUint(n: number, dst: Uint8Array, pos: number): number {
 }
 
 /**
+ * Writes RESP's header line "<type><n>\r\n" at dst[pos] (type "*" for an array of n items,
+ * "$" for a bulk string of n bytes); returns the position after it. Allocates nothing.
+ */
+export function writeRespHeader(type: number, n: number, dst: Uint8Array, pos: number): number {
+  dst[pos++] = type;
+  pos += writeUint(n, dst, pos);
+  dst[pos++] = CR;
+  dst[pos++] = LF;
+  return pos;
+}
+
+/**
  * The copy contract of respCodec, linesCodec and the length-prefixed codecs: a decoded
  * argument, line or payload of at most this many bytes is a fresh array the caller may keep;
  * a longer one is a view into the read buffer, valid only during the callback (copy to keep).

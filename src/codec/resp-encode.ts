@@ -1,5 +1,5 @@
 import { MyriadTypeError } from "../errors.ts";
-import { CR, LF, digitCount, utf8Length, writeDigits, writeUint, writeUtf8 } from "./bytes.ts";
+import { CR, LF, digitCount, utf8Length, writeDigits, writeRespHeader, writeUint, writeUtf8 } from "./bytes.ts";
 import { CodecEncodeError } from "./errors.ts";
 
 /**
@@ -111,10 +111,7 @@ function encodeArray(items: readonly Uint8Array[]): Uint8Array {
     size += item.length;
   }
   const out = new Uint8Array(size);
-  out[0] = 42;
-  let p = 1 + writeUint(n, out, 1);
-  out[p++] = CR;
-  out[p++] = LF;
+  let p = writeRespHeader(42, n, out, 0);
   for (let i = 0; i < n; i++) {
     const item = items[i] as Uint8Array;
     out.set(item, p);
@@ -179,10 +176,7 @@ export const resp = {
       }
     }
     const out = new Uint8Array(size);
-    out[0] = 42;
-    let p = 1 + writeUint(n, out, 1);
-    out[p++] = CR;
-    out[p++] = LF;
+    let p = writeRespHeader(42, n, out, 0);
     for (let i = 0; i < n; i++) {
       const v = values[i];
       if (v == null) {
@@ -192,10 +186,7 @@ export const resp = {
       }
       const isString = typeof v === "string";
       const len = isString ? utf8Length(v) : v.length;
-      out[p++] = 36;
-      p += writeUint(len, out, p);
-      out[p++] = CR;
-      out[p++] = LF;
+      p = writeRespHeader(36, len, out, p);
       if (isString) writeUtf8(v, out, p);
       else out.set(v, p);
       p += len;

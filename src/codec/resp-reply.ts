@@ -1,4 +1,4 @@
-import { CR, LF, digitCount, indexOfByte, readUtf8, utf8Length, writeUint, writeUtf8 } from "./bytes.ts";
+import { CR, LF, digitCount, indexOfByte, readUtf8, utf8Length, writeRespHeader, writeUint, writeUtf8 } from "./bytes.ts";
 import { MyriadTypeError } from "../errors.ts";
 import { CodecEncodeError, RespError } from "./errors.ts";
 import {
@@ -229,17 +229,11 @@ function sizeCommand(command: RespCommand, first: number): number {
 /** Writes command at out[p] with the word lengths sizeCommand left at `first`; returns the end. */
 function writeCommand(command: RespCommand, first: number, out: Uint8Array, p: number): number {
   const n = command.length;
-  out[p++] = ASTERISK;
-  p += writeUint(n, out, p);
-  out[p++] = CR;
-  out[p++] = LF;
+  p = writeRespHeader(ASTERISK, n, out, p);
   for (let i = 0; i < n; i++) {
     const w = command[i] as string | Uint8Array | number;
     const len = wordBytes[first + i] as number;
-    out[p++] = DOLLAR;
-    p += writeUint(len, out, p);
-    out[p++] = CR;
-    out[p++] = LF;
+    p = writeRespHeader(DOLLAR, len, out, p);
     if (typeof w === "string") writeUtf8(w, out, p);
     else if (typeof w === "number") writeNumber(w, out, p);
     else out.set(w, p);
