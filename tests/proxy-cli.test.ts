@@ -50,17 +50,6 @@ function collect(stream: ReadableStream<Uint8Array>): { text: () => string } {
   return { text: () => text };
 }
 
-/** Connections to a redis-server from clients other than the asker, by CLIENT LIST. */
-async function connectionsTo(r: RedisServer): Promise<number> {
-  const c = await respConnect(r.port);
-  try {
-    const [list] = await c.call(["CLIENT", "LIST"]);
-    return (list as string).trim().split("\n").length - 1;
-  } finally {
-    c.close();
-  }
-}
-
 describe("bun run proxy", () => {
   test("--check validates like nutcracker -t: ok with the pools, or the file, line and key of the error", async () => {
     const good = file("good.yml", "alpha:\n  listen: 127.0.0.1:22121\n  redis: true\n  hash: murmur\n  servers:\n   - 127.0.0.1:6379:1 one\n");
@@ -137,17 +126,17 @@ describe("bun run proxy", () => {
       "workers.yml",
       `front:\n  listen: 127.0.0.1:${port}\n  redis: true\n  preconnect: true\n  server_connections: 2\n  servers:\n   - 127.0.0.1:${redis[0]!.port}:1\n   - 127.0.0.1:${redis[1]!.port}:1\n`,
     );
-    const before = await Promise.all(redis.map(connectionsTo));
+    const before = await Promise.all(redis.map((r) => r.otherClients()));
     const p = run(["--config", cfg, "--workers", "2", "--admin-port", String(adminPort)]);
     const out = collect(p.stdout);
     await until(() => `the startup block (stdout: ${out.text()})`, () => out.text().includes("stop: Ctrl-C"), 30_000);
     expect(out.text()).toContain("upstream connections: 2 workers x 4 = 8 shared");
     // preconnect: 2 workers x server_connections 2 to each server, whatever the clients.
-    await until("2 x 2 connections to each server", async () => (await Promise.all(redis.map(connectionsTo))).every((n, i) => n - before[i]! === 4));
+    await until("2 x 2 connections to each server", async () => (await Promise.all(redis.map((r) => r.otherClients()))).every((n, i) => n - before[i]! === 4));
     const clients = await Promise.all(Array.from({ length: 40 }, () => respConnect(port)));
     for (const [i, c] of clients.entries()) expect(await c.call(["SET", `w${i}`, "1"], ["GET", `w${i}`])).toEqual(["OK", "1"]);
     for (const c of clients) c.close();
-    expect((await Promise.all(redis.map(connectionsTo))).map((n, i) => n - before[i]!)).toEqual([4, 4]);
+    expect((await Promise.all(redis.map((r) => r.otherClients()))).map((n, i) => n - before[i]!)).toEqual([4, 4]);
     const stats = (await (await fetch(`http://127.0.0.1:${adminPort}/stats`)).json()) as { proxy: Array<{ worker: string; pools: Array<{ requests: number }> }> };
     expect(stats.proxy.map((w) => w.worker).sort()).toEqual(["worker-0", "worker-1"]);
     expect(stats.proxy.reduce((n, w) => n + w.pools[0]!.requests, 0)).toBe(80);

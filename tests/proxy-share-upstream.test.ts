@@ -13,6 +13,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Placement, readProxyConfig } from "../src/proxy/index.ts";
 import { freePort } from "./helpers/ports.ts";
+import { alive } from "./helpers/process.ts";
 import { RedisServer } from "./helpers/redis-server.ts";
 import { respConnect, type RespConn } from "./helpers/resp-conn.ts";
 import { until } from "./helpers/until.ts";
@@ -27,17 +28,6 @@ let adminPort = 0;
 let cfgPath = "";
 const SERVER_CONNECTIONS = 2;
 
-/** Connections to a redis-server from clients other than the asker, by CLIENT LIST. */
-async function connectionsTo(r: RedisServer): Promise<number> {
-  const c = await respConnect(r.port);
-  try {
-    const [list] = await c.call(["CLIENT", "LIST"]);
-    return (list as string).trim().split("\n").length - 1;
-  } finally {
-    c.close();
-  }
-}
-
 /** The hub's view of the pool, from the admin server. */
 async function hubPool(): Promise<{ blockedClients: number; subscribedClients: number }> {
   const stats = (await (await fetch(`http://127.0.0.1:${adminPort}/stats`)).json()) as { proxy: Array<{ worker: string; pools: Array<{ blockedClients: number; subscribedClients: number }> }> };
@@ -45,16 +35,7 @@ async function hubPool(): Promise<{ blockedClients: number; subscribedClients: n
 }
 
 async function counts(): Promise<number[]> {
-  return Promise.all(redis.map(connectionsTo));
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
+  return Promise.all(redis.map((r) => r.otherClients()));
 }
 
 /** The pids the startup block names: the workers and the hub. */

@@ -7,7 +7,8 @@ import { connect, type TestClient } from "./helpers/net.ts";
 import { parsePrometheusText, sampleValue } from "./helpers/prom-parse.ts";
 import { promtoolCheckMetrics } from "./helpers/promtool.ts";
 import { freePort } from "./helpers/ports.ts";
-import { alive, errLines, killAllServes, startServe, workerPidsOf, type Served } from "./helpers/serve-process.ts";
+import { alive } from "./helpers/process.ts";
+import { errLines, killAllServes, startServe, workerPidsOf, type Served } from "./helpers/serve-process.ts";
 import { until } from "./helpers/until.ts";
 
 const ROOT = `${import.meta.dir}/..`;

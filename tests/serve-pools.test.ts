@@ -8,7 +8,8 @@ import { parsePrometheusText, sampleValue, samples } from "./helpers/prom-parse.
 import { promtoolCheckMetrics } from "./helpers/promtool.ts";
 import { freePort } from "./helpers/ports.ts";
 import { RedisServer } from "./helpers/redis-server.ts";
-import { alive, errLines, killAllServes, startServe, stopServe, workerPidsOf } from "./helpers/serve-process.ts";
+import { alive } from "./helpers/process.ts";
+import { errLines, killAllServes, startServe, stopServe, workerPidsOf } from "./helpers/serve-process.ts";
 import { concat } from "./helpers/net.ts";
 import { encodeCommand, text as latin1Text, Wire } from "./helpers/kv.ts";
 import { until } from "./helpers/until.ts";

@@ -4,6 +4,7 @@
  * `ip netns exec`; nothing of the machine's own network is touched, and remove() (or the
  * next run, for namespaces a killed run left behind) deletes both.
  */
+import { alive } from "./process.ts";
 
 /** Where each end sits: `server` answers on SERVER_ADDRESS, `client` on CLIENT_ADDRESS. */
 export const SERVER_ADDRESS = "198.18.0.1";
@@ -32,15 +33,6 @@ export function namespacePairMissing(): string | undefined {
 function ip(args: string[]): void {
   const r = Bun.spawnSync(["ip", ...args], { stdout: "ignore", stderr: "pipe" });
   if (r.exitCode !== 0) throw new Error(`ip ${args.join(" ")} failed: ${r.stderr.toString().trim() || `exit ${r.exitCode}`}`);
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** Deletes namespaces named `<prefix>-<pid>-...` whose pid is gone (runs killed before their cleanup). */

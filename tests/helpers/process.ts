@@ -12,3 +12,13 @@ export async function terminate(proc: Subprocess, graceMs = 2_000): Promise<void
     clearTimeout(timer);
   }
 }
+
+/** True while a process with this pid exists. */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -7,6 +7,7 @@ import type { Subprocess } from "bun";
 import { isSelfConnect } from "../../src/pool/index.ts";
 import { freePort } from "./ports.ts";
 import { terminate } from "./process.ts";
+import { respConnect } from "./resp-conn.ts";
 import { GiveUp, until } from "./until.ts";
 
 const INSTALL_HINT =
@@ -146,5 +147,16 @@ export class RedisServer {
   /** Sends one inline command (e.g. "CLIENT KILL TYPE normal") on its own connection; resolves the raw reply. */
   command(command: string): Promise<string> {
     return rawCommand(this.port, command);
+  }
+
+  /** Connections to it from clients other than the asker, by CLIENT LIST on a connection of its own. */
+  async otherClients(): Promise<number> {
+    const c = await respConnect(this.port);
+    try {
+      const [list] = await c.call(["CLIENT", "LIST"]);
+      return (list as string).trim().split("\n").length - 1;
+    } finally {
+      c.close();
+    }
   }
 }

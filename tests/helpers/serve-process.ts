@@ -5,6 +5,7 @@
  */
 import { join } from "node:path";
 
+import { alive } from "./process.ts";
 import { GiveUp, until } from "./until.ts";
 
 const ROOT = join(import.meta.dir, "..", "..");
@@ -78,16 +79,6 @@ export async function stopServe(s: Served, signal: "SIGTERM" | "SIGINT" = "SIGTE
   const code = await Promise.race([s.proc.exited, Bun.sleep(timeoutMs).then(() => -1)]);
   await Promise.race([Promise.all([s.out.done, s.err.done]), Bun.sleep(2000)]);
   return { code, out: s.out.text, err: s.err.text };
-}
-
-/** True while a process with this pid exists. */
-export function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** Kills (SIGKILL, by pid) every serve started here that still runs, and the given worker pids; for afterAll. */
