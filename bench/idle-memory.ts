@@ -1,7 +1,7 @@
 /**
  * Userland memory per idle connection: myriad vs raw Bun.listen vs Node `net`.
  *
- *   bun bench/idle-memory.ts [--connections 19000] [--quick] [--only myriad,bun,node]
+ *   bun bench/idle-memory.ts [--connections 19000] [--warm 1000] [--quick] [--only myriad,bun,node]
  *
  * Each server runs in its own process (Node's under `node --expose-gc`); the clients run in
  * another process (their descriptors count against its own ulimit -n). For each server:
@@ -12,6 +12,13 @@
  * myriad's RSS per connection <= 1.15 x raw Bun's. Each server process is stopped by pid.
  * Every server listens on its own 127.0.0.x address so that TIME_WAIT left by one run
  * never starves the next of ephemeral ports.
+ *
+ * The baseline above counts one-time costs as if they were per connection: code the first
+ * accepts page in (of the bun binary, shared by every process that runs it), the JIT's
+ * work on the accept path, modules loaded at first use. With --warm W (default 1000; 0 turns
+ * it off) every server, alike, first accepts W connections and sees them closed, and a second
+ * baseline is taken after that: the "warm" column is what each further connection costs.
+ * Both columns are printed; the first is the issue's measure.
  */
 import { writeFileSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -122,7 +129,19 @@ interface Mem {
   connections: number;
 }
 
-async function measure(kind: "myriad" | "bun" | "node", host: string, n: number, nodeFile: string) {
+/** Asks the server for its state until its connection count passes `ok` (60 s at most). */
+async function pollConnections(server: Child, ok: (connections: number) => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    server.send("mem");
+    const m: Mem = await server.next();
+    if (ok(m.connections)) return;
+    if (Date.now() > deadline) throw new Error(`${what}: still ${m.connections} connections after 60 s`);
+    await Bun.sleep(200);
+  }
+}
+
+async function measure(kind: "myriad" | "bun" | "node", host: string, n: number, nodeFile: string, warm: number) {
   const server = new Child(
     kind === "node"
       ? ["node", "--expose-gc", nodeFile, host]
@@ -132,6 +151,23 @@ async function measure(kind: "myriad" | "bun" | "node", host: string, n: number,
   try {
     const base: Mem = await server.next();
     const { port } = await server.next();
+    let warmBase = base;
+    if (warm > 0) {
+      // Warm-up: W connections opened and closed (the client process is killed: every one of
+      // its sockets closes), then a second baseline once the server has seen them all go.
+      const warmClients = new Child([process.execPath, import.meta.path, "--role", "client", host, String(port), String(warm)]);
+      try {
+        const w = await warmClients.next(300_000);
+        if (w.connected !== warm) throw new Error(`${kind}: warm-up opened ${w.connected} of ${warm} connections`);
+        await pollConnections(server, (c) => c >= warm, `${kind}: warm-up connections accepted`);
+      } finally {
+        await warmClients.stop();
+      }
+      await pollConnections(server, (c) => c === 0, `${kind}: warm-up connections closed`);
+      await Bun.sleep(500); // as below: let the close burst's allocations settle
+      server.send("mem");
+      warmBase = await server.next();
+    }
     clients = new Child([process.execPath, import.meta.path, "--role", "client", host, String(port), String(n)]);
     const done = await clients.next(300_000);
     if (done.connected !== n) throw new Error(`${kind}: only ${done.connected} of ${n} connections opened (${done.failed} failed); check ulimit -n`);
@@ -150,6 +186,7 @@ async function measure(kind: "myriad" | "bun" | "node", host: string, n: number,
     return {
       kind,
       rssPerConn: (after.rss - base.rss) / n,
+      warmRssPerConn: warm > 0 ? (after.rss - warmBase.rss) / n : NaN,
       heapPerConn: (after.heapUsed - base.heapUsed) / n,
       rssMiB: after.rss / 2 ** 20,
     };
@@ -166,18 +203,23 @@ async function main(): Promise<void> {
     return i >= 0 ? args[i + 1] : undefined;
   };
   for (const a of args) {
-    if (a.startsWith("--") && !["--quick", "--connections", "--only", "--help"].includes(a)) {
-      console.error(`idle-memory: unknown flag ${a}; accepted: --connections N, --only myriad,bun,node, --quick, --help`);
+    if (a.startsWith("--") && !["--quick", "--connections", "--warm", "--only", "--help"].includes(a)) {
+      console.error(`idle-memory: unknown flag ${a}; accepted: --connections N, --warm W, --only myriad,bun,node, --quick, --help`);
       process.exit(2);
     }
   }
   if (args.includes("--help")) {
-    console.log("usage: bun bench/idle-memory.ts [--connections 19000] [--only myriad,bun,node] [--quick]");
+    console.log("usage: bun bench/idle-memory.ts [--connections 19000] [--warm 1000] [--only myriad,bun,node] [--quick]");
     return;
   }
   const n = Number(flag("--connections") ?? (quick ? 2000 : 19000));
   if (!Number.isInteger(n) || n < 1) {
     console.error(`idle-memory: --connections takes a positive integer, got ${flag("--connections")}`);
+    process.exit(2);
+  }
+  const warm = Number(flag("--warm") ?? (quick ? 200 : 1000));
+  if (!Number.isInteger(warm) || warm < 0) {
+    console.error(`idle-memory: --warm takes a non-negative integer, got ${flag("--warm")}`);
     process.exit(2);
   }
   const only = (flag("--only") ?? "myriad,bun,node").split(",");
@@ -190,18 +232,20 @@ async function main(): Promise<void> {
     for (let i = 0; i < kinds.length; i++) {
       const kind = kinds[i]!;
       console.error(`idle-memory: ${kind}, ${n} connections ...`);
-      results.push(await measure(kind, `127.0.0.${i + 2}`, n, nodeFile));
+      results.push(await measure(kind, `127.0.0.${i + 2}`, n, nodeFile, warm));
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
   const bun = results.find((r) => r.kind === "bun");
   console.log(`\nidle memory per connection, ${n} idle connections (userland: process RSS and JS heap growth / connections)\n`);
-  console.log("server   RSS B/conn   heap B/conn   RSS total MiB   RSS vs raw Bun");
+  console.log(`server   RSS B/conn   heap B/conn   RSS total MiB   RSS vs raw Bun   warm RSS B/conn (after ${warm})   warm vs raw Bun`);
   for (const r of results) {
     const ratio = bun ? (r.rssPerConn / bun.rssPerConn).toFixed(2) + "x" : "-";
+    const warmRatio = bun && warm > 0 ? (r.warmRssPerConn / bun.warmRssPerConn).toFixed(2) + "x" : "-";
+    const warmCell = warm > 0 ? r.warmRssPerConn.toFixed(0) : "-";
     console.log(
-      `${r.kind.padEnd(8)} ${r.rssPerConn.toFixed(0).padStart(11)} ${r.heapPerConn.toFixed(0).padStart(13)} ${r.rssMiB.toFixed(1).padStart(15)}   ${ratio}`,
+      `${r.kind.padEnd(8)} ${r.rssPerConn.toFixed(0).padStart(11)} ${r.heapPerConn.toFixed(0).padStart(13)} ${r.rssMiB.toFixed(1).padStart(15)}   ${ratio.padStart(14)}   ${warmCell.padStart(30)}   ${warmRatio.padStart(15)}`,
     );
   }
   const my = results.find((r) => r.kind === "myriad");
