@@ -10,7 +10,12 @@
  *    upstream connections each redis-server sees (CLIENT LIST), with 10,000 idle clients for
  *    both proxies and 100,000 for myriad's (`bun run load` opens them over several processes
  *    and source addresses). At ulimit -n 20,000 one process cannot hold 100,000 sockets: the
- *    proxy then runs with --workers (each worker keeps its own server_connections).
+ *    proxy then runs with --workers (each worker keeps its own server_connections), and with
+ *    --workers --share-upstream (the workers share one hub's server_connections; its RSS is
+ *    summed in).
+ * 3. hop (--only hop): what --share-upstream's extra hop costs, `redis-benchmark -t set,get
+ *    -c 50 -P 16` through `--workers 1` and `--workers 2 --share-upstream`, rounds alternating,
+ *    the ratio per round and the proxy processes' CPU per request (workers + hub summed).
  *
  *   flock /work/bench.lock bun bench/proxy.ts            # full (several minutes)
  *   bun bench/proxy.ts --quick                           # a short end-to-end check
@@ -35,7 +40,7 @@ const cmd = defineCommand({
   summary: "redis-benchmark directly, through nutcracker and through myriad's proxy in one run; idle-client memory and upstream connections.",
   flags: {
     quick: { type: "bool", help: "short run: few requests, one round, 2,000 idle clients", env: "BENCH_QUICK" },
-    only: { type: "enum", choices: ["all", "throughput", "memory"], default: "all", help: "which part to run" },
+    only: { type: "enum", choices: ["all", "throughput", "memory", "hop"], default: "all", help: "which part to run (hop: not part of all)" },
     requests: { type: "int", default: 100_000, min: 1000, short: "n", help: "requests per test at -P 1 (x5 at -P 16); --quick: 10000" },
     clients: { type: "list", default: ["50", "1000"], help: "redis-benchmark -c values" },
     pipelines: { type: "list", default: ["1", "16"], help: "redis-benchmark -P values" },
@@ -44,6 +49,12 @@ const cmd = defineCommand({
     rounds: { type: "int", default: 3, min: 1, max: 20, help: "rounds; --quick: 1" },
     idle: { type: "list", default: ["10000", "100000"], help: "idle client counts for the memory part (nutcracker only up to one process's ulimit -n)" },
     workers: { type: "int", default: 0, min: 0, max: 64, help: "proxy workers for the largest idle count (0: enough for ulimit -n)" },
+    share: {
+      type: "enum",
+      choices: ["both", "only", "none"],
+      default: "both",
+      help: "idle counts beyond one process: run --workers without and with --share-upstream (both), only with it, or only without",
+    },
     pin: { type: "bool", default: true, help: "pin the server side to CPU 0 and redis-benchmark to CPU 1 (taskset)" },
     check: { type: "bool", help: "exit 1 when a throughput goal is missed" },
   },
@@ -145,11 +156,17 @@ async function startNutcracker(backends: number[], extra = ""): Promise<{ port: 
   return { port: p, proc };
 }
 
-async function startMyriad(backends: number[], extra = "", workers = 1): Promise<{ port: number; proc: Bun.Subprocess<"ignore", "pipe", "inherit">; pids: number[] }> {
+async function startMyriad(
+  backends: number[],
+  extra = "",
+  workers = 1,
+  share = false,
+): Promise<{ port: number; proc: Bun.Subprocess<"ignore", "pipe", "inherit">; pids: number[] }> {
   const p = await port();
   const file = join(dir, `myriad-${p}.yml`);
   writeFileSync(file, configYaml(p, backends, extra));
-  const proc = spawn(onCpu(0, [process.execPath, join(ROOT, "src/cli/proxy.ts"), "--config", file, "--no-admin", "--workers", String(workers)]), { stdout: "pipe" }) as Bun.Subprocess<
+  const argv = [process.execPath, join(ROOT, "src/cli/proxy.ts"), "--config", file, "--no-admin", "--workers", String(workers), ...(share ? ["--share-upstream"] : [])];
+  const proc = spawn(onCpu(0, argv), { stdout: "pipe" }) as Bun.Subprocess<
     "ignore",
     "pipe",
     "inherit"
@@ -169,6 +186,9 @@ async function startMyriad(backends: number[], extra = "", workers = 1): Promise
   void proc.stdout.pipeTo(new WritableStream()).catch(() => {});
   const m = /workers \(pids ([\d, ]+)\)/.exec(text);
   const pids = m ? m[1]!.split(", ").map(Number) : [proc.pid];
+  // --share-upstream: the hub is a proxy process too.
+  const hub = /sharing hub pid (\d+)/.exec(text);
+  if (hub) pids.push(Number(hub[1]));
   await waitListening(p, proc, "myriad proxy");
   return { port: p, proc, pids };
 }
@@ -177,12 +197,12 @@ async function startMyriad(backends: number[], extra = "", workers = 1): Promise
 const MGET = ["MGET", ...Array.from({ length: 10 }, () => "key:__rand_int__")];
 
 /** redis-benchmark --csv → test → rps: its -t tests, then MGET when asked. */
-async function benchmark(p: number, clients: string, pipeline: string, n: number): Promise<Map<string, number>> {
-  const own = opt.tests.filter((t) => t.toLowerCase() !== "mget");
+async function benchmark(p: number, clients: string, pipeline: string, n: number, tests: readonly string[] = opt.tests): Promise<Map<string, number>> {
+  const own = tests.filter((t) => t.toLowerCase() !== "mget");
   const runs: string[][] = [];
   const common = ["-h", "127.0.0.1", "-p", String(p), "-c", clients, "-n", String(n), "-P", pipeline, "-r", String(opt.keyspace), "--csv"];
   if (own.length > 0) runs.push([...common, "-t", own.join(",")]);
-  if (own.length < opt.tests.length) runs.push([...common, ...MGET]);
+  if (own.length < tests.length) runs.push([...common, ...MGET]);
   const rps = new Map<string, number>();
   for (const args of runs) {
     const proc = Bun.spawn(onCpu(1, [benchBin, ...args]), { stdout: "pipe", stderr: "pipe" });
@@ -358,20 +378,80 @@ async function memory(): Promise<void> {
       rows.push(["nutcracker", fmt(n), "-", "-", "-", "-", "-", `(one process: at most ${fmt(perProcess)} at ulimit -n 20,000)`]);
     }
     const workers = n <= perProcess ? 1 : opt.workers > 0 ? opt.workers : Math.ceil((n * 1.15) / perProcess);
-    const base = await Promise.all(backends.map(redisClients));
-    const my = await startMyriad(backends, extra, workers);
-    rows.push(await idleRun(`myriad${workers > 1 ? ` (--workers ${workers})` : ""}`, my.port, my.pids, n, backends, base));
-    await stop(my.proc);
+    const modes = workers === 1 ? [false] : opt.share === "both" ? [false, true] : [opt.share === "only"];
+    for (const share of modes) {
+      const base = await Promise.all(backends.map(redisClients));
+      const my = await startMyriad(backends, extra, workers, share);
+      rows.push(await idleRun(`myriad${workers > 1 ? ` (--workers ${workers}${share ? " --share-upstream" : ""})` : ""}`, my.port, my.pids, n, backends, base));
+      await stop(my.proc);
+      // The next proxy's upstream count starts from none of this one's.
+      await waitUntil(async () => (await Promise.all(backends.map(redisClients))).every((c, i) => c <= base[i]!), 30_000);
+    }
   }
   console.log("\nidle clients (bun run load --mode idle --protocol resp --confirm; one PING each, answered by the proxy), preconnect: true, server_connections 1:");
   printTable(["proxy", "clients", "held", "processes", "rss before", "rss with clients", "rss / client", "upstream conns (r0 / r1)"], rows, 1);
-  console.log("rss / client: (sum of the proxy processes' RSS with the clients - before) / clients; upstream conns: the proxy's connections each redis-server counts (CLIENT LIST)");
+  console.log(
+    "rss / client: (sum of the proxy processes' RSS with the clients - before) / clients (with --share-upstream: the workers and the hub); upstream conns: the proxy's connections each redis-server counts (CLIENT LIST)",
+  );
   await Promise.all([a, b].map((x) => stop(x.proc)));
 }
 
+/** Polls cond every 200 ms until it holds or timeoutMs passes (then goes on: the table shows the counts). */
+async function waitUntil(cond: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline && !(await cond())) await Bun.sleep(200);
+}
+
+/** --only hop: `--workers 2 --share-upstream` (one more hop) against `--workers 1`, -c 50 -P 16 SET/GET, rounds alternating. */
+async function hop(): Promise<void> {
+  const a = await startRedis();
+  const b = await startRedis();
+  const backends = [a.port, b.port];
+  const single = await startMyriad(backends, "", 1);
+  const shared = await startMyriad(backends, "", 2, true);
+  const targets = [
+    { name: "--workers 1", port: single.port, pids: single.pids },
+    { name: "--workers 2 --share-upstream", port: shared.port, pids: shared.pids },
+  ];
+  const n = requests * 5;
+  console.log(
+    `\nhop: redis-benchmark -t set,get -r ${opt.keyspace} -c 50 -P 16 -n ${n}, ${rounds} round(s), order alternating; ` +
+      `--workers 1 pid ${single.pids.join(" ")}, --workers 2 --share-upstream pids ${shared.pids.join(" ")} (workers, hub); ` +
+      (tasksetBin === null ? "unpinned" : "proxies and redis-servers on CPU 0, redis-benchmark on CPU 1"),
+  );
+  const tests = ["set", "get"];
+  for (const t of targets) await benchmark(t.port, "50", "16", Math.max(1000, requests / 2), tests);
+  const rps: Record<string, Record<string, number[]>> = { SET: {}, GET: {} };
+  const cpu: Record<string, { s: number; n: number }> = {};
+  for (let r = 0; r < rounds; r++) {
+    const order = r % 2 === 0 ? targets : [...targets].reverse();
+    for (const t of order) {
+      const cpu0 = t.pids.reduce((x, pid) => x + cpuSeconds(pid), 0);
+      const res = await benchmark(t.port, "50", "16", n, tests);
+      const c = (cpu[t.name] ??= { s: 0, n: 0 });
+      c.s += t.pids.reduce((x, pid) => x + cpuSeconds(pid), 0) - cpu0;
+      c.n += n * res.size;
+      for (const [test, v] of res) ((rps[test] ??= {})[t.name] ??= [])[r] = v;
+    }
+  }
+  const rows = Object.entries(rps).map(([test, byTarget]) => {
+    const one = byTarget[targets[0]!.name]!;
+    const two = byTarget[targets[1]!.name]!;
+    const ratios = two.map((v, i) => v / one[i]!).filter(Number.isFinite);
+    const spread = ratios.length > 1 ? `${Math.min(...ratios).toFixed(2)}-${Math.max(...ratios).toFixed(2)}` : "-";
+    return [test, fmt(median(one)), fmt(median(two)), `${median(ratios).toFixed(2)}x`, spread];
+  });
+  printTable(["test", "--workers 1 rps", "--workers 2 --share-upstream rps", "shared/single", "spread"], rows, 1);
+  for (const t of targets) console.log(`  proxy CPU per request (all its processes), ${t.name}: ${((cpu[t.name]!.s * 1e6) / cpu[t.name]!.n).toFixed(2)} us`);
+  await Promise.all([single, shared, a, b].map((x) => stop(x.proc)));
+}
+
 try {
-  if (opt.only !== "memory") await throughput();
-  if (opt.only !== "throughput") await memory();
+  if (opt.only === "hop") await hop();
+  else {
+    if (opt.only !== "memory") await throughput();
+    if (opt.only !== "throughput") await memory();
+  }
 } finally {
   await cleanup();
 }
