@@ -120,6 +120,10 @@ describe("bun run proxy --workers 3 --share-upstream", () => {
     expect(hub.pools[0]!.servers.map((s) => s.address)).toEqual(redis.map((r) => `127.0.0.1:${r.port}`));
     expect(hub.pools[0]!.servers.map((s) => s.connections)).toEqual([SERVER_CONNECTIONS, SERVER_CONNECTIONS]);
     expect(hub.pools[0]!.servers.every((s) => s.requests > 0)).toBe(true);
+    // /metrics: the hub's series carry worker="hub" and the real servers; the workers' the hub's socket.
+    const metrics = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
+    for (const r of redis) expect(metrics).toContain(`myriad_proxy_server_connections{worker="hub",pool="shared",server="127.0.0.1:${r.port}",server_name="${r === redis[0] ? "one" : "two"}"} ${SERVER_CONNECTIONS}`);
+    expect(metrics).toMatch(/myriad_proxy_client_connections\{worker="worker-0",pool="shared"\} \d+/);
   }, 90_000);
 
   test("SUBSCRIBE and BLPOP take a dedicated connection only while in use", async () => {
