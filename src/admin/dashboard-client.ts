@@ -5,6 +5,10 @@
  *
  * Token: open the page as `/?token=<admin token>`; the token moves to sessionStorage (and
  * out of the address bar and history) and is sent as `Authorization: Bearer` on each poll.
+ *
+ * One file past 500 lines on purpose: it is served to the browser as one script (transpiled
+ * at startup, no bundler), so its parts (formatting, the chart store, the panels) stay in the
+ * one module the page loads.
  */
 import type uPlot from "uplot";
 import type { AdminStatsBody, PoolStats, ServerStats } from "./types.ts";

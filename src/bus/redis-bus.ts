@@ -15,6 +15,11 @@
  * only the topics its connections want. When the subscriber connection drops, the bus reports
  * itself down, reconnects with exponential backoff and full jitter, and subscribes again to
  * every channel that still has listeners; it is up again once Redis confirmed them all.
+ *
+ * One file a little past 500 lines on purpose: "up" is a state of both connections at once
+ * (the publisher proven by a PING, the subscriber confirmed on every channel), and the
+ * reconnect, resubscribe and liveness paths each read and move that shared state; split by
+ * connection, the rule for "up" would be written in two places.
  */
 import type { Socket } from "bun";
 import { RespError, respReplyBufferCodec, type RespValue } from "../codec/index.ts";

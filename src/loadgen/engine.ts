@@ -6,6 +6,11 @@
  *
  * Per-connection state lives in typed arrays indexed by the connection's local index (the
  * socket's `data`); the only per-connection objects are Bun's sockets themselves.
+ *
+ * One file a little past 500 lines on purpose: the connect window, the hold and the traffic
+ * loops are one state machine over the same typed arrays and the same socket callbacks;
+ * split by file they would share the columns through exported fields and the per-event
+ * callbacks would cross modules on the load client's hot path.
  */
 import type { Socket } from "bun";
 import { MyriadRangeError } from "../errors.ts";

@@ -18,6 +18,10 @@
  *
  * Keys nutcracker knows and myriad does not honour (`backlog`, `tcpkeepalive`) are errors
  * naming the key and line, as is any unknown key: nothing is ignored silently.
+ *
+ * One file a little past 500 lines on purpose: the line reader, the key checks and the
+ * defaults are one grammar, and every error has to name the same file, line and key; the
+ * quick form (--listen/--servers) and the object form are checked by the same functions.
  */
 import { readFileSync } from "node:fs";
 import { MyriadError, MyriadTypeError } from "../errors.ts";

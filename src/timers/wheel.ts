@@ -22,6 +22,11 @@
  * integer-valued doubles. Digits are taken with division by powers of two, which is exact
  * for integers below 2^53, so nothing breaks when the tick count passes 2^31 or 2^32;
  * 32-bit operations are used on ticks only when both operands are below 2^31.
+ *
+ * One class past 500 lines on purpose: schedule, cancel, advance and cascade all work on the
+ * same intrusive lists and occupancy bitmaps, and schedule's fast path is sized for JSC's
+ * inlining (see schedule): moving its steps behind module boundaries would cost the hot path.
+ * About half the file is these comments.
  */
 import { TimerRangeError, TimerReentrancyError, TimerTypeError } from "./errors.ts";
 
