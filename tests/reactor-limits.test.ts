@@ -295,6 +295,36 @@ test("maxConnectionsPerIp: counted per remote address", async () => {
   expect(server.stats().rejected).toBe(1);
 });
 
+test("connectionBudget: one cap over two servers (one with hooks, one without); refused connections never reach the handler", async () => {
+  const budget = { max: 3, live: 0 };
+  const hooked = await recordingServer({ connectionBudget: budget });
+  const plain = await createServer({ protocol: "lines", connectionBudget: budget, handler: { message: (conn, line: Uint8Array) => void conn.write(line.length + "\n") } });
+  servers.push(plain);
+  const a = [await client(hooked.server.port), await client(hooked.server.port)];
+  const b = [await client(plain.port)];
+  await until("three connections counted in the budget", () => budget.live === 3, 2000);
+  const over = [await client(plain.port).catch(() => null), await client(hooked.server.port).catch(() => null)];
+  await until("both connections over the budget to be refused", () => over.every((c) => c === null || c.closed), 3000);
+  expect(budget.live).toBe(3);
+  expect(hooked.server.stats().rejected + plain.stats().rejected).toBe(2);
+  expect(hooked.opened.size).toBe(2); // the refused one never saw open
+  expect(hooked.closed.size).toBe(0);
+  // A close on one server makes room on the other.
+  a[0]!.close();
+  await until("the close to leave the budget", () => budget.live === 2, 2000);
+  expect(hooked.closed.size).toBe(1);
+  const late = await client(plain.port);
+  await late.send("abcd\n");
+  await late.waitBytes(2);
+  expect(late.text()).toBe("4\n");
+  expect(budget.live).toBe(3);
+  expect(b[0]!.closed || a[1]!.closed).toBe(false);
+  await plain.stop();
+  await until("the plain server's connections to leave the budget", () => budget.live === 1, 2000);
+  await expect(createServer({ connectionBudget: { max: 0, live: 0 }, handler: { message() {} } })).rejects.toThrow(/connectionBudget/);
+  await expect(createServer({ connectionBudget: { max: 2 } as never, handler: { message() {} } })).rejects.toMatchObject({ code: "ERR_SERVER_OPTION" });
+});
+
 test("an oversized frame closes that connection with reason protocol; others keep working", async () => {
   const errors: string[] = [];
   const reasons: CloseReason[] = [];

@@ -6,10 +6,11 @@
  * no admin, no config layer (hono, TypeBox) — a million connections need ~55 of these.
  *
  * Several listeners in one process each have their own connection table; the process-wide
- * cap (config.maxConnections, what `ulimit -n` allows) is kept by counting opens over all of
- * them and closing a connection over the cap at once (counted as rejected).
+ * cap (config.maxConnections, what `ulimit -n` allows) is one ConnectionBudget all of them
+ * share: the reactor refuses a connection over it at accept (counted as rejected), before
+ * the app or any stage sees it, at no cost to the connections under it.
  */
-import { createServer, sumServerStats, type Conn, type Handler, type Server, type ServerOptions, type ServerStats } from "../reactor/index.ts";
+import { createServer, sumServerStats, type ConnectionBudget, type Handler, type Server, type ServerOptions, type ServerStats } from "../reactor/index.ts";
 import type { mergeBusStats, NodeBus } from "../bus/index.ts";
 import type { PoolRegistry } from "../pool/index.ts";
 import { WORKER_CONFIG_ENV, type SupervisorToWorker, type WorkerApp, type WorkerConfig, type WorkerToSupervisor } from "./protocol.ts";
@@ -67,51 +68,8 @@ async function loadApp(app: WorkerApp): Promise<LoadedApp> {
   }
 }
 
-/** The process-wide connection count that every listener's capped handler shares. */
-interface CapCounter {
-  live: number;
-  readonly cap: number;
-}
-
-/**
- * Wraps the app's handler for ONE listener with the process-wide connection cap (only needed
- * with several listeners: each server enforces maxConnections on its own table alone).
- * One wrapper per server, because connection ids are handles into that server's own table:
- * two servers may hand out the same id. Every callback returns the app's result, so an async
- * app handler stays visible to the reactor (it keeps its conn bound and routes rejections).
- */
-function capped(handler: Handler, counter: CapCounter, onOver: () => void): Handler {
-  // Connections closed for the cap never reach the app, so its close() must not see them either.
-  const over = new Set<number>();
-  return {
-    open(conn: Conn) {
-      if (counter.live >= counter.cap) {
-        over.add(conn.id);
-        onOver();
-        conn.close(); // "server" for TCP; 1000 for a WebSocket conn
-        return;
-      }
-      counter.live++;
-      return handler.open?.(conn);
-    },
-    message(conn, frame) {
-      // `over` is almost always empty: skip the lookup on the per-message path.
-      if (over.size === 0 || !over.has(conn.id)) return handler.message(conn, frame);
-    },
-    close(conn, reason, ...more: unknown[]) {
-      if (over.size !== 0 && over.delete(conn.id)) return;
-      counter.live--;
-      // A WebSocket handler's close takes (conn, code, reason): pass everything on.
-      return (handler.close as ((...a: unknown[]) => unknown) | undefined)?.(conn, reason, ...more);
-    },
-    drain: handler.drain ? (conn) => handler.drain!(conn) : undefined,
-    error: handler.error ? (conn, err) => handler.error!(conn, err) : undefined,
-  };
-}
-
 let app: LoadedApp;
 const servers: Server[] = [];
-let overCap = 0;
 type WorkerBus = NodeBus;
 /** This worker's node bus connections (--bus): the kv app's, or one per server. */
 const buses: WorkerBus[] = [];
@@ -132,7 +90,8 @@ if (cfg.server.busUrl !== undefined) ({ createRedisBus: createBus, mergeBusStats
 try {
   app = await loadApp(cfg.app);
   const multi = cfg.listen.length > 1;
-  const counter: CapCounter = { live: 0, cap: cfg.maxConnections };
+  // One count over every listener (each server's maxConnections holds for its own table only).
+  const budget: ConnectionBudget = { max: cfg.maxConnections, live: 0 };
   const s = cfg.server;
   for (const [i, addr] of cfg.listen.entries()) {
     const handler = i > 0 && app.handlerForListener !== undefined ? app.handlerForListener() : app.handler;
@@ -140,9 +99,10 @@ try {
       hostname: addr.hostname,
       port: addr.port,
       reusePort: true,
-      handler: multi ? capped(handler, counter, () => overCap++) : handler,
+      handler,
       maxConnections: cfg.maxConnections,
     };
+    if (multi) opts.connectionBudget = budget;
     if (app.codec !== undefined) opts.codec = app.codec;
     else if (app.protocol !== undefined || s.protocol !== undefined) opts.protocol = app.protocol ?? s.protocol;
     if (s.maxConnectionsPerIp !== undefined) opts.maxConnectionsPerIp = s.maxConnectionsPerIp;
@@ -170,16 +130,12 @@ try {
   await new Promise(() => {});
 }
 
-/** This worker's stats: its servers summed, with over-cap closes moved from "server" to rejected. */
+/** This worker's stats: its servers summed (over-cap connections are in rejected, as each server counts them). */
 function stats(): ServerStats {
-  const s = sumServerStats(
+  return sumServerStats(
     servers.map((srv) => srv.stats()),
     true,
   );
-  s.rejected += overCap;
-  s.accepted -= overCap;
-  s.closed.server -= overCap;
-  return s;
 }
 
 /** A stats report: the servers' stats, and the registered pools' when there are any. */

@@ -15,6 +15,7 @@ export type {
   ProtocolName,
   WebSocketStats,
   ClusterBus,
+  ConnectionBudget,
 } from "./types.ts";
 export type {
   WebSocketServerOptions,

@@ -2,7 +2,7 @@ import { codecByName, isCodecName, CODEC_NAMES, rawCodec, type Codec } from "../
 import { MAX_CAPACITY } from "../conn-table/index.ts";
 import { ServerOptionError } from "./errors.ts";
 import { defaultMaxConnections } from "./limits.ts";
-import type { ClusterBus, Handler, ServerOptions } from "./types.ts";
+import type { ClusterBus, ConnectionBudget, Handler, ServerOptions } from "./types.ts";
 import { WEBSOCKET_OPTION_NAMES, resolveWebSocketOptions, type ResolvedWebSocketOptions } from "./websocket-options.ts";
 import type { WebSocketServerOptions } from "./websocket-types.ts";
 import { ipVersion } from "./proxy-protocol.ts";
@@ -18,6 +18,8 @@ export interface ResolvedOptions {
   handler: Handler<any>;
   maxConnections: number;
   maxConnectionsPerIp: number;
+  /** The cap shared with other servers of the process, or null. */
+  connectionBudget: ConnectionBudget | null;
   idleTimeoutMs: number;
   handshakeTimeoutMs: number;
   proxyProtocol: boolean;
@@ -64,6 +66,7 @@ const KNOWN = new Set([
   "handler",
   "maxConnections",
   "maxConnectionsPerIp",
+  "connectionBudget",
   "idleTimeoutMs",
   "handshakeTimeoutMs",
   "proxyProtocol",
@@ -216,6 +219,7 @@ export function resolveOptions(input: ServerOptions | WebSocketServerOptions): R
     handler,
     maxConnections,
     maxConnectionsPerIp: int(o, "maxConnectionsPerIp", 0, 0, MAX_CAPACITY, "connections per IP, 0 for no limit"),
+    connectionBudget: budgetOf(opts.connectionBudget),
     idleTimeoutMs: int(o, "idleTimeoutMs", 0, 0, MAX_TIMEOUT_MS, "milliseconds, 0 for none"),
     handshakeTimeoutMs,
     proxyProtocol,
@@ -231,6 +235,25 @@ export function resolveOptions(input: ServerOptions | WebSocketServerOptions): R
     segmentBytes: int(o, "segmentBytes", 4096, 64, 1 << 20, "bytes"),
     websocket: null,
   };
+}
+
+/** The connectionBudget option: undefined (none), or { max: integer >= 1, live: integer >= 0 }. */
+function budgetOf(budget: unknown): ConnectionBudget | null {
+  if (budget === undefined) return null;
+  const b = budget as Partial<ConnectionBudget> | null;
+  if (
+    b === null ||
+    typeof b !== "object" ||
+    typeof b.max !== "number" ||
+    !Number.isInteger(b.max) ||
+    b.max < 1 ||
+    typeof b.live !== "number" ||
+    !Number.isInteger(b.live) ||
+    b.live < 0
+  ) {
+    throw new ServerOptionError("connectionBudget", `expected { max: an integer >= 1, live: an integer >= 0 } shared by this process's servers, got ${show(budget)}`);
+  }
+  return b as ConnectionBudget;
 }
 
 /** The bus option: undefined (none), or an object with publish and subscribe (src/bus createRedisBus). */

@@ -26,7 +26,7 @@ import { ConnRef, type ConnOps } from "./connection.ts";
 import type { ResolvedOptions } from "./options.ts";
 import { FixedHistogram } from "../histogram.ts";
 import { LATENCY_BOUNDS_MS, REASONS } from "./stats.ts";
-import type { CloseReason, Handler } from "./types.ts";
+import type { CloseReason, ConnectionBudget, Handler } from "./types.ts";
 
 /** A server socket: socket.data is the connection's handle (a number), -1 once released. */
 export type Sock = Socket<number>;
@@ -142,6 +142,8 @@ export abstract class ReactorState implements ConnOps, ClockClient {
   /** The first recorded close reason (stats.ts R_*); R_NONE (0) in every slot not closing. */
   readonly closeReason: Uint8Array;
   readonly perIp: Map<string, number> | null;
+  /** The connection cap shared with the process's other servers (connectionBudget), or null. */
+  readonly budget: ConnectionBudget | null;
   /**
    * With proxyProtocol: the client's address and port by slot, from its PROXY header (the
    * socket's own for a LOCAL header); undefined / unread until the header is in. null without
@@ -252,6 +254,7 @@ export abstract class ReactorState implements ConnOps, ClockClient {
     this.stallSince = new Uint32Array(cap);
     this.closeReason = new Uint8Array(cap);
     this.perIp = o.maxConnectionsPerIp > 0 ? new Map() : null;
+    this.budget = o.connectionBudget;
     this.proxyAddress = o.proxyProtocol ? new Array<string | undefined>(cap).fill(undefined) : null;
     this.proxyPort = o.proxyProtocol ? new Uint16Array(cap) : null;
     this.fw = new ConnRef(this, -1);

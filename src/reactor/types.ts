@@ -158,6 +158,13 @@ export interface ServerOptions<In = any> {
   maxConnections?: number;
   /** Most simultaneous connections from one remote IP; 0/undefined = no limit. */
   maxConnectionsPerIp?: number;
+  /**
+   * A cap shared with other servers of this process (a cluster worker listening on several
+   * addresses keeps `ulimit -n` over all of them): while budget.live >= budget.max an accepted
+   * connection is closed at once and counted in stats.rejected, as maxConnections does for
+   * this server alone. Every server given the same object counts its open connections in it.
+   */
+  connectionBudget?: ConnectionBudget;
   /** Close a connection after this long without a byte read or written; 0 (default) = never. */
   idleTimeoutMs?: number;
   /** Close a connection that has not sent a complete frame this long after open; 0 (default) = never. */
@@ -216,6 +223,17 @@ export interface ServerOptions<In = any> {
   measureLatency?: boolean;
   /** Bytes per pooled segment for partial input / pending output. Default 4096. */
   segmentBytes?: number;
+}
+
+/**
+ * A connection count several servers of one process share (ServerOptions.connectionBudget):
+ * each of its servers counts a connection in `live` from its open to its close.
+ */
+export interface ConnectionBudget {
+  /** Most connections over every server sharing this budget (an integer >= 1). */
+  readonly max: number;
+  /** Connections open now over those servers: the servers keep it; read it, do not write it. */
+  live: number;
 }
 
 /** Counters of one server, all since it started. */
