@@ -8,6 +8,9 @@
  *   bun bench/accept.ts [--connections 15000] [--client-procs 3] [--ports 4] [--rounds 3] [--hold-ms 2000]
  *                       [--stats-ms 500]   (the workers' stats reports: c1m's --sample, 500 ms)
  *                       [--env NAME=VALUE]... (extra environment for both kinds of worker, e.g. BUN_JSC_ options)
+ *                       [--ftl no|yes|auto]  (ClusterOptions.ftl for both kinds; default no, what a c1m run's
+ *                                             tens of workers per CPU get; auto: the supervisor's rule for 1 worker)
+ *                       [--latency]          (measureLatency on in the myriad worker; c1m turns it off)
  *
  * Reported per kind (median over rounds, with min-max): the worker's CPU time per connection
  * while they open (from /proc/<pid>/stat: utime + stime, 10 ms resolution), while they are
@@ -48,6 +51,10 @@ const HOST = "127.0.0.1";
 /** --raw-entry: another baseline worker script (to measure what one Bun.listen feature costs). */
 const rawEntryAt = args.indexOf("--raw-entry");
 const rawEntry = rawEntryAt >= 0 ? args[rawEntryAt + 1] : undefined;
+const ftlAt = args.indexOf("--ftl");
+const ftl = ftlAt >= 0 ? args[ftlAt + 1]! : "no";
+if (!["no", "yes", "auto"].includes(ftl)) throw new Error(`--ftl takes no, yes or auto, got ${ftl}`);
+const latency = args.includes("--latency");
 
 
 
@@ -126,6 +133,8 @@ async function round(kind: "myriad" | "raw", n: number, procs: number, nPorts: n
     statsIntervalMs: statsMs,
     restart: false,
     env,
+    ...(ftl === "auto" ? {} : { ftl: ftl === "yes" }),
+    server: { measureLatency: latency },
   });
   const pid = cluster.pids()[0]!;
   const ports = Array.from({ length: nPorts }, (_, i) => base + i);

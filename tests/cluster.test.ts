@@ -211,6 +211,24 @@ describe("runCluster", () => {
   test("bad options are refused with a code", async () => {
     await expect(runCluster({ workers: 0, listen: [{ hostname: "127.0.0.1", port: 0 }] })).rejects.toMatchObject({ code: "ERR_CLUSTER_WORKERS" });
     await expect(runCluster({ workers: 1, listen: [] })).rejects.toMatchObject({ code: "ERR_CLUSTER_LISTEN" });
+    await expect(runCluster({ workers: 1, listen: [{ hostname: "127.0.0.1", port: 0 }], ftl: "no" as never })).rejects.toMatchObject({ code: "ERR_CLUSTER_WORKERS" });
+  });
+
+  test("ftl: false runs the workers without JSC's FTL tier, unless the caller's env says otherwise; one worker per CPU keeps it", async () => {
+    const ftlEnvOf = (pid: number) =>
+      readFileSync(`/proc/${pid}/environ`, "utf8")
+        .split("\0")
+        .find((kv) => kv.startsWith("BUN_JSC_useFTLJIT="));
+    const listen = [{ hostname: "127.0.0.1", port: 0 }];
+    const off = await start({ workers: 1, listen, ftl: false });
+    const byDefault = await start({ workers: 1, listen });
+    const theirs = await start({ workers: 1, listen, ftl: false, env: { BUN_JSC_useFTLJIT: "1" } });
+    expect(ftlEnvOf(off.pids()[0]!)).toBe("BUN_JSC_useFTLJIT=0");
+    expect(ftlEnvOf(byDefault.pids()[0]!)).toBe(process.env.BUN_JSC_useFTLJIT === undefined ? undefined : `BUN_JSC_useFTLJIT=${process.env.BUN_JSC_useFTLJIT}`);
+    expect(ftlEnvOf(theirs.pids()[0]!)).toBe("BUN_JSC_useFTLJIT=1");
+    // It still serves.
+    expect(await roundTrip(off.addresses[0]!.port, "hi")).toBe("hi");
+    for (const c of [off, byDefault, theirs]) await c.stop();
   });
 
   test("echo and kv workers run one bundled entry from a private folder, with a source map that points into the sources; module apps run the sources", async () => {

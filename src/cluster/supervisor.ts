@@ -60,6 +60,16 @@ export interface ClusterOptions {
   /** Arguments for bun before the script (e.g. ["--smol"]). */
   bunArgs?: string[];
   /**
+   * Whether workers may use JSC's top JIT tier (FTL). Default: yes with up to
+   * FTL_MAX_WORKERS_PER_CPU workers per CPU, no with more. Many workers per core each see a
+   * small share of the traffic and each connection once: FTL's compiles (its threads' CPU)
+   * then cost more than its faster code gives back (measured with bench/accept.ts, one c1m
+   * worker over 15,000 connections: the JIT threads' CPU fell from ~9.7 to ~2.7 us per
+   * connection without FTL; the interpreter and the two lower JIT tiers still run). Sets
+   * BUN_JSC_useFTLJIT=0 in the workers' environment unless that or `env` already sets it.
+   */
+  ftl?: boolean;
+  /**
    * A command the workers run under, which must exec bun in the same process (the pid is the
    * worker's) and keep its descriptors (the IPC channel): e.g. ["ip", "netns", "exec", name]
    * to run the workers in a network namespace. Default none.
@@ -106,6 +116,12 @@ export interface WorkerInfo {
   startedAtMs: number;
 }
 
+/** The JSC option (an environment variable Bun reads at start) that turns the FTL tier off. */
+const FTL_ENV = "BUN_JSC_useFTLJIT";
+
+/** With more workers than this per CPU, workers run without JSC's FTL tier by default (ClusterOptions.ftl). */
+export const FTL_MAX_WORKERS_PER_CPU = 4;
+
 /** A cluster that could not start (ERR_CLUSTER_START) or was given bad options (ERR_CLUSTER_WORKERS, ERR_CLUSTER_LISTEN). */
 export class ClusterError extends MyriadError {}
 
@@ -133,6 +149,8 @@ export class Cluster implements AdminStatsSource {
   private readonly o: ClusterOptions;
   private listen: ListenAddress[];
   private readonly maxPerWorker: number;
+  /** The JSC settings every worker gets (ClusterOptions.ftl), under the caller's env. */
+  private readonly jitEnv: Record<string, string>;
   /** The script every worker runs (runCluster sets it: the bundle when it could be made). */
   entry: string = WORKER_MAIN_SOURCE;
   /** Whether `entry` is meant to be the bundle (built-in app, no workerEntry option). */
@@ -146,7 +164,11 @@ export class Cluster implements AdminStatsSource {
   constructor(o: ClusterOptions) {
     this.o = o;
     this.listen = o.listen.map((a) => ({ ...a }));
-    this.maxPerWorker = o.maxConnectionsPerWorker ?? connectionsPerProcess(readSystemLimits().nofileSoft);
+    const limits = readSystemLimits();
+    this.maxPerWorker = o.maxConnectionsPerWorker ?? connectionsPerProcess(limits.nofileSoft);
+    const ftl = o.ftl ?? o.workers <= FTL_MAX_WORKERS_PER_CPU * limits.cpus;
+    const chosen = FTL_ENV in process.env || (o.env !== undefined && FTL_ENV in o.env);
+    this.jitEnv = ftl || chosen ? {} : { [FTL_ENV]: "0" };
     for (let i = 0; i < o.workers; i++) {
       this.slots.push({
         index: i,
@@ -318,7 +340,7 @@ export class Cluster implements AdminStatsSource {
       });
     }
     const proc: Subprocess = Bun.spawn([...(this.o.spawnPrefix ?? []), process.execPath, ...(this.o.bunArgs ?? []), this.entry], {
-      env: { ...process.env, ...this.o.env, [WORKER_CONFIG_ENV]: JSON.stringify(cfg) },
+      env: { ...process.env, ...this.jitEnv, ...this.o.env, [WORKER_CONFIG_ENV]: JSON.stringify(cfg) },
       stdio: ["ignore", stdio, stdio],
       ipc: (m: WorkerToSupervisor) => this.onMessage(s, m),
       onExit: (_p, exitCode, signal): void => this.onExit(s, proc, exitCode, signal === null ? null : String(signal)),
@@ -464,6 +486,9 @@ export async function runCluster(opts: ClusterOptions): Promise<Cluster> {
   }
   if (!Array.isArray(opts.listen) || opts.listen.length === 0) {
     throw new ClusterError("ERR_CLUSTER_LISTEN", "listen must name at least one { hostname, port }");
+  }
+  if (opts.ftl !== undefined && typeof opts.ftl !== "boolean") {
+    throw new ClusterError("ERR_CLUSTER_WORKERS", `ftl must be true or false (or left out: off beyond ${FTL_MAX_WORKERS_PER_CPU} workers per CPU), got ${String(opts.ftl)}`);
   }
   const cluster = new Cluster(opts);
   // The built-in apps run from the bundle; a module app imports myriad itself and must share

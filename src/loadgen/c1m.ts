@@ -97,6 +97,9 @@ export async function runC1m(o: C1mOptions): Promise<C1mResult> {
         workers,
         listen: o.ports.map((port) => ({ hostname: "0.0.0.0", port })),
         app: o.protocol === "websocket" ? { kind: "ws-echo" } : { kind: "echo" },
+        // Nothing here reads request latency (as `bun run serve` without an admin server).
+        server: { measureLatency: false },
+        // ftl left to its default: off at c1m's tens of workers per CPU (ClusterOptions.ftl).
         workerEntry: kind === "raw" ? o.rawWorkerEntry : undefined,
         statsIntervalMs: o.sampleMs,
         restart: false,
