@@ -18,9 +18,11 @@
  * work on the accept path, modules loaded at first use. With --warm W (default 1000; 0 turns
  * it off) every server, alike, first accepts W connections and sees them closed, and a second
  * baseline is taken after that: the "warm" column is what each further connection costs.
- * Both columns are printed; the first is the issue's measure.
+ * Both columns are printed; the first is the issue's measure. The "anon" column counts
+ * private (anonymous) memory only, from the plain baseline: RSS less the pages of files, i.e.
+ * of the bun binary, which whatever code runs first pages in and every process shares.
  */
-import { writeFileSync, mkdtempSync, rmSync } from "node:fs";
+import { writeFileSync, mkdtempSync, rmSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Child } from "./lib/child.ts";
@@ -29,13 +31,20 @@ const args = process.argv.slice(2);
 
 // ---- roles run in child processes -----------------------------------------------------------
 
-/** Reports {rss, heapUsed, connections} on stdout for each "mem" line on stdin. */
+/** Private (anonymous) resident bytes, from /proc/self/status: RSS without the pages of files
+ * (the bun binary's code, shared by every process that runs it). */
+function rssAnon(): number {
+  const m = /RssAnon:\s+(\d+) kB/.exec(readFileSync("/proc/self/status", "utf8"));
+  return m ? Number(m[1]) * 1024 : NaN;
+}
+
+/** Reports {rss, rssAnon, heapUsed, connections} on stdout for each "mem" line on stdin. */
 async function bunServer(role: string, host: string): Promise<void> {
   let connections = 0;
   const report = () => {
     Bun.gc(true);
     const m = process.memoryUsage();
-    console.log(JSON.stringify({ rss: m.rss, heapUsed: m.heapUsed, connections }));
+    console.log(JSON.stringify({ rss: m.rss, rssAnon: rssAnon(), heapUsed: m.heapUsed, connections }));
   };
   if (role === "server-myriad") {
     const { createServer } = await import("../src/reactor/index.ts");
@@ -87,7 +96,8 @@ let connections = 0;
 function report() {
   global.gc();
   const m = process.memoryUsage();
-  console.log(JSON.stringify({ rss: m.rss, heapUsed: m.heapUsed, connections }));
+  const a = /RssAnon:\\s+(\\d+) kB/.exec(require("node:fs").readFileSync("/proc/self/status", "utf8"));
+  console.log(JSON.stringify({ rss: m.rss, rssAnon: a ? Number(a[1]) * 1024 : NaN, heapUsed: m.heapUsed, connections }));
 }
 report();
 const server = net.createServer((s) => {
@@ -125,6 +135,7 @@ async function client(host: string, port: number, n: number): Promise<void> {
 
 interface Mem {
   rss: number;
+  rssAnon: number;
   heapUsed: number;
   connections: number;
 }
@@ -187,6 +198,7 @@ async function measure(kind: "myriad" | "bun" | "node", host: string, n: number,
       kind,
       rssPerConn: (after.rss - base.rss) / n,
       warmRssPerConn: warm > 0 ? (after.rss - warmBase.rss) / n : NaN,
+      anonPerConn: (after.rssAnon - base.rssAnon) / n,
       heapPerConn: (after.heapUsed - base.heapUsed) / n,
       rssMiB: after.rss / 2 ** 20,
     };
@@ -239,13 +251,14 @@ async function main(): Promise<void> {
   }
   const bun = results.find((r) => r.kind === "bun");
   console.log(`\nidle memory per connection, ${n} idle connections (userland: process RSS and JS heap growth / connections)\n`);
-  console.log(`server   RSS B/conn   heap B/conn   RSS total MiB   RSS vs raw Bun   warm RSS B/conn (after ${warm})   warm vs raw Bun`);
+  console.log(`server   RSS B/conn   heap B/conn   RSS total MiB   RSS vs raw Bun   warm RSS B/conn (after ${warm})   warm vs raw Bun   anon B/conn   anon vs raw Bun`);
   for (const r of results) {
     const ratio = bun ? (r.rssPerConn / bun.rssPerConn).toFixed(2) + "x" : "-";
     const warmRatio = bun && warm > 0 ? (r.warmRssPerConn / bun.warmRssPerConn).toFixed(2) + "x" : "-";
     const warmCell = warm > 0 ? r.warmRssPerConn.toFixed(0) : "-";
+    const anonRatio = bun ? (r.anonPerConn / bun.anonPerConn).toFixed(2) + "x" : "-";
     console.log(
-      `${r.kind.padEnd(8)} ${r.rssPerConn.toFixed(0).padStart(11)} ${r.heapPerConn.toFixed(0).padStart(13)} ${r.rssMiB.toFixed(1).padStart(15)}   ${ratio.padStart(14)}   ${warmCell.padStart(30)}   ${warmRatio.padStart(15)}`,
+      `${r.kind.padEnd(8)} ${r.rssPerConn.toFixed(0).padStart(11)} ${r.heapPerConn.toFixed(0).padStart(13)} ${r.rssMiB.toFixed(1).padStart(15)}   ${ratio.padStart(14)}   ${warmCell.padStart(30)}   ${warmRatio.padStart(15)}   ${r.anonPerConn.toFixed(0).padStart(11)}   ${anonRatio.padStart(15)}`,
     );
   }
   const my = results.find((r) => r.kind === "myriad");
