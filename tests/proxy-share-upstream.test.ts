@@ -199,6 +199,12 @@ describe("bun run proxy --workers 3 --share-upstream", () => {
 });
 
 describe("the hub's unix socket and a password", () => {
+  test("--share-upstream without --workers N (N >= 2) is a flag error", async () => {
+    const p = Bun.spawn([process.execPath, join(ROOT, "src/cli/proxy.ts"), "--listen", "127.0.0.1:1", "--servers", "127.0.0.1:2", "--share-upstream"], { cwd: ROOT, stdout: "ignore", stderr: "pipe" });
+    expect(await p.exited).toBe(2);
+    expect(await new Response(p.stderr).text()).toContain("--share-upstream goes with --workers N (N >= 2)");
+  }, 30_000);
+
   test("the pooled client connects over a unix socket (option unix); a client with neither port nor unix is refused", async () => {
     const { createRespClient, PoolOptionError } = await import("../src/pool/index.ts");
     const sock = join(dir, "redis.sock");
