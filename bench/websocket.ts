@@ -3,12 +3,17 @@
  * Bun.serve's websocket (uWebSockets inside) and, under Node, the `ws` package.
  *
  *   bun bench/websocket.ts [--only idle,echo,publish] [--servers myriad,bun,ws] [--quick]
- *                          [--idle 10000,19000] [--echo 100,1000] [--seconds 5] [--bytes 32]
+ *                          [--idle 10000,19000] [--warmup 5000] [--echo 100,1000] [--seconds 5] [--bytes 32]
  *                          [--publish 5000,50000] [--messages 100] [--rounds 3]
  *
  * - idle: userland memory per idle upgraded connection: the server process's RSS (after a
  *   GC) with N open connections minus before any, over N; myriad's own TCP server (same
- *   client, no upgrade) for the "within 1.1x of myriad TCP" goal.
+ *   client, no upgrade) for the "within 1.1x of myriad TCP" goal. Printed twice: RSS (the
+ *   issue's measure) and RssAnon (private anonymous pages only: without the pages of the
+ *   bun/node binary that running code faults in, which every process shares). With
+ *   --warmup W (default 5,000; 0: off) the whole measure is repeated, in fresh processes, with
+ *   a baseline taken after every server has accepted W connections (upgraded) and seen them
+ *   close: one-time costs apart from per-connection ones. The plain figure is always printed.
  * - echo: messages per second, one 32-byte message in flight per connection, N connections.
  * - publish: N subscribers to one topic; the server publishes --messages 32-byte messages in
  *   one burst (one loop turn); deliveries per second counted at the clients, first byte to
@@ -20,7 +25,7 @@
  * the protocol, the same for all servers), stopped by pid. Each measurement takes --rounds
  * turns, servers alternating, and the table shows the median with the range.
  */
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Child } from "./lib/child.ts";
@@ -32,6 +37,16 @@ const MASK = [0x11, 0x22, 0x33, 0x44];
 
 type Kind = "myriad" | "bun" | "ws" | "myriad-tcp";
 
+/**
+ * This process's private anonymous resident memory (RssAnon of /proc/self/status), in bytes:
+ * RSS without the file-backed pages (the bun or node binary's code and data, paged in as
+ * they are first run, and shared by every process that maps them).
+ */
+function rssAnon(): number {
+  const m = /RssAnon:\s+(\d+) kB/.exec(readFileSync("/proc/self/status", "latin1"));
+  return m ? Number(m[1]) * 1024 : 0;
+}
+
 // ---- servers (child processes) --------------------------------------------------------------
 
 /** A Bun server (myriad, myriad-tcp or bun) on host: echo (and, to publish, every connection subscribed to "t"); stdin: mem, publish N B. */
@@ -40,7 +55,7 @@ async function bunServer(kind: Kind, host: string, reusePort: boolean, port: num
   const report = () => {
     Bun.gc(true);
     const m = process.memoryUsage();
-    console.log(JSON.stringify({ rss: m.rss, heapUsed: m.heapUsed, connections }));
+    console.log(JSON.stringify({ rss: m.rss, anon: rssAnon(), heapUsed: m.heapUsed, connections }));
   };
   let publish: (data: Uint8Array) => void;
   let listening: number;
@@ -138,7 +153,8 @@ let connections = 0;
 function report() {
   global.gc();
   const m = process.memoryUsage();
-  console.log(JSON.stringify({ rss: m.rss, heapUsed: m.heapUsed, connections }));
+  const anon = /RssAnon:\s+(\d+) kB/.exec(require("node:fs").readFileSync("/proc/self/status", "latin1"));
+  console.log(JSON.stringify({ rss: m.rss, anon: anon ? Number(anon[1]) * 1024 : 0, heapUsed: m.heapUsed, connections }));
 }
 report();
 const wss = new WebSocketServer({ host: process.argv[2], port: 0, perMessageDeflate: false, clientTracking: true });
@@ -312,28 +328,60 @@ function spawn(cmd: string[]): Child {
   return new Child(cmd);
 }
 
-async function idle(kind: Kind, host: string, n: number, wsFile: string): Promise<number> {
+/** Per idle connection: RSS growth and RssAnon growth, in bytes. */
+interface IdleResult {
+  rss: number;
+  anon: number;
+}
+
+/** Polls the server's report until it holds `n` connections (60 s at most); returns the last report. */
+async function memWhen(server: Child, n: number): Promise<{ rss: number; anon: number; connections: number }> {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    server.send("mem");
+    const m = await server.next();
+    if (m.connections === n || Date.now() > deadline) return m;
+    await Bun.sleep(200);
+  }
+}
+
+/**
+ * Idle memory per connection of n connections. warm = 0: the issue's plain measure, from
+ * before the server listened. warm > 0: the server first accepts (and upgrades) `warm`
+ * connections that then close, and the baseline is taken after that, so one-time costs
+ * (code paged in and compiled, pools and heap grown once) are not counted per connection;
+ * every server gets the same warm-up.
+ */
+async function idle(kind: Kind, host: string, n: number, wsFile: string, warm = 0): Promise<IdleResult> {
   const server = spawn(serverCmd(kind, host, wsFile));
   let client: Child | null = null;
   try {
-    const base = await server.next();
+    let base = await server.next();
     const { port } = await server.next();
+    if (warm > 0) {
+      const w = spawn(clientCmd("idle", host, port, warm, 32, 0, 0, kind === "myriad-tcp"));
+      try {
+        const done = await w.next(120_000);
+        if (done.connected !== warm) throw new Error(`${kind}: warm-up: only ${done.connected} of ${warm} connections upgraded`);
+        await memWhen(server, warm);
+      } finally {
+        await w.stop();
+      }
+      const after = await memWhen(server, 0);
+      if (after.connections !== 0) throw new Error(`${kind}: warm-up connections not closed (${after.connections} left)`);
+      await Bun.sleep(500);
+      server.send("mem");
+      base = await server.next();
+    }
     client = spawn(clientCmd("idle", host, port, n, 32, 0, 0, kind === "myriad-tcp"));
     const done = await client.next(300_000);
     if (done.connected !== n) throw new Error(`${kind}: only ${done.connected} of ${n} connections upgraded (${done.failed} failed); check ulimit -n`);
-    let after: { rss: number; connections: number };
-    const deadline = Date.now() + 60_000;
-    for (;;) {
-      server.send("mem");
-      after = await server.next();
-      if (after.connections >= n || Date.now() > deadline) break;
-      await Bun.sleep(200);
-    }
+    await memWhen(server, n);
     await Bun.sleep(500); // allocations of the accept burst settle; measure again
     server.send("mem");
-    after = await server.next();
+    const after = await server.next();
     if (after.connections !== n) throw new Error(`${kind}: server holds ${after.connections} of ${n}`);
-    return (after.rss - base.rss) / n;
+    return { rss: (after.rss - base.rss) / n, anon: (after.anon - base.anon) / n };
   } finally {
     if (client) await client.stop();
     await server.stop();
@@ -405,7 +453,7 @@ const fmt = (x: number, d = 0) => x.toLocaleString("en-US", { maximumFractionDig
 const range = (xs: number[], d = 0) => (xs.length > 1 ? ` (${fmt(Math.min(...xs), d)}-${fmt(Math.max(...xs), d)})` : "");
 
 async function main(): Promise<void> {
-  const known = ["--only", "--servers", "--quick", "--idle", "--echo", "--seconds", "--bytes", "--publish", "--messages", "--rounds", "--help"];
+  const known = ["--only", "--servers", "--quick", "--idle", "--warmup", "--echo", "--seconds", "--bytes", "--publish", "--messages", "--rounds", "--help"];
   for (const a of args) {
     if (a.startsWith("--") && !known.includes(a)) {
       console.error(`websocket bench: unknown flag ${a}; accepted: ${known.join(", ")}`);
@@ -413,7 +461,7 @@ async function main(): Promise<void> {
     }
   }
   if (args.includes("--help")) {
-    console.log("usage: bun bench/websocket.ts [--only idle,echo,publish] [--servers myriad,bun,ws] [--quick] [--idle 10000,19000] [--echo 100,1000] [--seconds 5] [--bytes 32] [--publish 5000,50000] [--messages 100] [--rounds 3]");
+    console.log("usage: bun bench/websocket.ts [--only idle,echo,publish] [--servers myriad,bun,ws] [--quick] [--idle 10000,19000] [--warmup 5000] [--echo 100,1000] [--seconds 5] [--bytes 32] [--publish 5000,50000] [--messages 100] [--rounds 3]");
     return;
   }
   const quick = args.includes("--quick");
@@ -438,6 +486,7 @@ async function main(): Promise<void> {
   const seconds = ints("--seconds", quick ? "2" : "5")[0]!;
   const bytes = ints("--bytes", "32")[0]!;
   const messages = ints("--messages", "100")[0]!;
+  const warmup = flag("--warmup", "5000") === "0" ? 0 : ints("--warmup", "5000")[0]!;
   const limit = nofile();
   const perProcess = Math.min(19_000, limit - Math.min(1024, Math.max(32, Math.floor(limit / 64))) - 100);
   const dir = mkdtempSync(join(tmpdir(), "myriad-ws-bench-"));
@@ -452,21 +501,30 @@ async function main(): Promise<void> {
   };
   try {
     if (only.includes("idle")) {
+      const variants = warmup > 0 ? [0, warmup] : [0];
       for (const n of ints("--idle", quick ? "2000" : "10000,19000")) {
-        const per: Record<string, number[]> = {};
         const idleKinds: Kind[] = [...kinds, "myriad-tcp"];
-        for (let r = 0; r < rounds; r++) {
-          for (const k of idleKinds) {
-            console.error(`websocket bench: idle, ${k}, ${n} connections, round ${r + 1}/${rounds} ...`);
-            (per[k] ??= []).push(await idle(k, hostOf(k), n, wsFile));
+        for (const warm of variants) {
+          const per: Record<string, IdleResult[]> = {};
+          for (let r = 0; r < rounds; r++) {
+            for (const k of idleKinds) {
+              console.error(`websocket bench: idle, ${k}, ${n} connections${warm > 0 ? `, after a warm-up of ${warm}` : ""}, round ${r + 1}/${rounds} ...`);
+              (per[k] ??= []).push(await idle(k, hostOf(k), n, wsFile, warm));
+            }
           }
-        }
-        say(`\nidle userland memory per connection, ${fmt(n)} idle connections (server RSS growth / connections, median of ${rounds}, range)`);
-        for (const k of idleKinds) {
-          const m = median(per[k]!);
-          const vsBun = per.bun ? ` ${(m / median(per.bun)).toFixed(2)}x Bun.serve` : "";
-          const vsTcp = ` ${(m / median(per["myriad-tcp"]!)).toFixed(2)}x myriad TCP`;
-          say(`  ${k.padEnd(11)} ${fmt(m).padStart(7)} B${range(per[k]!)}${k === "myriad-tcp" ? "" : `  ->${vsBun}${vsTcp}`}`);
+          for (const what of ["rss", "anon"] as const) {
+            const title = what === "rss" ? "userland memory (RSS growth)" : "private anonymous memory (RssAnon growth)";
+            const from = warm === 0 ? "from before listening" : `from after a warm-up of ${fmt(warm)} connections opened and closed`;
+            say(`\nidle ${title} per connection, ${fmt(n)} idle connections, ${from} (median of ${rounds}, range)`);
+            const med = (k: string) => median(per[k]!.map((x) => x[what]));
+            for (const k of idleKinds) {
+              const xs = per[k]!.map((x) => x[what]);
+              const m = med(k);
+              const vsBun = per.bun ? ` ${(m / med("bun")).toFixed(2)}x Bun.serve` : "";
+              const vsTcp = ` ${(m / med("myriad-tcp")).toFixed(2)}x myriad TCP`;
+              say(`  ${k.padEnd(11)} ${fmt(m).padStart(7)} B${range(xs)}${k === "myriad-tcp" ? "" : `  ->${vsBun}${vsTcp}`}`);
+            }
+          }
         }
       }
     }
