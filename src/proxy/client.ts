@@ -1,7 +1,8 @@
 /**
  * A client connection's state in the proxy, kept only while it needs some: replies in
- * flight, a transaction, subscriptions. An idle client has none (its memory is the
- * reactor's slot), and states are recycled rather than made per burst.
+ * flight, a transaction, subscriptions. A client idle for a second or two has none (its
+ * memory is the reactor's slot); a busy one keeps its state from request to request, and
+ * states are recycled rather than made per burst.
  *
  * Replies go back in the client's request order whatever server answers first: every
  * request takes the next sequence number, its reply waits in a ring under that number, and
@@ -10,7 +11,7 @@
  */
 import type { DedicatedConnection } from "./dedicated.ts";
 import type { Subscription } from "./subscription.ts";
-import type { Upstream } from "./upstream.ts";
+import type { ReplySink, Upstream } from "./upstream.ts";
 
 /** A reply not yet there. */
 export const PENDING = new Uint8Array(0);
@@ -33,10 +34,18 @@ export interface Blocked {
   up: Upstream;
 }
 
+/** What puts a client's replies in order and writes them (the pool). */
+export interface ReplyFiller {
+  /** The reply of sequence `seq` of client c arrived. */
+  fill(c: ClientState, seq: number, bytes: Uint8Array): void;
+}
+
 /** One client connection's state while it has some (see the file comment); recycled, never per request. */
-export class ClientState {
+export class ClientState implements ReplySink {
   /** The reactor's connection handle. */
   id = -1;
+  /** Its pool, which fills its replies. */
+  filler: ReplyFiller | null = null;
   /** The connection closed: late replies are dropped. */
   closed = false;
   /** QUIT (or a lost pinned connection): close once the reply with this sequence is written. */
@@ -89,8 +98,17 @@ export class ClientState {
     return this.tail - this.head;
   }
 
+  /** A request used the state since the last sweep of idle states (PoolCore). */
+  used = false;
+
+  /** A shared connection's reply to the request of sequence `seq` (ReplySink). */
+  reply(seq: number, bytes: Uint8Array): void {
+    this.filler!.fill(this, seq, bytes);
+  }
+
   /** Takes the next sequence number for a reply to come. */
   reserve(): number {
+    this.used = true;
     if (this.tail - this.head > this.mask) this.grow();
     const seq = this.tail++;
     this.ring[seq & this.mask] = PENDING;
@@ -110,9 +128,10 @@ export class ClientState {
     return this.head === this.tail && this.mode === Mode.Normal && this.backlog === null && this.blocked === null && !this.dirty && this.gateStart === null;
   }
 
-  /** Clears everything for reuse by another connection. */
-  reset(id: number): void {
+  /** Clears everything for reuse by another connection of `filler`'s pool. */
+  reset(id: number, filler: ReplyFiller): void {
     this.id = id;
+    this.filler = filler;
     this.closed = false;
     this.closeAt = -1;
     this.quitting = false;
@@ -127,7 +146,7 @@ export class ClientState {
     this.mode = Mode.Normal;
     this.backlog = null;
     this.backlogBytes = 0;
-    this.txnFrames = [];
+    if (this.txnFrames.length > 0) this.txnFrames = [];
     this.txnDirty = false;
     this.inMulti = false;
     this.pinned = null;

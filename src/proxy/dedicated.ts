@@ -164,12 +164,12 @@ export class DedicatedConnection {
     }
     const socket = this.socket;
     if (socket === null) {
-      this.pendingWrite = bytes.slice();
+      this.pendingWrite = new Uint8Array(bytes); // a copy (a Buffer's slice() would be a view)
       return;
     }
     const n = socket.write(bytes);
     if (n < 0) return;
-    if (n < bytes.length) this.pendingWrite = bytes.slice(n);
+    if (n < bytes.length) this.pendingWrite = new Uint8Array(bytes.subarray(n)); // a copy, not a view into the caller's buffer
   }
 
   /** @internal writes what the kernel did not take before. */

@@ -30,7 +30,7 @@ export class Pinning {
   blocking(c: ClientState, s: number, req: Request, timeoutMs: number): void {
     const up = this.pool.upstreams[s]!;
     const seq = c.reserve();
-    const bytes = req.bytes().slice();
+    const bytes = req.copy();
     c.backlog = [];
     up.requests++;
     this.pool.whenCaughtUp(c, seq, () => this.startBlocking(c, up, seq, bytes, timeoutMs));
@@ -102,7 +102,7 @@ export class Pinning {
       case "WATCH": {
         const s = pool.router.serverOfKeys(req, cmd);
         if (s < 0) return pool.replyError(id, c, pool.router.routeError(s, cmd));
-        return this.pin(pool.stateOf(id), s, req.bytes().slice(), false, false);
+        return this.pin(pool.stateOf(id), s, req.copy(), false, false);
       }
     }
   }
@@ -222,7 +222,7 @@ export class Pinning {
         {
           const s = pool.router.serverOf(req.buf, 0, 0);
           if (s < 0) return pool.replyError(id, c, pool.router.routeError(-1, cmd));
-          return this.pin(c, s, req.bytes().slice(), true, true);
+          return this.pin(c, s, req.copy(), true, true);
         }
       case "WATCH":
         return pool.replyError(id, c, "ERR WATCH inside MULTI is not allowed");
@@ -247,16 +247,16 @@ export class Pinning {
           c.txnDirty = true;
           return pool.replyError(id, c, pool.router.routeError(s, cmd));
         }
-        return this.pin(c, s, req.bytes().slice(), true, false);
+        return this.pin(c, s, req.copy(), true, false);
       }
       case Kind.Local:
         if (cmd.name === "PING" || cmd.name === "ECHO") {
-          c.txnFrames.push(req.bytes().slice());
+          c.txnFrames.push(req.copy());
           return pool.reply(id, c, QUEUED);
         }
         break;
       case Kind.Transaction: // UNWATCH
-        c.txnFrames.push(req.bytes().slice());
+        c.txnFrames.push(req.copy());
         return pool.reply(id, c, QUEUED);
     }
     c.txnDirty = true;

@@ -9,7 +9,7 @@
 import { createHash } from "node:crypto";
 import type { Server } from "../reactor/index.ts";
 import type { CommandSpec } from "./commands.ts";
-import { ClientState, Mode, PENDING } from "./client.ts";
+import { ClientState, Mode, PENDING, type ReplyFiller } from "./client.ts";
 import type { ProxyPoolConfig } from "./config.ts";
 import { Placement } from "./placement.ts";
 import { errorReply, OK, showBytes } from "./replies.ts";
@@ -21,6 +21,12 @@ import { Upstream, type UpstreamOwner, type UpstreamStats } from "./upstream.ts"
 const MAX_BACKLOG_BYTES = 64 << 20;
 /** States kept for reuse. */
 const MAX_FREE_STATES = 1024;
+/**
+ * How often idle client states are recycled: a state unused for a whole period goes. Not at
+ * once when a client's replies are out: a client sending one request per round trip would
+ * take and give back its state (a map insert and delete, a reset) on every request.
+ */
+const STATE_SWEEP_MS = 1000;
 
 /** Counters of one pool (a snapshot). */
 export interface PoolProxyStats {
@@ -56,7 +62,7 @@ export interface PoolProxyOptions {
 }
 
 /** A pool's shared state and reply ordering (see the file comment); PoolProxy is the one subclass. */
-export abstract class PoolCore implements UpstreamOwner {
+export abstract class PoolCore implements UpstreamOwner, ReplyFiller {
   readonly placement: Placement;
   readonly upstreams: Upstream[];
   readonly router: KeyRouter;
@@ -72,6 +78,8 @@ export abstract class PoolCore implements UpstreamOwner {
   readonly authed: Set<number> | null;
   readonly passwordDigest: Buffer | null;
   private readonly retryTimers = new Set<ReturnType<typeof setTimeout>>();
+  /** Runs sweepStates while any client has a state. */
+  private sweepTimer: ReturnType<typeof setInterval> | undefined = undefined;
   /** Parses the requests held in a backlog again when their turn comes. */
   private readonly parser = new RequestParser();
   requests = 0;
@@ -124,14 +132,30 @@ export abstract class PoolCore implements UpstreamOwner {
     let c = this.clients.get(id);
     if (c === undefined) {
       c = this.free.pop() ?? new ClientState();
-      c.reset(id);
+      c.reset(id, this);
       this.clients.set(id, c);
+      if (this.sweepTimer === undefined && !this.stopped) {
+        this.sweepTimer = setInterval(() => this.sweepStates(), STATE_SWEEP_MS);
+        (this.sweepTimer as { unref?: () => void }).unref?.();
+      }
     }
     return c;
   }
 
+  /** Recycles the states of clients idle since the last sweep; stops sweeping when none is left. */
+  private sweepStates(): void {
+    for (const c of this.clients.values()) {
+      if (c.used) c.used = false;
+      else if (c.idle) this.recycle(c);
+    }
+    if (this.clients.size === 0 && this.sweepTimer !== undefined) {
+      clearInterval(this.sweepTimer);
+      this.sweepTimer = undefined;
+    }
+  }
+
   /** Drops an idle client's state (kept for reuse). */
-  recycle(c: ClientState): void {
+  private recycle(c: ClientState): void {
     this.clients.delete(c.id);
     if (this.free.length < MAX_FREE_STATES) this.free.push(c);
   }
@@ -225,11 +249,7 @@ export abstract class PoolCore implements UpstreamOwner {
       }
       out.length = 0;
       c.outBytes = 0;
-      if (c.closeAt >= 0 && c.head > c.closeAt) {
-        this.server.close(c.id);
-        continue;
-      }
-      if (c.idle && !c.closed) this.recycle(c);
+      if (c.closeAt >= 0 && c.head > c.closeAt) this.server.close(c.id);
     }
     list.length = 0;
   }
@@ -246,7 +266,7 @@ export abstract class PoolCore implements UpstreamOwner {
 
   /** Keeps a copy of the request until the client may go on (see ClientState.backlog). */
   hold(c: ClientState, req: Request): void {
-    const bytes = req.bytes().slice();
+    const bytes = req.copy();
     c.backlogBytes += bytes.length;
     if (c.backlogBytes > MAX_BACKLOG_BYTES) {
       // A client that pipelines this much behind a blocking command is closed rather than buffered without bound.
@@ -276,7 +296,6 @@ export abstract class PoolCore implements UpstreamOwner {
       const f = frames[i]!;
       this.handle(c.id, c, this.parser.parse(f, 0, f.length));
     }
-    if (c.idle && !c.closed) this.recycle(c);
   }
 
   // ---- errors every handler answers --------------------------------------------------------
@@ -326,6 +345,8 @@ export abstract class PoolCore implements UpstreamOwner {
   /** Stops the retry timers and closes the upstream connections (after createProxy stopped the server). */
   async close(timeoutMs: number): Promise<void> {
     this.stopped = true;
+    if (this.sweepTimer !== undefined) clearInterval(this.sweepTimer);
+    this.sweepTimer = undefined;
     for (const t of this.retryTimers) clearTimeout(t);
     this.retryTimers.clear();
     await Promise.all(this.upstreams.map((u) => u.close(timeoutMs)));

@@ -99,7 +99,7 @@ export class PoolProxy extends PoolCore {
           const blockMs = this.router.blockTimeoutMs(req, cmd);
           if (blockMs >= 0) return this.pinning.blocking(this.stateOf(id), s, req, blockMs);
         }
-        return this.forward(id, c, s, req.bytes());
+        return this.forward(id, c, s, req);
       }
       case Kind.SplitMget:
       case Kind.SplitSum:
@@ -119,10 +119,10 @@ export class PoolProxy extends PoolCore {
 
   // ---- the shared connections --------------------------------------------------------------
 
-  private forward(id: number, c: ClientState | undefined, s: number, bytes: Uint8Array): void {
+  private forward(id: number, c: ClientState | undefined, s: number, req: Request): void {
     const state = c ?? this.stateOf(id);
     const seq = state.reserve();
-    this.upstreams[s]!.send(bytes.slice(), (reply) => this.fill(state, seq, reply));
+    this.upstreams[s]!.send(req.copy(), state, seq);
   }
 
   /** A multi-key command: forwarded whole when its keys are on one server, else one part per server, merged. */
@@ -140,7 +140,7 @@ export class PoolProxy extends PoolCore {
       servers[k] = s;
       if (s !== servers[0]) same = false;
     }
-    if (same) return this.forward(id, c, servers[0]!, req.bytes());
+    if (same) return this.forward(id, c, servers[0]!, req);
     // Keys and encoded argument bytes per server, then one part per server holding some.
     const nservers = this.upstreams.length;
     const count = new Int32Array(nservers);
@@ -158,16 +158,13 @@ export class PoolProxy extends PoolCore {
     for (let s = 0; s < nservers; s++) if (count[s]! > 0) parts++;
     const state = c ?? this.stateOf(id);
     const seq = state.reserve();
-    const merge = new Merge(cmd.kind, nkeys, parts, servers);
+    const merge = new Merge(cmd.kind, nkeys, parts, servers, state, seq);
     let part = 0;
     for (let s = 0; s < nservers; s++) {
       if (count[s] === 0) continue;
       const out = encodePart(req, servers, nkeys, step, s, count[s]!, bytes[s]!);
       merge.parts[part] = s;
-      const p = part++;
-      this.upstreams[s]!.send(out, (reply) => {
-        if (merge.add(p, reply)) this.fill(state, seq, merge.result());
-      });
+      this.upstreams[s]!.send(out, merge, part++);
     }
   }
 

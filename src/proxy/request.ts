@@ -77,9 +77,23 @@ export class Request {
     return true;
   }
 
-  /** The request's bytes (a view: copy to keep). */
+  /** The request's bytes (a view: copy() to keep). */
   bytes(): Uint8Array {
     return this.buf.subarray(this.start, this.end);
+  }
+
+  /**
+   * A copy of the request's bytes in memory of its own. Not bytes().slice(): the read buffer
+   * may be a Buffer, whose slice() is a view (and whose subarray() is slower than a copy).
+   */
+  copy(): Uint8Array {
+    const n = this.end - this.start;
+    const out = new Uint8Array(n);
+    const buf = this.buf;
+    const s = this.start;
+    if (n <= 128) for (let i = 0; i < n; i++) out[i] = buf[s + i]!;
+    else out.set(new Uint8Array(buf.buffer, buf.byteOffset + s, n));
+    return out;
   }
 }
 

@@ -5,9 +5,11 @@
  * sum of the counts, or OK. PoolProxy.split decides where each key goes and sends the parts.
  */
 import { respReplyCodec } from "../codec/index.ts";
+import type { ClientState } from "./client.ts";
 import { Kind } from "./commands.ts";
 import { errorReply, integerOf, integerReply, isErrorReply, OK } from "./replies.ts";
 import { type Request, writeHeader } from "./request.ts";
+import type { ReplySink } from "./upstream.ts";
 
 /** Decimal digits of n >= 0. */
 export function digits(n: number): number {
@@ -62,7 +64,7 @@ export function encodePart(req: Request, servers: Int32Array, nkeys: number, ste
  * parts[p]; key k went to server keyServer[k] (a copy: the caller's scratch is reused), so a
  * part's values go back to its keys in key order without per-part index lists.
  */
-export class Merge {
+export class Merge implements ReplySink {
   /** Server of each part, in sending order. */
   readonly parts: Int32Array;
   private readonly keyServer: Int32Array;
@@ -74,6 +76,9 @@ export class Merge {
     private readonly nkeys: number,
     parts: number,
     keyServer: Int32Array,
+    /** The client and sequence the merged reply goes to. */
+    private readonly client: ClientState,
+    private readonly seq: number,
   ) {
     this.parts = new Int32Array(parts);
     this.keyServer = kind === Kind.SplitMget ? keyServer.slice(0, nkeys) : keyServer;
@@ -81,10 +86,10 @@ export class Merge {
     this.left = parts;
   }
 
-  /** Records part p's reply; true when it was the last one. */
-  add(p: number, reply: Uint8Array): boolean {
-    this.replies[p] = reply;
-    return --this.left === 0;
+  /** Part p's reply (ReplySink); the last one sends the merged reply to the client. */
+  reply(p: number, bytes: Uint8Array): void {
+    this.replies[p] = bytes;
+    if (--this.left === 0) this.client.reply(this.seq, this.result());
   }
 
   /** The merged reply: the first error of any part, else MGET's values in key order, the sum, or OK. */

@@ -24,8 +24,45 @@ const passthroughCodec: Codec<Uint8Array, Uint8Array> = {
   encode: (bytes) => bytes,
 };
 
-/** Called with a request's reply, or the error reply the proxy made when none came. */
-export type ReplyHandler = (reply: Uint8Array) => void;
+/**
+ * Where a request's reply goes: sink.reply(tag, bytes) with the reply, or the error reply the
+ * proxy made when none came. The tag says which request (a client's sequence number, a split
+ * command's part): a sink and a number rather than a closure per request.
+ */
+export interface ReplySink {
+  reply(tag: number, bytes: Uint8Array): void;
+}
+
+/** Most tickets kept for reuse per server (one per request in flight at the peak). */
+const MAX_FREE_TICKETS = 4096;
+
+/**
+ * A request in flight on the shared connections: its sink and tag, and the handlers of its
+ * promise, made once per ticket; tickets are reused, so a request allocates no closures.
+ */
+class Ticket {
+  sink: ReplySink | null = null;
+  tag = 0;
+  /** When its batch was sent (performance.now()), for the latency histogram. */
+  t0 = 0;
+
+  constructor(private readonly up: Upstream) {}
+
+  readonly ok = (reply: Uint8Array): void => {
+    const sink = this.sink!;
+    const tag = this.tag;
+    this.up.replied(performance.now() - this.t0);
+    this.up.release(this);
+    sink.reply(tag, reply);
+  };
+
+  readonly fail = (err: unknown): void => {
+    const sink = this.sink!;
+    const tag = this.tag;
+    this.up.release(this);
+    sink.reply(tag, this.up.failed(err));
+  };
+}
 
 /** Request latency bounds in ms (upstream round trips are sub-millisecond on a LAN). */
 export const UPSTREAM_LATENCY_BOUNDS_MS: readonly number[] = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000];
@@ -90,9 +127,12 @@ export class Upstream {
    * clients they came from, where sending each at once would cost a write per client read.
    */
   private queued: Uint8Array[] = [];
-  private queuedHandlers: ReplyHandler[] = [];
+  private queuedSinks: ReplySink[] = [];
+  private queuedTags: number[] = [];
   private spare: Uint8Array[] = [];
-  private spareHandlers: ReplyHandler[] = [];
+  private spareSinks: ReplySink[] = [];
+  private spareTags: number[] = [];
+  private readonly freeTickets: Ticket[] = [];
   private scheduled = false;
   private readonly sendQueuedFn = () => this.sendQueued();
 
@@ -173,13 +213,14 @@ export class Upstream {
 
   /**
    * Sends a request (bytes the caller gives up) on the shared connections at the end of this
-   * turn of the event loop; `done` gets the reply bytes, or an error reply when none came
-   * (never nothing): a client always gets an answer in its order.
+   * turn of the event loop; sink.reply(tag, ...) gets the reply bytes, or an error reply when
+   * none came (never nothing): a client always gets an answer in its order.
    */
-  send(bytes: Uint8Array, done: ReplyHandler): void {
+  send(bytes: Uint8Array, sink: ReplySink, tag: number): void {
     this.requests++;
     this.queued.push(bytes);
-    this.queuedHandlers.push(done);
+    this.queuedSinks.push(sink);
+    this.queuedTags.push(tag);
     if (!this.scheduled) {
       this.scheduled = true;
       setImmediate(this.sendQueuedFn);
@@ -189,25 +230,33 @@ export class Upstream {
   private sendQueued(): void {
     this.scheduled = false;
     const bytes = this.queued;
-    const handlers = this.queuedHandlers;
-    // Double buffers: sends made while these go out (none, today) land in the other pair.
+    const sinks = this.queuedSinks;
+    const tags = this.queuedTags;
+    // Double buffers: sends made while these go out (none, today) land in the other set.
     this.queued = this.spare;
-    this.queuedHandlers = this.spareHandlers;
+    this.queuedSinks = this.spareSinks;
+    this.queuedTags = this.spareTags;
     const t0 = performance.now();
+    const free = this.freeTickets;
     for (let i = 0; i < bytes.length; i++) {
-      const done = handlers[i]!;
-      this.shared.send(bytes[i]!).then(
-        (reply) => {
-          this.replied(performance.now() - t0);
-          done(reply);
-        },
-        (err: unknown) => done(this.failed(err)),
-      );
+      const t = free.pop() ?? new Ticket(this);
+      t.sink = sinks[i]!;
+      t.tag = tags[i]!;
+      t.t0 = t0;
+      this.shared.send(bytes[i]!).then(t.ok, t.fail);
     }
     bytes.length = 0;
-    handlers.length = 0;
+    sinks.length = 0;
+    tags.length = 0;
     this.spare = bytes;
-    this.spareHandlers = handlers;
+    this.spareSinks = sinks;
+    this.spareTags = tags;
+  }
+
+  /** A ticket's request settled: the ticket is kept for another. */
+  release(t: Ticket): void {
+    t.sink = null;
+    if (this.freeTickets.length < MAX_FREE_TICKETS) this.freeTickets.push(t);
   }
 
   /** A reply came back (after ms): the server is alive. */
