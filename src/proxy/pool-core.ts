@@ -201,6 +201,13 @@ export abstract class PoolCore implements UpstreamOwner, ReplyFiller {
       c.gateStart = null;
       start();
     }
+    if (c.head === c.tail && c.closeAt < 0 && !c.closed) {
+      // Every request of the client is answered: no reply of this turn can join these, so
+      // they leave now, not at the turn's end (a client sending one request per round trip
+      // gets its reply without waiting for the turn; one that pipelines still gets one write).
+      this.writeOut(c);
+      return;
+    }
     if (!c.dirty) {
       c.dirty = true;
       this.dirty.push(c);
@@ -225,9 +232,10 @@ export abstract class PoolCore implements UpstreamOwner, ReplyFiller {
   }
 
   /**
-   * Writes every client's ready replies, one write per client. Runs at the end of the turn
-   * of the event loop (setImmediate), not as a microtask: a client whose pipeline spans
-   * several servers then gets the replies of every upstream read of the turn in one write.
+   * Writes every client's ready replies, one write per client, for clients with requests
+   * still unanswered (fill writes the others at once). Runs at the end of the turn of the
+   * event loop (setImmediate), not as a microtask: a client whose pipeline spans several
+   * servers then gets the replies of every upstream read of the turn in one write.
    */
   private flush(): void {
     this.flushQueued = false;
@@ -236,22 +244,27 @@ export abstract class PoolCore implements UpstreamOwner, ReplyFiller {
       const c = list[i]!;
       c.dirty = false;
       if (c.closed) continue;
-      const out = c.out;
-      if (out.length === 1) this.server.write(c.id, out[0]!);
-      else if (out.length > 1) {
-        const all = new Uint8Array(c.outBytes);
-        let p = 0;
-        for (const r of out) {
-          all.set(r, p);
-          p += r.length;
-        }
-        this.server.write(c.id, all);
-      }
-      out.length = 0;
-      c.outBytes = 0;
+      this.writeOut(c);
       if (c.closeAt >= 0 && c.head > c.closeAt) this.server.close(c.id);
     }
     list.length = 0;
+  }
+
+  /** Writes the client's ready replies in one write. */
+  private writeOut(c: ClientState): void {
+    const out = c.out;
+    if (out.length === 1) this.server.write(c.id, out[0]!);
+    else if (out.length > 1) {
+      const all = new Uint8Array(c.outBytes);
+      let p = 0;
+      for (const r of out) {
+        all.set(r, p);
+        p += r.length;
+      }
+      this.server.write(c.id, all);
+    }
+    out.length = 0;
+    c.outBytes = 0;
   }
 
   /** QUIT: +OK in order, then the connection closes once it is written. */

@@ -31,9 +31,14 @@ export class PoolProxy extends PoolCore {
   private readonly pubsub = new PubSub(this);
   /** Servers per key of the request being split. */
   private keyServers = new Int32Array(64);
+  /** Keys and encoded argument bytes per server of the request being split. */
+  private readonly partKeys: Int32Array;
+  private readonly partBytes: Int32Array;
 
   constructor(cfg: ProxyPoolConfig, opts: PoolProxyOptions) {
     super(cfg, opts);
+    this.partKeys = new Int32Array(cfg.servers.length);
+    this.partBytes = new Int32Array(cfg.servers.length);
   }
 
   /** The reactor handler of this pool's client connections. */
@@ -143,8 +148,8 @@ export class PoolProxy extends PoolCore {
     if (same) return this.forward(id, c, servers[0]!, req);
     // Keys and encoded argument bytes per server, then one part per server holding some.
     const nservers = this.upstreams.length;
-    const count = new Int32Array(nservers);
-    const bytes = new Int32Array(nservers);
+    const count = this.partKeys.fill(0);
+    const bytes = this.partBytes.fill(0);
     for (let k = 0; k < nkeys; k++) {
       const s = servers[k]!;
       count[s]!++;

@@ -60,6 +60,14 @@ export function encodePart(req: Request, servers: Int32Array, nkeys: number, ste
 }
 
 /**
+ * Where each MGET value is while a merge runs (part, offset, length per key): scratch shared
+ * by every merge, as result() runs start to end without yielding.
+ */
+let valueFrom = new Int32Array(64);
+let valueStart = new Int32Array(64);
+let valueLen = new Int32Array(64);
+
+/**
  * The replies of a split command's parts, merged once all arrived. Part p went to server
  * parts[p]; key k went to server keyServer[k] (a copy: the caller's scratch is reused), so a
  * part's values go back to its keys in key order without per-part index lists.
@@ -107,9 +115,15 @@ export class Merge implements ReplySink {
     }
     // MGET: locate every value (offsets into its part's reply), then copy them out in key order.
     const nkeys = this.nkeys;
-    const from = new Int32Array(nkeys);
-    const start = new Int32Array(nkeys);
-    const len = new Int32Array(nkeys);
+    if (valueFrom.length < nkeys) {
+      const cap = Math.max(nkeys, valueFrom.length * 2);
+      valueFrom = new Int32Array(cap);
+      valueStart = new Int32Array(cap);
+      valueLen = new Int32Array(cap);
+    }
+    const from = valueFrom;
+    const start = valueStart;
+    const len = valueLen;
     let total = 1 + digits(nkeys) + 2;
     for (let p = 0; p < this.replies.length; p++) {
       const reply = this.replies[p]!;
