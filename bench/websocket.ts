@@ -153,7 +153,7 @@ let connections = 0;
 function report() {
   global.gc();
   const m = process.memoryUsage();
-  const anon = /RssAnon:\s+(\d+) kB/.exec(require("node:fs").readFileSync("/proc/self/status", "latin1"));
+  const anon = /RssAnon:\\s+(\\d+) kB/.exec(require("node:fs").readFileSync("/proc/self/status", "latin1"));
   console.log(JSON.stringify({ rss: m.rss, anon: anon ? Number(anon[1]) * 1024 : 0, heapUsed: m.heapUsed, connections }));
 }
 report();
