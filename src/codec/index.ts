@@ -63,7 +63,7 @@ export {
   type PerMessageDeflateOptions,
   type ResolvedDeflateOptions,
 } from "./websocket-deflate.ts";
-export { COPY_MAX_BYTES } from "./bytes.ts";
+export { COPY_MAX_BYTES, bytesAt } from "./bytes.ts";
 
 /** The server-side codec names codecByName accepts (and the reactor's `protocol` option). */
 export const CODEC_NAMES = ["raw", "lines", "length-u16", "length-u32", "resp"] as const;

@@ -78,7 +78,6 @@ export class PublishBatch {
    */
   gather(from: number, to: number, h: number, compressOne: ((k: number, raw: Uint8Array) => Uint8Array | null) | null): Uint8Array {
     const parts: Uint8Array[] = [];
-    let total = 0;
     for (let k = from; k < to; k++) {
       if (this.except[k] === h) continue;
       const z = compressOne === null ? null : compressOne(k, this.payload(k));
@@ -91,15 +90,8 @@ export class PublishBatch {
         frame.set(z, writeFrameHeader(frame, 0, b0 | RSV1, z.length));
       }
       parts.push(frame);
-      total += frame.length;
     }
-    const out = new Uint8Array(total);
-    let at = 0;
-    for (const p of parts) {
-      out.set(p, at);
-      at += p.length;
-    }
-    return out;
+    return concat(parts);
   }
 
   /**
@@ -132,16 +124,22 @@ export class PublishBatch {
     if (this.excepts !== 0 && this.excepted(h)) {
       const parts: Uint8Array[] = [];
       for (let k = from; k < this.count; k++) if (this.except[k] !== h) parts.push(z.bytes.subarray(k === 0 ? 0 : z.ends[k - 1]!, z.ends[k]!));
-      let total = 0;
-      for (const p of parts) total += p.length;
-      const bytes = new Uint8Array(total);
-      let at = 0;
-      for (const p of parts) {
-        bytes.set(p, at);
-        at += p.length;
-      }
-      return { bytes, start: 0, end: total };
+      const bytes = concat(parts);
+      return { bytes, start: 0, end: bytes.length };
     }
     return { bytes: z.bytes, start: from === 0 ? 0 : z.ends[from - 1]!, end: z.ends[this.count - 1]! };
   }
+}
+
+/** The parts one after another in one new buffer. */
+function concat(parts: Uint8Array[]): Uint8Array {
+  let total = 0;
+  for (const p of parts) total += p.length;
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
 }

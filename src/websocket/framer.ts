@@ -46,6 +46,7 @@ import {
   UTF8_REJECT,
   utf8Text,
   utf8Validate,
+  bytesAt,
 } from "../codec/index.ts";
 
 /** ext bits: permessage-deflate was negotiated. */
@@ -453,14 +454,3 @@ export class WebSocketFramer {
 
 const SLOT_MASK = 0xfffff;
 
-/**
- * buf[start, end) as a Uint8Array: a copy up to 32 bytes (a small typed array is cheaper to
- * make than a view, which must pin its ArrayBuffer), a view beyond.
- */
-function bytesAt(buf: Uint8Array, start: number, end: number): Uint8Array {
-  const n = end - start;
-  if (n > 32) return buf.subarray(start, end);
-  const out = new Uint8Array(n);
-  for (let i = 0; i < n; i++) out[i] = buf[start + i]!;
-  return out;
-}
