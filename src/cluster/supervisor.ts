@@ -8,6 +8,10 @@
  *   cluster.snapshot();        // { workers: [{ worker: "worker-0", pid, stats }, ...],
  *                              //   pools: [{ worker: "worker-0", name, stats }, ...] }  (module apps' registered pools)
  *   await cluster.stop();      // graceful; SIGKILL by pid after stopTimeoutMs
+ *
+ * One file a little past 500 lines on purpose: spawning, restart backoff, stop and the merged
+ * stats view all move the same table of worker entries; the pieces that stand apart (the
+ * plan, the IPC messages, the worker's side, the reply waiters) live in their own files.
  */
 import type { Subprocess } from "bun";
 import { existsSync } from "node:fs";
