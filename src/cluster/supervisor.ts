@@ -124,7 +124,7 @@ export interface WorkerInfo {
 const FTL_ENV = "BUN_JSC_useFTLJIT";
 
 /** With more workers than this per CPU, workers run without JSC's FTL tier by default (ClusterOptions.ftl). */
-export const FTL_MAX_WORKERS_PER_CPU = 4;
+const FTL_MAX_WORKERS_PER_CPU = 4;
 
 /** A cluster that could not start (ERR_CLUSTER_START) or was given bad options (ERR_CLUSTER_WORKERS, ERR_CLUSTER_LISTEN). */
 export class ClusterError extends MyriadError {}

@@ -10,7 +10,6 @@ export {
   type Command,
   type CommandSpec,
   type FlagSpec,
-  type FlagType,
   type FlagValue,
   type FlagValues,
   type ParsedCommand,

@@ -82,8 +82,6 @@ export interface PortRangeFlag extends FlagBase {
 
 /** One flag's declaration, by its `type`. */
 export type FlagSpec = IntFlag | NumberFlag | DurationFlag | StringFlag | BoolFlag | EnumFlag | ListFlag | PortRangeFlag;
-/** The flag types: int, number, duration-ms, string, bool, enum, list, port-range. */
-export type FlagType = FlagSpec["type"];
 
 /** The parsed type of one flag. */
 export type FlagValue<S> = S extends { type: "int" | "number" | "duration-ms" }

@@ -49,7 +49,7 @@ export const DEFAULT_WRITE_STALL_TIMEOUT_MS = 30_000;
 /** tickMs (the timing wheel's resolution) when not given: 100 ms. */
 export const DEFAULT_TICK_MS = 100;
 /** How long a proxied connection may take to send its PROXY header when handshakeTimeoutMs is 0. */
-export const DEFAULT_PROXY_TIMEOUT_MS = 10_000;
+const DEFAULT_PROXY_TIMEOUT_MS = 10_000;
 /** Largest queue or frame: offsets live in Int32Arrays. */
 const MAX_BYTES = 2 ** 30;
 /** Largest timeout: activity times are uint32 milliseconds, compared modulo 2^32. */

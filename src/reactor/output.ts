@@ -184,7 +184,7 @@ export function corkable(s: ReactorState, h: number): number {
  * Call only with bcLen > 0, for an open slot that is not closing; it may cut the connection
  * off (hard limit).
  */
-export function catchUp(s: ReactorState, slot: number): void {
+function catchUp(s: ReactorState, slot: number): void {
   const caught = s.bcCaught!;
   const base = s.bcBase;
   const len = s.bcLen;

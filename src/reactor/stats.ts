@@ -34,6 +34,7 @@ export const R_SERVER = 7;
 export const R_ERROR = 8;
 /** Code of "limit". */
 export const R_LIMIT = 9;
+/** Code of "proxy" (a missing, malformed or late PROXY protocol header). */
 export const R_PROXY = 10;
 
 /** The code of a close reason given by the application; unknown strings count as "server". */
