@@ -22,21 +22,16 @@
  * private (anonymous) memory only, from the plain baseline: RSS less the pages of files, i.e.
  * of the bun binary, which whatever code runs first pages in and every process shares.
  */
-import { writeFileSync, mkdtempSync, rmSync, readFileSync } from "node:fs";
+import { writeFileSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Child } from "./lib/child.ts";
+import { rssAnonBytes } from "./lib/measure.ts";
 
 const args = process.argv.slice(2);
 
 // ---- roles run in child processes -----------------------------------------------------------
 
-/** Private (anonymous) resident bytes, from /proc/self/status: RSS without the pages of files
- * (the bun binary's code, shared by every process that runs it). */
-function rssAnon(): number {
-  const m = /RssAnon:\s+(\d+) kB/.exec(readFileSync("/proc/self/status", "utf8"));
-  return m ? Number(m[1]) * 1024 : NaN;
-}
 
 /** Reports {rss, rssAnon, heapUsed, connections} on stdout for each "mem" line on stdin. */
 async function bunServer(role: string, host: string): Promise<void> {
@@ -44,7 +39,7 @@ async function bunServer(role: string, host: string): Promise<void> {
   const report = () => {
     Bun.gc(true);
     const m = process.memoryUsage();
-    console.log(JSON.stringify({ rss: m.rss, rssAnon: rssAnon(), heapUsed: m.heapUsed, connections }));
+    console.log(JSON.stringify({ rss: m.rss, rssAnon: rssAnonBytes(), heapUsed: m.heapUsed, connections }));
   };
   if (role === "server-myriad") {
     const { createServer } = await import("../src/reactor/index.ts");

@@ -29,6 +29,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Child } from "./lib/child.ts";
+import { rssAnonBytes } from "./lib/measure.ts";
 
 const args = process.argv.slice(2);
 const ROOT = join(import.meta.dir, "..");
@@ -37,15 +38,6 @@ const MASK = [0x11, 0x22, 0x33, 0x44];
 
 type Kind = "myriad" | "bun" | "ws" | "myriad-tcp";
 
-/**
- * This process's private anonymous resident memory (RssAnon of /proc/self/status), in bytes:
- * RSS without the file-backed pages (the bun or node binary's code and data, paged in as
- * they are first run, and shared by every process that maps them).
- */
-function rssAnon(): number {
-  const m = /RssAnon:\s+(\d+) kB/.exec(readFileSync("/proc/self/status", "latin1"));
-  return m ? Number(m[1]) * 1024 : 0;
-}
 
 // ---- servers (child processes) --------------------------------------------------------------
 
@@ -55,7 +47,7 @@ async function bunServer(kind: Kind, host: string, reusePort: boolean, port: num
   const report = () => {
     Bun.gc(true);
     const m = process.memoryUsage();
-    console.log(JSON.stringify({ rss: m.rss, anon: rssAnon(), heapUsed: m.heapUsed, connections }));
+    console.log(JSON.stringify({ rss: m.rss, anon: rssAnonBytes(), heapUsed: m.heapUsed, connections }));
   };
   let publish: (data: Uint8Array) => void;
   let listening: number;

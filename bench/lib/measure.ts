@@ -16,6 +16,16 @@ export function rssBytes(pid: number): number {
   return m === null ? 0 : Number(m[1]) * 1024;
 }
 
+/**
+ * Private anonymous resident memory of process `pid` (default: this one), in bytes: RssAnon,
+ * i.e. RSS without the file-backed pages (the bun or node binary's code, paged in as it is
+ * first run and shared by every process that maps it). NaN where /proc does not say.
+ */
+export function rssAnonBytes(pid: number | "self" = "self"): number {
+  const m = /RssAnon:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  return m === null ? NaN : Number(m[1]) * 1024;
+}
+
 /** The median of xs (the mean of the middle two for an even count); NaN for none. */
 export function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);

@@ -91,11 +91,11 @@ export interface ProxyConfig {
 /** The default `timeout` when the file sets none (nutcracker would wait forever). */
 export const DEFAULT_TIMEOUT_MS = 10_000;
 /** nutcracker's default server_retry_timeout, in ms. */
-export const DEFAULT_SERVER_RETRY_TIMEOUT_MS = 30_000;
+const DEFAULT_SERVER_RETRY_TIMEOUT_MS = 30_000;
 /** nutcracker's default server_failure_limit. */
-export const DEFAULT_SERVER_FAILURE_LIMIT = 2;
+const DEFAULT_SERVER_FAILURE_LIMIT = 2;
 /** nutcracker's default server_connections. */
-export const DEFAULT_SERVER_CONNECTIONS = 1;
+const DEFAULT_SERVER_CONNECTIONS = 1;
 /** Port whose number nutcracker leaves out of ketama names (libmemcached compatibility). */
 const KETAMA_DEFAULT_PORT = 11211;
 

@@ -44,7 +44,7 @@ function startsWith(buf: Uint8Array, prefix: Uint8Array): boolean {
 }
 
 /** True for a pub/sub delivery ("message" or "pmessage" array) as opposed to a command's reply. */
-export function isPushMessage(reply: Uint8Array): boolean {
+function isPushMessage(reply: Uint8Array): boolean {
   return startsWith(reply, MESSAGE) || startsWith(reply, PMESSAGE);
 }
 

@@ -42,35 +42,35 @@ function sx(b: number): number {
  * bits of a 64-bit product depend only on the low 32 bits of its factors, so 32-bit
  * arithmetic with the truncated basis (0x84222325) and prime (0x1b3) gives the same value.
  */
-export function fnv1_64(buf: Uint8Array, start: number, end: number): number {
+function fnv1_64(buf: Uint8Array, start: number, end: number): number {
   let h = 0x84222325 | 0;
   for (let i = start; i < end; i++) h = Math.imul(h, 0x1b3) ^ sx(buf[i] as number);
   return h >>> 0;
 }
 
 /** fnv1a_64 as nutcracker computes it: in 32 bits throughout, with the 64-bit constants truncated. */
-export function fnv1a_64(buf: Uint8Array, start: number, end: number): number {
+function fnv1a_64(buf: Uint8Array, start: number, end: number): number {
   let h = 0x84222325 | 0;
   for (let i = start; i < end; i++) h = Math.imul(h ^ sx(buf[i] as number), 0x1b3);
   return h >>> 0;
 }
 
 /** 32-bit FNV-1. */
-export function fnv1_32(buf: Uint8Array, start: number, end: number): number {
+function fnv1_32(buf: Uint8Array, start: number, end: number): number {
   let h = 0x811c9dc5 | 0;
   for (let i = start; i < end; i++) h = Math.imul(h, 0x01000193) ^ sx(buf[i] as number);
   return h >>> 0;
 }
 
 /** 32-bit FNV-1a. */
-export function fnv1a_32(buf: Uint8Array, start: number, end: number): number {
+function fnv1a_32(buf: Uint8Array, start: number, end: number): number {
   let h = 0x811c9dc5 | 0;
   for (let i = start; i < end; i++) h = Math.imul(h ^ sx(buf[i] as number), 0x01000193);
   return h >>> 0;
 }
 
 /** Bob Jenkins' one-at-a-time hash. */
-export function one_at_a_time(buf: Uint8Array, start: number, end: number): number {
+function one_at_a_time(buf: Uint8Array, start: number, end: number): number {
   let v = 0;
   for (let i = start; i < end; i++) {
     v = (v + sx(buf[i] as number)) | 0;
@@ -86,7 +86,7 @@ export function one_at_a_time(buf: Uint8Array, start: number, end: number): numb
 const digest = new Uint8Array(16);
 
 /** The first little-endian word of the key's MD5 digest. */
-export function md5(buf: Uint8Array, start: number, end: number): number {
+function md5(buf: Uint8Array, start: number, end: number): number {
   md5Into(buf, start, end, digest);
   return ((digest[0] as number) | ((digest[1] as number) << 8) | ((digest[2] as number) << 16) | ((digest[3] as number) << 24)) >>> 0;
 }
@@ -102,7 +102,7 @@ for (let i = 0; i < 256; i++) {
  * nutcracker's crc16 (CCITT/XMODEM table), which keeps its register in 32 bits without
  * masking it back to 16: the result carries the shifted-out bits too.
  */
-export function crc16(buf: Uint8Array, start: number, end: number): number {
+function crc16(buf: Uint8Array, start: number, end: number): number {
   let crc = 0;
   for (let i = start; i < end; i++) crc = (crc << 8) ^ (CRC16_TABLE[((crc >>> 8) ^ (buf[i] as number)) & 0xff] as number);
   return crc >>> 0;
@@ -122,17 +122,17 @@ function crc32Register(buf: Uint8Array, start: number, end: number): number {
 }
 
 /** libmemcached's crc32: bits 16..30 of the standard CRC-32 (a 15-bit value). */
-export function crc32(buf: Uint8Array, start: number, end: number): number {
+function crc32(buf: Uint8Array, start: number, end: number): number {
   return (~crc32Register(buf, start, end) >>> 16) & 0x7fff;
 }
 
 /** The standard CRC-32 (IEEE 802.3). */
-export function crc32a(buf: Uint8Array, start: number, end: number): number {
+function crc32a(buf: Uint8Array, start: number, end: number): number {
   return ~crc32Register(buf, start, end) >>> 0;
 }
 
 /** Paul Hsieh's SuperFastHash, with nutcracker's signed read of the third byte of a 3-byte tail. */
-export function hsieh(buf: Uint8Array, start: number, end: number): number {
+function hsieh(buf: Uint8Array, start: number, end: number): number {
   const len = end - start;
   if (len <= 0) return 0;
   let hash = 0;
@@ -173,7 +173,7 @@ export function hsieh(buf: Uint8Array, start: number, end: number): number {
 }
 
 /** MurmurHash2 with nutcracker's seed (0xdeadbeef * length). */
-export function murmur(buf: Uint8Array, start: number, end: number): number {
+function murmur(buf: Uint8Array, start: number, end: number): number {
   const m = 0x5bd1e995;
   let len = end - start;
   let h = Math.imul(0xdeadbeef | 0, len) ^ len;
@@ -217,7 +217,7 @@ function rot(x: number, k: number): number {
 }
 
 /** Bob Jenkins' lookup3 hashlittle with initval 13 (a little-endian machine reads any alignment alike). */
-export function jenkins(buf: Uint8Array, start: number, end: number): number {
+function jenkins(buf: Uint8Array, start: number, end: number): number {
   let length = end - start;
   let a = (0xdeadbeef + length + 13) | 0;
   let b = a;

@@ -98,15 +98,6 @@ export function integerOf(reply: Uint8Array): number {
   return neg ? -v : v;
 }
 
-/** The first element of an array reply as text, lower case ("message", "subscribe", ...), or "". */
-export function pushKind(reply: Uint8Array): string {
-  const els = arrayElements(reply);
-  if (els === null || els.length === 0) return "";
-  const first = els[0]!;
-  if (first[0] !== 36) return "";
-  const nl = first.indexOf(10);
-  return Buffer.from(first.subarray(nl + 1, first.length - 2)).toString("latin1").toLowerCase();
-}
 
 /** The bulk string payload of an encoded bulk element ("$3\r\nabc\r\n" → "abc"), or null. */
 export function bulkPayload(element: Uint8Array): Uint8Array | null {

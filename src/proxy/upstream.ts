@@ -65,7 +65,7 @@ class Ticket {
 }
 
 /** Request latency bounds in ms (upstream round trips are sub-millisecond on a LAN). */
-export const UPSTREAM_LATENCY_BOUNDS_MS: readonly number[] = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000];
+const UPSTREAM_LATENCY_BOUNDS_MS: readonly number[] = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000];
 
 /** Counters of one upstream server (a snapshot). */
 export interface UpstreamStats {

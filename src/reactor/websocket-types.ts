@@ -4,6 +4,7 @@
 import type { PerMessageDeflateOptions, UpgradeRequest } from "../codec/index.ts";
 import type { Server, ServerOptions, WebSocketStats } from "./types.ts";
 
+/** The upgrade request a hook sees, the permessage-deflate options and the stats, from one module with the rest of a WebSocket server's types. */
 export type { UpgradeRequest, PerMessageDeflateOptions, WebSocketStats };
 
 /**
