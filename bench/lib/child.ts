@@ -34,11 +34,17 @@ export class Child {
     const l = this.buffered.shift();
     if (l !== undefined) return Promise.resolve(JSON.parse(l));
     return new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`child ${this.proc.pid}: no answer in ${timeoutMs} ms`)), timeoutMs);
-      this.waiters.push((line) => {
+      const waiter = (line: string) => {
         clearTimeout(t);
         resolve(JSON.parse(line));
-      });
+      };
+      // A waiter that timed out leaves the queue, so the next line goes to the next caller.
+      const t = setTimeout(() => {
+        const i = this.waiters.indexOf(waiter);
+        if (i >= 0) this.waiters.splice(i, 1);
+        reject(new Error(`child ${this.proc.pid}: no answer in ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.waiters.push(waiter);
     });
   }
 

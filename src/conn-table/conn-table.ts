@@ -40,7 +40,8 @@ import { MyriadRangeError } from "../errors.ts";
 export const MAX_CAPACITY = 1 << 20;
 
 const SLOT_BITS = 20;
-const SLOT_MASK = MAX_CAPACITY - 1;
+/** A handle's slot is its low 20 bits: `handle & SLOT_MASK` (the one statement of that layout). */
+export const SLOT_MASK = MAX_CAPACITY - 1;
 const GEN_MASK = 0xfff;
 
 /** The handle of `slot` at `generation`: unsigned, so the 12th generation bit may set bit 31. */

@@ -2,7 +2,7 @@
  * Connection table and byte-segment pool: the per-connection state of a server, kept in
  * typed arrays so that a connection costs bytes, not objects.
  */
-export { ConnTable, MAX_CAPACITY, STATE_FREE, STATE_ALLOCATED } from "./conn-table.ts";
+export { ConnTable, MAX_CAPACITY, SLOT_MASK, STATE_FREE, STATE_ALLOCATED } from "./conn-table.ts";
 export {
   SegmentPool,
   FALLBACK_REF_BASE,

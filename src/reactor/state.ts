@@ -20,7 +20,7 @@
  */
 import type { Socket, TCPSocketListener, UnixSocketListener } from "bun";
 import { linesCodec, respCodec, type Codec } from "../codec/index.ts";
-import { ConnTable, SegmentPool } from "../conn-table/index.ts";
+import { ConnTable, SegmentPool, SLOT_MASK } from "../conn-table/index.ts";
 import type { ClockClient } from "./clock.ts";
 import { ConnRef, type ConnOps } from "./connection.ts";
 import type { ResolvedOptions } from "./options.ts";
@@ -33,8 +33,8 @@ export type Sock = Socket<number>;
 /** The listener Bun.listen returns, TCP or unix. */
 export type Listener = TCPSocketListener<number> | UnixSocketListener<number>;
 
-/** The slot of a handle: its low 20 bits (ConnTable's layout). */
-export const SLOT_MASK = (1 << 20) - 1;
+/** The slot of a handle: its low 20 bits (ConnTable's layout, stated there). */
+export { SLOT_MASK };
 
 /** table.state of an open connection (ConnTable's alloc() leaves 1; free() writes 0). */
 export const S_OPEN = 2;

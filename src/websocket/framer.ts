@@ -21,7 +21,7 @@
  * that makes the text invalid), the message size after joining fragments (known at each
  * frame's header) and after inflating.
  */
-import { NO_REF, SegmentPool } from "../conn-table/index.ts";
+import { NO_REF, SegmentPool, SLOT_MASK } from "../conn-table/index.ts";
 import {
   CLOSE_INVALID_PAYLOAD,
   CLOSE_MESSAGE_TOO_BIG,
@@ -465,5 +465,4 @@ export class WebSocketFramer {
   }
 }
 
-const SLOT_MASK = 0xfffff;
 
