@@ -24,11 +24,10 @@
  * drains and resumes, and one that never drains is closed by writeStallTimeoutMs or by
  * stop()'s deadline (Bun 1.4.5, checked: FIN unseen while paused, RST reported).
  *
- * One file a little past 500 lines on purpose: Bun's callbacks, built once per listener (a
- * plain inlined open and close for servers that need none of the per-connection features),
- * and the stop and stats paths share the class's private lifecycle state; the seams that
- * stand apart already live beside it, and splitting the callbacks from the class would put a
- * module boundary inside the accept path.
+ * One file a little past 500 lines on purpose: Bun's callbacks and the stop and stats paths
+ * share the class's private lifecycle state; the seams that stand apart already live beside
+ * it, and splitting the callbacks from the class would put a module boundary inside the
+ * accept path.
  */
 import type { SocketHandler } from "bun";
 import { NO_REF } from "../conn-table/index.ts";
@@ -109,11 +108,11 @@ class ReactorServer extends ReactorState implements Server {
     if (this.o.proxyProtocol) this.stage = new ProxyStage(this.stage);
     const handlers: SocketHandler<number, "uint8array"> = {
       binaryType: "uint8array",
-      open: this.openCallback(),
+      open: (s) => this.onOpen(s),
       data: (s, d) => this.onData(s as Sock, d),
       drain: (s) => this.onDrain(s as Sock),
       end: (s) => this.onEnd(s as Sock),
-      close: this.closeCallback(),
+      close: (s) => this.onClose(s),
       error: (s, e) => this.onError(s as Sock, e),
     };
     if (this.o.tls !== undefined) {
@@ -159,73 +158,6 @@ class ReactorServer extends ReactorState implements Server {
   }
 
   // ---- Bun callbacks -----------------------------------------------------------------------
-
-  /**
-   * Bun's open callback, built once at listen with the features this server uses. A cluster
-   * worker sees each of its connections once, so the accept path mostly runs in the
-   * interpreter, before the JIT has compiled it: there every call and every test of an
-   * option costs. A server with no per-IP limit, no open-time deadline (idle, handshake),
-   * no stage (PROXY, WebSocket) and no handler.open takes onOpen's plain subset, inline in
-   * the callback (no call to a method); the others take onOpen.
-   */
-  private openCallback(): (socket: Sock) => void {
-    const plain = this.perIp === null && this.stage === null && this.handler.open === undefined && this.idleTimeoutMs === 0 && this.handshakeTimeoutMs === 0;
-    if (!plain) return (s) => this.onOpen(s);
-    const server = this;
-    const table = this.table;
-    const sockets = this.sockets;
-    const budget = this.budget;
-    return (socket) => {
-      if (server.stopping || (budget !== null && budget.live >= budget.max)) return server.reject(socket);
-      const h = table.alloc();
-      if (h < 0) return server.reject(socket);
-      if (budget !== null) budget.live++;
-      socket.data = h;
-      const slot = h & SLOT_MASK;
-      sockets[slot] = socket;
-      table.state[slot] = S_OPEN;
-      server.accepted++;
-      if (table.size > server.peak) server.peak = table.size;
-      if (server.bcLen !== 0) joinBroadcasts(server, slot);
-    };
-  }
-
-  /**
-   * Bun's close callback, built once at listen like openCallback: a server with no per-IP
-   * count, no PROXY addresses, no stage and no handler.close takes onClose's plain subset
-   * inline (what has no queue, input or deadline skips the call that would release it).
-   */
-  private closeCallback(): (socket: Sock) => void {
-    const plain = this.perIp === null && this.stage === null && this.handler.close === undefined && this.proxyAddress === null;
-    if (!plain) return (s) => this.onClose(s);
-    const server = this;
-    const table = this.table;
-    const sockets = this.sockets;
-    const closeReason = this.closeReason;
-    const closedCounts = this.closedCounts;
-    const budget = this.budget;
-    return (socket) => {
-      const h = socket.data;
-      if (h < 0) return;
-      socket.data = -1;
-      if (!table.isLive(h)) return;
-      const slot = h & SLOT_MASK;
-      const flags = table.flags[slot]!;
-      let code = closeReason[slot]!;
-      if (code === R_NONE) code = (flags & F_ERRORED) !== 0 ? R_ERROR : R_PEER;
-      else closeReason[slot] = R_NONE; // as the next occupant of the slot expects it
-      closedCounts[code]!++;
-      if ((flags & F_PAUSED) !== 0) server.pausedConnections--;
-      if (table.outRef[slot]! !== NO_REF) releaseQueue(server, slot);
-      if (table.inRef[slot]! !== NO_REF) releaseInput(server, slot);
-      if (server.clocked) cancelDeadline(server, slot);
-      if (budget !== null) budget.live--;
-      if (slot === server.corkSlot) server.corkHandle = -1;
-      sockets[slot] = undefined;
-      table.free(h);
-      if (server.stopping && table.size === 0) server.finishStop();
-    };
-  }
 
   private onOpen(socket: Sock): void {
     const budget = this.budget;
