@@ -4,7 +4,7 @@
  * builds and flushes it). Also the gathered and compressed variants for subscribers that
  * need their own copy.
  */
-import { RSV1, frameHeaderBytes, writeFrameHeader } from "../codec/index.ts";
+import { RSV1, encodeFrame, frameHeaderBytes, writeFrameHeader } from "../codec/index.ts";
 import type { Topic } from "../websocket/index.ts";
 
 /**
@@ -85,13 +85,11 @@ export class PublishBatch {
       if (z === null) {
         frame = this.log.subarray(k === 0 ? 0 : this.ends[k - 1]!, this.ends[k]!);
       } else {
-        const b0 = this.log[k === 0 ? 0 : this.ends[k - 1]!]!;
-        frame = new Uint8Array(frameHeaderBytes(z.length) + z.length);
-        frame.set(z, writeFrameHeader(frame, 0, b0 | RSV1, z.length));
+        frame = this.compressedFrame(k, z);
       }
       parts.push(frame);
     }
-    return concat(parts);
+    return new Uint8Array(Bun.concatArrayBuffers(parts));
   }
 
   /**
@@ -105,10 +103,7 @@ export class PublishBatch {
     for (let k = z.ends.length; k < this.count; k++) {
       let frame: Uint8Array;
       if (this.compress[k]) {
-        const body = deflate(this.payload(k), bits);
-        const b0 = this.log[k === 0 ? 0 : this.ends[k - 1]!]!;
-        frame = new Uint8Array(frameHeaderBytes(body.length) + body.length);
-        frame.set(body, writeFrameHeader(frame, 0, b0 | RSV1, body.length));
+        frame = this.compressedFrame(k, deflate(this.payload(k), bits));
       } else {
         frame = this.log.subarray(k === 0 ? 0 : this.ends[k - 1]!, this.ends[k]!);
       }
@@ -124,22 +119,14 @@ export class PublishBatch {
     if (this.excepts !== 0 && this.excepted(h)) {
       const parts: Uint8Array[] = [];
       for (let k = from; k < this.count; k++) if (this.except[k] !== h) parts.push(z.bytes.subarray(k === 0 ? 0 : z.ends[k - 1]!, z.ends[k]!));
-      const bytes = concat(parts);
+      const bytes = new Uint8Array(Bun.concatArrayBuffers(parts));
       return { bytes, start: 0, end: bytes.length };
     }
     return { bytes: z.bytes, start: from === 0 ? 0 : z.ends[from - 1]!, end: z.ends[this.count - 1]! };
   }
-}
 
-/** The parts one after another in one new buffer. */
-function concat(parts: Uint8Array[]): Uint8Array {
-  let total = 0;
-  for (const p of parts) total += p.length;
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
+  /** Message k's frame with `body` (its payload compressed) in place of the payload: the same first byte, RSV1 set. */
+  private compressedFrame(k: number, body: Uint8Array): Uint8Array {
+    return encodeFrame(this.log[k === 0 ? 0 : this.ends[k - 1]!]! | RSV1, body);
   }
-  return out;
 }
