@@ -174,6 +174,52 @@ function onSignals(shutdown: (why: string) => Promise<void>, isStopping: () => b
   }
 }
 
+/**
+ * One graceful stop for a running proxy, whether SIGINT/SIGTERM or POST /admin/stop asks for
+ * it, and the admin server that can ask: the same for one process, workers and the hub.
+ */
+class Lifecycle {
+  stopping: Promise<void> | undefined;
+  admin: AdminServer | undefined;
+
+  /**
+   * `what`: what the stop line names ("", "3 workers "); `stopAll`: stops everything, within
+   * --stop-timeout-ms when graceful; `stoppedNote`: the tail of the last line, read after it.
+   */
+  constructor(
+    private readonly f: ProxyFlags,
+    private readonly what: string,
+    private readonly stopAll: (graceful: boolean) => Promise<void>,
+    private readonly stoppedNote: () => string = () => "",
+  ) {}
+
+  /** Stops once (later calls get the same promise) and exits 0. */
+  readonly shutdown = (why: string): Promise<void> => {
+    this.stopping ??= (async () => {
+      process.stdout.write(`proxy: ${why}: stopping ${this.what}gracefully (up to ${formatMs(this.f.stopTimeoutMs)})\n`);
+      await this.stopAll(true);
+      await this.admin?.stop().catch(() => {});
+      process.stdout.write(`proxy: stopped${this.stoppedNote()}\n`);
+      process.exit(0);
+    })();
+    return this.stopping;
+  };
+
+  /** Starts the admin server (unless --no-admin; exits 1, everything stopped, if it cannot) and the signal handlers. */
+  async serve(source: (stop: () => Promise<void>) => AdminStatsSource): Promise<void> {
+    const f = this.f;
+    if (f.admin) {
+      try {
+        this.admin = await startAdminServer({ port: f.adminPort, host: f.adminHost, token: f.adminToken, source: source(() => this.shutdown("POST /admin/stop")) });
+      } catch (e) {
+        await this.stopAll(false);
+        fail(`${e instanceof Error ? e.message : String(e)} (or pass --no-admin)`);
+      }
+    }
+    onSignals(this.shutdown, () => this.stopping !== undefined);
+  }
+}
+
 async function runSingle(f: ProxyFlags, cfg: ProxyConfig): Promise<void> {
   let proxy: Proxy;
   try {
@@ -181,28 +227,14 @@ async function runSingle(f: ProxyFlags, cfg: ProxyConfig): Promise<void> {
   } catch (e) {
     fail(`cannot start: ${e instanceof Error ? e.message : String(e)}`);
   }
-  let stopping: Promise<void> | undefined;
-  let admin: AdminServer | undefined;
-  const shutdown = (why: string): Promise<void> => {
-    stopping ??= (async () => {
-      process.stdout.write(`proxy: ${why}: stopping gracefully (up to ${formatMs(f.stopTimeoutMs)})\n`);
-      await proxy.stop({ graceful: true, timeoutMs: f.stopTimeoutMs });
-      await admin?.stop().catch(() => {});
-      const totals = proxy.stats().pools.reduce((n, p) => n + p.requests, 0);
-      process.stdout.write(`proxy: stopped; ${totals} requests served\n`);
-      process.exit(0);
-    })();
-    return stopping;
-  };
-  if (f.admin) {
-    try {
-      admin = await startAdminServer({ port: f.adminPort, host: f.adminHost, token: f.adminToken, source: proxySource(proxy, () => shutdown("POST /admin/stop")) });
-    } catch (e) {
-      await proxy.stop({ graceful: false });
-      fail(`${e instanceof Error ? e.message : String(e)} (or pass --no-admin)`);
-    }
-  }
-  onSignals(shutdown, () => stopping !== undefined);
+  const life = new Lifecycle(
+    f,
+    "",
+    (graceful) => proxy.stop(graceful ? { graceful: true, timeoutMs: f.stopTimeoutMs } : { graceful: false }),
+    () => `; ${proxy.stats().pools.reduce((n, p) => n + p.requests, 0)} requests served`,
+  );
+  await life.serve((stop) => proxySource(proxy, stop));
+  const admin = life.admin;
   process.stdout.write(
     [
       `myriad ${VERSION} proxy: ${cfg.pools.length} pool${cfg.pools.length === 1 ? "" : "s"}, pid ${process.pid}`,
@@ -225,10 +257,10 @@ function checkWorkerListen(f: ProxyFlags, cfg: ProxyConfig): void {
 async function runWorkers(f: ProxyFlags, cfg: ProxyConfig): Promise<void> {
   checkWorkerListen(f, cfg);
   const { runCluster } = await import("../cluster/index.ts");
-  let stopping: Promise<void> | undefined;
+  const life = new Lifecycle(f, `${f.workers} workers `, (graceful) => cluster.stop(graceful ? { graceful: true, timeoutMs: f.stopTimeoutMs } : { graceful: false }).then(() => {}));
   const onEvent = (e: ClusterEvent): void => {
     if (e.type === "warning") process.stderr.write(`proxy: ${e.message}\n`);
-    else if (e.type === "exit" && !e.expected && stopping === undefined) process.stderr.write(`proxy: worker ${e.worker} (pid ${e.pid}) died (${e.signal ?? `exit code ${e.exitCode}`})\n`);
+    else if (e.type === "exit" && !e.expected && life.stopping === undefined) process.stderr.write(`proxy: worker ${e.worker} (pid ${e.pid}) died (${e.signal ?? `exit code ${e.exitCode}`})\n`);
     else if (e.type === "fatal") process.stderr.write(`proxy: worker ${e.worker}: ${e.message}\n`);
   };
   const first = cfg.pools[0]!.listen as { host: string; port: number };
@@ -246,35 +278,8 @@ async function runWorkers(f: ProxyFlags, cfg: ProxyConfig): Promise<void> {
   } catch (e) {
     fail(`cannot start ${f.workers} workers: ${e instanceof Error ? e.message : String(e)}`);
   }
-  let admin: AdminServer | undefined;
-  const shutdown = (why: string): Promise<void> => {
-    stopping ??= (async () => {
-      process.stdout.write(`proxy: ${why}: stopping ${f.workers} workers gracefully (up to ${formatMs(f.stopTimeoutMs)})\n`);
-      await cluster.stop({ graceful: true, timeoutMs: f.stopTimeoutMs });
-      await admin?.stop().catch(() => {});
-      process.stdout.write("proxy: stopped\n");
-      process.exit(0);
-    })();
-    return stopping;
-  };
-  if (f.admin) {
-    try {
-      admin = await startAdminServer({
-        port: f.adminPort,
-        host: f.adminHost,
-        token: f.adminToken,
-        source: {
-          snapshot: () => cluster.refreshStats(),
-          isAccepting: () => cluster.isAccepting(),
-          stop: () => shutdown("POST /admin/stop"),
-        },
-      });
-    } catch (e) {
-      await cluster.stop({ graceful: false });
-      fail(`${e instanceof Error ? e.message : String(e)} (or pass --no-admin)`);
-    }
-  }
-  onSignals(shutdown, () => stopping !== undefined);
+  await life.serve((stop) => ({ snapshot: () => cluster.refreshStats(), isAccepting: () => cluster.isAccepting(), stop }));
+  const admin = life.admin;
   const upstream = cfg.pools.reduce((n, p) => n + p.servers.length * p.serverConnections, 0);
   process.stdout.write(
     [
@@ -307,19 +312,25 @@ async function runShared(f: ProxyFlags, cfg: ProxyConfig): Promise<void> {
   const { runCluster } = await import("../cluster/index.ts");
   const dir = mkdtempSync(join(tmpdir(), "myriad-proxy-hub-"));
   const removeDir = () => rmSync(dir, { recursive: true, force: true });
-  let stopping: Promise<void> | undefined;
+  let hub: Awaited<ReturnType<typeof runCluster>>;
+  let fronts: Awaited<ReturnType<typeof runCluster>>;
+  // Fronts first: their clients' requests in flight still go through the hub.
+  const life = new Lifecycle(f, `${f.workers} workers and the hub `, async (graceful) => {
+    const how = graceful ? { graceful: true, timeoutMs: f.stopTimeoutMs } : { graceful: false };
+    await fronts.stop(how);
+    await hub.stop(how);
+    removeDir();
+  });
   const events = (who: string) => (e: ClusterEvent): void => {
     if (e.type === "warning") process.stderr.write(`proxy: ${e.message}\n`);
-    else if (e.type === "exit" && !e.expected && stopping === undefined) {
+    else if (e.type === "exit" && !e.expected && life.stopping === undefined) {
       process.stderr.write(`proxy: ${who === "hub" ? "hub" : `worker ${e.worker}`} (pid ${e.pid}) died (${e.signal ?? `exit code ${e.exitCode}`})${who === "hub" ? "; clients get errors until it is back" : ""}\n`);
     } else if (e.type === "restart" && who === "hub") process.stderr.write(`proxy: restarting the hub in ${e.delayMs} ms\n`);
-    else if (e.type === "ready" && who === "hub" && stopping === undefined) process.stdout.write(`proxy: hub ready (pid ${e.pid})\n`);
+    else if (e.type === "ready" && who === "hub" && life.stopping === undefined) process.stdout.write(`proxy: hub ready (pid ${e.pid})\n`);
     else if (e.type === "fatal") process.stderr.write(`proxy: ${who === "hub" ? "hub" : `worker ${e.worker}`}: ${e.message}\n`);
   };
   const first = cfg.pools[0]!.listen as { host: string; port: number };
   const options = JSON.stringify(proxyOptions(f));
-  let hub: Awaited<ReturnType<typeof runCluster>>;
-  let fronts: Awaited<ReturnType<typeof runCluster>>;
   try {
     hub = await runCluster({
       workers: 1,
@@ -348,44 +359,16 @@ async function runShared(f: ProxyFlags, cfg: ProxyConfig): Promise<void> {
     removeDir();
     fail(`cannot start ${f.workers} workers: ${e instanceof Error ? e.message : String(e)}`);
   }
-  let admin: AdminServer | undefined;
-  const shutdown = (why: string): Promise<void> => {
-    stopping ??= (async () => {
-      process.stdout.write(`proxy: ${why}: stopping ${f.workers} workers and the hub gracefully (up to ${formatMs(f.stopTimeoutMs)} each)\n`);
-      // Fronts first: their clients' requests in flight still go through the hub.
-      await fronts.stop({ graceful: true, timeoutMs: f.stopTimeoutMs });
-      await hub.stop({ graceful: true, timeoutMs: f.stopTimeoutMs });
-      removeDir();
-      await admin?.stop().catch(() => {});
-      process.stdout.write("proxy: stopped\n");
-      process.exit(0);
-    })();
-    return stopping;
-  };
-  if (f.admin) {
-    try {
-      admin = await startAdminServer({
-        port: f.adminPort,
-        host: f.adminHost,
-        token: f.adminToken,
-        source: {
-          snapshot: async () => {
-            const [a, b] = await Promise.all([fronts.refreshStats(), hub.refreshStats()]);
-            const h = relabel(b, "hub");
-            return { workers: [...a.workers, ...h.workers], pools: [...a.pools, ...h.pools], proxy: [...(a.proxy ?? []), ...(h.proxy ?? [])] };
-          },
-          isAccepting: () => fronts.isAccepting(),
-          stop: () => shutdown("POST /admin/stop"),
-        },
-      });
-    } catch (e) {
-      await fronts.stop({ graceful: false });
-      await hub.stop({ graceful: false });
-      removeDir();
-      fail(`${e instanceof Error ? e.message : String(e)} (or pass --no-admin)`);
-    }
-  }
-  onSignals(shutdown, () => stopping !== undefined);
+  await life.serve((stop) => ({
+    snapshot: async () => {
+      const [a, b] = await Promise.all([fronts.refreshStats(), hub.refreshStats()]);
+      const h = relabel(b, "hub");
+      return { workers: [...a.workers, ...h.workers], pools: [...a.pools, ...h.pools], proxy: [...(a.proxy ?? []), ...(h.proxy ?? [])] };
+    },
+    isAccepting: () => fronts.isAccepting(),
+    stop,
+  }));
+  const admin = life.admin;
   const upstream = cfg.pools.reduce((n, p) => n + p.servers.length * p.serverConnections, 0);
   process.stdout.write(
     [
