@@ -14,7 +14,8 @@
  *   --warmup W (default 5,000; 0: off) the whole measure is repeated, in fresh processes, with
  *   a baseline taken after every server has accepted W connections (upgraded) and seen them
  *   close: one-time costs apart from per-connection ones. The plain figure is always printed.
- * - echo: messages per second, one 32-byte message in flight per connection, N connections.
+ * - echo: messages per second, one 32-byte message in flight per connection, N connections;
+ *   with myriad, also raw-ws: the floor a WebSocket echo on Bun.listen pays (rawWebSocketEcho).
  * - publish: N subscribers to one topic; the server publishes --messages 32-byte messages in
  *   one burst (one loop turn); deliveries per second counted at the clients, first byte to
  *   last. Past the per-process descriptor limit (ulimit -n) the subscribers are spread over
@@ -36,7 +37,7 @@ const ROOT = join(import.meta.dir, "..");
 const KEY = "dGhlIHNhbXBsZSBub25jZQ==";
 const MASK = [0x11, 0x22, 0x33, 0x44];
 
-type Kind = "myriad" | "bun" | "ws" | "myriad-tcp";
+type Kind = "myriad" | "bun" | "ws" | "myriad-tcp" | "raw-ws";
 
 
 // ---- servers (child processes) --------------------------------------------------------------
@@ -97,6 +98,10 @@ async function bunServer(kind: Kind, host: string, reusePort: boolean, port: num
       publish = () => {};
       listening = server.port;
     }
+  } else if (kind === "raw-ws") {
+    report();
+    listening = rawWebSocketEcho(host, port, reusePort);
+    publish = () => {};
   } else {
     report();
     const server = Bun.serve({
@@ -135,6 +140,70 @@ async function bunServer(kind: Kind, host: string, reusePort: boolean, port: num
       console.log(JSON.stringify({ publishMs: performance.now() - t0 }));
     }
   }
+}
+
+/**
+ * The floor of the echo table ("raw-ws"): the least a WebSocket echo server on `Bun.listen`
+ * can do, which no real server may do so little: the upgrade answered from its key alone
+ * (no other header read or checked), then for each read every whole masked frame echoed as a
+ * binary frame into one buffer and written with one socket.write; no validation, no control
+ * frames, no fragments, no partial frames (the echo client sends none: one small message in
+ * flight per connection arrives in one read on loopback). What myriad pays above this is
+ * its own; what this pays above Bun.serve is Bun.listen's. Returns the port.
+ */
+function rawWebSocketEcho(host: string, port: number, reusePort: boolean): number {
+  const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+  const out = new Uint8Array(1 << 16);
+  const socket: import("bun").SocketHandler<number, "uint8array"> = {
+    binaryType: "uint8array",
+    open(s) {
+      s.data = 0; // 0: before the upgrade; 1: upgraded
+    },
+      data(s, d: Uint8Array) {
+        let p = 0;
+        if (s.data === 0) {
+          const text = Buffer.from(d.buffer, d.byteOffset, d.length).toString("latin1");
+          const at = text.indexOf("Sec-WebSocket-Key: ");
+          const end = text.indexOf("\r\n\r\n");
+          if (at < 0 || end < 0) {
+            s.end();
+            return;
+          }
+          const key = text.slice(at + 19, text.indexOf("\r\n", at));
+          const accept = new Bun.CryptoHasher("sha1").update(key + GUID).digest("base64");
+          s.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`);
+          s.data = 1;
+          p = end + 4;
+        }
+        let o = 0;
+        while (p + 6 <= d.length) {
+          let n = d[p + 1]! & 0x7f;
+          let k = p + 2;
+          if (n === 126) {
+            n = (d[k]! << 8) | d[k + 1]!;
+            k += 2;
+          }
+          if (k + 4 + n > d.length || o + 4 + n > out.length) break;
+          out[o] = 0x82;
+          let hb = 2;
+          if (n < 126) out[o + 1] = n;
+          else {
+            out[o + 1] = 126;
+            out[o + 2] = n >> 8;
+            out[o + 3] = n & 0xff;
+            hb = 4;
+          }
+          for (let i = 0; i < n; i++) out[o + hb + i] = d[k + 4 + i]! ^ d[k + (i & 3)]!;
+          o += hb + n;
+          p = k + 4 + n;
+        }
+        if (o > 0) s.write(out, 0, o);
+      },
+    close() {},
+    error() {},
+  };
+  // As src/reactor/listen.ts: Bun.listen's types know only the "buffer" handler and no reusePort.
+  return Bun.listen<number>({ hostname: host, port, reusePort, socket } as unknown as import("bun").TCPSocketListenOptions<number>).port;
 }
 
 /** The ws package's server under Node (stdin: mem, publish N B): echo, and every client is a subscriber. */
@@ -485,7 +554,7 @@ async function main(): Promise<void> {
   const wsFile = join(dir, "ws-server.cjs");
   writeFileSync(wsFile, WS_SERVER);
   // Each kind listens on its own loopback address: TIME_WAIT of one run never starves the next of ports.
-  const hostOf = (k: Kind) => `127.0.0.${({ myriad: 2, bun: 3, ws: 4, "myriad-tcp": 5 })[k]}`;
+  const hostOf = (k: Kind) => `127.0.0.${({ myriad: 2, bun: 3, ws: 4, "myriad-tcp": 5, "raw-ws": 6 })[k]}`;
   const out: string[] = [];
   const say = (line = "") => {
     out.push(line);
@@ -521,19 +590,24 @@ async function main(): Promise<void> {
       }
     }
     if (only.includes("echo")) {
+      // raw-ws, the floor (rawWebSocketEcho), beside myriad: how much of the gap to Bun.serve is Bun.listen's.
+      const echoKinds: Kind[] = kinds.includes("myriad") ? [...kinds, "raw-ws"] : kinds;
       for (const n of ints("--echo", quick ? "100" : "100,1000")) {
         const per: Record<string, number[]> = {};
         for (let r = 0; r < rounds; r++) {
-          for (const k of kinds) {
+          for (const k of echoKinds) {
             console.error(`websocket bench: echo, ${k}, ${n} connections, ${seconds} s, round ${r + 1}/${rounds} ...`);
             (per[k] ??= []).push(await echo(k, hostOf(k), n, bytes, seconds, wsFile));
           }
         }
         say(`\necho, ${fmt(n)} connections, ${bytes}-byte messages, one in flight each, ${seconds} s (messages/s, median of ${rounds}, range)`);
-        for (const k of kinds) {
+        for (const k of echoKinds) {
           const m = median(per[k]!);
-          say(`  ${k.padEnd(11)} ${fmt(m).padStart(9)}${range(per[k]!)}${per.bun ? `  -> ${(m / median(per.bun)).toFixed(2)}x Bun.serve` : ""}`);
+          const vsRaw = per["raw-ws"] && k !== "raw-ws" ? ` ${(m / median(per["raw-ws"])).toFixed(2)}x raw-ws` : "";
+          say(`  ${k.padEnd(11)} ${fmt(m).padStart(9)}${range(per[k]!)}${per.bun ? `  -> ${(m / median(per.bun)).toFixed(2)}x Bun.serve` : ""}${vsRaw}`);
         }
+        // Per round, as the servers alternate within a round (the machine's load shifts between rounds).
+        if (per.bun && per.myriad) say(`  myriad / Bun.serve per round: ${per.myriad.map((x, i) => (x / per.bun![i]!).toFixed(2)).join(", ")}`);
       }
     }
     if (only.includes("publish")) {
