@@ -2,7 +2,8 @@
  * `bun run proxy --workers 3 --share-upstream` against two real redis-servers: clients reach
  * every worker, their keys land where the pool's placement says, MGET is split and merged by
  * the hub, each server sees exactly server_connections connections from the whole proxy
- * (plus a dedicated one only while a SUBSCRIBE or BLPOP needs it), the hub's socket is
+ * (plus a dedicated one only while a SUBSCRIBE or BLPOP needs it), PSUBSCRIBE gets the
+ * pmessages of channels on every server and PUNSUBSCRIBE ends them, the hub's socket is
  * private, a killed hub is restarted while clients get answers or errors (never a hang),
  * and SIGTERM leaves no process and no socket directory behind.
  */
@@ -168,6 +169,45 @@ describe("bun run proxy --workers 3 --share-upstream", () => {
     expect(String(cross)).toContain("are on different servers");
     pub.close();
   }, 90_000);
+
+  test("PSUBSCRIBE through the hub: pmessages from channels on every server, once each; PUNSUBSCRIBE ends it", async () => {
+    const base = await counts();
+    const placement = new Placement(readProxyConfig(cfgPath).pools[0]!);
+    const on = (ch: string) => placement.serverOf(Buffer.from(ch), 0, ch.length);
+    // A matching channel on each server: the pattern must be subscribed on both.
+    const names = Array.from({ length: 40 }, (_, i) => `share:p:${i}`);
+    const channels = [names.find((n) => on(n) === 0)!, names.find((n) => on(n) === 1)!];
+    const sub = await respConnect(port);
+    expect(await sub.call(["PSUBSCRIBE", "share:p:*"])).toEqual([["psubscribe", "share:p:*", 1]]);
+    // Confirmed once both servers confirmed: the hub holds one subscriber connection to each.
+    await until("a subscriber connection to each server", async () => (await counts()).every((n, i) => n === base[i]! + 1));
+    const pub = await respConnect(port);
+    // Each PUBLISH goes to its channel's server, where the hub's connection is its one receiver.
+    expect(await pub.call(["PUBLISH", channels[0]!, "m0"], ["PUBLISH", channels[1]!, "m1"], ["PUBLISH", "share:q", "no"])).toEqual([1, 1, 0]);
+    // Two servers' deliveries travel over two connections: either may come first.
+    const got = (await sub.read(2)) as string[][];
+    expect(got.sort((a, b) => a[3]!.localeCompare(b[3]!))).toEqual([
+      ["pmessage", "share:p:*", channels[0]!, "m0"],
+      ["pmessage", "share:p:*", channels[1]!, "m1"],
+    ]);
+    // Nothing else came before the PING's reply: no second copy, nothing for share:q.
+    expect(await sub.call(["PING"])).toEqual([["pong", ""]]);
+    // A second pattern counts as redis counts; unsubscribing one keeps the other.
+    expect(await sub.call(["PSUBSCRIBE", "share:x:*"], ["PUNSUBSCRIBE", "share:p:*"])).toEqual([
+      ["psubscribe", "share:x:*", 2],
+      ["punsubscribe", "share:p:*", 1],
+    ]);
+    await until("share:p:* unsubscribed upstream", async () => (await pub.call(["PUBLISH", channels[0]!, "late"]))[0] === 0);
+    expect(await pub.call(["PUBLISH", "share:x:1", "x1"])).toEqual([1]);
+    expect(await sub.read(1)).toEqual([["pmessage", "share:x:*", "share:x:1", "x1"]]);
+    // PUNSUBSCRIBE with no pattern: all of them; the client is back to normal commands.
+    expect(await sub.call(["PUNSUBSCRIBE"])).toEqual([["punsubscribe", "share:x:*", 0]]);
+    expect(await sub.call(["SET", "share:after-sub", "1"], ["GET", "share:after-sub"])).toEqual(["OK", "1"]);
+    await until("the subscriber connections closed", async () => (await counts()).every((n, i) => n === base[i]));
+    expect(await pub.call(["PUBLISH", "share:x:1", "gone"])).toEqual([0]);
+    sub.close();
+    pub.close();
+  }, 60_000);
 
   test("a killed hub is restarted: clients get answers or errors meanwhile, never a hang", async () => {
     const before = pids();
