@@ -8,7 +8,9 @@
  *
  * - idle: userland memory per idle upgraded connection: the server process's RSS (after a
  *   GC) with N open connections minus before any, over N; myriad's own TCP server (same
- *   client, no upgrade) for the "within 1.1x of myriad TCP" goal. Printed twice: RSS (the
+ *   client, no upgrade) for the "within 1.1x of myriad TCP" goal, and raw-tcp, a plain
+ *   Bun.listen server (counts opens and closes, echoes data) with the same client: the floor
+ *   any server on Bun.listen pays, measured in the same run. Printed twice: RSS (the
  *   issue's measure) and RssAnon (private anonymous pages only: without the pages of the
  *   bun/node binary that running code faults in, which every process shares). With
  *   --warmup W (default 5,000; 0: off) the whole measure is repeated, in fresh processes, with
@@ -37,12 +39,15 @@ const ROOT = join(import.meta.dir, "..");
 const KEY = "dGhlIHNhbXBsZSBub25jZQ==";
 const MASK = [0x11, 0x22, 0x33, 0x44];
 
-type Kind = "myriad" | "bun" | "ws" | "myriad-tcp" | "raw-ws";
+type Kind = "myriad" | "bun" | "ws" | "myriad-tcp" | "raw-ws" | "raw-tcp";
+
+/** Idle kinds that take the client without the upgrade: a plain TCP connection held open. */
+const isTcp = (k: Kind) => k === "myriad-tcp" || k === "raw-tcp";
 
 
 // ---- servers (child processes) --------------------------------------------------------------
 
-/** A Bun server (myriad, myriad-tcp or bun) on host: echo (and, to publish, every connection subscribed to "t"); stdin: mem, publish N B. */
+/** A Bun server (myriad, myriad-tcp, raw-tcp or bun) on host: echo (and, to publish, every connection subscribed to "t"); stdin: mem, publish N B. */
 async function bunServer(kind: Kind, host: string, reusePort: boolean, port: number, subscribe: boolean): Promise<void> {
   let connections = 0;
   const report = () => {
@@ -102,6 +107,25 @@ async function bunServer(kind: Kind, host: string, reusePort: boolean, port: num
     report();
     listening = rawWebSocketEcho(host, port, reusePort);
     publish = () => {};
+  } else if (kind === "raw-tcp") {
+    // The floor of any server on Bun.listen: Bun's socket and nothing of ours per connection.
+    report();
+    const socket = {
+      binaryType: "uint8array" as const,
+      open() {
+        connections++;
+      },
+      data(s: import("bun").Socket<number>, data: Uint8Array) {
+        s.write(data);
+      },
+      close() {
+        connections--;
+      },
+    };
+    // As rawWebSocketEcho: Bun.listen's types know no reusePort.
+    const listener = Bun.listen<number>({ hostname: host, port, reusePort, data: 0, socket } as unknown as import("bun").TCPSocketListenOptions<number>);
+    publish = () => {};
+    listening = listener.port;
   } else {
     report();
     const server = Bun.serve({
@@ -420,7 +444,7 @@ async function idle(kind: Kind, host: string, n: number, wsFile: string, warm = 
     let base = await server.next();
     const { port } = await server.next();
     if (warm > 0) {
-      const w = spawn(clientCmd("idle", host, port, warm, 32, 0, 0, kind === "myriad-tcp"));
+      const w = spawn(clientCmd("idle", host, port, warm, 32, 0, 0, isTcp(kind)));
       try {
         const done = await w.next(120_000);
         if (done.connected !== warm) throw new Error(`${kind}: warm-up: only ${done.connected} of ${warm} connections upgraded`);
@@ -434,7 +458,7 @@ async function idle(kind: Kind, host: string, n: number, wsFile: string, warm = 
       server.send("mem");
       base = await server.next();
     }
-    client = spawn(clientCmd("idle", host, port, n, 32, 0, 0, kind === "myriad-tcp"));
+    client = spawn(clientCmd("idle", host, port, n, 32, 0, 0, isTcp(kind)));
     const done = await client.next(300_000);
     if (done.connected !== n) throw new Error(`${kind}: only ${done.connected} of ${n} connections upgraded (${done.failed} failed); check ulimit -n`);
     await memWhen(server, n);
@@ -554,7 +578,7 @@ async function main(): Promise<void> {
   const wsFile = join(dir, "ws-server.cjs");
   writeFileSync(wsFile, WS_SERVER);
   // Each kind listens on its own loopback address: TIME_WAIT of one run never starves the next of ports.
-  const hostOf = (k: Kind) => `127.0.0.${({ myriad: 2, bun: 3, ws: 4, "myriad-tcp": 5, "raw-ws": 6 })[k]}`;
+  const hostOf = (k: Kind) => `127.0.0.${({ myriad: 2, bun: 3, ws: 4, "myriad-tcp": 5, "raw-ws": 6, "raw-tcp": 7 })[k]}`;
   const out: string[] = [];
   const say = (line = "") => {
     out.push(line);
@@ -564,7 +588,7 @@ async function main(): Promise<void> {
     if (only.includes("idle")) {
       const variants = warmup > 0 ? [0, warmup] : [0];
       for (const n of ints("--idle", quick ? "2000" : "10000,19000")) {
-        const idleKinds: Kind[] = [...kinds, "myriad-tcp"];
+        const idleKinds: Kind[] = [...kinds, "myriad-tcp", "raw-tcp"];
         for (const warm of variants) {
           const per: Record<string, IdleResult[]> = {};
           for (let r = 0; r < rounds; r++) {
@@ -582,8 +606,9 @@ async function main(): Promise<void> {
               const xs = per[k]!.map((x) => x[what]);
               const m = med(k);
               const vsBun = per.bun ? ` ${(m / med("bun")).toFixed(2)}x Bun.serve` : "";
-              const vsTcp = ` ${(m / med("myriad-tcp")).toFixed(2)}x myriad TCP`;
-              say(`  ${k.padEnd(11)} ${fmt(m).padStart(7)} B${range(xs)}${k === "myriad-tcp" ? "" : `  ->${vsBun}${vsTcp}`}`);
+              const vsTcp = k === "myriad-tcp" ? "" : ` ${(m / med("myriad-tcp")).toFixed(2)}x myriad TCP`;
+              const vsRaw = ` ${(m / med("raw-tcp")).toFixed(2)}x raw-tcp`;
+              say(`  ${k.padEnd(11)} ${fmt(m).padStart(7)} B${range(xs)}${k === "raw-tcp" ? "" : `  ->${vsBun}${vsTcp}${vsRaw}`}`);
             }
           }
         }
