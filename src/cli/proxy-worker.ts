@@ -2,11 +2,14 @@
  * One worker of `bun run proxy --workers N`, spawned by src/cluster's supervisor (it speaks
  * src/cluster/protocol.ts): every pool of the configuration (MYRIAD_PROXY_WORKER_CONFIG, JSON)
  * listening with reusePort, so the kernel spreads clients over the workers; stats reports
- * with the proxy's pools and servers; a graceful stop when told.
+ * with the proxy's pools and servers; a graceful stop when told. It exits when the IPC
+ * channel closes (the supervisor is gone); the hub of --share-upstream then also removes its
+ * socket directory (MYRIAD_PROXY_HUB_DIR), which a killed supervisor could not.
  */
 import type { SupervisorToWorker, WorkerToSupervisor } from "../cluster/index.ts";
 import { createProxy, type Proxy, type ProxyConfig, type ProxyOptions } from "../proxy/index.ts";
 import { sumServerStats } from "../reactor/index.ts";
+import { removeHubDir } from "./hub-dir.ts";
 
 const rawConfig = process.env.MYRIAD_PROXY_WORKER_CONFIG;
 if (rawConfig === undefined || typeof process.send !== "function") {
@@ -72,9 +75,17 @@ process.on("message", (m: SupervisorToWorker) => {
   if (m.t === "stop") void stop(m.graceful, m.timeoutMs);
   else if (m.t === "stats") send(report(m.id));
 });
+const hubDir = process.env.MYRIAD_PROXY_HUB_DIR ?? "";
+const removeOwnDir = (): void => {
+  if (hubDir !== "") removeHubDir(hubDir);
+};
 process.on("disconnect", () => {
-  void stop(false, 0);
-  setTimeout(() => process.exit(0), 2000).unref();
+  // Once the listeners are closed (their socket files gone), the directory is empty.
+  void stop(false, 0).finally(removeOwnDir);
+  setTimeout(() => {
+    removeOwnDir();
+    process.exit(0);
+  }, 2000).unref();
 });
 process.on("SIGINT", () => {});
 process.on("SIGTERM", () => void stop(true, 10_000));

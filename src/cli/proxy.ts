@@ -11,15 +11,14 @@
  * Exit codes: 0 after a clean stop or a valid --check, 1 when it cannot start, 2 for bad
  * flags or an invalid configuration (nutcracker -t says 1 for the latter: both are non-zero).
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { resolve } from "node:path";
 import { isLoopbackHost, startAdminServer, type AdminServer, type AdminSnapshot, type AdminStatsSource } from "../admin/index.ts";
 import type { ClusterEvent } from "../cluster/index.ts";
 import { defineCommand } from "../config/index.ts";
 import { DISTRIBUTION_NAMES, HASH_NAMES, createProxy, frontConfigOf, hubConfigOf, readProxyConfig, quickProxyConfig, ProxyConfigError, type Proxy, type ProxyConfig, type ProxyOptions } from "../proxy/index.ts";
 import { sumServerStats } from "../reactor/index.ts";
 import { VERSION } from "../version.ts";
+import { makeHubDir, removeHubDir, removeStaleHubDirs } from "./hub-dir.ts";
 
 const MIB = 1024 * 1024;
 
@@ -310,8 +309,10 @@ function relabel(snap: AdminSnapshot, worker: string): AdminSnapshot {
 async function runShared(f: ProxyFlags, cfg: ProxyConfig): Promise<void> {
   checkWorkerListen(f, cfg);
   const { runCluster } = await import("../cluster/index.ts");
-  const dir = mkdtempSync(join(tmpdir(), "myriad-proxy-hub-"));
-  const removeDir = () => rmSync(dir, { recursive: true, force: true });
+  // Directories of runs killed before they could remove theirs would pile up in TMPDIR (hub-dir.ts).
+  await removeStaleHubDirs();
+  const dir = makeHubDir();
+  const removeDir = () => removeHubDir(dir);
   let hub: Awaited<ReturnType<typeof runCluster>>;
   let fronts: Awaited<ReturnType<typeof runCluster>>;
   // Fronts first: their clients' requests in flight still go through the hub.
@@ -337,7 +338,8 @@ async function runShared(f: ProxyFlags, cfg: ProxyConfig): Promise<void> {
       // The hub listens on its unix sockets (its configuration says where); this list only names the proxy.
       listen: [{ hostname: first.host, port: first.port }],
       workerEntry: resolve(import.meta.dir, "proxy-worker.ts"),
-      env: { MYRIAD_PROXY_WORKER_CONFIG: JSON.stringify(hubConfigOf(cfg, dir)), MYRIAD_PROXY_WORKER_OPTIONS: options },
+      // MYRIAD_PROXY_HUB_DIR: the hub removes it if this process dies without removing it.
+      env: { MYRIAD_PROXY_WORKER_CONFIG: JSON.stringify(hubConfigOf(cfg, dir)), MYRIAD_PROXY_WORKER_OPTIONS: options, MYRIAD_PROXY_HUB_DIR: dir },
       stopTimeoutMs: f.stopTimeoutMs,
       onEvent: events("hub"),
     });
