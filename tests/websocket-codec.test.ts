@@ -30,6 +30,8 @@ import {
   acceptKey,
   errorResponse,
   headerLines,
+  PLAIN_101_BYTES,
+  UpgradeScan,
   measureRequest,
   parseUpgradeRequest,
   switchingProtocolsResponse,
@@ -262,6 +264,74 @@ describe("upgrade request", () => {
     const p = parseUpgradeRequest(r, 0, r.length, "");
     expect(p.ok).toBe(false);
     if (!p.ok) expect(p.status).toBe(status as number);
+  });
+
+  test("measureRequest finds what a byte-by-byte reading finds, for any bytes and bounds (fast-check)", () => {
+    // The blank line read one byte at a time: "\n" then "\n" or "\r\n", starting before the limit.
+    const reference = (buf: Uint8Array, start: number, end: number, max: number): number => {
+      const limit = end - start > max ? start + max : end;
+      for (let i = start; i < limit; i++) {
+        if (buf[i] !== 10) continue;
+        if (i + 1 < end && buf[i + 1] === 10) return i + 2 - start;
+        if (i + 2 < end && buf[i + 1] === 13 && buf[i + 2] === 10) return i + 3 - start;
+      }
+      return end - start >= max ? REQUEST_TOO_LARGE : 0;
+    };
+    const bytes = fc.array(fc.constantFrom(10, 13, 65, 58, 32), { maxLength: 40 }).map((a) => Uint8Array.from(a));
+    fc.assert(
+      fc.property(bytes, fc.nat(40), fc.nat(40), fc.integer({ min: 1, max: 40 }), (buf, a, b, max) => {
+        const start = Math.min(a, b, buf.length);
+        const end = Math.min(Math.max(a, b), buf.length);
+        expect(measureRequest(buf, start, end, max)).toBe(reference(buf, start, end, max));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  test("the allocation-free scan passes only what the full parser accepts, and answers as it would (fast-check)", () => {
+    const cased = (name: string) => fc.constantFrom(name, name.toLowerCase(), name.toUpperCase(), name.replace(/[a-z]/g, (c, i) => (i % 2 ? c.toUpperCase() : c)));
+    const ows = fc.constantFrom("", " ", "  ", "\t", " \t");
+    // The first value listed is a good one and comes up as often as the others together.
+    const value = (values: string[]) => (values.length === 1 ? fc.constant(values[0]!) : fc.oneof({ arbitrary: fc.constant(values[0]!), weight: values.length - 1 }, fc.constantFrom(...values.slice(1))));
+    const field = (name: string, values: string[]) => fc.tuple(cased(name), ows, value(values), ows).map(([n, a, v, b]) => `${n}:${a}${v}${b}`);
+    const host = field("Host", ["example.com", "127.0.0.1:80", ""]);
+    const upgrade = field("Upgrade", ["websocket", "WebSocket", "h2c, websocket", "h2c", "websocket2"]);
+    const connection = field("Connection", ["Upgrade", "upgrade", "keep-alive, Upgrade", "keep-alive", "Upgrades"]);
+    const key = field("Sec-WebSocket-Key", ["dGhlIHNhbXBsZSBub25jZQ==", "AAAAAAAAAAAAAAAAAAAAAA==", "dGhlIHNhbXBsZSBub25jZQ=", "dGhl*HNhbXBsZSBub25jZQ=="]);
+    const version = field("Sec-WebSocket-Version", ["13", "8", "13 "]);
+    // (A malformed protocol list is the negotiation's to judge: the scan only notes the field.)
+    const other = fc.oneof(field("Sec-WebSocket-Protocol", ["chat", "chat, superchat"]), field("Origin", ["http://example.com"]), fc.constantFrom("X-Odd", " folded", "NoColon"));
+    // Each needed field mostly once (sometimes twice or missing), in any order, among others.
+    const some = (arb: fc.Arbitrary<string>) => fc.oneof({ arbitrary: arb.map((l) => [l]), weight: 6 }, fc.constant([] as string[]), fc.tuple(arb, arb));
+    const fieldsOf = fc
+      .tuple(some(host), some(upgrade), some(connection), some(key), some(version), fc.array(other, { maxLength: 3 }))
+      .chain((groups) => fc.shuffledSubarray(groups.flat(), { minLength: groups.flat().length }));
+    const head = value(["GET / HTTP/1.1", "GET /chat?x=1 HTTP/1.1", "GET /a b HTTP/1.1", "GET / HTTP/1.0", "POST / HTTP/1.1", "GET / HTTP/1.1 "]);
+    const scan = new UpgradeScan();
+    let passed = 0;
+    fc.assert(
+      fc.property(head, fieldsOf, fc.constantFrom("\r\n", "\n"), (first, lines, eol) => {
+        const all = [first, ...lines];
+        const r = enc.encode(`${all.join(eol)}${eol}${eol}`);
+        const n = measureRequest(r, 0, r.length, 8192);
+        expect(n).toBe(r.length);
+        if (!scan.scan(r, 0, n)) return;
+        passed++;
+        const p = parseUpgradeRequest(r, 0, n, "");
+        if (!p.ok) throw new Error(`the scan passed what the parser refuses (${p.status} ${p.message}): ${JSON.stringify(all)}`);
+        expect(scan.key(r)).toBe(p.key);
+        const out = new Uint8Array(PLAIN_101_BYTES);
+        expect(scan.write101(r, out, 0)).toBe(PLAIN_101_BYTES);
+        expect(new TextDecoder().decode(out)).toBe(switchingProtocolsResponse(p.key, "", ""));
+      }),
+      { numRuns: 1500 },
+    );
+    expect(passed).toBeGreaterThan(10);
+    const plain = ["Host: example.com", "Upgrade: websocket", "Connection: Upgrade", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version: 13"];
+    // The usual request (and its lower-case and LF-only forms) takes the fast path.
+    for (const r of [request(["GET / HTTP/1.1", ...plain]), request(["GET / HTTP/1.1", ...plain.map((l) => l.toLowerCase())]), enc.encode(`${["GET / HTTP/1.1", ...plain].join("\n")}\n\n`)]) {
+      expect(scan.scan(r, 0, r.length)).toBe(true);
+    }
   });
 
   test("error responses: 426 names the version, bodies are counted", () => {

@@ -27,19 +27,33 @@ import type { UpgradeDecision } from "./websocket-types.ts";
 
 /** Answers the complete upgrade request buf[0, n) of h: opens it, refuses it, or leaves it P_UPGRADING for an async hook. */
 export function handshake(w: WsState, h: number, slot: number, buf: Uint8Array, n: number): void {
-  const s = w.s;
+  // The common case, allocating nothing: no hook, a plain valid request. Kept apart from the
+  // rest (its own small functions), as it runs for every connection and is what the JIT
+  // compiles: code that only unusual requests take is then never compiled.
   const scan = w.scan;
   if (w.app.upgrade === undefined && scan.scan(buf, 0, n)) {
-    // The common case, allocating nothing: no hook, a plain valid request.
-    const deflate = w.opts.deflate !== null && scan.hasExtensions;
-    let protocol = "";
-    if (scan.hasProtocols && w.opts.subprotocols.length > 0) {
-      const offered = scan.text(buf, "protocol").split(",").map((p) => p.trim());
-      protocol = w.opts.subprotocols.find((p) => offered.includes(p)) ?? "";
-    }
-    if (!deflate && protocol === "") return acceptPlain(w, h, slot, buf);
-    return accept(w, h, slot, scan.key(buf), deflate ? scan.text(buf, "extensions") : "", protocol, undefined);
+    if ((w.opts.deflate === null || !scan.hasExtensions) && (!scan.hasProtocols || w.opts.subprotocols.length === 0)) return acceptPlain(w, h, slot, buf);
+    return acceptScanned(w, h, slot, buf);
   }
+  handshakeParsed(w, h, slot, buf, n);
+}
+
+/** A scanned (valid, hookless) request that offers extensions or subprotocols: negotiate them, then answer. */
+function acceptScanned(w: WsState, h: number, slot: number, buf: Uint8Array): void {
+  const scan = w.scan;
+  const deflate = w.opts.deflate !== null && scan.hasExtensions;
+  let protocol = "";
+  if (scan.hasProtocols && w.opts.subprotocols.length > 0) {
+    const offered = scan.text(buf, "protocol").split(",").map((p) => p.trim());
+    protocol = w.opts.subprotocols.find((p) => offered.includes(p)) ?? "";
+  }
+  if (!deflate && protocol === "") return acceptPlain(w, h, slot, buf);
+  accept(w, h, slot, scan.key(buf), deflate ? scan.text(buf, "extensions") : "", protocol, undefined);
+}
+
+/** A request the scan did not pass, or any request when there is an upgrade hook: parsed in full. */
+function handshakeParsed(w: WsState, h: number, slot: number, buf: Uint8Array, n: number): void {
+  const s = w.s;
   const parsed = parseUpgradeRequest(buf, 0, n, () => s.remoteAddress(h));
   if (!parsed.ok) return refuse(w, h, parsed.status, parsed.message, null, R_PROTOCOL);
   const req = parsed.request;

@@ -70,28 +70,35 @@ export class WebSocketStage extends WsState implements InputStage, FrameSink {
 
   data(s: ReactorState, h: number, slot: number, buf: Uint8Array): void {
     const phase = this.phase[slot]! & PHASE;
+    if (phase === P_HTTP) return this.upgradeInput(s, h, slot, buf);
+    if (phase === P_UPGRADING) return hold(s, slot, buf, 0, buf.length);
+    if (phase === P_DONE) return;
+    this.frameInput(s, h, slot, phase, buf, 0);
+  }
+
+  /**
+   * Input before the upgrade: the request (held until complete), answered; frames sent right
+   * behind it go on to frameInput. Apart from frameInput so that a connection that upgrades
+   * and then stays idle runs (and has the JIT compile) none of the message path.
+   */
+  private upgradeInput(s: ReactorState, h: number, slot: number, buf: Uint8Array): void {
     const end = buf.length;
-    let pos = 0;
-    if (phase === P_HTTP) {
-      const n = measureRequest(buf, 0, end, this.opts.maxHandshakeBytes);
-      if (n === 0) return hold(s, slot, buf, 0, end);
-      if (n === REQUEST_TOO_LARGE) return refuse(this, h, 431, `upgrade request over ${this.opts.maxHandshakeBytes} bytes`, null, R_PROTOCOL);
-      handshake(this, h, slot, buf, n);
-      if (s.table.state[slot] !== S_OPEN || (s.table.flags[slot]! & F_CLOSING) !== 0) return;
-      const now = this.phase[slot]! & PHASE;
-      // What followed the request waits while an async hook decides, or while open's writes
-      // paused the connection.
-      if (now === P_UPGRADING || (now === P_OPEN && (s.table.flags[slot]! & F_PAUSED) !== 0)) {
-        if (n < end) hold(s, slot, buf, n, end);
-        return;
-      }
-      if (now !== P_OPEN) return;
-      pos = n;
-    } else if (phase === P_UPGRADING) {
-      return hold(s, slot, buf, 0, end);
-    } else if (phase === P_DONE) {
-      return;
-    }
+    const n = measureRequest(buf, 0, end, this.opts.maxHandshakeBytes);
+    if (n === 0) return hold(s, slot, buf, 0, end);
+    if (n === REQUEST_TOO_LARGE) return refuse(this, h, 431, `upgrade request over ${this.opts.maxHandshakeBytes} bytes`, null, R_PROTOCOL);
+    handshake(this, h, slot, buf, n);
+    if (n === end || s.table.state[slot] !== S_OPEN || (s.table.flags[slot]! & F_CLOSING) !== 0) return;
+    const now = this.phase[slot]! & PHASE;
+    // What followed the request waits while an async hook decides, or while open's writes
+    // paused the connection.
+    if (now === P_UPGRADING || (now === P_OPEN && (s.table.flags[slot]! & F_PAUSED) !== 0)) return hold(s, slot, buf, n, end);
+    // (Its last read time was set as it opened.)
+    if (now === P_OPEN) this.frameInput(s, h, slot, P_HTTP, buf, n);
+  }
+
+  /** Frames in buf[pos, end) of an open (or closing-handshake) connection, read in phase `phase`. */
+  private frameInput(s: ReactorState, h: number, slot: number, phase: number, buf: Uint8Array, pos: number): void {
+    const end = buf.length;
     if (this.timed && phase !== P_CLOSE_SENT) {
       s.table.lastActivity[slot] = performance.now() >>> 0;
       if ((this.phase[slot]! & PINGED) !== 0) this.phase[slot]! &= ~PINGED;
