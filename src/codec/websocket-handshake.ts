@@ -259,10 +259,10 @@ const NAMES = ["host", "upgrade", "connection", "sec-websocket-key", "sec-websoc
 const SPELLED = ["Host", "Upgrade", "Connection", "Sec-WebSocket-Key", "Sec-WebSocket-Version", "Sec-WebSocket-Protocol", "Sec-WebSocket-Extensions"].map((n) => new TextEncoder().encode(n));
 /** By name length: the index in NAMES of the one name that long, or -1 (no two have one length). */
 const FIELD_BY_LENGTH = new Int8Array(25).fill(-1);
-NAMES.forEach((name, f) => {
-  if (FIELD_BY_LENGTH[name.length] !== -1) throw new Error("two header names of one length");
-  FIELD_BY_LENGTH[name.length] = f;
-});
+for (let f = 0; f < NAMES.length; f++) {
+  if (FIELD_BY_LENGTH[NAMES[f]!.length] !== -1) throw new Error("two header names of one length");
+  FIELD_BY_LENGTH[NAMES[f]!.length] = f;
+}
 
 /**
  * Reads an upgrade request's header fields in place, allocating nothing: one instance per
@@ -432,4 +432,4 @@ function hasTokenBytes(buf: Uint8Array, s: number, e: number, token: string): bo
 
 /** 1 for the bytes of the base64 alphabet (A-Z a-z 0-9 + /), else 0. */
 const IS_BASE64 = new Uint8Array(256);
-for (const c of BASE64) IS_BASE64[c] = 1;
+for (let i = 0; i < BASE64.length; i++) IS_BASE64[BASE64[i]!] = 1;
