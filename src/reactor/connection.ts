@@ -5,6 +5,8 @@ export interface ConnOps {
   write(id: number, data: Uint8Array | string): boolean;
   send(id: number, message: unknown): boolean;
   close(id: number, reason?: CloseReason): void;
+  pauseReading(id: number): void;
+  resumeReading(id: number): void;
   isOpen(id: number): boolean;
   remoteAddress(id: number): string;
   remotePort(id: number): number;
@@ -43,6 +45,14 @@ export class ConnRef implements Conn {
 
   close(reason?: CloseReason): void {
     this.ops.close(this.id, reason);
+  }
+
+  pauseReading(): void {
+    this.ops.pauseReading(this.id);
+  }
+
+  resumeReading(): void {
+    this.ops.resumeReading(this.id);
   }
 
   get remoteAddress(): string {

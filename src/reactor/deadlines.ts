@@ -9,7 +9,7 @@
  * deadline reached. The lifecycle (server.ts) acts on what is due: this module closes nothing.
  */
 import { clock } from "./clock.ts";
-import { F_CLOSING, F_GREETED, F_PAUSED, F_PROXY, S_OPEN, type ReactorState } from "./state.ts";
+import { F_CLOSING, F_GREETED, F_HELD, F_PAUSED, F_PROXY, S_OPEN, type ReactorState } from "./state.ts";
 import { R_HANDSHAKE, R_IDLE, R_NONE, R_PROXY, R_WRITE_STALL } from "./stats.ts";
 
 /**
@@ -27,7 +27,8 @@ export function dueReason(s: ReactorState, slot: number): number {
   const hs = s.handshakeTimeoutMs;
   if (hs > 0 && (flags & F_GREETED) === 0 && ((now - s.openedAt[slot]!) >>> 0) >= hs) return R_HANDSHAKE;
   const idle = s.idleTimeoutMs;
-  if (idle > 0 && ((now - table.lastActivity[slot]!) >>> 0) >= idle) return R_IDLE;
+  // A connection the application paused (F_HELD) is not idle by choice: its idle deadline restarts at resumeReading.
+  if (idle > 0 && (flags & F_HELD) === 0 && ((now - table.lastActivity[slot]!) >>> 0) >= idle) return R_IDLE;
   const stage = s.stage;
   if (stage !== null && stage.onDue !== undefined) {
     const code = stage.onDue(s, slot, now);
@@ -53,7 +54,7 @@ export function refile(s: ReactorState, slot: number, nowF: number): void {
   const now = nowF >>> 0;
   const flags = table.flags[slot]!;
   let due = Infinity;
-  if (s.idleTimeoutMs > 0) due = s.idleTimeoutMs - ((now - table.lastActivity[slot]!) >>> 0);
+  if (s.idleTimeoutMs > 0 && (flags & F_HELD) === 0) due = s.idleTimeoutMs - ((now - table.lastActivity[slot]!) >>> 0);
   if (s.handshakeTimeoutMs > 0 && (flags & F_GREETED) === 0) {
     due = Math.min(due, s.handshakeTimeoutMs - ((now - s.openedAt[slot]!) >>> 0));
   }

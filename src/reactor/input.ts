@@ -26,8 +26,9 @@
 import { FRAME_TOO_LARGE, rawCodec } from "../codec/index.ts";
 import { NO_REF } from "../conn-table/index.ts";
 import { callDrain, callOpen, deliver, enterEvent, handlerThrew, leaveEvent, protocolError } from "./dispatch.ts";
+import { refile } from "./deadlines.ts";
 import { joinBroadcasts, queued } from "./output.ts";
-import { F_CLOSING, F_PAUSED, F_STAGED, FRAME_SLACK_BYTES, S_OPEN, type ReactorState } from "./state.ts";
+import { F_CLOSING, F_HELD, F_NOREAD, F_PAUSED, F_STAGED, FRAME_SLACK_BYTES, S_OPEN, SLOT_MASK, type ReactorState } from "./state.ts";
 
 /** "\n": the last byte of every lines and RESP frame. */
 const LF = 10;
@@ -89,7 +90,7 @@ export function feed(s: ReactorState, h: number, slot: number, buf: Uint8Array, 
   if (pos >= end || table.state[slot] !== S_OPEN) return;
   const flags = table.flags[slot]!;
   if ((flags & F_CLOSING) !== 0) return;
-  if ((flags & F_PAUSED) !== 0) return hold(s, slot, buf, pos, end);
+  if ((flags & F_NOREAD) !== 0) return hold(s, slot, buf, pos, end);
   if (table.inRef[slot]! === NO_REF) return parse(s, h, slot, buf, pos, end);
   parsePending(s, h, slot, pos === 0 && end === buf.length ? buf : buf.subarray(pos, end));
 }
@@ -108,9 +109,9 @@ function parse(s: ReactorState, h: number, slot: number, buf: Uint8Array, pos: n
       const frame = pos === 0 && len === end && codec === rawCodec ? buf : codec.decode(buf, pos, len);
       pos += len;
       deliver(s, h, slot, frame);
-      if (state[slot] !== S_OPEN || (flags[slot]! & (F_PAUSED | F_CLOSING)) !== 0) {
-        // Closed, closing or paused by the handler's writes: a paused connection keeps
-        // the rest of this read for when its queue drains.
+      if (state[slot] !== S_OPEN || (flags[slot]! & (F_NOREAD | F_CLOSING)) !== 0) {
+        // Closed, closing, or paused (by the handler's writes or its pauseReading): a paused
+        // connection keeps the rest of this read for when it resumes.
         if (state[slot] === S_OPEN && (flags[slot]! & F_CLOSING) === 0 && pos < end) hold(s, slot, buf, pos, end);
         return;
       }
@@ -185,7 +186,7 @@ function parsePending(s: ReactorState, h: number, slot: number, chunk: Uint8Arra
     releaseInput(s, slot);
     const flags = table.flags[slot]!;
     const pos = flen - old;
-    if ((flags & (F_PAUSED | F_CLOSING)) !== 0) {
+    if ((flags & (F_NOREAD | F_CLOSING)) !== 0) {
       if ((flags & F_CLOSING) === 0 && pos < end) hold(s, slot, chunk, pos, end);
       return;
     }
@@ -215,7 +216,7 @@ function drainInput(s: ReactorState, h: number, slot: number, pos: number): void
     pos += flen;
     if (table.state[slot] !== S_OPEN) return;
     const flags = table.flags[slot]!;
-    if ((flags & (F_PAUSED | F_CLOSING)) !== 0) {
+    if ((flags & (F_NOREAD | F_CLOSING)) !== 0) {
       if ((flags & F_CLOSING) === 0) compactInput(s, slot, pos);
       return;
     }
@@ -225,7 +226,8 @@ function drainInput(s: ReactorState, h: number, slot: number, pos: number): void
 /**
  * After its queue was flushed: a connection paused by backpressure whose queue is now at or
  * under half the mark reads again. As its event: the input held meanwhile goes to the codec
- * (or the stage), then handler.drain, then the socket resumes. Closing ones stay paused.
+ * (or the stage), then handler.drain, then the socket resumes. Closing ones stay paused; one
+ * the application paused (F_HELD) gets handler.drain but keeps its input until resumeReading.
  */
 export function unpauseIfDrained(s: ReactorState, h: number, slot: number): void {
   const table = s.table;
@@ -234,13 +236,85 @@ export function unpauseIfDrained(s: ReactorState, h: number, slot: number): void
   s.pausedConnections--;
   enterEvent(s, h, slot);
   try {
-    resumeInput(s, h, slot);
+    if ((table.flags[slot]! & F_HELD) === 0) resumeInput(s, h, slot);
     if (s.handler.drain !== undefined && table.state[slot] === S_OPEN && (table.flags[slot]! & F_PAUSED) === 0) callDrain(s, h);
   } catch (err) {
     handlerThrew(s, h, err);
   }
   leaveEvent(s, h);
-  if (table.state[slot] === S_OPEN && (table.flags[slot]! & (F_PAUSED | F_CLOSING)) === 0) s.sockets[slot]!.resume();
+  if (table.state[slot] === S_OPEN && (table.flags[slot]! & (F_NOREAD | F_CLOSING)) === 0) s.sockets[slot]!.resume();
+}
+
+/**
+ * conn.pauseReading (see Conn): stops reading id until resumeReading. The socket is paused
+ * unless write backpressure paused it already; a read racing the pause, and the rest of the
+ * read being delivered, are held (server.ts onOtherData, parse) for resume.
+ */
+export function pauseReading(s: ReactorState, id: number): void {
+  const table = s.table;
+  if (!table.isLive(id)) return;
+  const slot = id & SLOT_MASK;
+  const flags = table.flags[slot]!;
+  if (table.state[slot] !== S_OPEN || (flags & (F_HELD | F_CLOSING)) !== 0) return;
+  table.flags[slot] = flags | F_HELD;
+  s.heldConnections++;
+  if ((flags & F_PAUSED) === 0) s.sockets[slot]!.pause();
+}
+
+/**
+ * conn.resumeReading (see Conn): lifts the application's pause of id. The idle deadline,
+ * which does not run while the application holds a connection, starts again now. A
+ * connection still over its write mark stays paused (unpauseIfDrained resumes it); one with
+ * input held is resumed by the next flushResumed, from a task of its own, so that no
+ * handler runs inside the caller's code (which may be another connection's callback, or
+ * this one's, in the middle of its own input).
+ */
+export function resumeReading(s: ReactorState, id: number): void {
+  const table = s.table;
+  if (!table.isLive(id)) return;
+  const slot = id & SLOT_MASK;
+  const flags = table.flags[slot]!;
+  if (table.state[slot] !== S_OPEN || (flags & F_HELD) === 0) return;
+  table.flags[slot] = flags & ~F_HELD;
+  s.heldConnections--;
+  if (s.idleTimeoutMs > 0) {
+    const nowF = performance.now();
+    table.lastActivity[slot] = nowF >>> 0;
+    refile(s, slot, nowF);
+  }
+  if ((flags & (F_PAUSED | F_CLOSING)) !== 0) return;
+  if (table.inRef[slot]! === NO_REF) {
+    s.sockets[slot]!.resume();
+    return;
+  }
+  s.resumeList.push(id);
+  if (!s.resumePending) {
+    s.resumePending = true;
+    setImmediate(flushResumed, s);
+  }
+}
+
+/** Delivers, as each one's event, the input held for the connections resumeReading let go, then resumes their sockets. */
+function flushResumed(s: ReactorState): void {
+  s.resumePending = false;
+  const list = s.resumeList;
+  const table = s.table;
+  // Handlers may resume more connections meanwhile: those join this pass.
+  for (let i = 0; i < list.length; i++) {
+    const h = list[i]!;
+    if (!table.isLive(h)) continue;
+    const slot = h & SLOT_MASK;
+    if (table.state[slot] !== S_OPEN || (table.flags[slot]! & (F_NOREAD | F_CLOSING)) !== 0) continue;
+    enterEvent(s, h, slot);
+    try {
+      resumeInput(s, h, slot);
+    } catch (err) {
+      handlerThrew(s, h, err);
+    }
+    leaveEvent(s, h);
+    if (table.state[slot] === S_OPEN && (table.flags[slot]! & (F_NOREAD | F_CLOSING)) === 0) s.sockets[slot]!.resume();
+  }
+  list.length = 0;
 }
 
 /**

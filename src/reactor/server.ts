@@ -36,7 +36,7 @@ import { cancelDeadline, dueReason, refile, releaseClock } from "./deadlines.ts"
 import { callClose, callOpen, enterEvent, handlerThrew, leaveEvent, report } from "./dispatch.ts";
 import { ServerOptionError } from "./errors.ts";
 import { broadcast } from "./fanout.ts";
-import { decodeInput, hold, releaseInput, stageInput, unpauseIfDrained } from "./input.ts";
+import { decodeInput, hold, pauseReading, releaseInput, resumeReading, stageInput, unpauseIfDrained } from "./input.ts";
 import { bindListener } from "./listen.ts";
 import { resolveOptions } from "./options.ts";
 import { ProxyStage } from "./proxy-stage.ts";
@@ -45,6 +45,8 @@ import { closeAfterFlush, closeNow, flushQueue, joinBroadcasts, releaseQueue, wr
 import {
   F_CLOSING,
   F_ERRORED,
+  F_HELD,
+  F_NOREAD,
   F_PAUSED,
   F_STAGED,
   ReactorState,
@@ -231,8 +233,8 @@ class ReactorServer extends ReactorState implements Server {
     // would cost a cache line per read and, once written, 8 bytes of RSS per connection.
     this.bytesIn += buf.length;
     const flags = table.flags[slot]!;
-    // One test for the plain path: paused, closing and staged connections all take the other.
-    if ((flags & (F_PAUSED | F_CLOSING | F_STAGED)) !== 0) return this.onOtherData(h, slot, flags, buf);
+    // One test for the plain path: paused (by writes or the application), closing and staged connections all take the other.
+    if ((flags & (F_PAUSED | F_HELD | F_CLOSING | F_STAGED)) !== 0) return this.onOtherData(h, slot, flags, buf);
     enterEvent(this, h, slot);
     try {
       decodeInput(this, h, slot, buf);
@@ -247,7 +249,7 @@ class ReactorServer extends ReactorState implements Server {
   private onOtherData(h: number, slot: number, flags: number, buf: Uint8Array): void {
     if ((flags & F_CLOSING) !== 0) return; // a closing connection's input is dropped
     // Bun may still hand over a read that raced with pause(): keep it for resume.
-    if ((flags & F_PAUSED) !== 0) return hold(this, slot, buf, 0, buf.length);
+    if ((flags & F_NOREAD) !== 0) return hold(this, slot, buf, 0, buf.length);
     enterEvent(this, h, slot);
     try {
       stageInput(this, h, slot, buf);
@@ -293,6 +295,7 @@ class ReactorServer extends ReactorState implements Server {
     else this.closeReason[slot] = R_NONE; // as the next occupant of the slot expects it
     this.closedCounts[code]!++;
     if ((flags & F_PAUSED) !== 0) this.pausedConnections--;
+    if ((flags & F_HELD) !== 0) this.heldConnections--;
     releaseQueue(this, slot);
     releaseInput(this, slot);
     cancelDeadline(this, slot);
@@ -388,6 +391,14 @@ class ReactorServer extends ReactorState implements Server {
     closeAfterFlush(this, id, reasonCode(reason));
   }
 
+  pauseReading(id: number): void {
+    pauseReading(this, id);
+  }
+
+  resumeReading(id: number): void {
+    resumeReading(this, id);
+  }
+
   // ---- deadlines (the clock's ClockClient) -------------------------------------------------
 
   /** Called by the clock when slot's timer fires: close what is due, re-file the rest. */
@@ -433,6 +444,7 @@ class ReactorServer extends ReactorState implements Server {
       writeQueueBytes: this.writeQueueBytes,
       inputBufferBytes: this.inputBytes,
       pausedConnections: this.pausedConnections,
+      readPausedConnections: this.heldConnections,
       rssBytes: mem.rss,
       baselineRssBytes: this.baselineRss,
       heapUsedBytes: mem.heapUsed,

@@ -55,6 +55,10 @@ export const F_STAGED = 16;
 export const F_PROXY = 32;
 /** table.flags bit: its write queue holds this turn's output until the broadcast flush sends it in one write (fanout.ts). */
 export const F_BATCHED = 64;
+/** table.flags bit: reading paused by the application (conn.pauseReading) until conn.resumeReading; apart from F_PAUSED, so neither resume undoes the other's pause. */
+export const F_HELD = 128;
+/** The bits that stop a connection's input from being delivered: write backpressure or the application's pause. */
+export const F_NOREAD = F_PAUSED | F_HELD;
 
 /**
  * A protocol stage: a per-connection step that input passes through before the codec (an
@@ -222,6 +226,12 @@ export abstract class ReactorState implements ConnOps, ClockClient {
   /** Bytes of partial input held in segments (the sum of table.inLen over slots with an inRef). */
   inputBytes = 0;
   pausedConnections = 0;
+  /** Connections whose reading the application paused (conn.pauseReading). */
+  heldConnections = 0;
+  /** Handles resumed by the application with input held, delivered by the next flush (input.ts resumeReading). */
+  readonly resumeList: number[] = [];
+  /** A flush of resumeList is scheduled (setImmediate). */
+  resumePending = false;
   readonly closedCounts: Float64Array = new Float64Array(REASONS.length);
   /** Request latency: per frame, from its decoding to the handler's return. */
   readonly latency: FixedHistogram = new FixedHistogram(LATENCY_BOUNDS_MS);
@@ -269,6 +279,8 @@ export abstract class ReactorState implements ConnOps, ClockClient {
   abstract remotePort(id: number): number;
   abstract localAddress(id: number): string;
   abstract localPort(id: number): number;
+  abstract pauseReading(id: number): void;
+  abstract resumeReading(id: number): void;
   abstract onTimer(slot: number): void;
   abstract refileAll(): void;
 }

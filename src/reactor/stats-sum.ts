@@ -27,6 +27,7 @@ export function emptyServerStats(boundsMs: readonly number[] = []): ServerStats 
     writeQueueBytes: 0,
     inputBufferBytes: 0,
     pausedConnections: 0,
+    readPausedConnections: 0,
     rssBytes: 0,
     baselineRssBytes: 0,
     heapUsedBytes: 0,
@@ -79,6 +80,7 @@ export function sumServerStats(list: readonly ServerStats[], sameProcess = false
     out.writeQueueBytes += s.writeQueueBytes;
     out.inputBufferBytes = (out.inputBufferBytes ?? 0) + (s.inputBufferBytes ?? 0);
     out.pausedConnections += s.pausedConnections;
+    out.readPausedConnections = (out.readPausedConnections ?? 0) + (s.readPausedConnections ?? 0);
     if (sameProcess) {
       out.rssBytes = Math.max(out.rssBytes, s.rssBytes);
       out.baselineRssBytes = Math.max(out.baselineRssBytes ?? 0, s.baselineRssBytes ?? 0);

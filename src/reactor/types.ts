@@ -78,6 +78,21 @@ export interface Conn {
    */
   close(reason?: CloseReason): void;
   /**
+   * Stops reading this connection until resumeReading (backpressure of the application's
+   * own, e.g. while its requests wait on something slow): input already read is kept and
+   * delivered, in order, after resume; the kernel's window then pushes back on the peer.
+   * Independent of the write-backpressure pause: each resume lifts only its own pause. While
+   * paused by the application, idleTimeoutMs does not run (it restarts at resume); the
+   * other timeouts do. No-op when already paused this way, closing or closed.
+   */
+  pauseReading(): void;
+  /**
+   * Lifts pauseReading. Input held meanwhile is delivered from a later task (setImmediate),
+   * never inside this call; reading resumes only once no write backpressure pauses it too.
+   * No-op when not paused by pauseReading.
+   */
+  resumeReading(): void;
+  /**
    * The peer's IP address ("" for unix sockets or a closed connection); with proxyProtocol,
    * the client's address from the PROXY header (the balancer's for a LOCAL header).
    */
@@ -264,6 +279,11 @@ export interface ServerStats {
   inputBufferBytes?: number;
   /** Connections whose reading is paused by write backpressure. */
   pausedConnections: number;
+  /**
+   * Connections whose reading the application paused (conn.pauseReading). Always set by
+   * createServer's stats(); optional for stats summed by code that predates it.
+   */
+  readPausedConnections?: number;
   rssBytes: number;
   /**
    * The process's RSS the last time this server had no connection open: when it started
@@ -340,6 +360,10 @@ export interface Server {
   send(id: number, message: unknown): boolean;
   /** As conn.close for the connection with handle `id`; no-op for a stale id. */
   close(id: number, reason?: CloseReason): void;
+  /** As conn.pauseReading for the connection with handle `id`; no-op for a stale id. */
+  pauseReading(id: number): void;
+  /** As conn.resumeReading for the connection with handle `id`; no-op for a stale id. */
+  resumeReading(id: number): void;
   /** True while the connection with handle `id` is open and not closing. */
   isOpen(id: number): boolean;
   /** The peer's IP address of a live connection, "" otherwise. */

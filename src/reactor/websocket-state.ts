@@ -18,7 +18,7 @@ import { CLOSE_ABNORMAL, MessageDeflater, UpgradeScan, frameHeaderBytes, writeFr
 import { SegmentPool } from "../conn-table/index.ts";
 import { Topics, WebSocketFramer, EXT_SERVER_TAKEOVER, EXT_WINDOW_SHIFT } from "../websocket/index.ts";
 import { writeSlot } from "./output.ts";
-import { F_CLOSING, F_PAUSED, S_OPEN, SLOT_MASK, type ReactorState } from "./state.ts";
+import { F_CLOSING, F_NOREAD, S_OPEN, SLOT_MASK, type ReactorState } from "./state.ts";
 import type { ResolvedWebSocketOptions } from "./websocket-options.ts";
 import type { WebSocketConn, WebSocketHandler } from "./websocket-types.ts";
 import type { PublishBatch } from "./websocket-batch.ts";
@@ -136,7 +136,7 @@ export class WsState {
   readable(h: number, slot: number): boolean {
     const s = this.s;
     const phase = this.phase[slot]! & PHASE;
-    return (phase === P_OPEN || phase === P_CLOSE_SENT) && s.table.state[slot] === S_OPEN && (s.table.flags[slot]! & (F_PAUSED | F_CLOSING)) === 0 && s.table.isLive(h);
+    return (phase === P_OPEN || phase === P_CLOSE_SENT) && s.table.state[slot] === S_OPEN && (s.table.flags[slot]! & (F_NOREAD | F_CLOSING)) === 0 && s.table.isLive(h);
   }
 
   /** h's subprotocol ("" when none or h is gone). */

@@ -32,7 +32,7 @@ import { deliver, report } from "./dispatch.ts";
 import { ProtocolError } from "./errors.ts";
 import { hold } from "./input.ts";
 import { closeAfterFlush, closeNow } from "./output.ts";
-import { F_CLOSING, F_PAUSED, S_OPEN, SLOT_MASK, type InputStage, type ReactorState } from "./state.ts";
+import { F_CLOSING, F_NOREAD, S_OPEN, SLOT_MASK, type InputStage, type ReactorState } from "./state.ts";
 import { R_IDLE, R_NONE, R_PEER, R_PROTOCOL, R_SERVER } from "./stats.ts";
 import type { Handler } from "./types.ts";
 import { reactorHandlerOf } from "./websocket-conn.ts";
@@ -90,8 +90,8 @@ export class WebSocketStage extends WsState implements InputStage, FrameSink {
     if (n === end || s.table.state[slot] !== S_OPEN || (s.table.flags[slot]! & F_CLOSING) !== 0) return;
     const now = this.phase[slot]! & PHASE;
     // What followed the request waits while an async hook decides, or while open's writes
-    // paused the connection.
-    if (now === P_UPGRADING || (now === P_OPEN && (s.table.flags[slot]! & F_PAUSED) !== 0)) return hold(s, slot, buf, n, end);
+    // (or server.pauseReading) paused the connection.
+    if (now === P_UPGRADING || (now === P_OPEN && (s.table.flags[slot]! & F_NOREAD) !== 0)) return hold(s, slot, buf, n, end);
     // (Its last read time was set as it opened.)
     if (now === P_OPEN) this.frameInput(s, h, slot, P_HTTP, buf, n);
   }

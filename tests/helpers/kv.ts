@@ -173,6 +173,14 @@ export class FakeConn implements Conn {
   close(reason?: string): void {
     this.closedWith = reason ?? "server";
   }
+  /** Counts the application's read pauses (the store under test uses none). */
+  readPauses = 0;
+  pauseReading(): void {
+    this.readPauses++;
+  }
+  resumeReading(): void {
+    this.readPauses--;
+  }
   get isOpen(): boolean {
     return this.closedWith === undefined;
   }
