@@ -44,6 +44,14 @@ const proxyFlags = {
   maxFrameBytes: { type: "int", env: "MYRIAD_PROXY_MAX_FRAME_BYTES", default: 64 * MIB, min: 1024, max: 512 * MIB, help: "largest request accepted from a client; a bigger one closes it" },
   maxWriteBufferBytes: { type: "int", env: "MYRIAD_PROXY_MAX_WRITE_BUFFER_BYTES", default: 4 * MIB, min: 1024, help: "a client's write queue over this pauses its reading (a client that stops reading)" },
   writeStallTimeoutMs: { type: "duration-ms", env: "MYRIAD_PROXY_WRITE_STALL_TIMEOUT_MS", default: 30_000, help: "close a client that stays over its write mark this long (0: never)" },
+  maxClientInFlight: {
+    type: "int",
+    env: "MYRIAD_PROXY_MAX_CLIENT_IN_FLIGHT",
+    default: 4096,
+    min: 1,
+    help: "a client with more requests than this sent upstream and not yet answered stops being read until they fall to half (backpressure)",
+  },
+  maxClientInFlightBytes: { type: "int", env: "MYRIAD_PROXY_MAX_CLIENT_IN_FLIGHT_BYTES", default: MIB, min: 1024, help: "the same bound in request bytes" },
   maxDedicatedPerServer: { type: "int", env: "MYRIAD_PROXY_MAX_DEDICATED_PER_SERVER", default: 256, min: 1, help: "most dedicated connections per server at once (blocking commands, transactions)" },
   admin: { type: "bool", env: "MYRIAD_PROXY_ADMIN", default: true, help: "start the admin server (--no-admin: do not)" },
   adminHost: { type: "string", env: "MYRIAD_PROXY_ADMIN_HOST", default: "127.0.0.1", minLength: 1, help: "admin server address (non-loopback needs --admin-token)" },
@@ -135,6 +143,8 @@ function proxyOptions(f: ProxyFlags): ProxyOptions {
     maxWriteBufferBytes: f.maxWriteBufferBytes,
     writeStallTimeoutMs: f.writeStallTimeoutMs,
     maxDedicatedPerServer: f.maxDedicatedPerServer,
+    maxClientInFlightRequests: f.maxClientInFlight,
+    maxClientInFlightBytes: f.maxClientInFlightBytes,
     measureLatency: f.admin,
   };
 }

@@ -54,7 +54,13 @@ export class ClientState implements ReplySink {
   quitting = false;
 
   ring: Uint8Array[] = new Array<Uint8Array>(16).fill(PENDING);
+  /** Per sequence, beside ring: the request bytes it holds in flight (its copy in an upstream queue). */
+  costs: number[] = new Array<number>(16).fill(0);
   mask = 15;
+  /** Bytes of the requests in flight (the sum of costs from head to tail). */
+  inFlightBytes = 0;
+  /** Reading this client is paused until its requests in flight fall to half the bound (PoolCore.limitInFlight). */
+  readPaused = false;
   /** Next sequence to write. */
   head = 0;
   /** Next sequence to hand out. */
@@ -106,20 +112,27 @@ export class ClientState implements ReplySink {
     this.filler!.fill(this, seq, bytes);
   }
 
-  /** Takes the next sequence number for a reply to come. */
-  reserve(): number {
+  /** Takes the next sequence number for a reply to come; `cost`: the request bytes held until it comes. */
+  reserve(cost = 0): number {
     this.used = true;
     if (this.tail - this.head > this.mask) this.grow();
     const seq = this.tail++;
     this.ring[seq & this.mask] = PENDING;
+    this.costs[seq & this.mask] = cost;
+    this.inFlightBytes += cost;
     return seq;
   }
 
   private grow(): void {
     const cap = (this.mask + 1) * 2;
     const ring = new Array<Uint8Array>(cap).fill(PENDING);
-    for (let s = this.head; s < this.tail; s++) ring[s & (cap - 1)] = this.ring[s & this.mask]!;
+    const costs = new Array<number>(cap).fill(0);
+    for (let s = this.head; s < this.tail; s++) {
+      ring[s & (cap - 1)] = this.ring[s & this.mask]!;
+      costs[s & (cap - 1)] = this.costs[s & this.mask]!;
+    }
     this.ring = ring;
+    this.costs = costs;
     this.mask = cap - 1;
   }
 
@@ -138,8 +151,11 @@ export class ClientState implements ReplySink {
     this.head = this.tail = 0;
     if (this.ring.length > 64) {
       this.ring = new Array<Uint8Array>(16).fill(PENDING);
+      this.costs = new Array<number>(16).fill(0);
       this.mask = 15;
     }
+    this.inFlightBytes = 0;
+    this.readPaused = false;
     this.out.length = 0;
     this.outBytes = 0;
     this.dirty = false;

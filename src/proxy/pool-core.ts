@@ -46,6 +46,12 @@ export interface PoolProxyStats {
   ejections: number;
   /** Servers on the continuum now. */
   liveServers: number;
+  /** Clients whose reading is paused now because too much of theirs is in flight (maxClientInFlight*). */
+  pausedClients: number;
+  /** Requests sent upstream or held, not yet answered, over all clients. */
+  inFlightRequests: number;
+  /** Bytes of those requests (and of requests held behind a blocking command), over all clients. */
+  inFlightBytes: number;
   /** Clients in a transaction, blocked, or subscribed now. */
   pinnedClients: number;
   blockedClients: number;
@@ -57,6 +63,14 @@ export interface PoolProxyStats {
 export interface PoolProxyOptions {
   /** Most dedicated connections per server (blocking commands and transactions at once). */
   maxDedicatedPerServer: number;
+  /**
+   * A client with more requests than this in flight (sent upstream or held, not yet answered)
+   * has its reading paused until they fall to half: backpressure, as the kernel's window
+   * gives, instead of buffering a client that pipelines faster than the servers answer.
+   */
+  maxClientInFlightRequests: number;
+  /** The same bound in request bytes. */
+  maxClientInFlightBytes: number;
   /** Called on ejections and returns (logging). */
   onEvent?: (e: { type: "eject" | "return"; pool: string; server: string; retryMs?: number }) => void;
 }
@@ -83,6 +97,8 @@ export abstract class PoolCore implements UpstreamOwner, ReplyFiller {
   /** Parses the requests held in a backlog again when their turn comes. */
   private readonly parser = new RequestParser();
   requests = 0;
+  /** Clients whose reading is paused by limitInFlight now. */
+  pausedClients = 0;
   errors = 0;
   refused = 0;
   accepted = 0;
@@ -188,6 +204,7 @@ export abstract class PoolCore implements UpstreamOwner, ReplyFiller {
       const r = ring[c.head & mask]!;
       if (r === PENDING) break;
       ring[c.head & mask] = PENDING;
+      c.inFlightBytes -= c.costs[c.head & mask]!;
       c.out.push(r);
       c.outBytes += r.length;
       if (c.head === c.closeAt) {
@@ -201,6 +218,7 @@ export abstract class PoolCore implements UpstreamOwner, ReplyFiller {
       c.gateStart = null;
       start();
     }
+    if (c.readPaused) this.resumeIfBelow(c);
     if (c.head === c.tail && c.closeAt < 0 && !c.closed) {
       // Every request of the client is answered: no reply of this turn can join these, so
       // they leave now, not at the turn's end (a client sending one request per round trip
@@ -275,6 +293,36 @@ export abstract class PoolCore implements UpstreamOwner, ReplyFiller {
     this.fill(c, seq, OK);
   }
 
+  // ---- bounding what a client has in flight -------------------------------------------------
+
+  /**
+   * After a request of c: pauses reading c while its requests in flight (or held behind a
+   * blocking command) pass either bound. Without this, a client pipelining faster than the
+   * servers answer (or into a stopped one) would be buffered here without bound.
+   */
+  limitInFlight(c: ClientState): void {
+    if (c.readPaused || c.closed) return;
+    if (c.tail - c.head <= this.opts.maxClientInFlightRequests && c.inFlightBytes + c.backlogBytes <= this.opts.maxClientInFlightBytes) return;
+    c.readPaused = true;
+    this.pausedClients++;
+    this.server.pauseReading(c.id);
+  }
+
+  /** Resumes reading c once its requests in flight are at or under half of both bounds. */
+  resumeIfBelow(c: ClientState): void {
+    if (c.tail - c.head > this.opts.maxClientInFlightRequests >>> 1) return;
+    if (c.inFlightBytes + c.backlogBytes > this.opts.maxClientInFlightBytes / 2) return;
+    this.unpause(c);
+  }
+
+  /** Lifts limitInFlight's pause of c (also when it closes). */
+  unpause(c: ClientState): void {
+    if (!c.readPaused) return;
+    c.readPaused = false;
+    this.pausedClients--;
+    if (!c.closed) this.server.resumeReading(c.id);
+  }
+
   // ---- requests held while a client waits --------------------------------------------------
 
   /** Keeps a copy of the request until the client may go on (see ClientState.backlog). */
@@ -309,6 +357,7 @@ export abstract class PoolCore implements UpstreamOwner, ReplyFiller {
       const f = frames[i]!;
       this.handle(c.id, c, this.parser.parse(f, 0, f.length));
     }
+    if (c.readPaused) this.resumeIfBelow(c);
   }
 
   // ---- errors every handler answers --------------------------------------------------------
@@ -332,7 +381,11 @@ export abstract class PoolCore implements UpstreamOwner, ReplyFiller {
     let pinned = 0;
     let blocked = 0;
     let subscribed = 0;
+    let inFlightRequests = 0;
+    let inFlightBytes = 0;
     for (const c of this.clients.values()) {
+      inFlightRequests += c.tail - c.head + (c.backlog?.length ?? 0);
+      inFlightBytes += c.inFlightBytes + c.backlogBytes;
       if (c.mode === Mode.Pinned || c.mode === Mode.MultiUnbound) pinned++;
       if (c.blocked !== null) blocked++;
       if (c.mode === Mode.Subscribed) subscribed++;
@@ -348,6 +401,9 @@ export abstract class PoolCore implements UpstreamOwner, ReplyFiller {
       timeouts: servers.reduce((n, s) => n + s.timeouts, 0),
       ejections: servers.reduce((n, s) => n + s.ejections, 0),
       liveServers: this.placement.liveServers,
+      pausedClients: this.pausedClients,
+      inFlightRequests,
+      inFlightBytes,
       pinnedClients: pinned,
       blockedClients: blocked,
       subscribedClients: subscribed,

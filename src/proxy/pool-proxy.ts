@@ -57,10 +57,14 @@ export class PoolProxy extends PoolCore {
       if (c.quitting) return;
       if (c.backlog !== null) {
         this.hold(c, req);
+        this.limitInFlight(c);
         return;
       }
     }
     this.handle(id, c, req);
+    // The request may have made the client's state (its first in flight).
+    const after = c ?? this.clients.get(id);
+    if (after !== undefined) this.limitInFlight(after);
   }
 
   private onClose(id: number): void {
@@ -69,6 +73,7 @@ export class PoolProxy extends PoolCore {
     if (c === undefined) return;
     this.clients.delete(id);
     c.closed = true;
+    this.unpause(c);
     c.backlog = null;
     c.gateStart = null;
     c.out.length = 0;
@@ -126,8 +131,9 @@ export class PoolProxy extends PoolCore {
 
   private forward(id: number, c: ClientState | undefined, s: number, req: Request): void {
     const state = c ?? this.stateOf(id);
-    const seq = state.reserve();
-    this.upstreams[s]!.send(req.copy(), state, seq);
+    const bytes = req.copy();
+    const seq = state.reserve(bytes.length);
+    this.upstreams[s]!.send(bytes, state, seq);
   }
 
   /** A multi-key command: forwarded whole when its keys are on one server, else one part per server, merged. */
@@ -162,7 +168,7 @@ export class PoolProxy extends PoolCore {
     let parts = 0;
     for (let s = 0; s < nservers; s++) if (count[s]! > 0) parts++;
     const state = c ?? this.stateOf(id);
-    const seq = state.reserve();
+    const seq = state.reserve(req.end - req.start);
     const merge = new Merge(cmd.kind, nkeys, parts, servers, state, seq);
     let part = 0;
     for (let s = 0; s < nservers; s++) {

@@ -14,6 +14,11 @@ import { isProxyConfig, proxyConfigFromObject, type ProxyConfig, type TwemproxyC
 import { PoolProxy, type PoolProxyStats } from "./pool-proxy.ts";
 import { proxyRequestCodec } from "./request.ts";
 
+/** Default ProxyOptions.maxClientInFlightRequests: deep pipelines (redis-benchmark -P, a mass insert) keep the servers busy, memory stays bounded. */
+export const DEFAULT_MAX_CLIENT_IN_FLIGHT_REQUESTS = 4096;
+/** Default ProxyOptions.maxClientInFlightBytes. */
+export const DEFAULT_MAX_CLIENT_IN_FLIGHT_BYTES = 1 << 20;
+
 /** Options of createProxy beyond the configuration. Sizes in bytes, times in ms. */
 export interface ProxyOptions {
   /** SO_REUSEPORT on every TCP listener, so several processes share the addresses (`--workers`). Default false. */
@@ -26,6 +31,13 @@ export interface ProxyOptions {
   maxWriteBufferBytes?: number;
   /** A client that stays over its write mark this long is closed. Default 30 s. */
   writeStallTimeoutMs?: number;
+  /**
+   * A client with more requests than this in flight (sent upstream or held, not yet answered)
+   * stops being read until they fall to half (backpressure, not errors). Default 4096.
+   */
+  maxClientInFlightRequests?: number;
+  /** The same bound in request bytes. Default 1 MiB. */
+  maxClientInFlightBytes?: number;
   /** Most dedicated connections per server at once (blocking commands and transactions). Default 256. */
   maxDedicatedPerServer?: number;
   /** Ejections and returns of servers (for a log). */
@@ -67,7 +79,7 @@ export interface Proxy {
 
 function checkOptions(o: ProxyOptions): void {
   if (o === null || typeof o !== "object") throw new MyriadError("ERR_PROXY_OPTION", "createProxy(config, options): options must be an object");
-  const known = new Set(["reusePort", "measureLatency", "maxFrameBytes", "maxWriteBufferBytes", "writeStallTimeoutMs", "maxDedicatedPerServer", "onEvent"]);
+  const known = new Set(["reusePort", "measureLatency", "maxFrameBytes", "maxWriteBufferBytes", "writeStallTimeoutMs", "maxDedicatedPerServer", "maxClientInFlightRequests", "maxClientInFlightBytes", "onEvent"]);
   for (const k of Object.keys(o)) if (!known.has(k)) throw new MyriadError("ERR_PROXY_OPTION", `createProxy: unknown option ${k}; known: ${[...known].join(", ")}`);
   const posInt = (k: keyof ProxyOptions) => {
     const v = o[k];
@@ -76,6 +88,8 @@ function checkOptions(o: ProxyOptions): void {
   posInt("maxFrameBytes");
   posInt("maxWriteBufferBytes");
   posInt("maxDedicatedPerServer");
+  posInt("maxClientInFlightRequests");
+  posInt("maxClientInFlightBytes");
   if (o.writeStallTimeoutMs !== undefined && (!Number.isInteger(o.writeStallTimeoutMs) || o.writeStallTimeoutMs < 0)) {
     throw new MyriadError("ERR_PROXY_OPTION", `createProxy: writeStallTimeoutMs must be an integer >= 0, got ${String(o.writeStallTimeoutMs)}`);
   }
@@ -95,7 +109,12 @@ export async function createProxy(config: ProxyConfig | TwemproxyConfigObject, o
   const handles: ProxyPoolHandle[] = [];
   try {
     for (const p of cfg.pools) {
-      const pool = new PoolProxy(p, { maxDedicatedPerServer: options.maxDedicatedPerServer ?? 256, onEvent: options.onEvent });
+      const pool = new PoolProxy(p, {
+        maxDedicatedPerServer: options.maxDedicatedPerServer ?? 256,
+        maxClientInFlightRequests: options.maxClientInFlightRequests ?? DEFAULT_MAX_CLIENT_IN_FLIGHT_REQUESTS,
+        maxClientInFlightBytes: options.maxClientInFlightBytes ?? DEFAULT_MAX_CLIENT_IN_FLIGHT_BYTES,
+        onEvent: options.onEvent,
+      });
       pools.push(pool);
       const common = {
         codec: proxyRequestCodec,

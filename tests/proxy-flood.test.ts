@@ -1,0 +1,184 @@
+/**
+ * A client that pipelines faster than the servers answer, against two real redis-servers:
+ * with the server it writes to SIGSTOPped, the proxy stops reading it once its requests in
+ * flight pass the bound (backpressure: its own writes back up), instead of buffering it;
+ * another client of the same proxy is served meanwhile; after SIGCONT every request of the
+ * flooding client is answered, in order, none lost. And a `redis-cli --pipe` mass insert
+ * through the proxy completes with every key set.
+ */
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import type { Socket } from "bun";
+import { createProxy, Placement, type Proxy, type ProxyConfig, proxyConfigFromObject } from "../src/proxy/index.ts";
+import { freePort } from "./helpers/ports.ts";
+import { rawCommand, RedisServer } from "./helpers/redis-server.ts";
+import { respConnect } from "./helpers/resp-conn.ts";
+import { until } from "./helpers/until.ts";
+
+const MAX_IN_FLIGHT = 4096;
+const MAX_IN_FLIGHT_BYTES = 1 << 20;
+const VALUE_BYTES = 1000;
+
+const redis: RedisServer[] = [];
+let config: ProxyConfig;
+let proxy: Proxy;
+let port = 0;
+
+/** The redis-server holding `key`. */
+function holder(key: string): RedisServer {
+  const pool = config.pools[0]!;
+  const b = Buffer.from(key);
+  return redis.find((r) => r.port === pool.servers[new Placement(pool).serverOf(b, 0, b.length)]!.port)!;
+}
+
+/** The first key `prefix<i>` that `server` holds. */
+function keyOn(server: RedisServer, prefix: string): string {
+  for (let i = 0; ; i++) if (holder(`${prefix}${i}`) === server) return `${prefix}${i}`;
+}
+
+beforeAll(async () => {
+  if (!Bun.which("redis-cli")) throw new Error("redis-cli is missing: apt-get install redis-tools (Debian), or your system's redis package");
+  for (let i = 0; i < 2; i++) redis.push(await RedisServer.start());
+  port = freePort();
+  config = proxyConfigFromObject({
+    // A timeout long past the test: the stopped server's requests must wait, not fail.
+    flood: {
+      listen: `127.0.0.1:${port}`,
+      redis: true,
+      timeout: 120_000,
+      servers: redis.map((r, i) => `127.0.0.1:${r.port}:1 r${i}`),
+    },
+  });
+  proxy = await createProxy(config, {
+    maxClientInFlightRequests: MAX_IN_FLIGHT,
+    maxClientInFlightBytes: MAX_IN_FLIGHT_BYTES,
+  });
+}, 30_000);
+
+afterAll(async () => {
+  for (const r of redis) if (r.pid > 0) process.kill(r.pid, "SIGCONT");
+  await proxy?.stop({ graceful: false });
+  await Promise.all(redis.map((r) => r.stop()));
+});
+
+const enc = new TextEncoder();
+
+/** RPUSH key <value i> on the wire, the value padded to VALUE_BYTES. */
+function rpush(key: string, i: number): string {
+  const v = `v${i}`.padEnd(VALUE_BYTES, ".");
+  return `*3\r\n$5\r\nRPUSH\r\n$${key.length}\r\n${key}\r\n$${VALUE_BYTES}\r\n${v}\r\n`;
+}
+
+test("a client flooding a stopped server is paused at the in-flight bound, others are served, and after SIGCONT it gets every reply in order", async () => {
+  const [stopped, running] = [redis[0]!, redis[1]!];
+  const floodKey = keyOn(stopped, "flood:");
+  const otherKey = keyOn(running, "other:");
+  let replies = "";
+  let rest: Uint8Array | null = null;
+  const pump = (s: Socket<undefined>) => {
+    while (rest !== null && rest.length > 0) {
+      const n = s.write(rest);
+      if (n <= 0) return;
+      rest = rest.subarray(n);
+    }
+  };
+  const dec = new TextDecoder();
+  const socket = await Bun.connect({
+    hostname: "127.0.0.1",
+    port,
+    socket: {
+      data(_s, d: Uint8Array) {
+        replies += dec.decode(d);
+      },
+      drain: pump,
+    },
+  });
+  let sent = 0;
+  /**
+   * Pipelined RPUSHes in batches until the kernel takes less than offered (the proxy does not
+   * read): returns whether that happened. Bounded: 64 Ki requests (64 MiB) in all, far past
+   * what the buffers on the way hold.
+   */
+  const floodUntilPushedBack = async (): Promise<boolean> => {
+    pump(socket);
+    if (rest !== null && rest.length > 0) return true;
+    while (sent < 64 * 1024) {
+      let batch = "";
+      for (let k = 0; k < 64; k++) batch += rpush(floodKey, sent + k);
+      const bytes = enc.encode(batch);
+      sent += 64;
+      const n = socket.write(bytes);
+      if (n < bytes.length) {
+        rest = bytes.subarray(Math.max(0, n));
+        return true;
+      }
+      await Promise.resolve();
+    }
+    return false;
+  };
+  const pool = () => proxy.stats().pools[0]!;
+  process.kill(stopped.pid, "SIGSTOP");
+  try {
+    expect(await floodUntilPushedBack()).toBe(true);
+    await until(
+      () => `the flooding client to be paused (stats: ${JSON.stringify({ ...pool(), servers: undefined })})`,
+      () => pool().pausedClients === 1,
+      20_000,
+    );
+    const requestBytes = rpush(floodKey, sent).length;
+    const atPause = pool();
+    expect(atPause.inFlightBytes).toBeLessThanOrEqual(MAX_IN_FLIGHT_BYTES + requestBytes);
+    expect(atPause.inFlightBytes).toBeGreaterThan(MAX_IN_FLIGHT_BYTES);
+    // The client keeps trying: its writes back up again (the kernel takes what its buffers hold, no more).
+    expect(await floodUntilPushedBack()).toBe(true);
+    // Another client, of the server still running, is served meanwhile.
+    const other = await respConnect(port);
+    expect(await other.call(["SET", otherKey, "fine"], ["GET", otherKey])).toEqual(["OK", "fine"]);
+    other.close();
+    // Still held at the bound, whatever the flooding client tried meanwhile.
+    const held = pool();
+    expect(held.pausedClients).toBe(1);
+    expect(held.inFlightBytes).toBeLessThanOrEqual(MAX_IN_FLIGHT_BYTES + requestBytes);
+    expect(proxy.serverStats()[0]!.inputBufferBytes!).toBeLessThan(MAX_IN_FLIGHT_BYTES);
+    expect(replies).toBe("");
+  } finally {
+    process.kill(stopped.pid, "SIGCONT");
+  }
+  // The rest of the last batch goes on drain, once the proxy reads again.
+  const total = sent;
+  await until(
+    () => `${total} replies (have ${replies.split("\r\n").length - 1})`,
+    () => replies.split("\r\n").length - 1 >= total,
+    60_000,
+  );
+  // In order, none lost: RPUSH answers the list's length, 1, 2, 3, ...
+  const lines = replies.split("\r\n");
+  for (let i = 0; i < total; i++) if (lines[i] !== `:${i + 1}`) throw new Error(`reply ${i} is ${lines[i]}, expected :${i + 1}`);
+  expect(pool().pausedClients).toBe(0);
+  socket.end();
+}, 120_000);
+
+test("a redis-cli --pipe mass insert through the proxy sets every key", async () => {
+  const n = 50_000;
+  const parts: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const k = `mass:${i}`;
+    const v = `value-${i}`;
+    parts.push(`*3\r\n$3\r\nSET\r\n$${k.length}\r\n${k}\r\n$${v.length}\r\n${v}\r\n`);
+  }
+  const input = enc.encode(parts.join(""));
+  const p = Bun.spawn(["redis-cli", "-h", "127.0.0.1", "-p", String(port), "--pipe"], { stdin: input, stdout: "pipe", stderr: "pipe" });
+  const timer = setTimeout(() => p.kill("SIGKILL"), 60_000);
+  const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+  clearTimeout(timer);
+  expect({ code, err }).toEqual({ code: 0, err: "" });
+  expect(out).toContain(`errors: 0, replies: ${n}`);
+  // Every key is on its server, with its value.
+  let keys = 0;
+  for (const r of redis) {
+    const reply = await rawCommand(r.port, "EVAL \"return #redis.call('keys','mass:*')\" 0");
+    keys += Number(reply.slice(1).trim());
+  }
+  expect(keys).toBe(n);
+  for (const i of [0, 1, n >> 1, n - 1]) expect(await rawCommand(holder(`mass:${i}`).port, `GET mass:${i}`)).toBe(`$${`value-${i}`.length}\r\nvalue-${i}\r\n`);
+  expect(proxy.stats().pools[0]!.inFlightRequests).toBe(0);
+}, 90_000);
