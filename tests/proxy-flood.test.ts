@@ -9,11 +9,13 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import type { Socket } from "bun";
 import { createProxy, Placement, type Proxy, type ProxyConfig, proxyConfigFromObject } from "../src/proxy/index.ts";
+import { join } from "node:path";
 import { freePort } from "./helpers/ports.ts";
 import { rawCommand, RedisServer } from "./helpers/redis-server.ts";
 import { respConnect } from "./helpers/resp-conn.ts";
 import { until } from "./helpers/until.ts";
 
+const ROOT = join(import.meta.dir, "..");
 const MAX_IN_FLIGHT = 4096;
 const MAX_IN_FLIGHT_BYTES = 1 << 20;
 const VALUE_BYTES = 1000;
@@ -68,12 +70,11 @@ function rpush(key: string, i: number): string {
   return `*3\r\n$5\r\nRPUSH\r\n$${key.length}\r\n${key}\r\n$${VALUE_BYTES}\r\n${v}\r\n`;
 }
 
-test("a client flooding a stopped server is paused at the in-flight bound, others are served, and after SIGCONT it gets every reply in order", async () => {
-  const [stopped, running] = [redis[0]!, redis[1]!];
-  const floodKey = keyOn(stopped, "flood:");
-  const otherKey = keyOn(running, "other:");
+/** A client that pipelines RPUSHes to `key` through 127.0.0.1:port and collects the replies. */
+async function flooder(port: number, key: string) {
   let replies = "";
   let rest: Uint8Array | null = null;
+  let sent = 0;
   const pump = (s: Socket<undefined>) => {
     while (rest !== null && rest.length > 0) {
       const n = s.write(rest);
@@ -92,44 +93,70 @@ test("a client flooding a stopped server is paused at the in-flight bound, other
       drain: pump,
     },
   });
-  let sent = 0;
-  /**
-   * Pipelined RPUSHes in batches until the kernel takes less than offered (the proxy does not
-   * read): returns whether that happened. Bounded: 64 Ki requests (64 MiB) in all, far past
-   * what the buffers on the way hold.
-   */
-  const floodUntilPushedBack = async (): Promise<boolean> => {
-    pump(socket);
-    if (rest !== null && rest.length > 0) return true;
-    while (sent < 64 * 1024) {
-      let batch = "";
-      for (let k = 0; k < 64; k++) batch += rpush(floodKey, sent + k);
-      const bytes = enc.encode(batch);
-      sent += 64;
-      const n = socket.write(bytes);
-      if (n < bytes.length) {
-        rest = bytes.subarray(Math.max(0, n));
-        return true;
+  return {
+    socket,
+    /** Requests begun (the last batch may still be partly in rest, written on drain). */
+    get sent() {
+      return sent;
+    },
+    /** Replies received so far (complete lines). */
+    replyCount: () => replies.split("\r\n").length - 1,
+    /**
+     * Pipelined RPUSHes in batches until the kernel takes less than offered (the proxy does
+     * not read): returns whether that happened. Bounded: 64 Ki requests (64 MiB) in all, far
+     * past what the buffers on the way hold once the proxy stops reading.
+     */
+    async untilPushedBack(): Promise<boolean> {
+      pump(socket);
+      if (rest !== null && rest.length > 0) return true;
+      while (sent < 64 * 1024) {
+        let batch = "";
+        for (let k = 0; k < 64; k++) batch += rpush(key, sent + k);
+        const bytes = enc.encode(batch);
+        sent += 64;
+        const n = socket.write(bytes);
+        if (n < bytes.length) {
+          rest = bytes.subarray(Math.max(0, n));
+          return true;
+        }
+        await Promise.resolve();
       }
-      await Promise.resolve();
-    }
-    return false;
+      return false;
+    },
+    /** Waits for every reply, then checks them: RPUSH answers the list's length, so in order and none lost means :1, :2, ... */
+    async expectAllInOrder(): Promise<void> {
+      const total = sent;
+      await until(
+        () => `${total} replies (have ${this.replyCount()})`,
+        () => this.replyCount() >= total,
+        60_000,
+      );
+      const lines = replies.split("\r\n");
+      for (let i = 0; i < total; i++) if (lines[i] !== `:${i + 1}`) throw new Error(`reply ${i} is ${lines[i]}, expected :${i + 1}`);
+    },
   };
+}
+
+test("a client flooding a stopped server is paused at the in-flight bound, others are served, and after SIGCONT it gets every reply in order", async () => {
+  const [stopped, running] = [redis[0]!, redis[1]!];
+  const floodKey = keyOn(stopped, "flood:");
+  const otherKey = keyOn(running, "other:");
+  const flood = await flooder(port, floodKey);
   const pool = () => proxy.stats().pools[0]!;
   process.kill(stopped.pid, "SIGSTOP");
   try {
-    expect(await floodUntilPushedBack()).toBe(true);
+    expect(await flood.untilPushedBack()).toBe(true);
     await until(
       () => `the flooding client to be paused (stats: ${JSON.stringify({ ...pool(), servers: undefined })})`,
       () => pool().pausedClients === 1,
       20_000,
     );
-    const requestBytes = rpush(floodKey, sent).length;
+    const requestBytes = rpush(floodKey, flood.sent).length;
     const atPause = pool();
     expect(atPause.inFlightBytes).toBeLessThanOrEqual(MAX_IN_FLIGHT_BYTES + requestBytes);
     expect(atPause.inFlightBytes).toBeGreaterThan(MAX_IN_FLIGHT_BYTES);
     // The client keeps trying: its writes back up again (the kernel takes what its buffers hold, no more).
-    expect(await floodUntilPushedBack()).toBe(true);
+    expect(await flood.untilPushedBack()).toBe(true);
     // Another client, of the server still running, is served meanwhile.
     const other = await respConnect(port);
     expect(await other.call(["SET", otherKey, "fine"], ["GET", otherKey])).toEqual(["OK", "fine"]);
@@ -139,22 +166,14 @@ test("a client flooding a stopped server is paused at the in-flight bound, other
     expect(held.pausedClients).toBe(1);
     expect(held.inFlightBytes).toBeLessThanOrEqual(MAX_IN_FLIGHT_BYTES + requestBytes);
     expect(proxy.serverStats()[0]!.inputBufferBytes!).toBeLessThan(MAX_IN_FLIGHT_BYTES);
-    expect(replies).toBe("");
+    expect(flood.replyCount()).toBe(0);
   } finally {
     process.kill(stopped.pid, "SIGCONT");
   }
   // The rest of the last batch goes on drain, once the proxy reads again.
-  const total = sent;
-  await until(
-    () => `${total} replies (have ${replies.split("\r\n").length - 1})`,
-    () => replies.split("\r\n").length - 1 >= total,
-    60_000,
-  );
-  // In order, none lost: RPUSH answers the list's length, 1, 2, 3, ...
-  const lines = replies.split("\r\n");
-  for (let i = 0; i < total; i++) if (lines[i] !== `:${i + 1}`) throw new Error(`reply ${i} is ${lines[i]}, expected :${i + 1}`);
+  await flood.expectAllInOrder();
   expect(pool().pausedClients).toBe(0);
-  socket.end();
+  flood.socket.end();
 }, 120_000);
 
 test("a redis-cli --pipe mass insert through the proxy sets every key", async () => {
@@ -182,3 +201,69 @@ test("a redis-cli --pipe mass insert through the proxy sets every key", async ()
   for (const i of [0, 1, n >> 1, n - 1]) expect(await rawCommand(holder(`mass:${i}`).port, `GET mass:${i}`)).toBe(`$${`value-${i}`.length}\r\nvalue-${i}\r\n`);
   expect(proxy.stats().pools[0]!.inFlightRequests).toBe(0);
 }, 90_000);
+
+test("--workers 2 --share-upstream: with the hub SIGSTOPped, a front stops reading a flooding client; after SIGCONT every reply comes in order", async () => {
+  const running = redis[1]!;
+  const frontPort = freePort();
+  // A timeout long past the test: requests wait for the hub, they do not fail.
+  const proc = Bun.spawn(
+    [
+      process.execPath,
+      join(ROOT, "src/cli/proxy.ts"),
+      "--listen",
+      `127.0.0.1:${frontPort}`,
+      "--servers",
+      `127.0.0.1:${running.port}`,
+      "--timeout",
+      "120000",
+      "--workers",
+      "2",
+      "--share-upstream",
+      "--no-admin",
+    ],
+    { cwd: ROOT, stdin: "ignore", stdout: "pipe", stderr: "pipe" },
+  );
+  let out = "";
+  void (async () => {
+    const dec = new TextDecoder();
+    for await (const chunk of proc.stdout) out += dec.decode(chunk);
+  })();
+  let hubPid = 0;
+  try {
+    await until(
+      () => `the proxy's startup block (stdout: ${out})`,
+      () => out.includes("stop: Ctrl-C"),
+      60_000,
+    );
+    hubPid = Number(/sharing hub pid (\d+)/.exec(out)![1]);
+    const flood = await flooder(frontPort, "shareflood");
+    process.kill(hubPid, "SIGSTOP");
+    try {
+      // Before the bound, a front read everything it was sent (about 200 MB/s: the 32 MiB
+      // below in a fraction of a second); now its reading stops at ~1 MiB in flight and the
+      // client's writes stay backed up once the kernel's buffers (some MiB) are full. The
+      // client keeps trying for 50 rounds (a second at least), writing whenever it drains.
+      for (let round = 0; round < 50; round++) {
+        expect(await flood.untilPushedBack()).toBe(true);
+        await Bun.sleep(20);
+      }
+      expect(flood.sent).toBeLessThan(32 * 1024);
+      // The front still answers what it answers itself, to another client.
+      const other = await respConnect(frontPort);
+      expect(await other.call(["PING"])).toEqual(["PONG"]);
+      other.close();
+      expect(flood.replyCount()).toBe(0);
+    } finally {
+      process.kill(hubPid, "SIGCONT");
+    }
+    await flood.expectAllInOrder();
+    expect(await rawCommand(running.port, "LLEN shareflood")).toBe(`:${flood.sent}\r\n`);
+    flood.socket.end();
+  } finally {
+    if (hubPid > 0) process.kill(hubPid, "SIGCONT");
+    proc.kill("SIGTERM");
+    const timer = setTimeout(() => proc.kill("SIGKILL"), 15_000);
+    await proc.exited;
+    clearTimeout(timer);
+  }
+}, 120_000);
