@@ -62,7 +62,11 @@ void (async () => {
 })();
 const t0 = performance.now();
 while (!out.includes("stop: Ctrl-C")) {
-  if (performance.now() - t0 > 30_000 || proxy.exitCode !== null) throw new Error(`proxy did not start: ${out}`);
+  if (performance.now() - t0 > 30_000 || proxy.exitCode !== null) {
+    proxy.kill("SIGKILL");
+    redis.kill("SIGKILL");
+    throw new Error(`proxy did not start: ${out}`);
+  }
   await Bun.sleep(20);
 }
 let fronts = [proxy.pid];
