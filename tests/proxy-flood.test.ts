@@ -99,6 +99,8 @@ async function flooder(port: number, key: string) {
     get sent() {
       return sent;
     },
+    /** Everything received so far. */
+    text: () => replies,
     /** Replies received so far (complete lines). */
     replyCount: () => replies.split("\r\n").length - 1,
     /**
@@ -172,6 +174,40 @@ test("a client flooding a stopped server is paused at the in-flight bound, other
   }
   // The rest of the last batch goes on drain, once the proxy reads again.
   await flood.expectAllInOrder();
+  expect(pool().pausedClients).toBe(0);
+  flood.socket.end();
+}, 120_000);
+
+test("requests pipelined behind a blocking command pause the client past the bound (it is not closed); the BLPOP's answer lets them all through in order", async () => {
+  const server = redis[1]!;
+  const listKey = keyOn(server, "blocked:");
+  const floodKey = keyOn(server, "behind:");
+  const flood = await flooder(port, floodKey);
+  // BLPOP with no timeout first: everything after it waits in the client's backlog.
+  flood.socket.write(`*3\r\n$5\r\nBLPOP\r\n$${listKey.length}\r\n${listKey}\r\n$1\r\n0\r\n`);
+  const pool = () => proxy.stats().pools[0]!;
+  await until("the BLPOP to block", () => pool().blockedClients === 1);
+  expect(await flood.untilPushedBack()).toBe(true);
+  await until("the client to be paused", () => pool().pausedClients === 1, 20_000);
+  expect(pool().inFlightBytes).toBeLessThanOrEqual(MAX_IN_FLIGHT_BYTES + rpush(floodKey, 0).length);
+  expect(proxy.serverStats()[0]!.closed.error).toBe(0);
+  // Another client unblocks it.
+  const other = await respConnect(port);
+  expect(await other.call(["LPUSH", listKey, "wake"])).toEqual([1]);
+  other.close();
+  // The BLPOP's reply first, then every RPUSH in order.
+  const blpopReply = `*2\r\n$${listKey.length}\r\n${listKey}\r\n$4\r\nwake\r\n`;
+  await until("the BLPOP reply", () => flood.replyCount() >= 5);
+  const total = flood.sent;
+  await until(
+    () => `${total} RPUSH replies (have ${flood.replyCount() - 5})`,
+    () => flood.replyCount() - 5 >= total,
+    60_000,
+  );
+  const text = flood.text();
+  expect(text.startsWith(blpopReply)).toBe(true);
+  const lines = text.slice(blpopReply.length).split("\r\n");
+  for (let i = 0; i < total; i++) if (lines[i] !== `:${i + 1}`) throw new Error(`reply ${i} is ${lines[i]}, expected :${i + 1}`);
   expect(pool().pausedClients).toBe(0);
   flood.socket.end();
 }, 120_000);
