@@ -9,7 +9,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { RespError, type RespValue } from "../src/codec/index.ts";
 import { createProxy, Placement, type Proxy, type ProxyConfig, proxyConfigFromObject } from "../src/proxy/index.ts";
-import { freePort } from "./helpers/ports.ts";
+import { freePorts } from "./helpers/ports.ts";
 import { RedisServer } from "./helpers/redis-server.ts";
 import { type RespConn, respConnect } from "./helpers/resp-conn.ts";
 import { until } from "./helpers/until.ts";
@@ -54,7 +54,9 @@ const isError = (v: RespValue) => v instanceof RespError;
 beforeAll(async () => {
   for (let i = 0; i < 3; i++) redis.push(await RedisServer.start());
   const servers = redis.map((r, i) => `127.0.0.1:${r.port}:1 r${i}`);
-  for (const name of ["steady", "ejecting"]) ports[name] = freePort();
+  const [steady, ejecting] = freePorts(2); // distinct: both pools listen at once
+  ports.steady = steady!;
+  ports.ejecting = ejecting!;
   config = proxyConfigFromObject({
     // The same servers in both pools: one never ejects, one does.
     steady: { listen: `127.0.0.1:${ports.steady}`, redis: true, timeout: 500, servers },

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createRespClient, type RespClient } from "../src/pool/index.ts";
 import { createProxy, parseProxyConfig, Placement, HASH_NAMES } from "../src/proxy/index.ts";
 import { Nutcracker } from "./helpers/nutcracker.ts";
-import { freePort } from "./helpers/ports.ts";
+import { freePorts } from "./helpers/ports.ts";
 import { RedisServer } from "./helpers/redis-server.ts";
 import { pseudoRandomBytes } from "./helpers/net.ts";
 
@@ -43,10 +43,12 @@ describe("placement matches nutcracker 0.5.0", () => {
   beforeAll(async () => {
     for (let i = 0; i < 3; i++) redis.push(await RedisServer.start());
     const [a, b, c] = redis.map((r) => r.port);
+    // Distinct: nutcracker binds every pool's port at once.
+    const free = freePorts(HASH_NAMES.length * 2);
     for (const hash of HASH_NAMES) {
       for (const dist of ["ketama", "modula"]) {
         const name = `${hash}_${dist}`;
-        const port = freePort();
+        const port = free.pop()!;
         pools.push({ name, port });
         // Listed out of name order, mixed named/unnamed, one weight 2: order, names and weights all count.
         yaml += `${name}:\n  listen: 127.0.0.1:${port}\n  hash: ${hash}\n  hash_tag: "{}"\n  distribution: ${dist}\n  redis: true\n  servers:\n   - 127.0.0.1:${c}:2 zulu\n   - 127.0.0.1:${a}:1\n   - 127.0.0.1:${b}:1 alpha\n\n`;

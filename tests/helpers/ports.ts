@@ -16,6 +16,19 @@ export function freePort(): number {
   return port;
 }
 
+/**
+ * n distinct free TCP ports on 127.0.0.1, for servers that bind them later all together (a
+ * config with several listen lines): all n are bound at once before any is closed, so the
+ * kernel cannot hand out one twice, as n calls of freePort() may (each closes its port
+ * before the next asks).
+ */
+export function freePorts(n: number): number[] {
+  const probes = Array.from({ length: n }, () => Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } }));
+  const ports = probes.map((p) => p.port);
+  for (const p of probes) p.stop(true);
+  return ports;
+}
+
 /** A listener with SO_REUSEPORT (Bun takes the option; its TCP listen type omits it). */
 function listenShared(hostname: string, port: number) {
   const options = { hostname, port, reusePort: true, socket: { data() {} } };
