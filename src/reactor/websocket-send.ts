@@ -41,8 +41,19 @@ export function send(w: WsState, h: number, data: string | Uint8Array, compress 
         const hb = n < 126 ? 2 : n < 0x10000 ? 4 : 10;
         if (used + hb + n <= CORK_BYTES) {
           writeFrameHeader(cb, used, FIN | OP_BINARY, n);
-          if (n <= 32) for (let i = 0; i < n; i++) cb[used + hb + i] = data[i]!;
-          else cb.set(data, used + hb);
+          if (n <= 32) {
+            // Four bytes a turn (a byte loop was a sixth of an echo's path at 32 bytes);
+            // set() is a native call that costs more than this up to about 32 bytes.
+            const at = used + hb;
+            let i = 0;
+            for (; i + 4 <= n; i += 4) {
+              cb[at + i] = data[i]!;
+              cb[at + i + 1] = data[i + 1]!;
+              cb[at + i + 2] = data[i + 2]!;
+              cb[at + i + 3] = data[i + 3]!;
+            }
+            for (; i < n; i++) cb[at + i] = data[i]!;
+          } else cb.set(data, used + hb);
           s.corkLen = used + hb + n;
           w.messagesOut++;
           s.framesOut++;

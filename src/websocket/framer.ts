@@ -218,8 +218,22 @@ export class WebSocketFramer {
       // the handler gets (bytesAt's contract), one pass over the payload instead of two.
       if (!this.admit(h, slot, b0, n)) return false;
       const out = new Uint8Array(n);
-      const k = p - 4;
-      for (let i = 0; i < n; i++) out[i] = buf[p + i]! ^ buf[k + (i & 3)]!;
+      // The key in locals and four bytes a turn: half the loads and a quarter of the
+      // loop's tests of a byte-at-a-time loop (a third of this path's time at 32 bytes).
+      const m0 = buf[p - 4]!;
+      const m1 = buf[p - 3]!;
+      const m2 = buf[p - 2]!;
+      const m3 = buf[p - 1]!;
+      let i = 0;
+      for (; i + 4 <= n; i += 4) {
+        out[i] = buf[p + i]! ^ m0;
+        out[i + 1] = buf[p + i + 1]! ^ m1;
+        out[i + 2] = buf[p + i + 2]! ^ m2;
+        out[i + 3] = buf[p + i + 3]! ^ m3;
+      }
+      if (i < n) out[i] = buf[p + i]! ^ m0;
+      if (i + 1 < n) out[i + 1] = buf[p + i + 1]! ^ m1;
+      if (i + 2 < n) out[i + 2] = buf[p + i + 2]! ^ m2;
       this.sink.onMessage(h, out);
       return true;
     }
