@@ -96,6 +96,10 @@ describe("bun run proxy", () => {
     expect(metrics).toMatch(/myriad_proxy_requests_total\{worker="0",pool="front"\} 50/);
     expect(metrics).toMatch(/myriad_proxy_server_live\{worker="0",pool="front",server="127\.0\.0\.1:\d+",server_name="a"\} 1/);
     expect(metrics).toContain("myriad_proxy_server_request_duration_seconds_bucket");
+    // The read backpressure's gauges: every request answered, nobody paused.
+    expect(metrics).toMatch(/myriad_proxy_paused_clients\{worker="0",pool="front"\} 0\n/);
+    expect(metrics).toMatch(/myriad_proxy_in_flight_requests\{worker="0",pool="front"\} 0\n/);
+    expect(metrics).toMatch(/myriad_proxy_in_flight_bytes\{worker="0",pool="front"\} 0\n/);
 
     const browser = await launchBrowser();
     try {

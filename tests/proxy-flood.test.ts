@@ -10,6 +10,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import type { Socket } from "bun";
 import { createProxy, Placement, type Proxy, type ProxyConfig, proxyConfigFromObject } from "../src/proxy/index.ts";
 import { join } from "node:path";
+import { renderMetrics } from "../src/admin/index.ts";
 import { freePort } from "./helpers/ports.ts";
 import { rawCommand, RedisServer } from "./helpers/redis-server.ts";
 import { respConnect } from "./helpers/resp-conn.ts";
@@ -167,6 +168,10 @@ test("a client flooding a stopped server is paused at the in-flight bound, other
     const held = pool();
     expect(held.pausedClients).toBe(1);
     expect(held.inFlightBytes).toBeLessThanOrEqual(MAX_IN_FLIGHT_BYTES + requestBytes);
+    // The admin server's /metrics shows the same (renderMetrics is what it serves).
+    const metrics = renderMetrics({ workers: [], pools: [], proxy: [{ worker: "0", pools: proxy.stats().pools }] });
+    expect(metrics).toMatch(/myriad_proxy_paused_clients\{worker="0",pool="[^"]+"\} 1\n/);
+    expect(Number(/myriad_proxy_in_flight_bytes\{[^}]*\} (\d+)\n/.exec(metrics)?.[1])).toBeGreaterThanOrEqual(MAX_IN_FLIGHT_BYTES);
     expect(proxy.serverStats()[0]!.inputBufferBytes!).toBeLessThan(MAX_IN_FLIGHT_BYTES);
     expect(flood.replyCount()).toBe(0);
   } finally {

@@ -243,6 +243,9 @@ const PROXY_POOL_SCALARS: Array<{ name: string; kind: Kind; help: string; get: (
   { name: "myriad_proxy_pinned_clients", kind: "gauge", help: "Clients in a transaction or WATCH, on a dedicated upstream connection.", get: (s) => s.pinnedClients },
   { name: "myriad_proxy_blocked_clients", kind: "gauge", help: "Clients waiting on a blocking command, on a dedicated upstream connection.", get: (s) => s.blockedClients },
   { name: "myriad_proxy_subscribed_clients", kind: "gauge", help: "Clients in subscribed mode.", get: (s) => s.subscribedClients },
+  { name: "myriad_proxy_paused_clients", kind: "gauge", help: "Clients not being read because too much of theirs is in flight (maxClientInFlightRequests / maxClientInFlightBytes).", get: (s) => s.pausedClients },
+  { name: "myriad_proxy_in_flight_requests", kind: "gauge", help: "Client requests sent upstream or held behind a blocking command, not yet answered.", get: (s) => s.inFlightRequests },
+  { name: "myriad_proxy_in_flight_bytes", kind: "gauge", help: "Bytes of the client requests in flight.", get: (s) => s.inFlightBytes },
 ];
 
 const PROXY_SERVER_SCALARS: Array<{ name: string; kind: Kind; help: string; get: (s: UpstreamStats) => number }> = [
