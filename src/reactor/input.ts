@@ -234,10 +234,21 @@ export function unpauseIfDrained(s: ReactorState, h: number, slot: number): void
   if ((table.flags[slot]! & (F_PAUSED | F_CLOSING)) !== F_PAUSED || queued(s, slot) > s.lowWater) return;
   table.flags[slot]! &= ~F_PAUSED;
   s.pausedConnections--;
+  readAgain(s, h, slot, true);
+}
+
+/**
+ * A pause of h ended (write backpressure's or the application's): as h's event, the input
+ * held meanwhile goes to the codec or the stage (unless the application still holds h),
+ * then handler.drain when `drained`; then the socket resumes unless h paused again or is
+ * closing.
+ */
+function readAgain(s: ReactorState, h: number, slot: number, drained: boolean): void {
+  const table = s.table;
   enterEvent(s, h, slot);
   try {
     if ((table.flags[slot]! & F_HELD) === 0) resumeInput(s, h, slot);
-    if (s.handler.drain !== undefined && table.state[slot] === S_OPEN && (table.flags[slot]! & F_PAUSED) === 0) callDrain(s, h);
+    if (drained && s.handler.drain !== undefined && table.state[slot] === S_OPEN && (table.flags[slot]! & F_PAUSED) === 0) callDrain(s, h);
   } catch (err) {
     handlerThrew(s, h, err);
   }
@@ -305,14 +316,7 @@ function flushResumed(s: ReactorState): void {
     if (!table.isLive(h)) continue;
     const slot = h & SLOT_MASK;
     if (table.state[slot] !== S_OPEN || (table.flags[slot]! & (F_NOREAD | F_CLOSING)) !== 0) continue;
-    enterEvent(s, h, slot);
-    try {
-      resumeInput(s, h, slot);
-    } catch (err) {
-      handlerThrew(s, h, err);
-    }
-    leaveEvent(s, h);
-    if (table.state[slot] === S_OPEN && (table.flags[slot]! & (F_NOREAD | F_CLOSING)) === 0) s.sockets[slot]!.resume();
+    readAgain(s, h, slot, false);
   }
   list.length = 0;
 }

@@ -234,7 +234,7 @@ class ReactorServer extends ReactorState implements Server {
     this.bytesIn += buf.length;
     const flags = table.flags[slot]!;
     // One test for the plain path: paused (by writes or the application), closing and staged connections all take the other.
-    if ((flags & (F_PAUSED | F_HELD | F_CLOSING | F_STAGED)) !== 0) return this.onOtherData(h, slot, flags, buf);
+    if ((flags & (F_NOREAD | F_CLOSING | F_STAGED)) !== 0) return this.onOtherData(h, slot, flags, buf);
     enterEvent(this, h, slot);
     try {
       decodeInput(this, h, slot, buf);
