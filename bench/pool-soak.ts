@@ -514,7 +514,9 @@ async function main(): Promise<void> {
         mkdirSync(logDir, { recursive: true });
         const file = `${logDir}/${new Date().toISOString().replace(/[:.]/g, "-")}-${s}-seed${runSeed}-${res.outcome}.log`;
         writeFileSync(file, res.stderr);
-        console.log(`       stderr kept in ${file}`);
+        console.log(`       stderr kept in ${file}; its last lines:`);
+        // Also here, for a run whose files are gone with its machine (a CI clone).
+        for (const line of res.stderr.trimEnd().split("\n").slice(-20)) console.log(`       | ${line}`);
       }
     }
   }

@@ -32,7 +32,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Child } from "./lib/child.ts";
-import { rssAnonBytes } from "./lib/measure.ts";
+import { cpuMs, rssAnonBytes } from "./lib/measure.ts";
 
 const args = process.argv.slice(2);
 const ROOT = join(import.meta.dir, "..");
@@ -378,7 +378,7 @@ async function client(mode: string, host: string, port: number, n: number, bytes
   }
   const deadline = Date.now() + 120_000;
   while (upgraded + failed < n && Date.now() < deadline) await Bun.sleep(20);
-  console.log(JSON.stringify({ connected: upgraded, failed }));
+  console.log(JSON.stringify({ connected: upgraded, failed, all }));
   if (mode === "echo") {
     await Bun.sleep(1000); // warm-up
     counting = true;
@@ -473,7 +473,8 @@ async function idle(kind: Kind, host: string, n: number, wsFile: string, warm = 
   }
 }
 
-async function echo(kind: Kind, host: string, n: number, bytes: number, seconds: number, wsFile: string): Promise<number> {
+/** One echo measurement: round trips per second at the clients, and the server's CPU per round trip (µs). */
+async function echo(kind: Kind, host: string, n: number, bytes: number, seconds: number, wsFile: string): Promise<{ rate: number; cpuUs: number }> {
   const server = spawn(serverCmd(kind, host, wsFile));
   let client: Child | null = null;
   try {
@@ -482,8 +483,12 @@ async function echo(kind: Kind, host: string, n: number, bytes: number, seconds:
     client = spawn(clientCmd("echo", host, port, n, bytes, seconds, 0, false));
     const c = await client.next(120_000);
     if (c.connected !== n) throw new Error(`${kind}: ${c.connected} of ${n} upgraded`);
+    const cpu0 = cpuMs(server.proc.pid);
     const r = await client.next(60_000 + seconds * 2000);
-    return r.roundTrips / r.seconds;
+    // The server's CPU from the clients' start to their report, over the round trips in
+    // between: the steadier figure where client and server share the cores.
+    const cpuUs = ((cpuMs(server.proc.pid) - cpu0) * 1000) / (r.all - c.all);
+    return { rate: r.roundTrips / r.seconds, cpuUs };
   } finally {
     if (client) await client.stop();
     await server.stop();
@@ -619,10 +624,13 @@ async function main(): Promise<void> {
       const echoKinds: Kind[] = kinds.includes("myriad") ? [...kinds, "raw-ws"] : kinds;
       for (const n of ints("--echo", quick ? "100" : "100,1000")) {
         const per: Record<string, number[]> = {};
+        const cpu: Record<string, number[]> = {};
         for (let r = 0; r < rounds; r++) {
           for (const k of echoKinds) {
             console.error(`websocket bench: echo, ${k}, ${n} connections, ${seconds} s, round ${r + 1}/${rounds} ...`);
-            (per[k] ??= []).push(await echo(k, hostOf(k), n, bytes, seconds, wsFile));
+            const e = await echo(k, hostOf(k), n, bytes, seconds, wsFile);
+            (per[k] ??= []).push(e.rate);
+            (cpu[k] ??= []).push(e.cpuUs);
           }
         }
         say(`\necho, ${fmt(n)} connections, ${bytes}-byte messages, one in flight each, ${seconds} s (messages/s, median of ${rounds}, range)`);
@@ -633,6 +641,11 @@ async function main(): Promise<void> {
         }
         // Per round, as the servers alternate within a round (the machine's load shifts between rounds).
         if (per.bun && per.myriad) say(`  myriad / Bun.serve per round: ${per.myriad.map((x, i) => (x / per.bun![i]!).toFixed(2)).join(", ")}`);
+        say(`  server CPU per round trip, µs (median of ${rounds}, range; lower is better):`);
+        for (const k of echoKinds) {
+          const m = median(cpu[k]!);
+          say(`  ${k.padEnd(11)} ${fmt(m, 2).padStart(9)}${range(cpu[k]!, 2)}${cpu.bun ? `  -> ${(m / median(cpu.bun)).toFixed(2)}x Bun.serve` : ""}${cpu["raw-ws"] && k !== "raw-ws" ? ` ${(m / median(cpu["raw-ws"])).toFixed(2)}x raw-ws` : ""}`);
+        }
       }
     }
     if (only.includes("publish")) {
