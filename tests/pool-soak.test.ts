@@ -20,7 +20,7 @@ test("each fault scenario once, in a fresh process: no crash, no hang, every sen
     .split("\n")
     .map((l) => /^(\S+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)$/.exec(l.trim()))
     .filter((m) => m !== null)
-    .map((m) => ({ scenario: m[1], runs: Number(m[2]), ok: Number(m[3]), failed: Number(m[4]), crashed: Number(m[5]), hung: Number(m[6]) }));
+    .map((m) => ({ scenario: m[1]!, runs: Number(m[2]), ok: Number(m[3]), failed: Number(m[4]), crashed: Number(m[5]), hung: Number(m[6]) }));
   expect(rows.map((r) => r.scenario)).toEqual(["kill-restart", "kill-narrow", "flap", "kill-big", "refuse", "reset", "hang", "garbage", "timeouts", "close-mid-load"]);
   // A failed run's line, its stderr's last lines (the soak prints them after it) and our stderr.
   const runLines = (scenario: string) => {
