@@ -132,6 +132,23 @@ describe("upgrade", () => {
     expect(stats.refused).toMatchObject({ "400": 1, "401": 1, "403": 1, "404": 2, "405": 1, "426": 2, "431": 1 });
   });
 
+  test("without a hook, a malformed Sec-WebSocket-Protocol is refused 400 whether or not the server speaks subprotocols; a valid offer it does not speak upgrades without one", async () => {
+    for (const subprotocols of [[], ["chat"]]) {
+      const r = await echoServer({ subprotocols });
+      for (const offer of ["chat, chat", "chat, , v2", "two words", "chat;v=1", ","]) {
+        const ws = await open(r.server, upgradeRequest("/", { "Sec-WebSocket-Protocol": offer }));
+        const a = await ws.answer();
+        expect({ subprotocols, offer, status: a.status }).toEqual({ subprotocols, offer, status: 400 });
+        expect(ws.tcp.closed).toBe(true);
+      }
+      const ok = await open(r.server, upgradeRequest("/", { "Sec-WebSocket-Protocol": "v2, v3" }));
+      const a = await ok.answer();
+      expect(a.status).toBe(101);
+      expect(a.headers.get("sec-websocket-protocol")).toBeUndefined();
+      expect(r.server.stats().websocket!.refused).toEqual({ "400": 5 });
+    }
+  });
+
   test("handshakeTimeoutMs closes a connection that never finishes its upgrade", async () => {
     const r = await echoServer({ handshakeTimeoutMs: 100, tickMs: 10 });
     const ws = await open(r.server, "GET / HTTP/1.1\r\n");

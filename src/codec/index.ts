@@ -45,6 +45,7 @@ export {
   errorResponse,
   headerLines,
   measureRequest,
+  parseProtocolList,
   parseUpgradeRequest,
   switchingProtocolsResponse,
   type HandshakeRefusal,

@@ -85,6 +85,21 @@ export type ParsedUpgrade =
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const KEY = /^[A-Za-z0-9+/]{22}==$/;
 
+/**
+ * A Sec-WebSocket-Protocol value as the subprotocol names it offers, in order, or null when
+ * it is not a list of distinct HTTP tokens (a request the server answers 400). The one rule
+ * for both the full parse and the upgrade's scanned path.
+ */
+export function parseProtocolList(value: string): string[] | null {
+  const protocols: string[] = [];
+  for (const p of value.split(",")) {
+    const name = p.trim();
+    if (!TOKEN.test(name) || protocols.includes(name)) return null;
+    protocols.push(name);
+  }
+  return protocols;
+}
+
 function refuse(status: number, message: string): ParsedUpgrade {
   return { ok: false, status, message };
 }
@@ -140,15 +155,9 @@ export function parseUpgradeRequest(buf: Uint8Array, start: number, length: numb
   if (host === undefined || host === "" || host.includes(",")) return refuse(400, "missing or repeated Host header");
   const key = headers.get("sec-websocket-key");
   if (key === undefined || !KEY.test(key)) return refuse(400, "missing or invalid Sec-WebSocket-Key (24 base64 characters of 16 bytes)");
-  const protocols: string[] = [];
   const offered = headers.get("sec-websocket-protocol");
-  if (offered !== undefined) {
-    for (const p of offered.split(",")) {
-      const name = p.trim();
-      if (!TOKEN.test(name) || protocols.includes(name)) return refuse(400, "invalid Sec-WebSocket-Protocol");
-      protocols.push(name);
-    }
-  }
+  const protocols = offered === undefined ? [] : parseProtocolList(offered);
+  if (protocols === null) return refuse(400, "invalid Sec-WebSocket-Protocol");
   const q = url.indexOf("?");
   const request: UpgradeRequest = {
     method,

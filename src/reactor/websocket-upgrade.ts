@@ -8,6 +8,7 @@ import {
   PLAIN_101_BYTES,
   errorResponse,
   negotiateDeflate,
+  parseProtocolList,
   parseUpgradeRequest,
   switchingProtocolsResponse,
   type UpgradeRequest,
@@ -32,19 +33,24 @@ export function handshake(w: WsState, h: number, slot: number, buf: Uint8Array, 
   // compiles: code that only unusual requests take is then never compiled.
   const scan = w.scan;
   if (w.app.upgrade === undefined && scan.scan(buf, 0, n)) {
-    if ((w.opts.deflate === null || !scan.hasExtensions) && (!scan.hasProtocols || w.opts.subprotocols.length === 0)) return acceptPlain(w, h, slot, buf);
-    return acceptScanned(w, h, slot, buf);
+    if ((w.opts.deflate === null || !scan.hasExtensions) && !scan.hasProtocols) return acceptPlain(w, h, slot, buf);
+    return acceptScanned(w, h, slot, buf, n);
   }
   handshakeParsed(w, h, slot, buf, n);
 }
 
-/** A scanned (valid, hookless) request that offers extensions or subprotocols: negotiate them, then answer. */
-function acceptScanned(w: WsState, h: number, slot: number, buf: Uint8Array): void {
+/**
+ * A scanned (valid, hookless) request that offers extensions or subprotocols: negotiate them,
+ * then answer. An offer that is not a list of distinct tokens is refused as the full parse
+ * refuses it, whether or not this server speaks any subprotocol.
+ */
+function acceptScanned(w: WsState, h: number, slot: number, buf: Uint8Array, n: number): void {
   const scan = w.scan;
   const deflate = w.opts.deflate !== null && scan.hasExtensions;
   let protocol = "";
-  if (scan.hasProtocols && w.opts.subprotocols.length > 0) {
-    const offered = scan.text(buf, "protocol").split(",").map((p) => p.trim());
+  if (scan.hasProtocols) {
+    const offered = parseProtocolList(scan.text(buf, "protocol"));
+    if (offered === null) return handshakeParsed(w, h, slot, buf, n); // it names what is wrong
     protocol = w.opts.subprotocols.find((p) => offered.includes(p)) ?? "";
   }
   if (!deflate && protocol === "") return acceptPlain(w, h, slot, buf);
