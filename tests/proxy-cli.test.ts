@@ -1,7 +1,8 @@
 /**
  * `bun run proxy` as a user runs it: --check (as nutcracker -t), a configuration file with
  * the admin server (per pool and per server in /stats, /metrics checked by promtool, the
- * dashboard's proxy table in headless chromium), SIGTERM; and --workers 2, where each worker
+ * dashboard's proxy tables in headless chromium, their read-backpressure cells live while a
+ * client floods a SIGSTOPped redis-server), SIGTERM; and --workers 2, where each worker
  * keeps its own server_connections per server and the admin server shows both.
  */
 import { afterAll, describe, expect, test } from "bun:test";
@@ -9,7 +10,9 @@ import type { Subprocess } from "bun";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { readProxyConfig, type PoolProxyStats } from "../src/proxy/index.ts";
 import { launchBrowser } from "./helpers/browser.ts";
+import { flooder, nameOn, rpush } from "./helpers/flood.ts";
 import { freePort } from "./helpers/ports.ts";
 import { promtoolCheckMetrics } from "./helpers/promtool.ts";
 import { RedisServer } from "./helpers/redis-server.ts";
@@ -67,12 +70,13 @@ describe("bun run proxy", () => {
     expect(await new Response(flags.stderr).text()).toContain("--listen and --servers go together");
   });
 
-  test("a configuration file with the admin server: stats per pool and server, promtool-valid metrics, the dashboard's table; SIGTERM stops it", async () => {
+  test("a configuration file with the admin server: stats per pool and server, promtool-valid metrics, the dashboard's tables, their read-backpressure cells live during a flood; SIGTERM stops it", async () => {
     for (let i = 0; i < 2; i++) redis.push(await RedisServer.start());
     const [port, adminPort] = [freePort(), freePort()];
     const cfg = file(
       "run.yml",
-      `front:\n  listen: 127.0.0.1:${port}\n  redis: true\n  servers:\n   - 127.0.0.1:${redis[0]!.port}:1 a\n   - 127.0.0.1:${redis[1]!.port}:1 b\n`,
+      // A timeout past the test: the requests of the flooding client below wait for the stopped server, they do not fail.
+      `front:\n  listen: 127.0.0.1:${port}\n  redis: true\n  timeout: 60000\n  servers:\n   - 127.0.0.1:${redis[0]!.port}:1 a\n   - 127.0.0.1:${redis[1]!.port}:1 b\n`,
     );
     const p = run(["--config", cfg, "--admin-port", String(adminPort)]);
     const out = collect(p.stdout);
@@ -101,6 +105,7 @@ describe("bun run proxy", () => {
     expect(metrics).toMatch(/myriad_proxy_in_flight_requests\{worker="0",pool="front"\} 0\n/);
     expect(metrics).toMatch(/myriad_proxy_in_flight_bytes\{worker="0",pool="front"\} 0\n/);
 
+    let served = 50;
     const browser = await launchBrowser();
     try {
       await browser.page.goto(`http://127.0.0.1:${adminPort}/`);
@@ -113,15 +118,47 @@ describe("bun run proxy", () => {
       // Per pool: client connections (the one client has left), requests, live servers, upstream connections, latency.
       await browser.page.waitForFunction(() => document.querySelector("#proxy-pools-body tr")?.children[3]?.textContent === "0", undefined, { timeout: 15_000 });
       const pools = await browser.page.$$eval("#proxy-pools-body tr", (trs) => trs.map((tr) => Array.from(tr.children, (td) => td.textContent)));
-      expect(pools.map((r) => [r[1], r[2], r[3], r[4], r[6], r[7], r[11], r[12]])).toEqual([["front", `127.0.0.1:${port}`, "0", "1", "50", "0", "2 / 2", "2 + 0"]]);
-      expect(pools[0]![14]).toMatch(/^\d+\.\d\d ms$/);
+      expect(pools.map((r) => [r[1], r[2], r[3], r[4], r[6], r[7], r[11], r[12], r[14], r[15], r[16]])).toEqual([
+        ["front", `127.0.0.1:${port}`, "0", "1", "50", "0", "2 / 2", "2 + 0", "0", "0", "0 B"],
+      ]);
+      expect(pools[0]![17]).toMatch(/^\d+\.\d\d ms$/);
+
+      // The read backpressure, live: a client flooding server a, SIGSTOPped, is paused at the
+      // CLI's default bound (4096 requests or 1 MiB in flight); the row shows it, with the
+      // requests and bytes in flight /stats has, and 0 again once every reply is out.
+      const flood = await flooder(port, nameOn(readProxyConfig(cfg).pools[0]!, 0, "flood:"));
+      process.kill(redis[0]!.pid, "SIGSTOP");
+      try {
+        expect(await flood.untilPushedBack()).toBe(true);
+        await browser.page.waitForFunction(() => document.querySelector("#proxy-pools-body tr")?.children[14]?.textContent === "1", undefined, { timeout: 15_000 });
+        // Paused, with its server stopped: nothing of it moves until SIGCONT, so the page and /stats agree.
+        const [row] = await browser.page.$$eval("#proxy-pools-body tr", (trs) => trs.map((tr) => Array.from(tr.children, (td) => td.textContent)));
+        const live = ((await (await fetch(`http://127.0.0.1:${adminPort}/stats`)).json()) as { proxy: Array<{ pools: PoolProxyStats[] }> }).proxy[0]!.pools[0]!;
+        expect(live.pausedClients).toBe(1);
+        expect(live.inFlightBytes).toBeGreaterThan(1 << 20);
+        expect(live.inFlightBytes).toBeLessThanOrEqual((1 << 20) + rpush("flood:0", 0).length);
+        expect([row![3], row![14], row![15]!.replaceAll(",", ""), row![16]]).toEqual(["1", "1", String(live.inFlightRequests), "1.0 MiB"]);
+      } finally {
+        process.kill(redis[0]!.pid, "SIGCONT");
+      }
+      await flood.expectAllInOrder();
+      flood.socket.end();
+      await browser.page.waitForFunction(
+        () => {
+          const cells = document.querySelector("#proxy-pools-body tr")?.children;
+          return cells?.[3]?.textContent === "0" && cells[14]?.textContent === "0" && cells[15]?.textContent === "0" && cells[16]?.textContent === "0 B";
+        },
+        undefined,
+        { timeout: 15_000 },
+      );
+      served += flood.sent;
     } finally {
       await browser.close();
     }
 
     process.kill(p.pid, "SIGTERM");
     expect(await p.exited).toBe(0);
-    expect(out.text()).toContain("proxy: stopped; 50 requests served");
+    expect(out.text()).toContain(`proxy: stopped; ${served} requests served`);
   }, 60_000);
 
   test("--workers 2: each worker holds server_connections to each server; the admin server shows both", async () => {

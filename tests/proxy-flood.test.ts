@@ -7,10 +7,10 @@
  * through the proxy completes with every key set.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import type { Socket } from "bun";
-import { createProxy, Placement, type Proxy, type ProxyConfig, proxyConfigFromObject } from "../src/proxy/index.ts";
+import { createProxy, type Proxy, type ProxyConfig, proxyConfigFromObject } from "../src/proxy/index.ts";
 import { join } from "node:path";
 import { renderMetrics } from "../src/admin/index.ts";
+import { flooder, nameOn, rpush, serverIndexOf } from "./helpers/flood.ts";
 import { freePort } from "./helpers/ports.ts";
 import { rawCommand, RedisServer } from "./helpers/redis-server.ts";
 import { respConnect } from "./helpers/resp-conn.ts";
@@ -19,7 +19,6 @@ import { until } from "./helpers/until.ts";
 const ROOT = join(import.meta.dir, "..");
 const MAX_IN_FLIGHT = 4096;
 const MAX_IN_FLIGHT_BYTES = 1 << 20;
-const VALUE_BYTES = 1000;
 
 const redis: RedisServer[] = [];
 let config: ProxyConfig;
@@ -28,14 +27,12 @@ let port = 0;
 
 /** The redis-server holding `key`. */
 function holder(key: string): RedisServer {
-  const pool = config.pools[0]!;
-  const b = Buffer.from(key);
-  return redis.find((r) => r.port === pool.servers[new Placement(pool).serverOf(b, 0, b.length)]!.port)!;
+  return redis[serverIndexOf(config.pools[0]!, key)]!;
 }
 
 /** The first key `prefix<i>` that `server` holds. */
 function keyOn(server: RedisServer, prefix: string): string {
-  for (let i = 0; ; i++) if (holder(`${prefix}${i}`) === server) return `${prefix}${i}`;
+  return nameOn(config.pools[0]!, redis.indexOf(server), prefix);
 }
 
 beforeAll(async () => {
@@ -62,83 +59,6 @@ afterAll(async () => {
   await proxy?.stop({ graceful: false });
   await Promise.all(redis.map((r) => r.stop()));
 });
-
-const enc = new TextEncoder();
-
-/** RPUSH key <value i> on the wire, the value padded to VALUE_BYTES. */
-function rpush(key: string, i: number): string {
-  const v = `v${i}`.padEnd(VALUE_BYTES, ".");
-  return `*3\r\n$5\r\nRPUSH\r\n$${key.length}\r\n${key}\r\n$${VALUE_BYTES}\r\n${v}\r\n`;
-}
-
-/** A client that pipelines RPUSHes to `key` through 127.0.0.1:port and collects the replies. */
-async function flooder(port: number, key: string) {
-  let replies = "";
-  let rest: Uint8Array | null = null;
-  let sent = 0;
-  const pump = (s: Socket<undefined>) => {
-    while (rest !== null && rest.length > 0) {
-      const n = s.write(rest);
-      if (n <= 0) return;
-      rest = rest.subarray(n);
-    }
-  };
-  const dec = new TextDecoder();
-  const socket = await Bun.connect({
-    hostname: "127.0.0.1",
-    port,
-    socket: {
-      data(_s, d: Uint8Array) {
-        replies += dec.decode(d);
-      },
-      drain: pump,
-    },
-  });
-  return {
-    socket,
-    /** Requests begun (the last batch may still be partly in rest, written on drain). */
-    get sent() {
-      return sent;
-    },
-    /** Everything received so far. */
-    text: () => replies,
-    /** Replies received so far (complete lines). */
-    replyCount: () => replies.split("\r\n").length - 1,
-    /**
-     * Pipelined RPUSHes in batches until the kernel takes less than offered (the proxy does
-     * not read): returns whether that happened. Bounded: 64 Ki requests (64 MiB) in all, far
-     * past what the buffers on the way hold once the proxy stops reading.
-     */
-    async untilPushedBack(): Promise<boolean> {
-      pump(socket);
-      if (rest !== null && rest.length > 0) return true;
-      while (sent < 64 * 1024) {
-        let batch = "";
-        for (let k = 0; k < 64; k++) batch += rpush(key, sent + k);
-        const bytes = enc.encode(batch);
-        sent += 64;
-        const n = socket.write(bytes);
-        if (n < bytes.length) {
-          rest = bytes.subarray(Math.max(0, n));
-          return true;
-        }
-        await Promise.resolve();
-      }
-      return false;
-    },
-    /** Waits for every reply, then checks them: RPUSH answers the list's length, so in order and none lost means :1, :2, ... */
-    async expectAllInOrder(): Promise<void> {
-      const total = sent;
-      await until(
-        () => `${total} replies (have ${this.replyCount()})`,
-        () => this.replyCount() >= total,
-        60_000,
-      );
-      const lines = replies.split("\r\n");
-      for (let i = 0; i < total; i++) if (lines[i] !== `:${i + 1}`) throw new Error(`reply ${i} is ${lines[i]}, expected :${i + 1}`);
-    },
-  };
-}
 
 test("a client flooding a stopped server is paused at the in-flight bound, others are served, and after SIGCONT it gets every reply in order", async () => {
   const [stopped, running] = [redis[0]!, redis[1]!];
@@ -225,7 +145,7 @@ test("a redis-cli --pipe mass insert through the proxy sets every key", async ()
     const v = `value-${i}`;
     parts.push(`*3\r\n$3\r\nSET\r\n$${k.length}\r\n${k}\r\n$${v.length}\r\n${v}\r\n`);
   }
-  const input = enc.encode(parts.join(""));
+  const input = new TextEncoder().encode(parts.join(""));
   const p = Bun.spawn(["redis-cli", "-h", "127.0.0.1", "-p", String(port), "--pipe"], { stdin: input, stdout: "pipe", stderr: "pipe" });
   const timer = setTimeout(() => p.kill("SIGKILL"), 60_000);
   const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);

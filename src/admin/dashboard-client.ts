@@ -389,9 +389,11 @@ function renderWebSocket(body: AdminStatsBody, dtS: number, x: number): void {
 
 /**
  * The proxy's pools, one row each: client connections, requests per second since the
- * previous poll, errors, timeouts, ejections, the upstream connections over its servers, and
- * request latency: the mean over all servers' round trips and the worst server's p99 (the
- * servers' histograms are not merged here).
+ * previous poll, errors, timeouts, ejections, the upstream connections over its servers, the
+ * read backpressure (clients paused for too much in flight, and the requests and bytes in
+ * flight: the pool stats /metrics's myriad_proxy_paused_clients, _in_flight_requests and
+ * _in_flight_bytes read), and request latency: the mean over all servers' round trips and
+ * the worst server's p99 (the servers' histograms are not merged here).
  */
 function renderProxyPools(body: AdminStatsBody, dtS: number): void {
   const before = new Map<string, number>();
@@ -411,6 +413,7 @@ function renderProxyPools(body: AdminStatsBody, dtS: number): void {
         fmtRate(rate(p.requests, before.get(`${g.worker ?? ""}\u0000${p.name}`), dtS)), fmtCount(p.requests), fmtCount(p.errors),
         fmtCount(p.refused), fmtCount(p.timeouts), fmtCount(p.ejections), `${p.liveServers} / ${p.servers.length}`,
         `${fmtCount(shared)} + ${fmtCount(dedicated)}`, `${p.pinnedClients} / ${p.blockedClients} / ${p.subscribedClients}`,
+        fmtCount(p.pausedClients), fmtCount(p.inFlightRequests), fmtBytes(p.inFlightBytes),
         count > 0 ? `${(sumMs / count).toFixed(2)} ms` : "–", count > 0 ? `${worstP99.toFixed(2)} ms` : "–"]);
     }
   }
