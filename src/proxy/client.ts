@@ -16,6 +16,9 @@ import type { ReplySink, Upstream } from "./upstream.ts";
 /** A reply not yet there. */
 export const PENDING = new Uint8Array(0);
 
+/** The cost (ClientState.costs) that marks a sequence as a pub/sub delivery, not a request's reply. */
+export const PUSH_COST = -1;
+
 /** What a client is doing. */
 export const enum Mode {
   /** Requests go down the shared connections. */
@@ -57,8 +60,15 @@ export class ClientState implements ReplySink {
   /** Per sequence, beside ring: the request bytes it holds in flight (its copy in an upstream queue). */
   costs: number[] = new Array<number>(16).fill(0);
   mask = 15;
-  /** Bytes of the requests in flight (the sum of costs from head to tail). */
+  /** Bytes of the requests in flight (the sum of costs from head to tail, deliveries left out). */
   inFlightBytes = 0;
+  /**
+   * Sequences from head to tail that are pub/sub deliveries (reservePush), not replies to
+   * requests: they queue only behind a request of the subscriber still unanswered, and are not
+   * in flight for the bounds of PoolCore.limitInFlight (a subscriber is not paused for what
+   * the servers push to it).
+   */
+  pushes = 0;
   /** Reading this client is paused until its requests in flight fall to half the bound (PoolCore.limitInFlight). */
   readPaused = false;
   /** Next sequence to write. */
@@ -123,6 +133,22 @@ export class ClientState implements ReplySink {
     return seq;
   }
 
+  /** Takes the next sequence number for a pub/sub delivery (counted in pushes, not in flight). */
+  reservePush(): number {
+    this.used = true;
+    if (this.tail - this.head > this.mask) this.grow();
+    const seq = this.tail++;
+    this.ring[seq & this.mask] = PENDING;
+    this.costs[seq & this.mask] = PUSH_COST;
+    this.pushes++;
+    return seq;
+  }
+
+  /** Requests in flight: sequences not written yet, deliveries left out. */
+  get requestsInFlight(): number {
+    return this.tail - this.head - this.pushes;
+  }
+
   private grow(): void {
     const cap = (this.mask + 1) * 2;
     const ring = new Array<Uint8Array>(cap).fill(PENDING);
@@ -155,6 +181,7 @@ export class ClientState implements ReplySink {
       this.mask = 15;
     }
     this.inFlightBytes = 0;
+    this.pushes = 0;
     this.readPaused = false;
     this.out.length = 0;
     this.outBytes = 0;

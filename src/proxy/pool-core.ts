@@ -9,7 +9,7 @@
 import { createHash } from "node:crypto";
 import type { Server } from "../reactor/index.ts";
 import type { CommandSpec } from "./commands.ts";
-import { ClientState, Mode, PENDING, type ReplyFiller } from "./client.ts";
+import { ClientState, Mode, PENDING, PUSH_COST, type ReplyFiller } from "./client.ts";
 import type { ProxyPoolConfig } from "./config.ts";
 import { Placement } from "./placement.ts";
 import { errorReply, OK, showBytes } from "./replies.ts";
@@ -48,7 +48,7 @@ export interface PoolProxyStats {
   liveServers: number;
   /** Clients whose reading is paused now because too much of theirs is in flight (maxClientInFlight*). */
   pausedClients: number;
-  /** Requests sent upstream or held, not yet answered, over all clients. */
+  /** Requests sent upstream or held, not yet answered, over all clients (pub/sub deliveries are not requests). */
   inFlightRequests: number;
   /** Bytes of those requests (and of requests held behind a blocking command), over all clients. */
   inFlightBytes: number;
@@ -204,7 +204,9 @@ export abstract class PoolCore implements UpstreamOwner, ReplyFiller {
       const r = ring[c.head & mask]!;
       if (r === PENDING) break;
       ring[c.head & mask] = PENDING;
-      c.inFlightBytes -= c.costs[c.head & mask]!;
+      const cost = c.costs[c.head & mask]!;
+      if (cost === PUSH_COST) c.pushes--;
+      else c.inFlightBytes -= cost;
       c.out.push(r);
       c.outBytes += r.length;
       if (c.head === c.closeAt) {
@@ -298,11 +300,13 @@ export abstract class PoolCore implements UpstreamOwner, ReplyFiller {
   /**
    * After a request of c: pauses reading c while its requests in flight (or held behind a
    * blocking command) pass either bound. Without this, a client pipelining faster than the
-   * servers answer (or into a stopped one) would be buffered here without bound.
+   * servers answer (or into a stopped one) would be buffered here without bound. Pub/sub
+   * deliveries waiting behind a request of c are not its requests: a subscriber is not paused
+   * for what is published to it.
    */
   limitInFlight(c: ClientState): void {
     if (c.readPaused || c.closed) return;
-    if (c.tail - c.head <= this.opts.maxClientInFlightRequests && c.inFlightBytes + c.backlogBytes <= this.opts.maxClientInFlightBytes) return;
+    if (c.requestsInFlight <= this.opts.maxClientInFlightRequests && c.inFlightBytes + c.backlogBytes <= this.opts.maxClientInFlightBytes) return;
     c.readPaused = true;
     this.pausedClients++;
     this.server.pauseReading(c.id);
@@ -310,7 +314,7 @@ export abstract class PoolCore implements UpstreamOwner, ReplyFiller {
 
   /** Resumes reading c once its requests in flight are at or under half of both bounds. */
   resumeIfBelow(c: ClientState): void {
-    if (c.tail - c.head > this.opts.maxClientInFlightRequests >>> 1) return;
+    if (c.requestsInFlight > this.opts.maxClientInFlightRequests >>> 1) return;
     if (c.inFlightBytes + c.backlogBytes > this.opts.maxClientInFlightBytes / 2) return;
     this.unpause(c);
   }
@@ -384,7 +388,7 @@ export abstract class PoolCore implements UpstreamOwner, ReplyFiller {
     let inFlightRequests = 0;
     let inFlightBytes = 0;
     for (const c of this.clients.values()) {
-      inFlightRequests += c.tail - c.head + (c.backlog?.length ?? 0);
+      inFlightRequests += c.requestsInFlight + (c.backlog?.length ?? 0);
       inFlightBytes += c.inFlightBytes + c.backlogBytes;
       if (c.mode === Mode.Pinned || c.mode === Mode.MultiUnbound) pinned++;
       if (c.blocked !== null) blocked++;

@@ -145,7 +145,9 @@ export class PubSub {
     const name = bulkPayload(els[1]!);
     if (name === null) return;
     const wanted = els.length === 3 ? sub.channels.has(latin1(name)) : sub.patterns.has(latin1(name));
-    if (wanted) this.pool.fill(c, c.reserve(), reply);
+    // Its own kind of sequence: it keeps its place after the client's requests still unanswered
+    // (a SUBSCRIBE's confirmation comes before what it brings) but is not one of them.
+    if (wanted) this.pool.fill(c, c.reservePush(), reply);
   }
 
   /** A request from a subscribed client: more (un)subscribing, PING, QUIT or RESET; anything else is an error. */
