@@ -11,8 +11,10 @@
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import type { Socket } from "bun";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createProxy, type PoolProxyStats, type Proxy, type ProxyConfig, proxyConfigFromObject } from "../src/proxy/index.ts";
+import { createProxy, type PoolProxyStats, type Proxy, type ProxyConfig, proxyConfigFromObject, readProxyConfig } from "../src/proxy/index.ts";
 import { flooder, nameOn } from "./helpers/flood.ts";
 import { freePort } from "./helpers/ports.ts";
 import { RedisServer } from "./helpers/redis-server.ts";
@@ -175,4 +177,128 @@ test("a subscriber receiving far past both bounds is never paused and gets every
   expectStream(sub.text(), expected);
   expect([stats().pausedClients, stats().inFlightRequests]).toEqual([0, 0]);
   sub.socket.end();
+}, 120_000);
+
+/** The proxy pools of every process an admin server reports, by worker ("worker-0", "worker-1", "hub"). */
+type ProxyGroups = Array<{ worker: string; pools: PoolProxyStats[] }>;
+
+/** Sums one pool number over the fronts (every worker but the hub). */
+function fronts(groups: ProxyGroups, get: (p: PoolProxyStats) => number): number {
+  return groups.filter((g) => g.worker !== "hub").reduce((n, g) => n + get(g.pools[0]!), 0);
+}
+
+/** The hub's pool. */
+function hub(groups: ProxyGroups): PoolProxyStats {
+  return groups.find((g) => g.worker === "hub")!.pools[0]!;
+}
+
+test("--workers 2 --share-upstream: the same through the fronts and the hub; deliveries held at the hub behind the stopped server's SUBSCRIBE pause neither the subscriber's front connection nor its hub connection", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "myriad-pubsub-flood-"));
+  const [frontPort, adminPort] = [freePort(), freePort()];
+  const cfgPath = join(dir, "share.yml");
+  // A timeout long past the test: requests to the stopped server wait, they do not fail.
+  writeFileSync(cfgPath, `share:\n  listen: 127.0.0.1:${frontPort}\n  redis: true\n  timeout: 120000\n  servers:\n${redis.map((r, i) => `   - 127.0.0.1:${r.port}:1 r${i}\n`).join("")}`);
+  const pool = readProxyConfig(cfgPath).pools[0]!;
+  const proc = Bun.spawn(
+    [process.execPath, join(ROOT, "src/cli/proxy.ts"), "--config", cfgPath, "--workers", "2", "--share-upstream", "--admin-port", String(adminPort)],
+    { cwd: ROOT, stdin: "ignore", stdout: "pipe", stderr: "pipe" },
+  );
+  let out = "";
+  void (async () => {
+    const dec = new TextDecoder();
+    for await (const chunk of proc.stdout) out += dec.decode(chunk);
+  })();
+  const [stopped, running] = [redis[0]!, redis[1]!];
+  const channel = nameOn(pool, 1, "share:");
+  const late = nameOn(pool, 0, "sharelate:");
+  const extra = nameOn(pool, 1, "shareextra:");
+  const pattern = "share:*";
+  const groups = async (): Promise<ProxyGroups> => ((await (await fetch(`http://127.0.0.1:${adminPort}/stats`)).json()) as { proxy: ProxyGroups }).proxy;
+  try {
+    await until(() => `the proxy's startup block (stdout: ${out})`, () => out.includes("stop: Ctrl-C"), 60_000);
+    const sub = await rawClient(frontPort);
+    let expected = `*3\r\n${bulk("subscribe")}${bulk(channel)}:1\r\n*3\r\n${bulk("psubscribe")}${bulk(pattern)}:2\r\n`;
+    sub.socket.write(`*2\r\n${bulk("SUBSCRIBE")}${bulk(channel)}*2\r\n${bulk("PSUBSCRIBE")}${bulk(pattern)}`);
+    await until(() => `the subscriptions' confirmations (have ${JSON.stringify(sub.text())})`, () => sub.text() === expected, 20_000);
+
+    const flood = await flooder(frontPort, nameOn(pool, 0, "shareflood:"));
+    process.kill(stopped.pid, "SIGSTOP");
+    try {
+      expect(await flood.untilPushedBack()).toBe(true);
+      // Its front pauses it; the hub has read every request the front sent on (paused or not, it holds them all).
+      let seen: ProxyGroups = [];
+      const atPause = await until(
+        () => `the flooding client to be paused by its front and its requests to reach the hub (${JSON.stringify(seen)})`,
+        async () => {
+          const g = (seen = await groups());
+          return fronts(g, (p) => p.pausedClients) === 1 && fronts(g, (p) => p.inFlightRequests) === hub(g).inFlightRequests && g;
+        },
+        20_000,
+      );
+      const flooding = fronts(atPause, (p) => p.inFlightRequests);
+      const hubPaused = hub(atPause).pausedClients;
+      expect(flooding).toBeGreaterThan(0);
+
+      // Round 1: 6000 deliveries through the hub and a front.
+      await publishRound(running.port, channel, 1);
+      expected += deliveries(channel, pattern, 1);
+      await until(() => `round 1's deliveries (have ${sub.text().length} of ${expected.length} bytes)`, () => sub.text().length >= expected.length, 30_000);
+      expectStream(sub.text(), expected);
+      const after1 = await groups();
+      expect([fronts(after1, (p) => p.pausedClients), hub(after1).pausedClients, fronts(after1, (p) => p.inFlightRequests), hub(after1).inFlightRequests]).toEqual([
+        1,
+        hubPaused,
+        flooding,
+        flooding,
+      ]);
+
+      // Round 2, held at the hub behind the SUBSCRIBE to the stopped server; then a SUBSCRIBE
+      // the hub must read (the front answers PING itself) and a PING.
+      sub.socket.write(`*2\r\n${bulk("SUBSCRIBE")}${bulk(late)}`);
+      await until("the hub to have the SUBSCRIBE", async () => hub(await groups()).inFlightRequests === flooding + 1);
+      await publishRound(running.port, channel, 2);
+      await redisDrained(running.port);
+      const before = await groups();
+      sub.socket.write(`*2\r\n${bulk("SUBSCRIBE")}${bulk(extra)}*1\r\n${bulk("PING")}`);
+      const held = await until(
+        "the front to handle the SUBSCRIBE and the PING, and the hub the SUBSCRIBE",
+        async () => {
+          const g = await groups();
+          return fronts(g, (p) => p.requests) === fronts(before, (p) => p.requests) + 2 && hub(g).requests === hub(before).requests + 1 && g;
+        },
+      );
+      expect([fronts(held, (p) => p.pausedClients), hub(held).pausedClients, fronts(held, (p) => p.inFlightRequests), hub(held).inFlightRequests]).toEqual([
+        1,
+        hubPaused,
+        flooding + 3,
+        flooding + 2,
+      ]);
+      expectStream(sub.text(), expected);
+    } finally {
+      process.kill(stopped.pid, "SIGCONT");
+    }
+    await flood.expectAllInOrder();
+    flood.socket.end();
+    // The hub writes the SUBSCRIBE's confirmation, round 2, then the second confirmation; the
+    // front had handed out its sequences for the two SUBSCRIBEs and the PING before round 2
+    // reached it, so there round 2 comes after the PONG.
+    expected += `*3\r\n${bulk("subscribe")}${bulk(late)}:3\r\n*3\r\n${bulk("subscribe")}${bulk(extra)}:4\r\n*2\r\n${bulk("pong")}${bulk("")}${deliveries(channel, pattern, 2)}`;
+    await until(() => `round 2's deliveries (have ${sub.text().length} of ${expected.length} bytes)`, () => sub.text().length >= expected.length, 30_000);
+    expectStream(sub.text(), expected);
+    // Every reply is out: nothing paused or in flight anywhere (polled: a worker's stats may lag the last reply by a poll).
+    let end: ProxyGroups = [];
+    const settled = async () => {
+      end = await groups();
+      return [fronts(end, (p) => p.pausedClients), hub(end).pausedClients, fronts(end, (p) => p.inFlightRequests), hub(end).inFlightRequests];
+    };
+    await until(() => `nothing paused or in flight (${JSON.stringify(end)})`, async () => (await settled()).every((n) => n === 0));
+    sub.socket.end();
+  } finally {
+    process.kill(stopped.pid, "SIGCONT");
+    proc.kill("SIGTERM");
+    const timer = setTimeout(() => proc.kill("SIGKILL"), 15_000);
+    await proc.exited;
+    clearTimeout(timer);
+    rmSync(dir, { recursive: true, force: true });
+  }
 }, 120_000);
