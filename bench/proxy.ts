@@ -20,6 +20,13 @@
  *   flock /work/bench.lock bun bench/proxy.ts            # full (several minutes)
  *   bun bench/proxy.ts --quick                           # a short end-to-end check
  *   bun bench/proxy.ts --only memory --idle 10000        # one part
+ *   flock /work/bench.lock bun bench/proxy.ts --only throughput --clients 50 --tests set,get \
+ *     --no-direct --builds before=/tmp/myriad-before --rounds 8   # another checkout beside this one
+ *
+ * --builds runs the proxy of other checkouts (their src/cli/proxy.ts) beside this one's in the
+ * same rounds (the order rotating over all targets), each against nutcracker and against this
+ * checkout's, with each proxy's CPU per request per round (median and min-max): a change's
+ * cost measured back to back rather than across days.
  *
  * Pinning (as bench/resp.ts): the server side (the proxy under test and its redis-servers,
  * or the redis-server measured directly) on CPU 0, redis-benchmark on CPU 1; both proxies get
@@ -55,6 +62,8 @@ const cmd = defineCommand({
       default: "both",
       help: "idle counts beyond one process: run --workers without and with --share-upstream (both), only with it, or only without",
     },
+    builds: { type: "list", default: [], help: "other checkouts whose proxy runs beside this one's in the throughput part: label=dir or dir" },
+    direct: { type: "bool", default: true, help: "measure one redis-server directly too in the throughput part (--no-direct: not)" },
     pin: { type: "bool", default: true, help: "pin the server side to CPU 0 and redis-benchmark to CPU 1 (taskset)" },
     check: { type: "bool", help: "exit 1 when a throughput goal is missed" },
   },
@@ -80,8 +89,8 @@ const onCpu = (cpu: number, argv: string[]): string[] => (tasksetBin === null ? 
 
 const dir = mkdtempSync(join(tmpdir(), "bench-proxy-"));
 const procs: Bun.Subprocess[] = [];
-function spawn(argv: string[], opts: { stdout?: "pipe" | "ignore" } = {}): Bun.Subprocess<"ignore", "pipe" | "ignore", "inherit"> {
-  const p = Bun.spawn(argv, { stdin: "ignore", stdout: opts.stdout ?? "ignore", stderr: "inherit" });
+function spawn(argv: string[], opts: { stdout?: "pipe" | "ignore"; cwd?: string } = {}): Bun.Subprocess<"ignore", "pipe" | "ignore", "inherit"> {
+  const p = Bun.spawn(argv, { stdin: "ignore", stdout: opts.stdout ?? "ignore", stderr: "inherit", ...(opts.cwd === undefined ? {} : { cwd: opts.cwd }) });
   procs.push(p);
   return p as Bun.Subprocess<"ignore", "pipe" | "ignore", "inherit">;
 }
@@ -161,12 +170,13 @@ async function startMyriad(
   extra = "",
   workers = 1,
   share = false,
+  root = ROOT,
 ): Promise<{ port: number; proc: Bun.Subprocess<"ignore", "pipe", "inherit">; pids: number[] }> {
   const p = await port();
   const file = join(dir, `myriad-${p}.yml`);
   writeFileSync(file, configYaml(p, backends, extra));
-  const argv = [process.execPath, join(ROOT, "src/cli/proxy.ts"), "--config", file, "--no-admin", "--workers", String(workers), ...(share ? ["--share-upstream"] : [])];
-  const proc = spawn(onCpu(0, argv), { stdout: "pipe" }) as Bun.Subprocess<
+  const argv = [process.execPath, join(root, "src/cli/proxy.ts"), "--config", file, "--no-admin", "--workers", String(workers), ...(share ? ["--share-upstream"] : [])];
+  const proc = spawn(onCpu(0, argv), { stdout: "pipe", cwd: root }) as Bun.Subprocess<
     "ignore",
     "pipe",
     "inherit"
@@ -236,22 +246,44 @@ function printTable(header: string[], rows: string[][], numericFrom = 2): void {
 
 let missed = false;
 
+/** --builds: label and checkout directory of each other build ("label=dir", or "dir" labelled by its last path segment). */
+const builds = opt.builds.map((b) => {
+  const eq = b.indexOf("=");
+  const dir = eq > 0 ? b.slice(eq + 1) : b;
+  return { label: eq > 0 ? b.slice(0, eq) : dir.replace(/\/+$/, "").split("/").pop()!, dir };
+});
+
+/** "median (min-max)" of xs with `digits` decimals. */
+function medRange(xs: number[], digits = 2, unit = ""): string {
+  const v = xs.filter(Number.isFinite);
+  if (v.length === 0) return "-";
+  const m = `${median(v).toFixed(digits)}${unit}`;
+  return v.length > 1 ? `${m} (${Math.min(...v).toFixed(digits)}-${Math.max(...v).toFixed(digits)})` : m;
+}
+
 async function throughput(): Promise<void> {
-  const direct = await startRedis();
+  const direct = opt.direct ? await startRedis() : null;
   const a = await startRedis();
   const b = await startRedis();
   const nut = await startNutcracker([a.port, b.port]);
   const my = await startMyriad([a.port, b.port]);
-  const targets = [
-    { name: "direct", port: direct.port, pid: direct.proc.pid },
+  const others = [];
+  for (const bd of builds) others.push({ ...bd, proc: await startMyriad([a.port, b.port], "", 1, false, bd.dir) });
+  type Target = { name: string; port: number; pid: number };
+  const targets: Target[] = [
+    ...(direct === null ? [] : [{ name: "direct", port: direct.port, pid: direct.proc.pid }]),
     { name: "nutcracker", port: nut.port, pid: nut.proc.pid },
     { name: "myriad", port: my.port, pid: my.proc.pid },
-  ] as const;
-  // The proxies' CPU (user + system) per request, per -c/-P: steadier than rps on a shared machine.
-  const cpu = new Map<string, { nutcracker: { s: number; n: number }; myriad: { s: number; n: number } }>();
+    ...others.map((o) => ({ name: `myriad@${o.label}`, port: o.proc.port, pid: o.proc.proc.pid })),
+  ];
+  const proxies = targets.filter((t) => t.name !== "direct").map((t) => t.name);
+  // The proxies' CPU (user + system) per request, per -c/-P: steadier than rps on a shared
+  // machine. Summed over all rounds (s, n) and per round (us per request).
+  const cpu = new Map<string, Record<string, { s: number; n: number; perRound: number[] }>>();
   console.log(
     `throughput: redis-benchmark -t ${opt.tests.join(",")} -r ${opt.keyspace} -c ${opt.clients.join("/")} -P ${opt.pipelines.join("/")}, -n ${requests} (x5 at -P >= 16), ${rounds} round(s); ` +
-      `direct redis pid ${direct.proc.pid}, nutcracker pid ${nut.proc.pid}, myriad pid ${my.proc.pid}, backends pids ${a.proc.pid} ${b.proc.pid}; ` +
+      `${targets.map((t) => `${t.name} pid ${t.pid}`).join(", ")}, backends pids ${a.proc.pid} ${b.proc.pid}; ` +
+      (others.length > 0 ? `builds: myriad = ${ROOT}, ${others.map((o) => `myriad@${o.label} = ${o.dir}`).join(", ")}; ` : "") +
       (tasksetBin === null ? "unpinned" : "server side on CPU 0, redis-benchmark on CPU 1"),
   );
   // Warm-up (JIT, connections): one unmeasured pass through each.
@@ -261,46 +293,65 @@ async function throughput(): Promise<void> {
   for (const c of opt.clients) {
     for (const p of opt.pipelines) {
       const n = Number(p) >= 16 ? requests * 5 : requests;
+      const k = `-c ${c} -P ${p}`;
+      const e: Record<string, { s: number; n: number; perRound: number[] }> = {};
+      for (const name of proxies) e[name] = { s: 0, n: 0, perRound: [] };
+      cpu.set(k, e);
       for (let r = 0; r < rounds; r++) {
         // Rotate who goes first: load on a shared machine drifts within a round.
-        const order = [0, 1, 2].map((i) => targets[(i + r) % 3]!);
+        const order = targets.map((_, i) => targets[(i + r) % targets.length]!);
         for (const t of order) {
           const cpu0 = t.name === "direct" ? 0 : cpuSeconds(t.pid);
           const res = await benchmark(t.port, c, p, n);
           if (t.name !== "direct") {
-            const k = `-c ${c} -P ${p}`;
-            let e = cpu.get(k);
-            if (e === undefined) cpu.set(k, (e = { nutcracker: { s: 0, n: 0 }, myriad: { s: 0, n: 0 } }));
-            e[t.name].s += cpuSeconds(t.pid) - cpu0;
-            e[t.name].n += n * res.size;
+            const used = cpuSeconds(t.pid) - cpu0;
+            e[t.name]!.s += used;
+            e[t.name]!.n += n * res.size;
+            e[t.name]!.perRound[r] = (used * 1e6) / (n * res.size);
           }
           for (const [test, v] of res) {
             const key = `${test} ${c} ${p}`;
             let row = rows.get(key);
-            if (row === undefined) rows.set(key, (row = { test, c, p, rps: { direct: [], nutcracker: [], myriad: [] } }));
+            if (row === undefined) rows.set(key, (row = { test, c, p, rps: Object.fromEntries(targets.map((x) => [x.name, [] as number[]])) }));
             row.rps[t.name]![r] = v;
           }
         }
       }
     }
   }
+  const ratiosOf = (row: Row, x: string, y: string) => row.rps[x]!.map((m, i) => m / row.rps[y]![i]!).filter(Number.isFinite);
   const table = [...rows.values()].map((row) => {
-    const ratios = row.rps.myriad!.map((m, i) => m / row.rps.nutcracker![i]!).filter(Number.isFinite);
+    const ratios = ratiosOf(row, "myriad", "nutcracker");
     const ratio = median(ratios);
     const goal = Number(row.p) >= 16 ? 1.5 : 1.0;
     const ok = ratio >= goal;
     if (!ok) missed = true;
     const spread = ratios.length > 1 ? `${Math.min(...ratios).toFixed(2)}-${Math.max(...ratios).toFixed(2)}` : "-";
-    return [row.test, row.c, row.p, fmt(median(row.rps.direct!)), fmt(median(row.rps.nutcracker!)), fmt(median(row.rps.myriad!)), `${ratio.toFixed(2)}x`, spread, `>= ${goal.toFixed(1)}x`, ok ? "ok" : "MISS"];
+    return [row.test, row.c, row.p, direct === null ? "-" : fmt(median(row.rps.direct!)), fmt(median(row.rps.nutcracker!)), fmt(median(row.rps.myriad!)), `${ratio.toFixed(2)}x`, spread, `>= ${goal.toFixed(1)}x`, ok ? "ok" : "MISS"];
   });
   printTable(["test", "-c", "-P", "direct rps", "nutcracker rps", "myriad rps", "myriad/nutcracker", "spread", "goal", ""], table, 3);
   console.log("ratio: median of the per-round ratios (the two proxies back to back in each round); spread: their min-max; rps: medians over the rounds");
-  console.log("\nproxy CPU (user + system) per request, all tests and rounds (lower is better):");
+  if (others.length > 0) {
+    const bt: string[][] = [];
+    for (const row of rows.values()) {
+      for (const name of proxies.filter((x) => x !== "nutcracker")) {
+        bt.push([name, row.test, row.c, row.p, fmt(median(row.rps[name]!)), medRange(ratiosOf(row, name, "nutcracker"), 2, "x"), name === "myriad" ? "-" : medRange(ratiosOf(row, "myriad", name), 2, "x")]);
+      }
+    }
+    console.log("\nbuilds side by side (same rounds):");
+    printTable(["build", "test", "-c", "-P", "rps", "/nutcracker: median (min-max)", "myriad/this build: median (min-max)"], bt, 4);
+  }
+  console.log("\nproxy CPU (user + system) per request, lower is better; all tests and rounds summed, then median (min-max) of the per-round figures:");
   for (const [k, e] of cpu) {
     const us = (x: { s: number; n: number }) => (x.n > 0 ? (x.s * 1e6) / x.n : NaN);
-    console.log(`  ${k.padEnd(16)} nutcracker ${us(e.nutcracker).toFixed(2)} us   myriad ${us(e.myriad).toFixed(2)} us   myriad/nutcracker ${(us(e.myriad) / us(e.nutcracker)).toFixed(2)}x`);
+    for (const name of proxies) {
+      const vs = name === "nutcracker" ? "" : `   /nutcracker ${(us(e[name]!) / us(e.nutcracker!)).toFixed(2)}x`;
+      const perRoundVsMyriad =
+        name === "nutcracker" || name === "myriad" ? "" : `   myriad/this per round ${medRange(e.myriad!.perRound.map((m, i) => m / e[name]!.perRound[i]!), 3, "x")}`;
+      console.log(`  ${k.padEnd(14)} ${name.padEnd(18)} ${us(e[name]!).toFixed(2)} us   per round ${medRange(e[name]!.perRound, 2, " us")}${vs}${perRoundVsMyriad}`);
+    }
   }
-  await Promise.all([direct, a, b, nut, my].map((x) => stop(x.proc)));
+  await Promise.all([...(direct === null ? [] : [direct]), a, b, nut, my, ...others.map((o) => o.proc)].map((x) => stop(x.proc)));
 }
 
 /** CPU seconds (user + system) a process has used, from /proc/<pid>/stat (clock ticks of 10 ms). */
