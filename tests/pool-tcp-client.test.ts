@@ -142,6 +142,67 @@ describe("a connection that drops", () => {
   });
 });
 
+describe("sendWith: callbacks instead of a Promise", () => {
+  /** Sends `messages` with sendWith; each outcome recorded once, and whether it came from inside the call. */
+  function sendAll(client: TcpClient<Uint8Array, string>, messages: string[]) {
+    const outcomes: (string | { code: string })[] = new Array(messages.length);
+    let settled = 0;
+    let inside = false;
+    let calledInside = 0;
+    let twice = 0;
+    messages.forEach((m, i) => {
+      const record = (v: string | { code: string }) => {
+        if (inside) calledInside++;
+        if (outcomes[i] !== undefined) twice++;
+        outcomes[i] = v;
+        settled++;
+      };
+      inside = true;
+      client.sendWith(
+        m,
+        (reply) => record(text(reply)),
+        (err) => record({ code: (err as Error & { code?: string }).code ?? String(err) }),
+      );
+      inside = false;
+    });
+    return { outcomes, settled: () => settled, calledInside: () => calledInside, twice: () => twice };
+  }
+
+  test("replies in order, also for senders that waited for room; a closed client refuses later", async () => {
+    const server = lineServer((line) => `echo:${line}`);
+    servers.push(server);
+    const client = track(createTcpClient({ port: server.port, codec: linesCodec, pool: { max: 2 }, maxInFlightPerConnection: 4 }));
+    const messages = Array.from({ length: 50 }, (_, i) => `m${i}`);
+    const r = sendAll(client, messages);
+    // 2 connections x depth 4: the rest waited in the pool for room.
+    expect(client.stats().pool.waiting).toBeGreaterThan(0);
+    await until(() => `50 settled (${r.settled()})`, () => r.settled() === 50);
+    expect(r.outcomes).toEqual(messages.map((m) => `echo:${m}`));
+    expect(r.calledInside()).toBe(0);
+    expect(r.twice()).toBe(0);
+    expect(client.stats()).toMatchObject({ requests: 50, replies: 50, inFlight: 0 });
+    await client.close();
+    const late = sendAll(client, ["late"]);
+    await until(() => `the late send settled (${late.settled()})`, () => late.settled() === 1);
+    expect(late.outcomes).toEqual([{ code: "ERR_CLIENT_CLOSED" }]);
+    expect(late.calledInside()).toBe(0);
+  });
+
+  test("a connection that drops fails exactly its unanswered requests, once each", async () => {
+    const server = lineServer((line, n) => (n <= 3 ? `ok:${line}` : null));
+    servers.push(server);
+    const client = track(createTcpClient({ port: server.port, codec: linesCodec, pool: { max: 1 } }));
+    const r = sendAll(
+      client,
+      Array.from({ length: 10 }, (_, i) => `r${i}`),
+    );
+    await until(() => `10 settled (${r.settled()})`, () => r.settled() === 10);
+    expect(r.outcomes).toEqual(["ok:r0", "ok:r1", "ok:r2", ...Array.from({ length: 7 }, () => ({ code: "ERR_CONNECTION_CLOSED" }))]);
+    expect(r.twice()).toBe(0);
+    expect(client.stats()).toMatchObject({ replies: 3, connectionErrors: 7, inFlight: 0 });
+  });
+});
+
 describe("backpressure and timeouts", () => {
   test("a peer that stops reading: the connection stops taking requests until drain, nothing is lost", async () => {
     let paused: Socket<ServerState> | undefined;

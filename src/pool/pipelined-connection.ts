@@ -290,7 +290,24 @@ export class SocketPipeline<In, Out> implements PipelinedConnection<In, Out> {
     return p;
   }
 
-  /** Records a pending reply (called by pendingExecutor in send()). */
+  /**
+   * send() without a Promise: onReply(reply) or onError(err) is called exactly once, later,
+   * from this connection's read, timeout sweep or close handling (never from inside this
+   * call). The callbacks must not throw. Saves the Promise, its reaction and a microtask per
+   * request for a caller that keeps its own per-request state (the proxy's tickets).
+   */
+  sendWith(bytes: Uint8Array, deadlineMs: number, onReply: (reply: In) => void, onError: (err: Error) => void): void {
+    if (this.isClosed) {
+      const err = new ClientRequestError("ERR_CONNECTION_CLOSED", `connection to ${this.settings.address} is closed; the request was not sent`);
+      queueMicrotask(() => onError(err));
+      return;
+    }
+    this.enqueue(bytes);
+    this.pushPending(onReply, onError, deadlineMs);
+    this.owner.onRequest();
+  }
+
+  /** Records a pending reply (called by pendingExecutor in send(), and by sendWith()). */
   private pushPending(resolve: (v: In) => void, reject: (e: Error) => void, deadlineMs: number): void {
     if (this.count > this.mask) this.growRing();
     const i = (this.head + this.count) & this.mask;

@@ -79,6 +79,15 @@ export interface TcpClient<In, Out> {
    * resolution (requestTimeoutMs / 20, 5..100 ms).
    */
   send(message: Out, options?: SendOptions): Promise<In>;
+  /**
+   * send() without a Promise, for a caller that sends very many requests and keeps its own
+   * state per request: onReply(reply) or onError(err) (the errors send() rejects with) is
+   * called exactly once, never from inside this call; often from inside the connection's read
+   * or timeout handling, so the callbacks must not throw. `nowMs`: performance.now() as the
+   * caller last read it (a batch of sends may share one reading); the request's deadline is
+   * nowMs + requestTimeoutMs.
+   */
+  sendWith(message: Out, onReply: (reply: In) => void, onError: (err: Error) => void, nowMs?: number): void;
   /** Counters and the pool's stats. */
   stats(): TcpClientStats;
   /**
@@ -197,17 +206,57 @@ class PooledTcpClient<In, Out> implements TcpClient<In, Out>, ConnectionOwner<In
     );
   }
 
+  sendWith(message: Out, onReply: (reply: In) => void, onError: (err: Error) => void, nowMs?: number): void {
+    this.nRequests++;
+    let bytes: Uint8Array;
+    try {
+      bytes = this.o.codec.encode(message);
+    } catch (err) {
+      this.nRefused++;
+      const e = encodeError(err, this.o.codec.name);
+      queueMicrotask(() => onError(e));
+      return;
+    }
+    if (this.closedFlag) {
+      this.nRefused++;
+      const e = new ClientRequestError("ERR_CLIENT_CLOSED", `client for ${this.address} is closed; create a new one`);
+      queueMicrotask(() => onError(e));
+      return;
+    }
+    const deadlineMs = (nowMs ?? performance.now()) + this.o.requestTimeoutMs;
+    const conn = this.pool.tryAcquire();
+    if (conn !== undefined) {
+      conn.sendWith(bytes, deadlineMs, onReply, onError);
+      this.afterSend(conn);
+      return;
+    }
+    this.pool.acquire().then(
+      (c) => {
+        c.sendWith(bytes, deadlineMs, onReply, onError);
+        this.afterSend(c);
+      },
+      (err) => {
+        this.nRefused++;
+        onError(err);
+      },
+    );
+  }
+
   private dispatch(conn: Conn<In, Out>, bytes: Uint8Array, deadlineMs: number): Promise<In> {
     const p = conn.send(bytes, deadlineMs);
-    // Back to the pool at once while it has room: the next sender pipelines behind us. A
-    // broken one goes back too: the pool destroys it.
+    this.afterSend(conn);
+    return p;
+  }
+
+  /** A request went on `conn`: back to the pool at once while it has room, else held until it has. */
+  private afterSend(conn: Conn<In, Out>): void {
+    // The next sender pipelines behind us. A broken one goes back too: the pool destroys it.
     if (conn.hasRoom() || conn.isBroken()) {
       this.pool.release(conn);
     } else {
       this.held.add(conn);
       conn.notifyWhenRoom();
     }
-    return p;
   }
 
   sendersWaiting(): boolean {

@@ -37,8 +37,11 @@ export interface ReplySink {
 const MAX_FREE_TICKETS = 4096;
 
 /**
- * A request in flight on the shared connections: its sink and tag, and the handlers of its
- * promise, made once per ticket; tickets are reused, so a request allocates no closures.
+ * A request in flight on the shared connections: its sink and tag, and the reply and failure
+ * callbacks the pooled client calls (sendWith: no Promise per request), made once per ticket;
+ * tickets are reused, so a request allocates no closures. The callbacks run inside the shared
+ * connection's read, sweep or close handling: nothing they reach sends on it at once (sends
+ * wait for the turn's end, see send()).
  */
 class Ticket {
   sink: ReplySink | null = null;
@@ -236,6 +239,7 @@ export class Upstream {
     this.queued = this.spare;
     this.queuedSinks = this.spareSinks;
     this.queuedTags = this.spareTags;
+    // One clock reading for the batch: the latency's start and the requests' deadline.
     const t0 = performance.now();
     const free = this.freeTickets;
     for (let i = 0; i < bytes.length; i++) {
@@ -243,7 +247,7 @@ export class Upstream {
       t.sink = sinks[i]!;
       t.tag = tags[i]!;
       t.t0 = t0;
-      this.shared.send(bytes[i]!).then(t.ok, t.fail);
+      this.shared.sendWith(bytes[i]!, t.ok, t.fail, t0);
     }
     bytes.length = 0;
     sinks.length = 0;
