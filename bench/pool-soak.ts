@@ -18,10 +18,11 @@
  *   kill-restart   2,000 tasks pipelining SET/GET through the RESP client (pool max 8); the
  *                  redis-server is SIGKILLed mid-load and restarted on the same port, twice;
  *   kill-narrow    kill-restart with redis on port 40000 inside a network namespace whose
- *                  ephemeral port range is 40000-40001 (made by this script, root only; the
- *                  pool has one connection, all the ports allow): every reconnect while redis
- *                  is down connects to itself unless the client refuses such a socket, and a
- *                  socket left connected to itself holds the port redis must restart on;
+ *                  ephemeral port range is 40000-40003 (made by this script, root only; the
+ *                  pool has one connection, room left for redis's start-up PINGs): a
+ *                  reconnect while redis is down often connects to itself unless the client
+ *                  refuses such a socket, and a socket left connected to itself holds the
+ *                  port redis must restart on;
  *   flap           the same load; redis killed and restarted 5 times, 0-100 ms apart (kills
  *                  land while the pool reconnects), with the garbage collector forced often;
  *   kill-big       200 tasks writing 256 KiB values (partial writes, waits for drain; binary
