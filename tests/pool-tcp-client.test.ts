@@ -144,12 +144,14 @@ describe("a connection that drops", () => {
 
 describe("sendWith: callbacks instead of a Promise", () => {
   /** Sends `messages` with sendWith; each outcome recorded once, and whether it came from inside the call. */
-  function sendAll(client: TcpClient<Uint8Array, string>, messages: string[]) {
+  function sendAll(client: TcpClient<Uint8Array, string>, messages: string[], many = false) {
     const outcomes: (string | { code: string })[] = new Array(messages.length);
     let settled = 0;
     let inside = false;
     let calledInside = 0;
     let twice = 0;
+    const oks: ((reply: Uint8Array) => void)[] = [];
+    const fails: ((err: Error) => void)[] = [];
     messages.forEach((m, i) => {
       const record = (v: string | { code: string }) => {
         if (inside) calledInside++;
@@ -157,14 +159,19 @@ describe("sendWith: callbacks instead of a Promise", () => {
         outcomes[i] = v;
         settled++;
       };
-      inside = true;
-      client.sendWith(
-        m,
-        (reply) => record(text(reply)),
-        (err) => record({ code: (err as Error & { code?: string }).code ?? String(err) }),
-      );
-      inside = false;
+      oks.push((reply) => record(text(reply)));
+      fails.push((err) => record({ code: (err as Error & { code?: string }).code ?? String(err) }));
+      if (!many) {
+        inside = true;
+        client.sendWith(m, oks[i]!, fails[i]!);
+        inside = false;
+      }
     });
+    if (many) {
+      inside = true;
+      client.sendManyWith(messages, oks, fails, messages.length);
+      inside = false;
+    }
     return { outcomes, settled: () => settled, calledInside: () => calledInside, twice: () => twice };
   }
 
@@ -186,6 +193,26 @@ describe("sendWith: callbacks instead of a Promise", () => {
     await until(() => `the late send settled (${late.settled()})`, () => late.settled() === 1);
     expect(late.outcomes).toEqual([{ code: "ERR_CLIENT_CLOSED" }]);
     expect(late.calledInside()).toBe(0);
+  });
+
+  test("sendManyWith: one borrow of a free connection for as many as it takes, the rest wait their turn, all in order", async () => {
+    const server = lineServer((line) => `echo:${line}`);
+    servers.push(server);
+    const client = track(createTcpClient({ port: server.port, codec: linesCodec, pool: { max: 2 }, maxInFlightPerConnection: 8 }));
+    expect(text(await client.send("warm"))).toBe("echo:warm"); // one idle connection
+    const acquired = client.stats().pool.acquired;
+    const few = sendAll(client, ["a", "b", "c", "d", "e"], true);
+    expect(client.stats().pool.acquired - acquired).toBe(1);
+    await until(() => `5 settled (${few.settled()})`, () => few.settled() === 5);
+    expect(few.outcomes).toEqual(["echo:a", "echo:b", "echo:c", "echo:d", "echo:e"]);
+    // More than the idle connection has room for: 8 on it, the rest wait for room or the second connection.
+    const messages = Array.from({ length: 60 }, (_, i) => `m${i}`);
+    const r = sendAll(client, messages, true);
+    expect(client.stats().pool.waiting).toBeGreaterThan(0);
+    await until(() => `60 settled (${r.settled()})`, () => r.settled() === 60);
+    expect(r.outcomes).toEqual(messages.map((m) => `echo:${m}`));
+    expect(r.calledInside() + r.twice() + few.calledInside() + few.twice()).toBe(0);
+    expect(client.stats()).toMatchObject({ requests: 66, replies: 66, inFlight: 0 });
   });
 
   test("a connection that drops fails exactly its unanswered requests, once each", async () => {

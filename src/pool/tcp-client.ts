@@ -88,6 +88,18 @@ export interface TcpClient<In, Out> {
    * nowMs + requestTimeoutMs.
    */
   sendWith(message: Out, onReply: (reply: In) => void, onError: (err: Error) => void, nowMs?: number): void;
+  /**
+   * sendWith() for the first `count` of `messages` at once (onReply[i] / onError[i] for
+   * messages[i]), in order: a free connection is borrowed once for as many as it has room for,
+   * not once per message; the rest wait for connections as sendWith's do.
+   */
+  sendManyWith(
+    messages: readonly Out[],
+    onReply: readonly ((reply: In) => void)[],
+    onError: readonly ((err: Error) => void)[],
+    count: number,
+    nowMs?: number,
+  ): void;
   /** Counters and the pool's stats. */
   stats(): TcpClientStats;
   /**
@@ -240,6 +252,46 @@ class PooledTcpClient<In, Out> implements TcpClient<In, Out>, ConnectionOwner<In
         onError(err);
       },
     );
+  }
+
+  sendManyWith(
+    messages: readonly Out[],
+    onReply: readonly ((reply: In) => void)[],
+    onError: readonly ((err: Error) => void)[],
+    count: number,
+    nowMs?: number,
+  ): void {
+    const now = nowMs ?? performance.now();
+    const deadlineMs = now + this.o.requestTimeoutMs;
+    let i = 0;
+    while (i < count && !this.closedFlag) {
+      const conn = this.pool.tryAcquire();
+      if (conn === undefined) break;
+      // As many as the connection has room for, then back to the pool (or held) once: the
+      // pool's acquire and release per message were a tenth of the proxy's CPU.
+      do {
+        this.sendOn(conn, messages[i]!, onReply[i]!, onError[i]!, deadlineMs);
+        i++;
+      } while (i < count && conn.hasRoom());
+      this.afterSend(conn);
+    }
+    // No connection free (or the client closed): the rest one at a time, waiting their turn.
+    for (; i < count; i++) this.sendWith(messages[i]!, onReply[i]!, onError[i]!, now);
+  }
+
+  /** Encodes `message` and sends it on `conn` (borrowed by the caller); an encode failure goes to onError. */
+  private sendOn(conn: Conn<In, Out>, message: Out, onReply: (reply: In) => void, onError: (err: Error) => void, deadlineMs: number): void {
+    this.nRequests++;
+    let bytes: Uint8Array;
+    try {
+      bytes = this.o.codec.encode(message);
+    } catch (err) {
+      this.nRefused++;
+      const e = encodeError(err, this.o.codec.name);
+      queueMicrotask(() => onError(e));
+      return;
+    }
+    conn.sendWith(bytes, deadlineMs, onReply, onError);
   }
 
   private dispatch(conn: Conn<In, Out>, bytes: Uint8Array, deadlineMs: number): Promise<In> {

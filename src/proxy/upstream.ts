@@ -136,6 +136,9 @@ export class Upstream {
   private spareSinks: ReplySink[] = [];
   private spareTags: number[] = [];
   private readonly freeTickets: Ticket[] = [];
+  /** The callbacks of the batch being sent (sendQueued), beside its bytes. */
+  private readonly batchOk: ((reply: Uint8Array) => void)[] = [];
+  private readonly batchFail: ((err: Error) => void)[] = [];
   private scheduled = false;
   private readonly sendQueuedFn = () => this.sendQueued();
 
@@ -242,13 +245,21 @@ export class Upstream {
     // One clock reading for the batch: the latency's start and the requests' deadline.
     const t0 = performance.now();
     const free = this.freeTickets;
-    for (let i = 0; i < bytes.length; i++) {
+    const oks = this.batchOk;
+    const fails = this.batchFail;
+    const n = bytes.length;
+    for (let i = 0; i < n; i++) {
       const t = free.pop() ?? new Ticket(this);
       t.sink = sinks[i]!;
       t.tag = tags[i]!;
       t.t0 = t0;
-      this.shared.sendWith(bytes[i]!, t.ok, t.fail, t0);
+      oks[i] = t.ok;
+      fails[i] = t.fail;
     }
+    // The whole batch at once: a connection is borrowed from the pool once for all it takes.
+    this.shared.sendManyWith(bytes, oks, fails, n, t0);
+    oks.length = 0;
+    fails.length = 0;
     bytes.length = 0;
     sinks.length = 0;
     tags.length = 0;
