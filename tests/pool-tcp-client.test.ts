@@ -215,6 +215,36 @@ describe("sendWith: callbacks instead of a Promise", () => {
     expect(client.stats()).toMatchObject({ requests: 66, replies: 66, inFlight: 0 });
   });
 
+  test("a callback that throws is reported; the requests around it get their own replies, the connection stays", async () => {
+    const server = lineServer((line) => `echo:${line}`);
+    servers.push(server);
+    const client = track(createTcpClient({ port: server.port, codec: linesCodec, pool: { max: 1 }, requestTimeoutMs: 5_000 }));
+    const logged: unknown[][] = [];
+    const consoleError = console.error;
+    console.error = (...args: unknown[]) => void logged.push(args);
+    try {
+      const got: string[] = [];
+      const fails: string[] = [];
+      const fail = (err: Error) => fails.push((err as Error & { code?: string }).code ?? String(err));
+      // One write out, one read back: b's reply is decoded between a's and c's in the same read.
+      client.sendWith("a", (r) => got.push(text(r)), fail);
+      client.sendWith("b", () => {
+        throw new Error("the caller's bug");
+      }, fail);
+      client.sendWith("c", (r) => got.push(text(r)), fail);
+      await until(() => `a and c answered (${got.join(",")}; failed ${fails.join(",")})`, () => got.length + fails.length >= 2);
+      client.sendWith("d", (r) => got.push(text(r)), fail);
+      await until(() => `d answered (${got.join(",")})`, () => got.length + fails.length >= 3);
+      expect({ got, fails }).toEqual({ got: ["echo:a", "echo:c", "echo:d"], fails: [] });
+      expect(logged.length).toBe(1);
+      expect(String(logged[0]![0])).toContain("callback");
+      expect(String(logged[0]![1])).toContain("the caller's bug");
+      expect(client.stats()).toMatchObject({ requests: 4, replies: 4, inFlight: 0, connectionErrors: 0 });
+    } finally {
+      console.error = consoleError;
+    }
+  });
+
   test("a connection that drops fails exactly its unanswered requests, once each", async () => {
     const server = lineServer((line, n) => (n <= 3 ? `ok:${line}` : null));
     servers.push(server);

@@ -83,7 +83,8 @@ export interface TcpClient<In, Out> {
    * send() without a Promise, for a caller that sends very many requests and keeps its own
    * state per request: onReply(reply) or onError(err) (the errors send() rejects with) is
    * called exactly once, never from inside this call; often from inside the connection's read
-   * or timeout handling, so the callbacks must not throw. `nowMs`: performance.now() as the
+   * or timeout handling: a callback that throws (the caller's bug) is logged and that
+   * connection's other requests go on unharmed. `nowMs`: performance.now() as the
    * caller last read it (a batch of sends may share one reading); the request's deadline is
    * nowMs + requestTimeoutMs.
    */
