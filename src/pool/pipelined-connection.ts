@@ -1,6 +1,6 @@
 /**
  * One pipelined TCP connection over Bun.connect: requests are written in order and their
- * replies settle their promises in the same order. A client (tcp-client.ts) owns it through
+ * replies settle them in the same order (send()'s promises, or sendWith()'s callbacks). A client (tcp-client.ts) owns it through
  * ConnectionOwner and reads its state through getters; user code meets it only as the
  * PipelinedConnection interface, in onConnect.
  *
@@ -12,8 +12,9 @@
  * - The connection counts what becomes of its requests (replies, timeouts, failures); the
  *   client sums them.
  *
- * One class a little past 500 lines: the ring, the write buffer and the read buffer are the
- * state every request and every reply touch, on the hot path, in one object per connection.
+ * One class of about 640 lines, one concern (a connection's requests and replies): the ring,
+ * the write buffer and the read buffer are the state every request and every reply touch, on
+ * the hot path, in one object per connection.
  */
 import type { Socket, SocketHandler } from "bun";
 import { type Codec, FRAME_INCOMPLETE, FRAME_TOO_LARGE } from "../codec/index.ts";

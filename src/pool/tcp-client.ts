@@ -220,16 +220,8 @@ class PooledTcpClient<In, Out> implements TcpClient<In, Out>, ConnectionOwner<In
   }
 
   sendWith(message: Out, onReply: (reply: In) => void, onError: (err: Error) => void, nowMs?: number): void {
-    this.nRequests++;
-    let bytes: Uint8Array;
-    try {
-      bytes = this.o.codec.encode(message);
-    } catch (err) {
-      this.nRefused++;
-      const e = encodeError(err, this.o.codec.name);
-      queueMicrotask(() => onError(e));
-      return;
-    }
+    const bytes = this.encodeWith(message, onError);
+    if (bytes === null) return;
     if (this.closedFlag) {
       this.nRefused++;
       const e = new ClientRequestError("ERR_CLIENT_CLOSED", `client for ${this.address} is closed; create a new one`);
@@ -282,17 +274,24 @@ class PooledTcpClient<In, Out> implements TcpClient<In, Out>, ConnectionOwner<In
 
   /** Encodes `message` and sends it on `conn` (borrowed by the caller); an encode failure goes to onError. */
   private sendOn(conn: Conn<In, Out>, message: Out, onReply: (reply: In) => void, onError: (err: Error) => void, deadlineMs: number): void {
+    const bytes = this.encodeWith(message, onError);
+    if (bytes !== null) conn.sendWith(bytes, deadlineMs, onReply, onError);
+  }
+
+  /**
+   * A callback send's request counted and encoded; null when the codec refused it (counted
+   * refused, its error to onError from a microtask: never from inside the caller's call).
+   */
+  private encodeWith(message: Out, onError: (err: Error) => void): Uint8Array | null {
     this.nRequests++;
-    let bytes: Uint8Array;
     try {
-      bytes = this.o.codec.encode(message);
+      return this.o.codec.encode(message);
     } catch (err) {
       this.nRefused++;
       const e = encodeError(err, this.o.codec.name);
       queueMicrotask(() => onError(e));
-      return;
+      return null;
     }
-    conn.sendWith(bytes, deadlineMs, onReply, onError);
   }
 
   private dispatch(conn: Conn<In, Out>, bytes: Uint8Array, deadlineMs: number): Promise<In> {
